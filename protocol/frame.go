@@ -1,0 +1,106 @@
+package protocol
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+
+	"google.golang.org/protobuf/proto"
+)
+
+// MaxFrameSize is the hard limit on one frame's payload. A batch of
+// findings is sized to stay well below it; anything larger is refused
+// before a byte of it is allocated.
+const MaxFrameSize = 4 << 20
+
+// ErrFrameTooLarge is returned for a frame whose declared length exceeds
+// the reader's limit.
+var ErrFrameTooLarge = errors.New("frame too large")
+
+// ErrMalformedFrame wraps a payload that is not a valid Frame message.
+var ErrMalformedFrame = errors.New("malformed frame")
+
+// A frame on the wire is a 4-byte big-endian payload length followed by
+// the protobuf encoding of a Frame.
+const headerLen = 4
+
+// FrameReader reads frames from a stream.
+type FrameReader struct {
+	r   *bufio.Reader
+	max int
+	buf []byte
+}
+
+// NewFrameReader returns a reader that refuses frames above max bytes
+// (MaxFrameSize when max <= 0).
+func NewFrameReader(r io.Reader, max int) *FrameReader {
+	if max <= 0 || max > MaxFrameSize {
+		max = MaxFrameSize
+	}
+	return &FrameReader{r: bufio.NewReader(r), max: max}
+}
+
+// Read reads the next frame. It returns io.EOF at a clean end of stream
+// (no partial header), io.ErrUnexpectedEOF for a truncated frame,
+// ErrFrameTooLarge and ErrMalformedFrame (wrapped) for bad input.
+func (fr *FrameReader) Read() (*Frame, error) {
+	var hdr [headerLen]byte
+	if _, err := io.ReadFull(fr.r, hdr[:]); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, io.EOF
+		}
+		return nil, fmt.Errorf("reading frame header: %w", err)
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n > uint32(fr.max) {
+		return nil, fmt.Errorf("%w: %d bytes declared, limit %d", ErrFrameTooLarge, n, fr.max)
+	}
+	if cap(fr.buf) < int(n) {
+		fr.buf = make([]byte, n)
+	}
+	buf := fr.buf[:n]
+	if _, err := io.ReadFull(fr.r, buf); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, fmt.Errorf("reading %d-byte frame: %w", n, err)
+	}
+	f := new(Frame)
+	if err := proto.Unmarshal(buf, f); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformedFrame, err)
+	}
+	if f.Body == nil {
+		return nil, fmt.Errorf("%w: empty body", ErrMalformedFrame)
+	}
+	return f, nil
+}
+
+// AppendFrame appends the wire encoding of f to b.
+func AppendFrame(b []byte, f *Frame) ([]byte, error) {
+	start := len(b)
+	b = append(b, 0, 0, 0, 0)
+	b, err := proto.MarshalOptions{}.MarshalAppend(b, f)
+	if err != nil {
+		return b[:start], fmt.Errorf("encoding frame: %w", err)
+	}
+	n := len(b) - start - headerLen
+	if n > MaxFrameSize {
+		return b[:start], fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, MaxFrameSize)
+	}
+	binary.BigEndian.PutUint32(b[start:], uint32(n))
+	return b, nil
+}
+
+// WriteFrame writes f to w as one frame.
+func WriteFrame(w io.Writer, f *Frame) error {
+	b, err := AppendFrame(nil, f)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(b); err != nil {
+		return fmt.Errorf("writing frame: %w", err)
+	}
+	return nil
+}
