@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 )
@@ -100,6 +102,47 @@ func WriteFrame(w io.Writer, f *Frame) error {
 		return err
 	}
 	if _, err := w.Write(b); err != nil {
+		return fmt.Errorf("writing frame: %w", err)
+	}
+	return nil
+}
+
+// DeadlineWriter is a stream that takes write deadlines, as QUIC streams do.
+type DeadlineWriter interface {
+	io.Writer
+	SetWriteDeadline(time.Time) error
+}
+
+// FrameWriter writes whole frames to one stream from several goroutines,
+// each write bounded by a timeout so a stalled peer cannot block forever.
+type FrameWriter struct {
+	mu      sync.Mutex
+	w       DeadlineWriter
+	timeout time.Duration
+	buf     []byte
+}
+
+// NewFrameWriter returns a FrameWriter; timeout <= 0 means 30 seconds.
+func NewFrameWriter(w DeadlineWriter, timeout time.Duration) *FrameWriter {
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	return &FrameWriter{w: w, timeout: timeout}
+}
+
+// Write writes f as one frame.
+func (fw *FrameWriter) Write(f *Frame) error {
+	fw.mu.Lock()
+	defer fw.mu.Unlock()
+	b, err := AppendFrame(fw.buf[:0], f)
+	if err != nil {
+		return err
+	}
+	fw.buf = b
+	if err := fw.w.SetWriteDeadline(time.Now().Add(fw.timeout)); err != nil {
+		return fmt.Errorf("setting write deadline: %w", err)
+	}
+	if _, err := fw.w.Write(b); err != nil {
 		return fmt.Errorf("writing frame: %w", err)
 	}
 	return nil

@@ -1,0 +1,232 @@
+package detectors
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/cordon-edr/cordon/protocol"
+	"github.com/cordon-edr/cordon/protocol/ecs"
+)
+
+// Severities, lowest first.
+const (
+	SeverityLow      = "low"
+	SeverityMedium   = "medium"
+	SeverityHigh     = "high"
+	SeverityCritical = "critical"
+)
+
+// Rule describes what a detector looks for. It travels with every finding
+// the detector produces.
+type Rule struct {
+	// ID is stable across versions of the rule (a UUID).
+	ID      string `json:"id"`
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Author  string `json:"author"`
+	License string `json:"license"`
+	// References are URLs: write-ups of the behaviour and the public rules
+	// this one follows.
+	References []string `json:"references,omitempty"`
+	// Severity is the default severity of the rule's findings: low,
+	// medium, high or critical.
+	Severity string `json:"severity"`
+	// Tactics and Techniques are ATT&CK ids, e.g. TA0002 and T1059.004.
+	Tactics    []string `json:"tactics,omitempty"`
+	Techniques []string `json:"techniques,omitempty"`
+}
+
+// Finding is one detection on this host.
+type Finding struct {
+	Rule       Rule     `json:"rule"`
+	Severity   string   `json:"severity"`
+	Tactics    []string `json:"tactics,omitempty"`
+	Techniques []string `json:"techniques,omitempty"`
+	// Summary is one human sentence: what ran, with its pid.
+	Summary string `json:"summary"`
+	// Evidence holds copies of the events that matched, each with the
+	// process ancestry the sensor filled in.
+	Evidence []ecs.Event `json:"evidence"`
+	// ObservedAt is when the sensor saw the (last) matching event.
+	ObservedAt time.Time `json:"observed_at"`
+	// DetectedAt is when the engine produced the finding.
+	DetectedAt time.Time `json:"detected_at"`
+}
+
+// Detector looks at one event at a time. Detect reports whether the event
+// matches and, if so, a Finding in which only Summary needs to be set: the
+// Engine fills every empty field from the Rule and the event. A detector
+// may keep state between calls; the Engine never calls it concurrently.
+type Detector interface {
+	Rule() Rule
+	Detect(ev *ecs.Event) (Finding, bool)
+}
+
+// Engine runs a fixed set of detectors over events.
+//
+// Process must not be called from several goroutines at once, because
+// detectors may keep state; Rules may be called at any time. Run one
+// Engine per event stream.
+type Engine struct {
+	detectors []Detector
+	rules     []Rule
+	now       func() time.Time
+}
+
+// NewEngine returns an Engine running ds in order. Its clock is time.Now
+// until SetClock replaces it.
+func NewEngine(ds ...Detector) *Engine {
+	e := &Engine{detectors: slices.Clone(ds), now: time.Now}
+	for _, d := range e.detectors {
+		e.rules = append(e.rules, d.Rule())
+	}
+	return e
+}
+
+// SetClock sets the clock that stamps DetectedAt, and ObservedAt for
+// events without a timestamp. Call it before the first Process.
+func (e *Engine) SetClock(now func() time.Time) {
+	e.now = now
+}
+
+// Rules returns the rules of the engine's detectors, in order.
+func (e *Engine) Rules() []Rule {
+	out := make([]Rule, len(e.rules))
+	for i, r := range e.rules {
+		out[i] = r.clone()
+	}
+	return out
+}
+
+// Process runs every detector over ev and returns the findings, in
+// detector order; nil when nothing matched. ev is not kept: evidence holds
+// deep copies, so the caller may reuse it.
+func (e *Engine) Process(ev *ecs.Event) []Finding {
+	if ev == nil {
+		return nil
+	}
+	var out []Finding
+	for i, d := range e.detectors {
+		f, ok := d.Detect(ev)
+		if !ok {
+			continue
+		}
+		rule := e.rules[i]
+		f.Rule = rule.clone()
+		if f.Severity == "" {
+			f.Severity = rule.Severity
+		}
+		if f.Tactics == nil {
+			f.Tactics = slices.Clone(rule.Tactics)
+		}
+		if f.Techniques == nil {
+			f.Techniques = slices.Clone(rule.Techniques)
+		}
+		if f.Evidence == nil {
+			f.Evidence = []ecs.Event{cloneEvent(ev)}
+		}
+		now := e.now()
+		if f.ObservedAt.IsZero() {
+			f.ObservedAt = ev.Timestamp
+			if f.ObservedAt.IsZero() {
+				f.ObservedAt = now
+			}
+		}
+		if f.DetectedAt.IsZero() {
+			f.DetectedAt = now
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// Proto returns the wire form of f under the given finding id (a UUIDv7
+// minted by the agent). The Drill flag is left for the caller to set.
+func (f *Finding) Proto(id string) (*protocol.Finding, error) {
+	if id == "" {
+		return nil, errors.New("detectors: finding id is empty")
+	}
+	evidence, err := json.Marshal(f.Evidence)
+	if err != nil {
+		return nil, fmt.Errorf("detectors: encode evidence of rule %s: %w", f.Rule.ID, err)
+	}
+	return &protocol.Finding{
+		Id: id,
+		Rule: &protocol.Rule{
+			Id:         f.Rule.ID,
+			Name:       f.Rule.Name,
+			Version:    f.Rule.Version,
+			Author:     f.Rule.Author,
+			References: slices.Clone(f.Rule.References),
+			License:    f.Rule.License,
+		},
+		Severity:         f.Severity,
+		Tactics:          slices.Clone(f.Tactics),
+		Techniques:       slices.Clone(f.Techniques),
+		Summary:          f.Summary,
+		EvidenceJson:     evidence,
+		ObservedUnixNano: unixNano(f.ObservedAt),
+		DetectedUnixNano: unixNano(f.DetectedAt),
+	}, nil
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+func (r Rule) clone() Rule {
+	r.References = slices.Clone(r.References)
+	r.Tactics = slices.Clone(r.Tactics)
+	r.Techniques = slices.Clone(r.Techniques)
+	return r
+}
+
+// cloneEvent returns a deep copy of ev.
+func cloneEvent(ev *ecs.Event) ecs.Event {
+	c := *ev
+	if ev.Process != nil {
+		p := *ev.Process
+		p.Args = slices.Clone(p.Args)
+		p.Ancestry = slices.Clone(p.Ancestry)
+		if p.Parent != nil {
+			parent := *p.Parent
+			p.Parent = &parent
+		}
+		if p.ExitCode != nil {
+			code := *p.ExitCode
+			p.ExitCode = &code
+		}
+		c.Process = &p
+	}
+	if ev.File != nil {
+		f := *ev.File
+		if f.Hash != nil {
+			h := *f.Hash
+			f.Hash = &h
+		}
+		c.File = &f
+	}
+	if ev.Source != nil {
+		s := *ev.Source
+		c.Source = &s
+	}
+	if ev.Destination != nil {
+		d := *ev.Destination
+		c.Destination = &d
+	}
+	if ev.Network != nil {
+		n := *ev.Network
+		c.Network = &n
+	}
+	if ev.Host != nil {
+		h := *ev.Host
+		c.Host = &h
+	}
+	return c
+}
