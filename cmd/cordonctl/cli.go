@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// A command is one cordonctl command such as "agents" or "incident show".
+type command struct {
+	name       string   // as typed, words separated by one space
+	synopsis   string   // what follows the name in the usage line
+	summary    string   // one line for the overview
+	positional []string // names of the required positional arguments
+	// setup defines the command's flags on fs and returns the function
+	// that runs it once fs has been parsed.
+	setup func(fs *flag.FlagSet) func(*invocation) error
+}
+
+// commands lists every command in the order the overview shows them.
+var commands = []*command{
+	{name: "agents", synopsis: "[--json]", summary: "list enrolled agents", setup: setupAgents},
+	{name: "findings", synopsis: "[--agent ID] [--incident ID] [--severity S] [--json]", summary: "list findings", setup: setupFindings},
+	{name: "incidents", synopsis: "[--status S] [--agent ID] [--json]", summary: "list incidents", setup: setupIncidents},
+	{name: "incident show", synopsis: "ID [--json]", summary: "show one incident with its findings and timeline", positional: []string{"ID"}, setup: setupIncidentShow},
+	{name: "incident update", synopsis: "ID [--status S] [--assignee U] [--impact N] [--urgency N] [--comment TEXT] [--json]", summary: "change an incident's status, assignee, impact or urgency, or comment on it", positional: []string{"ID"}, setup: setupIncidentUpdate},
+	{name: "isolate", synopsis: "AGENT --reason TEXT [--incident ID] [--wait] [--timeout 2m] [--json]", summary: "cut a host off the network except for the collector", positional: []string{"AGENT"}, setup: setupIsolate},
+	{name: "release", synopsis: "AGENT [--reason TEXT] [--incident ID] [--wait] [--timeout 2m] [--json]", summary: "lift the isolation of a host", positional: []string{"AGENT"}, setup: setupRelease},
+	{name: "kill", synopsis: "AGENT --pid N [--reason TEXT] [--incident ID] [--wait] [--timeout 2m] [--json]", summary: "kill a process on a host", positional: []string{"AGENT"}, setup: setupKill},
+	{name: "drill", synopsis: "AGENT [--scenario NAME] [--wait] [--timeout 2m] [--json]", summary: "run a harmless attack drill on a host", positional: []string{"AGENT"}, setup: setupDrill},
+	{name: "commands", synopsis: "[--agent ID] [--status S] [--json]", summary: "list response commands and their results", setup: setupCommands},
+	{name: "enroll-token create", synopsis: "[--ttl 24h] [--uses N] [--tag k=v]... [--json]", summary: "create an enrollment token (printed on the last line)", setup: setupEnrollTokenCreate},
+	{name: "enroll-token list", synopsis: "[--json]", summary: "list enrollment tokens", setup: setupEnrollTokenList},
+	{name: "api-key create", synopsis: "--name NAME --role viewer|responder|admin [--json]", summary: "create an API key (printed on the last line)", setup: setupAPIKeyCreate},
+	{name: "api-key list", synopsis: "[--json]", summary: "list API keys", setup: setupAPIKeyList},
+	{name: "ca-pin", synopsis: "[--json]", summary: "print the collector CA pin for cordon-agent enroll (last line)", setup: setupCAPin},
+	{name: "version", synopsis: "", summary: "print the version of cordonctl", setup: setupVersion},
+}
+
+// lookup finds the command named by words (one word, or a group and a
+// verb such as "incident show").
+func lookup(words []string) (*command, error) {
+	name := strings.Join(words, " ")
+	for _, c := range commands {
+		if c.name == name {
+			return c, nil
+		}
+	}
+	if len(words) == 1 && groupOf(words[0]) != nil {
+		return nil, fmt.Errorf("%s: missing subcommand (%s)", words[0], strings.Join(groupOf(words[0]), ", "))
+	}
+	if len(words) == 2 && groupOf(words[0]) != nil {
+		return nil, fmt.Errorf("%s: unknown subcommand %q (want %s)", words[0], words[1], strings.Join(groupOf(words[0]), ", "))
+	}
+	return nil, fmt.Errorf("unknown command %q", words[0])
+}
+
+// groupOf returns the verbs of a command group such as "incident", or nil
+// when word is not a group.
+func groupOf(word string) []string {
+	var verbs []string
+	for _, c := range commands {
+		if g, verb, ok := strings.Cut(c.name, " "); ok && g == word {
+			verbs = append(verbs, verb)
+		}
+	}
+	sort.Strings(verbs)
+	return verbs
+}
+
+// globalValueFlags are the flags that may precede the command name and
+// take a value.
+var globalValueFlags = map[string]bool{"api": true, "token": true}
+
+// splitCommand separates the command words (one, or two for a group) from
+// the rest of args. Flags before the command words are kept in rest, in
+// order, so the command's flag set parses them.
+func splitCommand(args []string) (words, rest []string, err error) {
+	i := 0
+	want := 1
+	for i < len(args) && len(words) < want {
+		a := args[i]
+		if a == "--" {
+			i++
+			if i < len(args) {
+				words = append(words, args[i])
+				i++
+				if len(words) == 1 && groupOf(words[0]) != nil {
+					want = 2
+				}
+			}
+			continue
+		}
+		if name, hasValue, ok := flagName(a); ok {
+			rest = append(rest, a)
+			i++
+			if globalValueFlags[name] && !hasValue {
+				if i >= len(args) {
+					return nil, nil, fmt.Errorf("flag needs an argument: --%s", name)
+				}
+				rest = append(rest, args[i])
+				i++
+			}
+			continue
+		}
+		words = append(words, a)
+		i++
+		if len(words) == 1 && groupOf(a) != nil {
+			want = 2
+		}
+	}
+	return words, append(rest, args[i:]...), nil
+}
+
+// flagName reports whether arg is a flag ("-x", "--x", "--x=v") and
+// returns its name and whether the value is attached.
+func flagName(arg string) (name string, hasValue, ok bool) {
+	if len(arg) < 2 || arg[0] != '-' || arg == "--" {
+		return "", false, false
+	}
+	name = strings.TrimPrefix(strings.TrimPrefix(arg, "-"), "-")
+	if name == "" || name[0] == '-' || name[0] == '=' {
+		return "", false, false
+	}
+	name, _, hasValue = strings.Cut(name, "=")
+	return name, hasValue, true
+}
+
+func hasFlag(args []string, want string) bool {
+	for _, a := range args {
+		if name, _, ok := flagName(a); ok && name == want {
+			return true
+		}
+	}
+	return false
+}
+
+func hasHelpFlag(args []string) bool {
+	return hasFlag(args, "h") || hasFlag(args, "help")
+}
+
+// An invocation is one run of a command: its parsed arguments and the
+// app it runs in.
+type invocation struct {
+	*app
+	ctx     context.Context
+	cmd     *command
+	args    []string // positional arguments
+	globals *globals
+	flags   *flag.FlagSet
+}
+
+// client returns an API client for the address and key given by the
+// flags or, failing them, the environment.
+func (inv *invocation) client() (*client, error) {
+	api := inv.globals.api
+	if api == "" {
+		api = inv.env("CORDON_API")
+	}
+	if api == "" {
+		api = defaultAPI
+	}
+	token := inv.globals.token
+	if token == "" {
+		token = inv.env("CORDON_TOKEN")
+	}
+	c, err := newClient(api, strings.TrimSpace(token), inv.http)
+	if err != nil {
+		return nil, &usageError{err.Error()}
+	}
+	if c.token != "" && c.plaintextRemote() {
+		fmt.Fprintf(inv.stderr, "cordonctl: warning: sending the API key without TLS to %s\n", c.base)
+	}
+	return c, nil
+}
+
+// isSet reports whether the flag name was given on the command line.
+func (inv *invocation) isSet(name string) bool {
+	set := false
+	inv.flags.Visit(func(f *flag.Flag) {
+		if f.Name == name {
+			set = true
+		}
+	})
+	return set
+}
+
+// A usageError is a mistake in the command line; it exits with code 2
+// and prints the command's usage.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{fmt.Sprintf(format, args...)}
+}
