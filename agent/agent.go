@@ -1,0 +1,285 @@
+// Package agent wires cordon-agent's components: the process sensor
+// feeds the detectors, findings go to the durable spool, the uplink
+// drains the spool to the collector and brings commands back to the
+// executor. Each component runs under one errgroup and stops with the
+// context.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cordon-edr/cordon/actions"
+	"github.com/cordon-edr/cordon/agent/executor"
+	"github.com/cordon-edr/cordon/agent/identity"
+	"github.com/cordon-edr/cordon/agent/localapi"
+	"github.com/cordon-edr/cordon/agent/sensor"
+	"github.com/cordon-edr/cordon/agent/spool"
+	"github.com/cordon-edr/cordon/agent/uplink"
+	"github.com/cordon-edr/cordon/detectors"
+	"github.com/cordon-edr/cordon/protocol"
+	"github.com/cordon-edr/cordon/protocol/ecs"
+)
+
+// Config holds what the agent needs to run.
+type Config struct {
+	// StateDir holds the enrollment and the spool.
+	StateDir string
+	// ForcePoll makes the process sensor poll even where kernel events
+	// are available.
+	ForcePoll bool
+	// Collector overrides the collector address stored at enrollment.
+	Collector string
+	Version   string
+	Logger    *slog.Logger
+}
+
+// Agent is a running cordon-agent.
+type Agent struct {
+	cfg    Config
+	log    *slog.Logger
+	id     *identity.Identity
+	spool  *spool.Queue
+	sensor *sensor.Process
+	engine *detectors.Engine
+	exec   *executor.Executor
+	uplink *uplink.Client
+	drills *drillMarks
+	hub    *localapi.Hub
+	close  func() error
+}
+
+// New loads the identity and opens the state store. Close releases it.
+func New(cfg Config) (*Agent, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	id, tlsConf, err := identity.Load(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Collector != "" {
+		id.Collector = cfg.Collector
+	}
+	db, err := spool.OpenDB(filepath.Join(cfg.StateDir, "db"))
+	if err != nil {
+		return nil, fmt.Errorf("opening agent state store: %w", err)
+	}
+	q, err := spool.Open(db, spool.Options{Logger: cfg.Logger})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening spool: %w", err)
+	}
+	a := &Agent{
+		cfg:    cfg,
+		log:    cfg.Logger.With("agent", id.AgentID),
+		id:     id,
+		spool:  q,
+		sensor: sensor.NewProcess(sensor.Options{ForcePoll: cfg.ForcePoll, Logger: cfg.Logger}),
+		engine: detectors.NewEngine(detectors.Builtin()...),
+		exec:   executor.New(db, cfg.Logger),
+		drills: newDrillMarks(),
+		hub:    localapi.NewHub(1000),
+		close:  db.Close,
+	}
+	a.exec.Handle("drill", a.runDrill)
+	a.uplink = uplink.New(uplink.Config{
+		Collector: id.Collector,
+		TLS:       tlsConf,
+		Spool:     q,
+		Executor:  a.exec,
+		Hello:     a.hello,
+		Heartbeat: a.heartbeat,
+		Logger:    a.log,
+	})
+	return a, nil
+}
+
+// Close releases the spool and the state store; call it after Run
+// returns.
+func (a *Agent) Close() error {
+	return errors.Join(a.spool.Close(), a.close())
+}
+
+// ID is the agent id.
+func (a *Agent) ID() string { return a.id.AgentID }
+
+// Run runs the agent until ctx ends.
+func (a *Agent) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	events := make(chan ecs.Event, 4096)
+	g.Go(func() error {
+		if err := a.sensor.Run(ctx, events); err != nil {
+			return fmt.Errorf("process sensor: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error { return a.detect(ctx, events) })
+	g.Go(func() error { return a.uplink.Run(ctx) })
+	g.Go(func() error {
+		return localapi.NewServer(SocketPath(a.cfg.StateDir), a.Status, a.hub, a.log).Run(ctx)
+	})
+	a.log.Info("agent running", "collector", a.id.Collector, "rules", len(a.engine.Rules()))
+	err := g.Wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+func (a *Agent) detect(ctx context.Context, events <-chan ecs.Event) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev := <-events:
+			a.hub.Publish(ev)
+			for _, f := range a.engine.Process(&ev) {
+				pf, err := a.finding(f)
+				if err != nil {
+					a.log.Error("encoding finding", "rule", f.Rule.ID, "err", err)
+					continue
+				}
+				if err := a.spool.Put(pf); err != nil {
+					a.log.Error("spooling finding", "rule", f.Rule.ID, "finding", pf.GetId(), "err", err)
+					continue
+				}
+				a.log.Info("finding", "rule", f.Rule.Name, "severity", f.Severity, "finding", pf.GetId(), "drill", pf.GetDrill(), "summary", f.Summary)
+			}
+		}
+	}
+}
+
+// finding turns a detection into the wire finding, minting its id: the
+// id is the idempotency key from here to the collector's store.
+func (a *Agent) finding(f detectors.Finding) (*protocol.Finding, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, fmt.Errorf("minting finding id: %w", err)
+	}
+	pf, err := f.Proto(id.String())
+	if err != nil {
+		return nil, err
+	}
+	pf.Drill = a.drills.match(f.Evidence)
+	return pf, nil
+}
+
+// SocketPath is where the agent with state in dir serves its local socket.
+func SocketPath(stateDir string) string { return filepath.Join(stateDir, localapi.SocketName) }
+
+// Status reports the agent's health for the local socket.
+func (a *Agent) Status() localapi.Status {
+	up := a.uplink.Status()
+	sp := a.spool.Stats()
+	mode, reason := a.sensor.Mode()
+	ss := a.sensor.Stats()
+	return localapi.Status{
+		AgentID:        a.id.AgentID,
+		Version:        a.cfg.Version,
+		Collector:      a.id.Collector,
+		Connected:      up.Connected,
+		ConnectedSince: connectedSince(up),
+		LastError:      up.LastError,
+		FindingsSent:   up.Sent,
+		Spool:          localapi.Spool{Pending: int64(sp.Pending), Dropped: int64(sp.Dropped)},
+		Sensors:        []localapi.Sensor{{Name: "process", Mode: mode, Reason: reason, Events: ss.Events, Lost: ss.Lost}},
+		Rules:          len(a.engine.Rules()),
+		EventsDropped:  a.hub.Dropped(),
+	}
+}
+
+func (a *Agent) hello() *protocol.Hello {
+	mode, _ := a.sensor.Mode()
+	return &protocol.Hello{
+		Version:     protocol.CurrentVersion(),
+		Host:        identity.HostFacts(a.cfg.Version),
+		SensorModes: []string{"process=" + mode},
+	}
+}
+
+func (a *Agent) heartbeat() *protocol.Heartbeat {
+	st := a.spool.Stats()
+	return &protocol.Heartbeat{
+		SentUnixNano: time.Now().UnixNano(),
+		SpoolPending: uint64(st.Pending),
+		SpoolDropped: uint64(st.Dropped),
+	}
+}
+
+// runDrill runs a drill scenario; the findings it causes are marked as
+// drill findings, so the incident they open is marked as a drill too.
+func (a *Agent) runDrill(ctx context.Context, c *protocol.Command) (string, error) {
+	marker := "cordon-drill-" + strings.ReplaceAll(c.GetId(), "-", "")
+	if len(marker) > 32 {
+		marker = marker[:32]
+	}
+	a.drills.add(marker, 10*time.Minute)
+	scenario := c.GetArgs()["scenario"]
+	if scenario == "" {
+		scenario = "tmp-exec"
+	}
+	return actions.Drill(ctx, scenario, marker)
+}
+
+// drillMarks remembers the markers of recent drills.
+type drillMarks struct {
+	mu    sync.Mutex
+	marks map[string]time.Time // marker → expiry
+}
+
+func newDrillMarks() *drillMarks { return &drillMarks{marks: map[string]time.Time{}} }
+
+func (d *drillMarks) add(marker string, ttl time.Duration) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := time.Now()
+	for m, exp := range d.marks {
+		if now.After(exp) {
+			delete(d.marks, m)
+		}
+	}
+	d.marks[marker] = now.Add(ttl)
+}
+
+// match reports whether any process in the evidence carries a live
+// drill marker in its executable or command line.
+func (d *drillMarks) match(evidence []ecs.Event) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.marks) == 0 {
+		return false
+	}
+	now := time.Now()
+	for _, ev := range evidence {
+		p := ev.Process
+		if p == nil {
+			continue
+		}
+		for m, exp := range d.marks {
+			if now.After(exp) {
+				continue
+			}
+			if strings.Contains(p.Executable, m) || strings.Contains(p.CommandLine, m) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func connectedSince(s uplink.Status) time.Time {
+	if !s.Connected {
+		return time.Time{}
+	}
+	return s.Since
+}

@@ -1,0 +1,274 @@
+// Package localapi is the running agent's local control socket: a Unix
+// socket in the state folder, readable by root only, over which
+// `cordon-agent status` reads the agent's health and `cordon-agent events`
+// reads its normalized events as the detectors see them.
+package localapi
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/cordon-edr/cordon/protocol/ecs"
+)
+
+// SocketName is the socket's file name in the state folder.
+const SocketName = "agent.sock"
+
+// Status is the agent's health.
+type Status struct {
+	AgentID        string    `json:"agent_id"`
+	Version        string    `json:"version"`
+	Collector      string    `json:"collector"`
+	Connected      bool      `json:"connected"`
+	ConnectedSince time.Time `json:"connected_since,omitzero"`
+	LastError      string    `json:"last_error,omitempty"`
+	FindingsSent   uint64    `json:"findings_sent"`
+	Isolated       bool      `json:"isolated"`
+	Spool          Spool     `json:"spool"`
+	Sensors        []Sensor  `json:"sensors"`
+	Rules          int       `json:"rules"`
+	// EventsDropped counts events the local event stream could not hand to
+	// a slow reader (the detectors never skip events).
+	EventsDropped uint64 `json:"events_dropped"`
+}
+
+// Spool is the spool's part of the status.
+type Spool struct {
+	Pending int64 `json:"pending"`
+	Dropped int64 `json:"dropped"`
+}
+
+// Sensor is one sensor's part of the status.
+type Sensor struct {
+	Name   string `json:"name"`
+	Mode   string `json:"mode"`
+	Reason string `json:"reason,omitempty"`
+	Events uint64 `json:"events"`
+	Lost   uint64 `json:"lost"`
+}
+
+// Hub fans events out to local readers, keeping the most recent ones.
+type Hub struct {
+	mu      sync.Mutex
+	ring    []ecs.Event
+	next    int
+	full    bool
+	subs    map[chan ecs.Event]struct{}
+	dropped uint64
+}
+
+// NewHub keeps the last keep events.
+func NewHub(keep int) *Hub {
+	return &Hub{ring: make([]ecs.Event, keep), subs: map[chan ecs.Event]struct{}{}}
+}
+
+// Publish records ev and hands it to every reader without blocking.
+func (h *Hub) Publish(ev ecs.Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.ring) > 0 {
+		h.ring[h.next] = ev
+		h.next = (h.next + 1) % len(h.ring)
+		h.full = h.full || h.next == 0
+	}
+	for ch := range h.subs {
+		select {
+		case ch <- ev:
+		default:
+			h.dropped++
+		}
+	}
+}
+
+// Dropped counts events a slow reader missed.
+func (h *Hub) Dropped() uint64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.dropped
+}
+
+// Subscribe returns the recent events and, when follow is set, a channel
+// of the events that come after them.
+func (h *Hub) Subscribe(follow bool) (recent []ecs.Event, ch <-chan ecs.Event, cancel func()) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.full {
+		recent = append(recent, h.ring[h.next:]...)
+	}
+	recent = append(recent, h.ring[:h.next]...)
+	if !follow {
+		return recent, nil, func() {}
+	}
+	c := make(chan ecs.Event, 1024)
+	h.subs[c] = struct{}{}
+	return recent, c, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		delete(h.subs, c)
+	}
+}
+
+// Server serves the socket.
+type Server struct {
+	path   string
+	status func() Status
+	hub    *Hub
+	log    *slog.Logger
+}
+
+// NewServer returns a server for the socket at path.
+func NewServer(path string, status func() Status, hub *Hub, log *slog.Logger) *Server {
+	return &Server{path: path, status: status, hub: hub, log: log}
+}
+
+// Run serves until ctx ends and removes the socket.
+func (s *Server) Run(ctx context.Context) error {
+	_ = os.Remove(s.path) // left by an agent that crashed
+	ln, err := net.Listen("unix", s.path)
+	if err != nil {
+		return fmt.Errorf("opening local socket: %w", err)
+	}
+	defer os.Remove(s.path)
+	if err := os.Chmod(s.path, 0o600); err != nil {
+		ln.Close()
+		return fmt.Errorf("restricting local socket: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(s.status())
+	})
+	mux.HandleFunc("GET /events", s.events)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+		srv.Close()
+		<-errc
+		return nil
+	case err := <-errc:
+		return fmt.Errorf("serving local socket: %w", err)
+	}
+}
+
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	follow := r.URL.Query().Get("follow") == "1"
+	recent, ch, cancel := s.hub.Subscribe(follow)
+	defer cancel()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	enc := json.NewEncoder(w)
+	for i := range recent {
+		if err := enc.Encode(&recent[i]); err != nil {
+			return
+		}
+	}
+	if !follow {
+		return
+	}
+	flusher, _ := w.(http.Flusher)
+	if flusher != nil {
+		flusher.Flush()
+	}
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case ev := <-ch:
+			if err := enc.Encode(&ev); err != nil {
+				return
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+	}
+}
+
+// client returns an HTTP client that talks to the socket at path.
+func client(path string) *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+	}}
+}
+
+// ErrNotRunning is returned when no agent listens on the socket.
+var ErrNotRunning = errors.New("no running agent")
+
+func get(ctx context.Context, path, url string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", "http://agent"+url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client(path).Do(req)
+	if err != nil {
+		if errors.Is(err, os.ErrPermission) {
+			return nil, fmt.Errorf("opening %s: %w (the agent's socket is root's only)", path, err)
+		}
+		return nil, fmt.Errorf("%w on %s: %v", ErrNotRunning, path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("agent answered %s", resp.Status)
+	}
+	return resp, nil
+}
+
+// GetStatus asks the agent listening on path for its status.
+func GetStatus(ctx context.Context, path string) (Status, error) {
+	var st Status
+	resp, err := get(ctx, path, "/status")
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return st, fmt.Errorf("reading agent status: %w", err)
+	}
+	return st, nil
+}
+
+// Events calls f for each event of the agent listening on path: the
+// recent ones, then, with follow, each new one until ctx ends.
+func Events(ctx context.Context, path string, follow bool, f func(ecs.Event, []byte) error) error {
+	url := "/events"
+	if follow {
+		url += "?follow=1"
+	}
+	resp, err := get(ctx, path, url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 4<<20)
+	for sc.Scan() {
+		var ev ecs.Event
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			return fmt.Errorf("reading agent events: %w", err)
+		}
+		if err := f(ev, sc.Bytes()); err != nil {
+			return err
+		}
+	}
+	if err := sc.Err(); err != nil && ctx.Err() == nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("reading agent events: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,242 @@
+package sensor
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cordon-edr/cordon/protocol/ecs"
+)
+
+// Sensor modes, reported by Mode and in event.module.
+const (
+	ModeNetlink = "netlink"
+	ModePoll    = "poll"
+)
+
+// Log attribute keys.
+const (
+	logError  = "error"
+	logPID    = "pid"
+	logMode   = "mode"
+	logReason = "reason"
+	logLost   = "lost"
+)
+
+// Options configures a Process sensor. The zero value is valid.
+type Options struct {
+	// ProcRoot is the procfs mount the sensor reads, "/proc" by default.
+	// Polling reads the process table through gopsutil instead, which
+	// honours the HOST_PROC environment variable.
+	ProcRoot string
+	// PollInterval is the polling period, 100ms by default.
+	PollInterval time.Duration
+	// ForcePoll makes the sensor poll even where the netlink process
+	// connector is available.
+	ForcePoll bool
+	// Logger receives the sensor's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Process is the process sensor. Create it with NewProcess and call Run
+// once; Mode, Stats and Ancestry are safe to call from any goroutine.
+type Process struct {
+	opts  Options
+	log   *slog.Logger
+	fs    *procfs
+	cache *cache
+	users *users
+	// open opens the kernel's process event feed.
+	open func() (connector, error)
+
+	events, lost atomic.Uint64
+
+	mu           sync.Mutex
+	mode, reason string
+
+	// Set by Run before any event is built, then read only.
+	bootID string
+	boot   time.Time
+}
+
+// Stats counts what the sensor emitted and what it missed.
+type Stats struct {
+	// Events is the number of events delivered on Run's channel.
+	Events uint64
+	// Lost counts netlink receive-buffer overruns (each ENOBUFS counts
+	// once, however many events the kernel dropped) and processes whose
+	// executable could no longer be read because they had already exited.
+	// Those processes are still reported, with what was known.
+	Lost uint64
+}
+
+// NewProcess returns a process sensor configured by opts.
+func NewProcess(opts Options) *Process {
+	if opts.ProcRoot == "" {
+		opts.ProcRoot = "/proc"
+	}
+	opts.ProcRoot = strings.TrimSuffix(opts.ProcRoot, "/")
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 100 * time.Millisecond
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Process{
+		opts:  opts,
+		log:   log,
+		fs:    newProcfs(opts.ProcRoot),
+		cache: newCache(),
+		users: newUsers(),
+		open:  openConnector,
+	}
+}
+
+// Run emits process events on out until ctx is done, then returns nil. On
+// Linux it listens to the netlink process connector, which needs root or
+// CAP_NET_ADMIN; when the connector cannot be opened, or fails later, it
+// logs why and polls instead. Run must be called once.
+func (p *Process) Run(ctx context.Context, out chan<- ecs.Event) error {
+	reason := "polling forced by options"
+	if !p.opts.ForcePoll {
+		c, err := p.open()
+		if err == nil {
+			err = p.runConnector(ctx, c, out)
+			if err == nil || ctx.Err() != nil {
+				return nil
+			}
+			p.log.Warn("process sensor: netlink process connector failed, falling back to polling", logError, err)
+		} else {
+			p.log.Warn("process sensor: netlink process connector unavailable, polling instead", logError, err)
+		}
+		reason = err.Error()
+	}
+	return p.runPoll(ctx, out, reason)
+}
+
+// Mode reports how the sensor watches processes, ModeNetlink or ModePoll,
+// and why. Both are empty until Run has set up its mode and taken stock
+// of the processes already running.
+func (p *Process) Mode() (mode, reason string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.mode, p.reason
+}
+
+func (p *Process) setMode(mode, reason string) {
+	p.mu.Lock()
+	p.mode, p.reason = mode, reason
+	p.mu.Unlock()
+	p.log.Info("process sensor: started", logMode, mode, logReason, reason)
+}
+
+// Stats returns the sensor's counters.
+func (p *Process) Stats() Stats {
+	return Stats{Events: p.events.Load(), Lost: p.lost.Load()}
+}
+
+// Ancestry returns the known ancestors of pid, nearest first (parent
+// first), at most nine, from the sensor's cache of live processes. It
+// returns nil for a pid the sensor does not know.
+func (p *Process) Ancestry(pid int) []ecs.Parent {
+	pr, ok := p.cache.get(pid)
+	if !ok {
+		return nil
+	}
+	return p.cache.ancestry(pr.ppid, maxAncestors)
+}
+
+// newProc returns the record of what procfs read about a process.
+func (p *Process) newProc(info procInfo) *proc {
+	pr := &proc{
+		pid:     info.pid,
+		ppid:    info.stat.ppid,
+		exe:     info.exe,
+		name:    processName(info.exe, info.stat.comm),
+		args:    info.args,
+		cmdline: strings.Join(info.args, " "),
+		cwd:     info.cwd,
+		uid:     info.uid,
+	}
+	pr.userName = p.users.name(info.uid)
+	if info.statOK {
+		pr.startTicks = info.stat.startTicks
+		pr.entityID = ecs.EntityID(p.bootID, info.pid, info.stat.startTicks)
+		pr.start = ticksToTime(p.boot, info.stat.startTicks)
+	}
+	return pr
+}
+
+// processName is the base name of the executable, or the kernel's command
+// name when the executable is unknown (kernel threads, exited processes).
+func processName(exe, comm string) string {
+	if exe == "" {
+		return comm
+	}
+	return filepath.Base(strings.TrimSuffix(exe, " (deleted)"))
+}
+
+// lineage returns the parent of a process whose parent pid is ppid and the
+// parent's ancestors, nearest first, at most maxAncestors. Records missing
+// from the cache, or without an entity id, are fetched (fetch may be nil)
+// and cached. An unreadable parent is still named by its pid.
+func (p *Process) lineage(ppid int, fetch func(pid int) (*proc, error)) []ecs.Parent {
+	var out []ecs.Parent
+	seen := make(map[int]bool, maxAncestors)
+	for pid := ppid; pid > 0 && len(out) < maxAncestors && !seen[pid]; {
+		seen[pid] = true
+		pr, ok := p.cache.get(pid)
+		if (!ok || pr.entityID == "") && fetch != nil {
+			if f, err := fetch(pid); err == nil {
+				f.image = !ok || pr.image
+				p.cache.put(f)
+				pr, ok = *f, true
+			}
+		}
+		if !ok {
+			if len(out) == 0 {
+				out = append(out, ecs.Parent{PID: pid})
+			}
+			break
+		}
+		out = append(out, pr.ref())
+		pid = pr.ppid
+	}
+	return out
+}
+
+// processEvent builds an event about pr in the given mode.
+func (p *Process) processEvent(mode, typ string, ts time.Time, pr *proc, lineage []ecs.Parent) ecs.Event {
+	ep := &ecs.Process{
+		PID:              pr.pid,
+		EntityID:         pr.entityID,
+		Executable:       pr.exe,
+		Name:             pr.name,
+		CommandLine:      pr.cmdline,
+		Args:             pr.args,
+		WorkingDirectory: pr.cwd,
+		Start:            pr.start,
+		User:             ecs.User{ID: pr.uid, Name: pr.userName},
+	}
+	if len(lineage) > 0 {
+		parent := lineage[0]
+		ep.Parent = &parent
+		if len(lineage) > 1 {
+			ep.Ancestry = lineage[1:]
+		}
+	}
+	return ecs.Event{
+		Timestamp: ts.UTC(),
+		Event: ecs.Meta{
+			Category: ecs.CategoryProcess,
+			Type:     typ,
+			Module:   mode,
+		},
+		Process: ep,
+	}
+}

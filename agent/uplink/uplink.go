@@ -1,0 +1,367 @@
+// Package uplink is the agent's side of the QUIC connection to the
+// collector: it says hello, heartbeats, sends spooled findings in batches
+// and deletes them only when the collector acknowledges them as durable,
+// receives commands and returns their results, and reconnects with
+// jittered exponential backoff whenever the connection is lost.
+package uplink
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cordon-edr/cordon/protocol"
+)
+
+// Spool is the durable queue of findings the client drains.
+type Spool interface {
+	// Peek returns the oldest findings without removing them.
+	Peek(max, maxBytes int) ([]*protocol.Finding, error)
+	// Ack removes findings the collector has stored.
+	Ack(ids []string) error
+	// Notify signals that findings were added.
+	Notify() <-chan struct{}
+}
+
+// Executor runs commands from the collector, each id at most once.
+type Executor interface {
+	Execute(ctx context.Context, c *protocol.Command) *protocol.CommandResult
+}
+
+// Config holds what a Client needs.
+type Config struct {
+	Collector string      // host:port
+	TLS       *tls.Config // client certificate and the collector's CA
+	Spool     Spool
+	Executor  Executor
+	// Hello and Heartbeat fill in the agent's current state.
+	Hello     func() *protocol.Hello
+	Heartbeat func() *protocol.Heartbeat
+	Logger    *slog.Logger
+
+	// BatchMax and BatchBytes bound one batch (defaults 500 and 1 MiB).
+	BatchMax   int
+	BatchBytes int
+	// BackoffMin and BackoffMax bound the reconnect delay (defaults 500ms
+	// and 30s).
+	BackoffMin, BackoffMax time.Duration
+	// AckTimeout is how long a batch may wait for its acknowledgement
+	// before the connection is considered broken (default 60s).
+	AckTimeout time.Duration
+}
+
+// Status is the client's view of its connection.
+type Status struct {
+	Connected bool
+	Since     time.Time // of the current state
+	LastError string
+	Sent      uint64 // findings acknowledged by the collector
+}
+
+// Client keeps the agent connected.
+type Client struct {
+	cfg Config
+	log *slog.Logger
+
+	mu     sync.Mutex
+	status Status
+}
+
+// New returns a client; Run connects it.
+func New(cfg Config) *Client {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.BatchMax <= 0 {
+		cfg.BatchMax = 500
+	}
+	if cfg.BatchBytes <= 0 {
+		cfg.BatchBytes = 1 << 20
+	}
+	if cfg.BackoffMin <= 0 {
+		cfg.BackoffMin = 500 * time.Millisecond
+	}
+	if cfg.BackoffMax <= 0 {
+		cfg.BackoffMax = 30 * time.Second
+	}
+	if cfg.AckTimeout <= 0 {
+		cfg.AckTimeout = 60 * time.Second
+	}
+	return &Client{cfg: cfg, log: cfg.Logger, status: Status{Since: time.Now()}}
+}
+
+// Status returns the connection state.
+func (c *Client) Status() Status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.status
+}
+
+func (c *Client) setConnected(ok bool, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.status.Connected != ok {
+		c.status.Since = time.Now()
+	}
+	c.status.Connected = ok
+	if err != nil {
+		c.status.LastError = err.Error()
+	}
+}
+
+// ErrRefused wraps errors that reconnecting will not cure on its own: a
+// revoked certificate or a protocol version the collector refuses. The
+// client keeps retrying (an operator may fix the collector side), at the
+// maximum backoff.
+var ErrRefused = errors.New("collector refused this agent")
+
+// Run keeps a session with the collector until ctx ends.
+func (c *Client) Run(ctx context.Context) error {
+	delay := c.cfg.BackoffMin
+	for {
+		helloed, err := c.session(ctx)
+		if ctx.Err() != nil {
+			c.setConnected(false, nil)
+			return nil
+		}
+		c.setConnected(false, err)
+		if helloed {
+			delay = c.cfg.BackoffMin
+		}
+		wait := jitter(delay)
+		if errors.Is(err, ErrRefused) {
+			wait = c.cfg.BackoffMax
+		}
+		c.log.Warn("collector connection lost; reconnecting", "collector", c.cfg.Collector, "err", err, "in", wait.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		delay = min(delay*2, c.cfg.BackoffMax)
+	}
+}
+
+// jitter spreads d over [d/2, d) so a fleet does not reconnect in step.
+func jitter(d time.Duration) time.Duration {
+	return d/2 + rand.N(d/2+1)
+}
+
+// session runs one connection; helloed reports whether it got as far as
+// the collector's hello acknowledgement.
+func (c *Client) session(ctx context.Context) (helloed bool, err error) {
+	dialCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	conn, err := quic.DialAddr(dialCtx, c.cfg.Collector, c.cfg.TLS, &quic.Config{
+		HandshakeIdleTimeout: 10 * time.Second,
+		MaxIdleTimeout:       45 * time.Second,
+		KeepAlivePeriod:      15 * time.Second,
+	})
+	cancel()
+	if err != nil {
+		return false, classifyDial(err)
+	}
+	defer conn.CloseWithError(protocol.CodeShutdown, "agent closing")
+
+	ctrl, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		return false, fmt.Errorf("opening control stream: %w", err)
+	}
+	ctrlW := protocol.NewFrameWriter(ctrl, 0)
+	if err := ctrlW.Write(&protocol.Frame{Body: &protocol.Frame_Hello{Hello: c.cfg.Hello()}}); err != nil {
+		return false, fmt.Errorf("sending hello: %w", err)
+	}
+	ctrlR := protocol.NewFrameReader(ctrl, 0)
+	ctrl.SetReadDeadline(time.Now().Add(15 * time.Second))
+	f, err := ctrlR.Read()
+	ctrl.SetReadDeadline(time.Time{})
+	if err != nil {
+		return false, classifyDial(fmt.Errorf("reading hello acknowledgement: %w", err))
+	}
+	if e := f.GetError(); e != nil {
+		return false, fmt.Errorf("%w: %s", ErrRefused, e.GetMessage())
+	}
+	ack := f.GetHelloAck()
+	if ack == nil {
+		return false, fmt.Errorf("collector answered hello with %T", f.GetBody())
+	}
+	if err := protocol.CheckVersion(ack.GetVersion()); err != nil {
+		return false, fmt.Errorf("%w: %v", ErrRefused, err)
+	}
+	hb := time.Duration(ack.GetHeartbeatSeconds()) * time.Second
+	if hb <= 0 {
+		hb = 15 * time.Second
+	}
+	c.setConnected(true, nil)
+	c.log.Info("connected to collector", "collector", c.cfg.Collector)
+
+	g, gctx := errgroup.WithContext(ctx)
+	cmds := make(chan *protocol.Command, 64)
+	g.Go(func() error { return c.readControl(gctx, ctrlR, cmds) })
+	g.Go(func() error { return c.execute(gctx, ctrlW, cmds) })
+	g.Go(func() error { return c.heartbeat(gctx, ctrlW, hb) })
+	g.Go(func() error { return c.sendFindings(gctx, conn) })
+	g.Go(func() error {
+		<-gctx.Done()
+		// Unblock the readers.
+		ctrl.CancelRead(protocol.CodeShutdown)
+		return nil
+	})
+	err = g.Wait()
+	if ctx.Err() != nil {
+		return true, nil
+	}
+	return true, err
+}
+
+// classifyDial turns handshake refusals into ErrRefused with a message a
+// person can act on.
+func classifyDial(err error) error {
+	var te *quic.TransportError
+	if errors.As(err, &te) && te.Remote && te.ErrorCode.IsCryptoError() {
+		return fmt.Errorf("%w: the collector rejected this agent's certificate (agent revoked, unknown to this collector, or enrolled with another collector): %v", ErrRefused, err)
+	}
+	var ae *quic.ApplicationError
+	if errors.As(err, &ae) && ae.Remote && ae.ErrorCode == protocol.CodeVersion {
+		return fmt.Errorf("%w: %s", ErrRefused, ae.ErrorMessage)
+	}
+	return err
+}
+
+func (c *Client) readControl(ctx context.Context, r *protocol.FrameReader, cmds chan<- *protocol.Command) error {
+	for {
+		f, err := r.Read()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("reading control stream: %w", err)
+		}
+		switch b := f.GetBody().(type) {
+		case *protocol.Frame_Command:
+			select {
+			case cmds <- b.Command:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		case *protocol.Frame_Error:
+			return fmt.Errorf("collector closed the control stream: %s: %s", b.Error.GetCode(), b.Error.GetMessage())
+		default:
+			c.log.Warn("ignoring unexpected frame on the control stream", "type", fmt.Sprintf("%T", b))
+		}
+	}
+}
+
+// execute runs commands one at a time, in the order they arrived.
+func (c *Client) execute(ctx context.Context, w *protocol.FrameWriter, cmds <-chan *protocol.Command) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case cmd := <-cmds:
+			c.log.Info("command received", "command", cmd.GetId(), "action", cmd.GetAction())
+			res := c.cfg.Executor.Execute(ctx, cmd)
+			if err := w.Write(&protocol.Frame{Body: &protocol.Frame_CommandResult{CommandResult: res}}); err != nil {
+				return fmt.Errorf("sending result of command %s: %w", cmd.GetId(), err)
+			}
+		}
+	}
+}
+
+func (c *Client) heartbeat(ctx context.Context, w *protocol.FrameWriter, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if err := w.Write(&protocol.Frame{Body: &protocol.Frame_Heartbeat{Heartbeat: c.cfg.Heartbeat()}}); err != nil {
+			return fmt.Errorf("sending heartbeat: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// sendFindings drains the spool: one batch in flight, deleted from the
+// spool only when the collector acknowledges it. A batch that was sent
+// but not acknowledged before a disconnect is sent again on the next
+// connection; the collector stores each finding id once.
+func (c *Client) sendFindings(ctx context.Context, conn *quic.Conn) error {
+	var (
+		st  *quic.Stream
+		r   *protocol.FrameReader
+		w   *protocol.FrameWriter
+		seq uint64
+	)
+	defer func() {
+		if st != nil {
+			st.CancelRead(protocol.CodeShutdown)
+			st.Close()
+		}
+	}()
+	notify := c.cfg.Spool.Notify()
+	for {
+		batch, err := c.cfg.Spool.Peek(c.cfg.BatchMax, c.cfg.BatchBytes)
+		if err != nil {
+			return fmt.Errorf("reading spool: %w", err)
+		}
+		if len(batch) == 0 {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-notify:
+			case <-time.After(5 * time.Second):
+			}
+			continue
+		}
+		if st == nil {
+			// The stream opens with its first batch.
+			if st, err = conn.OpenStreamSync(ctx); err != nil {
+				return fmt.Errorf("opening findings stream: %w", err)
+			}
+			r = protocol.NewFrameReader(st, 0)
+			w = protocol.NewFrameWriter(st, 0)
+		}
+		seq++
+		if err := w.Write(&protocol.Frame{Body: &protocol.Frame_FindingBatch{FindingBatch: &protocol.FindingBatch{Seq: seq, Findings: batch}}}); err != nil {
+			return fmt.Errorf("sending batch %d: %w", seq, err)
+		}
+		st.SetReadDeadline(time.Now().Add(c.cfg.AckTimeout))
+		f, err := r.Read()
+		st.SetReadDeadline(time.Time{})
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return fmt.Errorf("waiting for acknowledgement of batch %d: %w", seq, err)
+		}
+		if e := f.GetError(); e != nil {
+			return fmt.Errorf("collector refused batch %d: %s: %s", seq, e.GetCode(), e.GetMessage())
+		}
+		ack := f.GetBatchAck()
+		if ack == nil || ack.GetSeq() != seq {
+			return fmt.Errorf("collector answered batch %d with %s", seq, strings.TrimSpace(fmt.Sprint(f)))
+		}
+		ids := make([]string, len(batch))
+		for i, fd := range batch {
+			ids[i] = fd.GetId()
+		}
+		if err := c.cfg.Spool.Ack(ids); err != nil {
+			return fmt.Errorf("removing acknowledged findings from the spool: %w", err)
+		}
+		c.mu.Lock()
+		c.status.Sent += uint64(len(batch))
+		c.mu.Unlock()
+		c.log.Debug("batch acknowledged", "seq", seq, "findings", len(batch), "stored", ack.GetStored(), "duplicates", ack.GetDuplicates())
+	}
+}

@@ -1,0 +1,115 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/cordon-edr/cordon/agent"
+	"github.com/cordon-edr/cordon/agent/localapi"
+	"github.com/cordon-edr/cordon/protocol/ecs"
+)
+
+func cmdStatus(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("status", stderr)
+	state := fs.String("state", defaultState, "state `DIR` of the running agent")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := localapi.GetStatus(ctx, agent.SocketPath(*state))
+	if err != nil {
+		return fmt.Errorf("status: %w", err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(st)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	conn := "disconnected"
+	if st.Connected {
+		conn = "connected since " + st.ConnectedSince.Local().Format(time.RFC3339)
+	}
+	fmt.Fprintf(tw, "agent\t%s\n", st.AgentID)
+	fmt.Fprintf(tw, "version\t%s\n", st.Version)
+	fmt.Fprintf(tw, "collector\t%s (%s)\n", st.Collector, conn)
+	if st.LastError != "" {
+		fmt.Fprintf(tw, "last error\t%s\n", st.LastError)
+	}
+	fmt.Fprintf(tw, "isolated\t%v\n", st.Isolated)
+	fmt.Fprintf(tw, "findings sent\t%d\n", st.FindingsSent)
+	fmt.Fprintf(tw, "spool\t%d pending, %d dropped\n", st.Spool.Pending, st.Spool.Dropped)
+	fmt.Fprintf(tw, "rules loaded\t%d\n", st.Rules)
+	for _, s := range st.Sensors {
+		line := fmt.Sprintf("%s: %d events, %d lost", s.Mode, s.Events, s.Lost)
+		if s.Reason != "" {
+			line += " (" + s.Reason + ")"
+		}
+		fmt.Fprintf(tw, "sensor %s\t%s\n", s.Name, line)
+	}
+	return tw.Flush()
+}
+
+func cmdEvents(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("events", stderr)
+	state := fs.String("state", defaultState, "state `DIR` of the running agent")
+	asJSON := fs.Bool("json", false, "print one JSON object per line")
+	follow := fs.Bool("follow", false, "keep printing new events until interrupted")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := localapi.Events(ctx, agent.SocketPath(*state), *follow, func(ev ecs.Event, raw []byte) error {
+		var err error
+		if *asJSON {
+			_, err = fmt.Fprintf(stdout, "%s\n", raw)
+		} else {
+			_, err = fmt.Fprintln(stdout, describe(ev))
+		}
+		return err
+	})
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("events: %w", err)
+	}
+	return nil
+}
+
+// describe renders an event on one line for people.
+func describe(ev ecs.Event) string {
+	var b strings.Builder
+	b.WriteString(ev.Timestamp.Local().Format("15:04:05.000"))
+	b.WriteString(" " + ev.Event.Category + "/" + ev.Event.Type)
+	if p := ev.Process; p != nil {
+		fmt.Fprintf(&b, " pid=%d", p.PID)
+		if p.User.Name != "" {
+			b.WriteString(" user=" + p.User.Name)
+		}
+		if p.Executable != "" {
+			b.WriteString(" exe=" + p.Executable)
+		}
+		if p.CommandLine != "" {
+			fmt.Fprintf(&b, " cmd=%q", p.CommandLine)
+		}
+		if p.Parent != nil && p.Parent.Executable != "" {
+			fmt.Fprintf(&b, " parent=%d:%s", p.Parent.PID, p.Parent.Executable)
+		}
+	}
+	if f := ev.File; f != nil {
+		b.WriteString(" file=" + f.Path)
+	}
+	if d := ev.Destination; d != nil {
+		fmt.Fprintf(&b, " dst=%s:%d", d.IP, d.Port)
+	}
+	return b.String()
+}

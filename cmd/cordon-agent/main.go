@@ -1,0 +1,196 @@
+// Cordon-agent is Cordon's endpoint agent: it watches the host's
+// processes, detects threats locally, keeps findings in a durable spool
+// and streams them to the collector over QUIC with mutual TLS.
+//
+//	cordon-agent enroll --collector HOST:PORT --token TOKEN --ca-pin PIN [--state DIR] [--tag k=v]...
+//	cordon-agent run [--config FILE] [--state DIR]
+//	cordon-agent status [--state DIR] [--json]
+//	cordon-agent events [--state DIR] [--json] [--follow]
+//	cordon-agent version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/cordon-edr/cordon/agent"
+	"github.com/cordon-edr/cordon/agent/identity"
+)
+
+// Stamped by the build.
+var (
+	version = "dev"
+	commit  = "unknown"
+)
+
+const defaultState = "/var/lib/cordon-agent"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `usage: cordon-agent COMMAND [flags]
+
+commands:
+  enroll   enroll this host with a collector
+  run      run the agent in the foreground
+  status   health of the running agent (root only)
+  events   the running agent's normalized events (root only)
+  version  print the version
+
+Run 'cordon-agent COMMAND -h' for a command's flags.
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "enroll":
+		err = cmdEnroll(args[1:], stdout, stderr)
+	case "run":
+		err = cmdRun(args[1:], stderr)
+	case "status":
+		err = cmdStatus(args[1:], stdout, stderr)
+	case "events":
+		err = cmdEvents(args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "cordon-agent %s (commit %s, %s/%s)\n", version, commit, runtime.GOOS, runtime.GOARCH)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "cordon-agent: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if err == nil {
+		return 0
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(stderr, "cordon-agent: %v\n", err)
+		return 2
+	}
+	fmt.Fprintf(stderr, "cordon-agent: %v\n", err)
+	return 1
+}
+
+type usageError struct{ error }
+
+// tags collects repeated --tag k=v flags.
+type tags map[string]string
+
+func (t tags) String() string { return fmt.Sprint(map[string]string(t)) }
+func (t tags) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want k=v, got %q", s)
+	}
+	t[k] = v
+	return nil
+}
+
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("cordon-agent "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))}
+	}
+	return nil
+}
+
+func cmdEnroll(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("enroll", stderr)
+	collector := fs.String("collector", os.Getenv("CORDON_COLLECTOR"), "collector address `HOST:PORT` (env CORDON_COLLECTOR)")
+	token := fs.String("token", os.Getenv("CORDON_ENROLL_TOKEN"), "enrollment `TOKEN` (env CORDON_ENROLL_TOKEN)")
+	pin := fs.String("ca-pin", os.Getenv("CORDON_CA_PIN"), "collector CA `PIN`, sha256:<hex> (env CORDON_CA_PIN)")
+	state := fs.String("state", defaultState, "state `DIR`")
+	force := fs.Bool("force", false, "enroll again over an existing enrollment")
+	t := tags{}
+	fs.Var(t, "tag", "agent tag `k=v` (repeatable), e.g. criticality=high")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	id, err := identity.Enroll(ctx, identity.Options{
+		Collector: *collector, Token: *token, CAPin: *pin, StateDir: *state,
+		Tags: t, Host: identity.HostFacts(version), Force: *force,
+	})
+	if err != nil {
+		return fmt.Errorf("enroll: %w", err)
+	}
+	fmt.Fprintf(stdout, "enrolled with %s as agent %s\n", id.Collector, id.AgentID)
+	return nil
+}
+
+func cmdRun(args []string, stderr io.Writer) error {
+	fs := newFlags("run", stderr)
+	configPath := fs.String("config", "", "configuration `FILE` (YAML)")
+	state := fs.String("state", "", "state `DIR` (default "+defaultState+")")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg := defaultConfig()
+	if *configPath != "" {
+		if err := loadConfig(*configPath, &cfg); err != nil {
+			return err
+		}
+	}
+	if *state != "" {
+		cfg.State = *state
+	}
+	log, err := newLogger(stderr, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	a, err := agent.New(agent.Config{
+		StateDir:  cfg.State,
+		ForcePoll: cfg.Sensors.Process.Mode == "poll",
+		Collector: cfg.Collector,
+		Version:   version,
+		Logger:    log,
+	})
+	if err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	defer a.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := a.Run(ctx); err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	log.Info("agent stopped")
+	return nil
+}
+
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("log_level %q: want debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}

@@ -1,0 +1,247 @@
+// Cordon-collector is Cordon's central server: it enrolls agents, ingests
+// their findings exactly once into its badger store, correlates them into
+// incidents, queues commands for agents, and serves responders through
+// the REST API.
+//
+//	cordon-collector run [--config FILE] [--data DIR] [--listen UDP_ADDR] [--api ADDR]
+//	cordon-collector version
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cordon-edr/cordon/collector/api"
+	"github.com/cordon-edr/cordon/collector/auth"
+	"github.com/cordon-edr/cordon/collector/command"
+	"github.com/cordon-edr/cordon/collector/gateway"
+	"github.com/cordon-edr/cordon/collector/incident"
+	"github.com/cordon-edr/cordon/collector/ingest"
+	"github.com/cordon-edr/cordon/collector/pki"
+	"github.com/cordon-edr/cordon/collector/registry"
+	"github.com/cordon-edr/cordon/collector/store"
+)
+
+// Stamped by the build.
+var (
+	version = "dev"
+	commit  = "unknown"
+)
+
+const usage = `usage: cordon-collector COMMAND [flags]
+
+commands:
+  run      run the collector in the foreground
+  version  print the version
+
+Run 'cordon-collector COMMAND -h' for a command's flags.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "run":
+		err = cmdRun(args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintf(stdout, "cordon-collector %s (commit %s, %s/%s)\n", version, commit, runtime.GOOS, runtime.GOARCH)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+	default:
+		fmt.Fprintf(stderr, "cordon-collector: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, new(usageError)):
+		fmt.Fprintf(stderr, "cordon-collector: %v\n", err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "cordon-collector: %v\n", err)
+		return 1
+	}
+}
+
+type usageError struct{ error }
+
+func cmdRun(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("cordon-collector run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "configuration `FILE` (YAML)")
+	data := fs.String("data", "", "data `DIR` (default ./cordon-data)")
+	listen := fs.String("listen", "", "UDP `ADDR` agents connect to (default :7443)")
+	apiAddr := fs.String("api", "", "`ADDR` of the REST API (default 127.0.0.1:7480)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("run: unexpected argument %q", fs.Arg(0))}
+	}
+	cfg := defaultConfig()
+	if *configPath != "" {
+		if err := loadConfig(*configPath, &cfg); err != nil {
+			return err
+		}
+	}
+	if *data != "" {
+		cfg.Data = *data
+	}
+	if *listen != "" {
+		cfg.Listen = *listen
+	}
+	if *apiAddr != "" {
+		cfg.API.Listen = *apiAddr
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return fmt.Errorf("log_level %q: want debug, info, warn or error", cfg.LogLevel)
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
+	if err := checkAPIAddr(cfg.API.Listen, cfg.API.TLSCert != ""); err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return serve(ctx, cfg, stdout, log)
+}
+
+// checkAPIAddr refuses to serve bearer tokens in clear text beyond
+// loopback.
+func checkAPIAddr(addr string, tls bool) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("api listen address %q: %w", addr, err)
+	}
+	if tls {
+		return nil
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("api listen address %q is not loopback: set api.tls_cert and api.tls_key in the configuration to serve the API beyond this machine", addr)
+}
+
+func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) error {
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return fmt.Errorf("creating data folder: %w", err)
+	}
+	ca, err := pki.LoadOrCreate(filepath.Join(cfg.Data, "pki"))
+	if err != nil {
+		return fmt.Errorf("loading the CA: %w", err)
+	}
+	db, err := store.Open(filepath.Join(cfg.Data, "db"), log)
+	if err != nil {
+		return fmt.Errorf("opening the store: %w", err)
+	}
+	defer db.Close()
+
+	reg := registry.New(registry.Config{DB: db}, log)
+	findings, err := ingest.New(ingest.Config{DB: db, Agents: reg}, log)
+	if err != nil {
+		return fmt.Errorf("opening the findings log: %w", err)
+	}
+	incidents := incident.New(incident.Config{DB: db, Log: findings, Findings: findings, Agents: reg}, log)
+	cmds := command.New(command.Config{DB: db}, log)
+	keys := auth.New(auth.Config{DB: db}, log)
+	secret, err := keys.EnsureAdmin(ctx, cfg.Data)
+	if err != nil {
+		return fmt.Errorf("creating the admin API key: %w", err)
+	}
+	if secret != "" {
+		fmt.Fprintf(stdout, "First run: created the admin API key (shown once; also in %s, mode 0600):\n%s\n",
+			filepath.Join(cfg.Data, "admin.token"), secret)
+	}
+
+	gw, err := gateway.New(gateway.Config{
+		Listen:    cfg.Listen,
+		CA:        ca,
+		Registry:  reg,
+		Enroller:  reg,
+		Ingest:    findings,
+		Commands:  cmds,
+		Logger:    log,
+		Heartbeat: registry.HeartbeatPeriod,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.API.Listen)
+	if err != nil {
+		return fmt.Errorf("listening for the API on %s: %w", cfg.API.Listen, err)
+	}
+	srv := &http.Server{
+		Handler: api.New(api.Config{
+			Agents: reg, Findings: findings, Incidents: incidents, Commands: cmds, Keys: keys,
+			CAPEM: ca.PEM(), CAPin: ca.Pin(), Logger: log,
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("collector running", "version", version, "data", cfg.Data, "agents", gw.Addr().String(),
+		"api", apiURL(ln.Addr().String(), cfg.API.TLSCert != ""), "ca_pin", ca.Pin())
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return gw.Run(ctx) })
+	g.Go(func() error { return incidents.Run(ctx) })
+	g.Go(func() error { return store.RunGC(ctx, db, log) })
+	g.Go(func() error {
+		var err error
+		if cfg.API.TLSCert != "" {
+			err = srv.ServeTLS(ln, cfg.API.TLSCert, cfg.API.TLSKey)
+		} else {
+			err = srv.Serve(ln)
+		}
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
+		}
+		return fmt.Errorf("serving the API: %w", err)
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	log.Info("collector stopped")
+	return err
+}
+
+func apiURL(addr string, tls bool) string {
+	if tls {
+		return "https://" + addr
+	}
+	return "http://" + addr
+}

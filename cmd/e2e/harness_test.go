@@ -1,0 +1,317 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binDir holds the binaries built once for the whole test run.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "cordon-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	cmd := exec.Command("go", "build", "-o", dir+"/", "../cordon-collector", "../cordon-agent", "../cordonctl")
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building the binaries:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func bin(name string) string { return filepath.Join(binDir, name) }
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t *testing.T, network string) int {
+	t.Helper()
+	switch network {
+	case "udp":
+		c, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return c.LocalAddr().(*net.UDPAddr).Port
+	default:
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port
+	}
+}
+
+// proc is a running binary whose output goes to a log file.
+type proc struct {
+	t    *testing.T
+	name string
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+}
+
+func start(t *testing.T, name string, args ...string) *proc {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), name+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin(name), args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{t: t, name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() { cmd.Wait(); f.Close(); close(p.done) }()
+	t.Cleanup(p.stop)
+	return p
+}
+
+func (p *proc) Log() string {
+	b, _ := os.ReadFile(p.log)
+	return string(b)
+}
+
+// stop ends the process with SIGTERM (SIGKILL after 10 s).
+func (p *proc) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+	if p.t.Failed() {
+		p.t.Logf("log of %s:\n%s", p.name, p.Log())
+	}
+}
+
+// collector is a running cordon-collector.
+type collector struct {
+	*proc
+	data, listen, api, token string
+}
+
+func startCollector(t *testing.T, data, listen, api string) *collector {
+	t.Helper()
+	p := start(t, "cordon-collector", "run", "--data", data, "--listen", listen, "--api", api)
+	c := &collector{proc: p, data: data, listen: listen, api: api}
+	eventually(t, 30*time.Second, "the collector's admin key and API", func() error {
+		b, err := os.ReadFile(filepath.Join(data, "admin.token"))
+		if err != nil {
+			return err
+		}
+		c.token = strings.TrimSpace(string(b))
+		_, err = c.ctl("agents")
+		return err
+	})
+	return c
+}
+
+func newCollector(t *testing.T) *collector {
+	return startCollector(t, t.TempDir(),
+		fmt.Sprintf("127.0.0.1:%d", freePort(t, "udp")),
+		fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp")))
+}
+
+// ctl runs cordonctl against the collector and returns its stdout.
+func (c *collector) ctl(args ...string) (string, error) {
+	cmd := exec.Command(bin("cordonctl"), args...)
+	cmd.Env = append(os.Environ(), "CORDON_API=http://"+c.api, "CORDON_TOKEN="+c.token)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if err != nil {
+		return stdout.String(), fmt.Errorf("cordonctl %s: %v: %s", strings.Join(args, " "), err, stderr.String())
+	}
+	return stdout.String(), nil
+}
+
+func (c *collector) ctlJSON(t *testing.T, v any, args ...string) {
+	t.Helper()
+	out, err := c.ctl(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		t.Fatalf("cordonctl %s printed no JSON: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(lines[len(lines)-1])
+}
+
+// enrollArgs creates a token and returns the arguments of a matching
+// cordon-agent enroll.
+func (c *collector) enrollArgs(t *testing.T, state string, tokenArgs ...string) []string {
+	t.Helper()
+	out, err := c.ctl(append([]string{"enroll-token", "create"}, tokenArgs...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token := lastLine(out)
+	out, err = c.ctl("ca-pin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []string{"enroll", "--collector", c.listen, "--token", token, "--ca-pin", lastLine(out), "--state", state}
+}
+
+// enroll enrolls an agent with state in a new folder and returns it and
+// the agent id.
+func (c *collector) enroll(t *testing.T, extra ...string) (state, id string) {
+	t.Helper()
+	state = t.TempDir()
+	out, err := exec.Command(bin("cordon-agent"), append(c.enrollArgs(t, state), extra...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("enroll: %v\n%s", err, out)
+	}
+	var ident struct {
+		AgentID string `json:"agent_id"`
+	}
+	b, err := os.ReadFile(filepath.Join(state, "agent.json"))
+	if err != nil || json.Unmarshal(b, &ident) != nil || ident.AgentID == "" {
+		t.Fatalf("no agent id in the state folder after enrollment (%v)", err)
+	}
+	return state, ident.AgentID
+}
+
+type agentJSON struct {
+	ID       string            `json:"id"`
+	Hostname string            `json:"hostname"`
+	Online   bool              `json:"online"`
+	Isolated bool              `json:"isolated"`
+	Tags     map[string]string `json:"tags"`
+	LastSeen time.Time         `json:"last_seen"`
+}
+
+type findingJSON struct {
+	ID      string `json:"id"`
+	AgentID string `json:"agent_id"`
+	Rule    struct {
+		ID      string `json:"id"`
+		Name    string `json:"name"`
+		Version string `json:"version"`
+	} `json:"rule"`
+	Severity string `json:"severity"`
+	Attack   struct {
+		Tactics    []string `json:"tactics"`
+		Techniques []string `json:"techniques"`
+	} `json:"attack"`
+	Evidence []struct {
+		Process struct {
+			PID        int    `json:"pid"`
+			Executable string `json:"executable"`
+		} `json:"process"`
+	} `json:"evidence"`
+	Drill      bool      `json:"drill"`
+	IncidentID string    `json:"incident_id"`
+	DetectedAt time.Time `json:"detected_at"`
+}
+
+type incidentJSON struct {
+	ID            string   `json:"id"`
+	Title         string   `json:"title"`
+	Status        string   `json:"status"`
+	Type          string   `json:"type"`
+	Priority      string   `json:"priority"`
+	Impact        int      `json:"impact"`
+	Urgency       int      `json:"urgency"`
+	AffectedHosts []string `json:"affected_hosts"`
+	FindingIDs    []string `json:"finding_ids"`
+	Assignee      string   `json:"assignee"`
+	Drill         bool     `json:"drill"`
+}
+
+func (c *collector) agentOnline(t *testing.T, id string) {
+	t.Helper()
+	eventually(t, 30*time.Second, "agent "+id+" online", func() error {
+		var agents []agentJSON
+		out, err := c.ctl("agents", "--json")
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal([]byte(out), &agents); err != nil {
+			return err
+		}
+		for _, a := range agents {
+			if a.ID == id && a.Online {
+				return nil
+			}
+		}
+		return fmt.Errorf("not online in %s", out)
+	})
+}
+
+// eventually retries f until it succeeds or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s: gave up after %s: %v", what, timeout, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// copyExec copies an executable into dir and returns the copy's path.
+func copyExec(t *testing.T, src, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(dir, filepath.Base(src))
+	if err := os.WriteFile(dst, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// shmDir makes a folder under /dev/shm removed after the test.
+func shmDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/dev/shm", "cordon-e2e-")
+	if err != nil {
+		t.Skipf("cannot create a folder in /dev/shm to run a binary from: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+func needRoot(t *testing.T) {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("needs root: the agent reads exec events from the kernel's netlink process connector, which needs CAP_NET_ADMIN; polling would miss a process as short-lived as /bin/true")
+	}
+}

@@ -1,0 +1,436 @@
+// Package gateway is the collector's QUIC endpoint for agents: it
+// enrolls new agents, authenticates the others by their client
+// certificate, and serves each agent's control stream (hello, heartbeats,
+// commands and results) and findings stream (batches acknowledged once
+// durable). A bad frame closes the stream it came on, never the server.
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cordon-edr/cordon/collector/pki"
+	"github.com/cordon-edr/cordon/protocol"
+)
+
+// Config holds what a Server needs.
+type Config struct {
+	// Listen is the UDP address, e.g. ":7443" or "127.0.0.1:0".
+	Listen   string
+	CA       *pki.CA
+	Registry Registry
+	Enroller Enroller
+	Ingest   Ingest
+	Commands Commands
+	Logger   *slog.Logger
+	// Heartbeat is the interval agents are asked to heartbeat at
+	// (default 15s).
+	Heartbeat time.Duration
+	// MaxFrame caps frames from agents (default protocol.MaxFrameSize).
+	MaxFrame int
+}
+
+// Limits on what an agent may send before it has proven anything.
+const (
+	enrollFrameMax = 64 << 10
+	enrollTimeout  = 15 * time.Second
+	helloTimeout   = 15 * time.Second
+	// commandRescan is how often pending commands are looked at again
+	// without a notification, to expire and redeliver them.
+	commandRescan = 10 * time.Second
+)
+
+// Server accepts agent connections.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+	ln  *quic.Listener
+
+	mu    sync.Mutex
+	conns map[string]*quic.Conn // agent id → its current connection
+}
+
+// New opens the UDP listener; Run serves it.
+func New(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 15 * time.Second
+	}
+	if cfg.MaxFrame <= 0 {
+		cfg.MaxFrame = protocol.MaxFrameSize
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, conns: map[string]*quic.Conn{}}
+	tlsConf := &tls.Config{
+		MinVersion:   tls.VersionTLS13,
+		NextProtos:   []string{protocol.ALPN},
+		Certificates: []tls.Certificate{cfg.CA.ServerCertificate()},
+		// Agents that are not enrolled yet connect without a certificate
+		// and may only enroll; any certificate given must be ours and
+		// name a known agent that is not revoked, or the handshake fails.
+		ClientAuth: tls.RequestClientCert,
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			if len(raw) == 0 {
+				return nil
+			}
+			id, cert, err := cfg.CA.VerifyAgent(raw)
+			if err != nil {
+				s.log.Warn("refused agent certificate", "err", err)
+				return err
+			}
+			if err := cfg.Registry.Authorize(id, cert); err != nil {
+				s.log.Warn("refused agent", "agent", id, "err", err)
+				return err
+			}
+			return nil
+		},
+	}
+	ln, err := quic.ListenAddr(cfg.Listen, tlsConf, &quic.Config{
+		MaxIdleTimeout:        time.Minute,
+		KeepAlivePeriod:       20 * time.Second,
+		MaxIncomingStreams:    16,
+		MaxIncomingUniStreams: -1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listening for agents on %s: %w", cfg.Listen, err)
+	}
+	s.ln = ln
+	return s, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Run accepts connections until ctx ends, then closes every connection.
+func (s *Server) Run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		<-ctx.Done()
+		return s.ln.Close()
+	})
+	g.Go(func() error {
+		for {
+			conn, err := s.ln.Accept(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return fmt.Errorf("accepting agent connection: %w", err)
+			}
+			g.Go(func() error {
+				s.serve(ctx, conn)
+				return nil
+			})
+		}
+	})
+	return g.Wait()
+}
+
+func (s *Server) serve(ctx context.Context, conn *quic.Conn) {
+	peer := conn.ConnectionState().TLS.PeerCertificates
+	if len(peer) == 0 {
+		s.serveEnroll(ctx, conn)
+		return
+	}
+	// The handshake verified the certificate; its common name is the
+	// agent's identity, whatever any message says.
+	agentID := peer[0].Subject.CommonName
+	log := s.log.With("agent", agentID, "remote", conn.RemoteAddr().String())
+	a := &agentConn{s: s, conn: conn, id: agentID, log: log}
+	a.run(ctx)
+}
+
+func (s *Server) serveEnroll(ctx context.Context, conn *quic.Conn) {
+	log := s.log.With("remote", conn.RemoteAddr().String())
+	ctx, cancel := context.WithTimeout(ctx, enrollTimeout)
+	defer cancel()
+	st, err := conn.AcceptStream(ctx)
+	if err != nil {
+		conn.CloseWithError(protocol.CodeAuth, "no enrollment request")
+		return
+	}
+	st.SetDeadline(time.Now().Add(enrollTimeout))
+	resp, code, err := s.enroll(ctx, st)
+	if err != nil {
+		log.Warn("enrollment refused", "err", err)
+		_ = protocol.WriteFrame(st, protocol.ErrorFrameOf(code, err.Error()))
+	} else {
+		log.Info("agent enrolled", "agent", resp.AgentId)
+		_ = protocol.WriteFrame(st, &protocol.Frame{Body: &protocol.Frame_EnrollResponse{EnrollResponse: resp}})
+	}
+	st.Close()
+	// Give the response time to reach the agent; it closes the connection.
+	select {
+	case <-conn.Context().Done():
+	case <-time.After(5 * time.Second):
+		conn.CloseWithError(protocol.CodeOK, "")
+	}
+}
+
+func (s *Server) enroll(ctx context.Context, st *quic.Stream) (*protocol.EnrollResponse, string, error) {
+	f, err := protocol.NewFrameReader(st, enrollFrameMax).Read()
+	if err != nil {
+		return nil, protocol.ErrorFrame, fmt.Errorf("reading enrollment request: %w", err)
+	}
+	req := f.GetEnrollRequest()
+	if req == nil {
+		return nil, protocol.ErrorAuth, errors.New("a connection without a client certificate may only enroll")
+	}
+	if err := protocol.CheckVersion(req.GetVersion()); err != nil {
+		return nil, protocol.ErrorVersion, err
+	}
+	if len(req.GetCsrDer()) == 0 {
+		return nil, protocol.ErrorInvalid, errors.New("enrollment request carries no certificate request")
+	}
+	id, certDER, err := s.cfg.Enroller.Redeem(ctx, req.GetToken(), req.GetHost(), req.GetTags(),
+		func(agentID string) ([]byte, time.Time, error) {
+			return s.cfg.CA.SignAgent(agentID, req.GetCsrDer())
+		})
+	if err != nil {
+		return nil, protocol.ErrorAuth, err
+	}
+	return &protocol.EnrollResponse{AgentId: id, CertificateDer: certDER, CaDer: s.cfg.CA.Certificate().Raw}, "", nil
+}
+
+// register makes conn the agent's current connection, closing an older
+// one (an agent that reconnected before its old connection timed out).
+func (s *Server) register(id string, conn *quic.Conn) {
+	s.mu.Lock()
+	old := s.conns[id]
+	s.conns[id] = conn
+	s.mu.Unlock()
+	if old != nil && old != conn {
+		old.CloseWithError(protocol.CodeShutdown, "replaced by a newer connection")
+	}
+}
+
+// unregister reports whether conn was still the agent's current one.
+func (s *Server) unregister(id string, conn *quic.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conns[id] != conn {
+		return false
+	}
+	delete(s.conns, id)
+	return true
+}
+
+// agentConn serves one authenticated agent connection.
+type agentConn struct {
+	s    *Server
+	conn *quic.Conn
+	id   string
+	log  *slog.Logger
+}
+
+func (a *agentConn) run(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		// The connection's end ends everything that serves it.
+		select {
+		case <-a.conn.Context().Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		st, err := a.conn.AcceptStream(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				a.log.Debug("agent connection ended", "err", err)
+			}
+			a.conn.CloseWithError(protocol.CodeShutdown, "")
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a.serveStream(ctx, st)
+		}()
+	}
+}
+
+// serveStream reads the stream's first frame to learn its kind.
+func (a *agentConn) serveStream(ctx context.Context, st *quic.Stream) {
+	fr := protocol.NewFrameReader(st, a.s.cfg.MaxFrame)
+	st.SetReadDeadline(time.Now().Add(helloTimeout))
+	f, err := fr.Read()
+	st.SetReadDeadline(time.Time{})
+	if err != nil {
+		a.refuse(st, protocol.ErrorFrame, protocol.CodeFrame, fmt.Errorf("reading first frame of stream: %w", err))
+		return
+	}
+	switch {
+	case f.GetHello() != nil:
+		a.serveControl(ctx, st, fr, f.GetHello())
+	case f.GetFindingBatch() != nil:
+		a.serveFindings(ctx, st, fr, f.GetFindingBatch())
+	default:
+		a.refuse(st, protocol.ErrorProtocol, protocol.CodeProtocol, fmt.Errorf("unexpected %T opening a stream", f.GetBody()))
+	}
+}
+
+// refuse sends an Error frame and closes the stream both ways.
+func (a *agentConn) refuse(st *quic.Stream, code string, qcode quic.StreamErrorCode, err error) {
+	a.log.Warn("closing agent stream", "stream", st.StreamID(), "err", err)
+	_ = protocol.WriteFrame(st, protocol.ErrorFrameOf(code, err.Error()))
+	st.CancelRead(qcode)
+	st.Close()
+}
+
+func (a *agentConn) serveControl(ctx context.Context, st *quic.Stream, fr *protocol.FrameReader, hello *protocol.Hello) {
+	if err := protocol.CheckVersion(hello.GetVersion()); err != nil {
+		a.refuse(st, protocol.ErrorVersion, protocol.CodeVersion, err)
+		a.conn.CloseWithError(protocol.CodeVersion, err.Error())
+		return
+	}
+	a.s.register(a.id, a.conn)
+	if err := a.s.cfg.Registry.Connected(ctx, a.id, hello, a.conn.RemoteAddr().String()); err != nil {
+		a.refuse(st, protocol.ErrorInternal, protocol.CodeInternal, fmt.Errorf("recording agent connection: %w", err))
+		return
+	}
+	defer func() {
+		if a.s.unregister(a.id, a.conn) {
+			a.s.cfg.Registry.Disconnected(a.id)
+		}
+	}()
+	a.log.Info("agent connected", "host", hello.GetHost().GetHostname(), "modes", hello.GetSensorModes())
+
+	w := protocol.NewFrameWriter(st, 0)
+	if err := w.Write(&protocol.Frame{Body: &protocol.Frame_HelloAck{HelloAck: &protocol.HelloAck{
+		Version:            protocol.CurrentVersion(),
+		AgentId:            a.id,
+		ServerTimeUnixNano: time.Now().UnixNano(),
+		HeartbeatSeconds:   uint32(a.s.cfg.Heartbeat / time.Second),
+	}}}); err != nil {
+		a.log.Warn("writing hello ack", "err", err)
+		return
+	}
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.readControl(ctx, st, fr) })
+	g.Go(func() error { return a.sendCommands(ctx, w) })
+	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+		a.log.Info("control stream ended", "err", err)
+	}
+	st.CancelRead(protocol.CodeShutdown)
+	st.Close()
+}
+
+func (a *agentConn) readControl(ctx context.Context, st *quic.Stream, fr *protocol.FrameReader) error {
+	for {
+		f, err := fr.Read()
+		if err != nil {
+			if errors.Is(err, protocol.ErrFrameTooLarge) || errors.Is(err, protocol.ErrMalformedFrame) {
+				a.refuse(st, protocol.ErrorFrame, protocol.CodeFrame, err)
+			}
+			return fmt.Errorf("reading control stream: %w", err)
+		}
+		switch b := f.GetBody().(type) {
+		case *protocol.Frame_Heartbeat:
+			if err := a.s.cfg.Registry.Heartbeat(ctx, a.id, b.Heartbeat); err != nil {
+				return fmt.Errorf("recording heartbeat: %w", err)
+			}
+		case *protocol.Frame_CommandResult:
+			if err := a.s.cfg.Commands.Finished(ctx, a.id, b.CommandResult); err != nil {
+				a.log.Warn("recording command result", "command", b.CommandResult.GetId(), "err", err)
+			}
+		default:
+			err := fmt.Errorf("unexpected %T on the control stream", b)
+			a.refuse(st, protocol.ErrorProtocol, protocol.CodeProtocol, err)
+			return err
+		}
+	}
+}
+
+// sendCommands delivers the agent's pending commands: at least once, so a
+// command delivered on an earlier connection is sent again; the agent
+// executes each id at most once.
+func (a *agentConn) sendCommands(ctx context.Context, w *protocol.FrameWriter) error {
+	wake, stop := a.s.cfg.Commands.Wait(a.id)
+	defer stop()
+	sent := map[string]bool{}
+	t := time.NewTicker(commandRescan)
+	defer t.Stop()
+	for {
+		cmds, err := a.s.cfg.Commands.Pending(ctx, a.id)
+		if err != nil {
+			return fmt.Errorf("reading pending commands: %w", err)
+		}
+		for _, c := range cmds {
+			if sent[c.GetId()] {
+				continue
+			}
+			if err := w.Write(&protocol.Frame{Body: &protocol.Frame_Command{Command: c}}); err != nil {
+				return fmt.Errorf("sending command %s: %w", c.GetId(), err)
+			}
+			sent[c.GetId()] = true
+			if err := a.s.cfg.Commands.Delivered(ctx, c.GetId()); err != nil {
+				a.log.Warn("marking command delivered", "command", c.GetId(), "err", err)
+			}
+			a.log.Info("command delivered", "command", c.GetId(), "action", c.GetAction())
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-wake:
+		case <-t.C:
+		}
+	}
+}
+
+func (a *agentConn) serveFindings(ctx context.Context, st *quic.Stream, fr *protocol.FrameReader, first *protocol.FindingBatch) {
+	w := protocol.NewFrameWriter(st, 0)
+	batch := first
+	for {
+		stored, dups, err := a.s.cfg.Ingest.Append(ctx, a.id, batch.GetFindings())
+		if err != nil {
+			if ctx.Err() != nil {
+				st.CancelRead(protocol.CodeShutdown)
+				st.Close()
+				return
+			}
+			a.refuse(st, protocol.ErrorInvalid, protocol.CodeInternal, fmt.Errorf("storing batch %d: %w", batch.GetSeq(), err))
+			return
+		}
+		if err := w.Write(&protocol.Frame{Body: &protocol.Frame_BatchAck{BatchAck: &protocol.BatchAck{
+			Seq: batch.GetSeq(), Stored: uint32(stored), Duplicates: uint32(dups),
+		}}}); err != nil {
+			a.log.Debug("writing batch ack", "err", err)
+			return
+		}
+		a.log.Debug("batch stored", "seq", batch.GetSeq(), "stored", stored, "duplicates", dups)
+		f, err := fr.Read()
+		if err != nil {
+			if errors.Is(err, io.EOF) || ctx.Err() != nil {
+				st.Close()
+				return
+			}
+			if errors.Is(err, protocol.ErrFrameTooLarge) || errors.Is(err, protocol.ErrMalformedFrame) {
+				a.refuse(st, protocol.ErrorFrame, protocol.CodeFrame, err)
+			} else {
+				a.log.Debug("findings stream ended", "err", err)
+			}
+			return
+		}
+		if batch = f.GetFindingBatch(); batch == nil {
+			a.refuse(st, protocol.ErrorProtocol, protocol.CodeProtocol, fmt.Errorf("unexpected %T on the findings stream", f.GetBody()))
+			return
+		}
+	}
+}

@@ -1,0 +1,119 @@
+package incident
+
+import (
+	"slices"
+	"time"
+)
+
+// Status is where an incident is in its lifecycle.
+type Status string
+
+// Statuses, in lifecycle order, then the terminal alternatives.
+const (
+	StatusNew           Status = "new"
+	StatusTriage        Status = "triage"
+	StatusInvestigating Status = "investigating"
+	StatusContained     Status = "contained"
+	StatusEradicated    Status = "eradicated"
+	StatusRecovered     Status = "recovered"
+	StatusClosed        Status = "closed"
+	StatusFalsePositive Status = "false_positive"
+	StatusDuplicate     Status = "duplicate"
+)
+
+var lifecycle = []Status{
+	StatusNew, StatusTriage, StatusInvestigating, StatusContained,
+	StatusEradicated, StatusRecovered, StatusClosed,
+}
+
+// Known reports whether s is a status.
+func (s Status) Known() bool {
+	return slices.Contains(lifecycle, s) || s == StatusFalsePositive || s == StatusDuplicate
+}
+
+// Terminal reports whether no transition leaves s.
+func (s Status) Terminal() bool {
+	return s == StatusClosed || s == StatusFalsePositive || s == StatusDuplicate
+}
+
+// open reports whether new findings may still join an incident in s.
+func (s Status) open() bool {
+	return s.Known() && !s.Terminal() && s != StatusRecovered
+}
+
+// Incident is a set of correlated findings, as the REST API shows it.
+type Incident struct {
+	ID               string `json:"id"`
+	Title            string `json:"title"`
+	Status           Status `json:"status"`
+	Type             string `json:"type"`
+	Impact           int    `json:"impact"`
+	Urgency          int    `json:"urgency"`
+	Priority         string `json:"priority"`
+	AssetCriticality string `json:"asset_criticality"`
+	// Origin is internal, external or unknown.
+	Origin string `json:"origin"`
+	// AffectedHosts holds agent ids.
+	AffectedHosts  []string  `json:"affected_hosts"`
+	AffectedUsers  []string  `json:"affected_users"`
+	Assignee       string    `json:"assignee"`
+	FindingIDs     []string  `json:"finding_ids"`
+	Timeline       []Entry   `json:"timeline"`
+	Review         *Review   `json:"review,omitempty"`
+	Drill          bool      `json:"drill"`
+	DetectedAt     time.Time `json:"detected_at"`
+	AcknowledgedAt time.Time `json:"acknowledged_at,omitzero"`
+	ContainedAt    time.Time `json:"contained_at,omitzero"`
+	ResolvedAt     time.Time `json:"resolved_at,omitzero"`
+	ClosedAt       time.Time `json:"closed_at,omitzero"`
+	UpdatedAt      time.Time `json:"updated_at"`
+}
+
+// Entry is one line of an incident's append-only timeline.
+type Entry struct {
+	At     time.Time `json:"at"`
+	Actor  string    `json:"actor"`
+	Action string    `json:"action"`
+	Detail string    `json:"detail,omitempty"`
+}
+
+// Timeline actions.
+const (
+	ActionOpened        = "opened"
+	ActionFindingAdded  = "finding_added"
+	ActionEscalated     = "escalated"
+	ActionStatusChanged = "status_changed"
+	ActionAssigned      = "assigned"
+	ActionImpact        = "impact_changed"
+	ActionUrgency       = "urgency_changed"
+	ActionComment       = "comment"
+	ActionReview        = "review_added"
+	ActionCommand       = "command_requested"
+)
+
+// Origins of an incident. Nothing sets internal or external yet.
+const (
+	OriginInternal = "internal"
+	OriginExternal = "external"
+	OriginUnknown  = "unknown"
+)
+
+// ActorCordon is the timeline actor of the collector's own changes.
+const ActorCordon = "cordon"
+
+// Review is the post-incident review.
+type Review struct {
+	RootCause       string   `json:"root_cause"`
+	LessonsLearned  string   `json:"lessons_learned"`
+	FollowUpActions []string `json:"follow_up_actions"`
+}
+
+// record is an Incident as stored, with what correlation needs.
+type record struct {
+	Incident
+	// Tactics is the union of the findings' ATT&CK tactics.
+	Tactics []string `json:"tactics"`
+	// LastObserved is the latest observed_at of its findings.
+	LastObserved time.Time `json:"last_observed"`
+	Hostname     string    `json:"hostname"`
+}

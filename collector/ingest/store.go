@@ -1,0 +1,256 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/cordon-edr/cordon/collector/store"
+	"github.com/cordon-edr/cordon/protocol"
+)
+
+// Agents names the hosts findings come from.
+type Agents interface {
+	Lookup(agentID string) (hostname string, tags map[string]string, ok bool)
+}
+
+// Config configures a Store.
+type Config struct {
+	DB *badger.DB
+	// Agents fills in the hostname of each finding; optional.
+	Agents Agents
+	// Now is the clock for received_at; time.Now when nil.
+	Now func() time.Time
+}
+
+// Stats counts what Append did since the Store was created.
+type Stats struct {
+	Stored, Duplicates, Rejected uint64
+}
+
+// Store is the badger implementation of Log, and the findings read model.
+type Store struct {
+	db     *badger.DB
+	agents Agents
+	now    func() time.Time
+	log    *slog.Logger
+	seqs   seqs
+
+	mu     sync.Mutex
+	notify chan struct{}
+
+	stored, duplicates, rejected atomic.Uint64
+}
+
+var _ Log = (*Store)(nil)
+
+// New returns a Store over cfg.DB, continuing its log after the last
+// stored entry.
+func New(cfg Config, log *slog.Logger) (*Store, error) {
+	s := &Store{db: cfg.DB, agents: cfg.Agents, now: cfg.Now, log: log, notify: make(chan struct{})}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	last, err := s.lastSeq()
+	if err != nil {
+		return nil, err
+	}
+	s.seqs.next = last + 1
+	return s, nil
+}
+
+func (s *Store) lastSeq() (uint64, error) {
+	var last uint64
+	err := s.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Reverse = true
+		opts.Prefix = logPrefix
+		opts.PrefetchValues = false
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		it.Seek(append(logPrefix[:len(logPrefix):len(logPrefix)], 0xff))
+		if !it.Valid() {
+			return nil
+		}
+		var err error
+		last, err = store.ParseU64(it.Item().Key()[len(logPrefix):])
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("finding the end of the findings log: %w", err)
+	}
+	return last, nil
+}
+
+var (
+	logPrefix = store.Prefix("log")
+)
+
+func findingKey(id string) []byte      { return store.Key("finding", id) }
+func logKey(seq uint64) []byte         { return store.Key("log", store.U64(seq)) }
+func agentIndex(agentID string) []byte { return store.Prefix("fidx", "agent", agentID) }
+func severityIndex(sev string) []byte  { return store.Prefix("fidx", "sev", sev) }
+func incidentIndex(id string) []byte   { return store.Prefix("fidx", "inc", id) }
+
+func indexKey(prefix []byte, seq uint64) []byte {
+	return append(prefix[:len(prefix):len(prefix)], store.U64(seq)...)
+}
+
+// maxChunk is the most findings written in one transaction.
+const maxChunk = 256
+
+// Append implements Log.
+func (s *Store) Append(ctx context.Context, agentID string, fs []*protocol.Finding) (stored, duplicates int, err error) {
+	if agentID == "" {
+		return 0, 0, errors.New("storing findings: no agent id")
+	}
+	var hostname string
+	if s.agents != nil {
+		hostname, _, _ = s.agents.Lookup(agentID)
+	}
+	received := s.now().UTC()
+	items := make([]*Finding, 0, len(fs))
+	seen := make(map[string]bool, len(fs))
+	for _, pf := range fs {
+		f, err := convert(agentID, hostname, pf, received)
+		if err != nil {
+			s.rejected.Add(1)
+			s.log.Warn("rejected invalid finding", "agent", agentID, "finding", pf.GetId(), "err", err)
+			continue
+		}
+		if seen[f.ID] {
+			duplicates++
+			continue
+		}
+		seen[f.ID] = true
+		items = append(items, f)
+	}
+	defer func() {
+		s.stored.Add(uint64(stored))
+		s.duplicates.Add(uint64(duplicates))
+		if stored > 0 {
+			s.wake()
+		}
+	}()
+	chunk := maxChunk
+	for i := 0; i < len(items); {
+		n := min(chunk, len(items)-i)
+		st, dup, err := s.appendChunk(ctx, items[i:i+n])
+		if errors.Is(err, badger.ErrTxnTooBig) && n > 1 {
+			chunk = n / 2
+			continue
+		}
+		if err != nil {
+			return stored, duplicates, fmt.Errorf("storing %d findings of agent %s: %w", len(items)-i, agentID, err)
+		}
+		stored += st
+		duplicates += dup
+		i += n
+	}
+	return stored, duplicates, nil
+}
+
+// appendChunk writes the findings not yet stored, with their log entries
+// and index keys, in one transaction.
+func (s *Store) appendChunk(ctx context.Context, items []*Finding) (stored, duplicates int, err error) {
+	start := s.seqs.reserve(len(items))
+	defer s.seqs.release(start)
+	err = store.Update(ctx, s.db, func(txn *badger.Txn) error {
+		stored, duplicates = 0, 0
+		for i, f := range items {
+			exists, err := store.Exists(txn, findingKey(f.ID))
+			if err != nil {
+				return err
+			}
+			if exists {
+				duplicates++
+				continue
+			}
+			seq := start + uint64(i)
+			if err := store.Put(txn, findingKey(f.ID), record{Finding: *f, Seq: seq}); err != nil {
+				return err
+			}
+			id := []byte(f.ID)
+			for _, k := range [][]byte{logKey(seq), indexKey(agentIndex(f.AgentID), seq), indexKey(severityIndex(f.Severity), seq)} {
+				if err := txn.Set(k, id); err != nil {
+					return err
+				}
+			}
+			stored++
+		}
+		return nil
+	})
+	return stored, duplicates, err
+}
+
+// Notify implements Log.
+func (s *Store) Notify() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.notify
+}
+
+func (s *Store) wake() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(s.notify)
+	s.notify = make(chan struct{})
+}
+
+// Read implements Log.
+func (s *Store) Read(ctx context.Context, from uint64, limit int) ([]Record, uint64, error) {
+	if from == 0 {
+		from = 1
+	}
+	complete := s.seqs.complete()
+	if from >= complete || limit <= 0 {
+		return nil, from, nil
+	}
+	var recs []Record
+	next := from
+	err := s.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = logPrefix
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Seek(logKey(from)); it.Valid() && len(recs) < limit; it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			item := it.Item()
+			seq, err := store.ParseU64(item.Key()[len(logPrefix):])
+			if err != nil {
+				return err
+			}
+			if seq >= complete {
+				break
+			}
+			id, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			var r record
+			if err := store.Get(txn, findingKey(string(id)), &r); err != nil {
+				return fmt.Errorf("finding %s of log entry %d: %w", id, seq, err)
+			}
+			recs = append(recs, Record{Seq: seq, Finding: &r.Finding})
+			next = seq + 1
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, from, fmt.Errorf("reading the findings log from %d: %w", from, err)
+	}
+	return recs, next, nil
+}
+
+// Stats returns the counters of Append.
+func (s *Store) Stats() Stats {
+	return Stats{Stored: s.stored.Load(), Duplicates: s.duplicates.Load(), Rejected: s.rejected.Load()}
+}
