@@ -124,7 +124,17 @@ func (a *Agent) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error { return a.detect(ctx, events) })
-	g.Go(func() error { return a.uplink.Run(ctx) })
+	g.Go(func() error {
+		// The hello names the sensor modes: give the sensor a moment to
+		// pick one before the first connection.
+		for i := 0; i < 50; i++ {
+			if mode, _ := a.sensor.Mode(); mode != "" || ctx.Err() != nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return a.uplink.Run(ctx)
+	})
 	g.Go(func() error {
 		return localapi.NewServer(SocketPath(a.cfg.StateDir), a.Status, a.hub, a.log).Run(ctx)
 	})

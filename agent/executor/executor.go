@@ -94,7 +94,7 @@ func (e *Executor) Execute(ctx context.Context, c *protocol.Command) *protocol.C
 		return res(false, "the agent stopped while running this command; it is not run twice")
 	}
 
-	var j journal
+	j := journal{Started: e.now()}
 	switch {
 	case c.GetExpiresUnixNano() != 0 && e.now().UnixNano() > c.GetExpiresUnixNano():
 		j.OK, j.Result = false, "expired before it reached the agent; not run"

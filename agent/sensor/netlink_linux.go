@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"strconv"
-	"unsafe"
 	"sync"
 	"time"
 
@@ -165,16 +163,6 @@ func (c *netlinkConn) wait(timeout time.Duration) error {
 		ms = int((timeout + time.Millisecond - 1) / time.Millisecond)
 	}
 	fds := []unix.PollFd{{Fd: int32(c.fd), Events: unix.POLLIN}, {Fd: int32(c.wake), Events: unix.POLLIN}}
-	if hold := os.Getenv("XHOLD"); hold != "" && timeout < 0 {
-		ms, _ := strconv.Atoi(hold)
-		r, _, _ := unix.RawSyscall(unix.SYS_POLL, uintptr(unsafe.Pointer(&fds[0])), 2, uintptr(ms))
-		if int(r) > 0 {
-			if fds[1].Revents != 0 {
-				return os.ErrClosed
-			}
-			return nil
-		}
-	}
 	for {
 		n, err := unix.Poll(fds, ms)
 		switch {

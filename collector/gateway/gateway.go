@@ -296,6 +296,13 @@ func (a *agentConn) refuse(st *quic.Stream, code string, qcode quic.StreamErrorC
 func (a *agentConn) serveControl(ctx context.Context, st *quic.Stream, fr *protocol.FrameReader, hello *protocol.Hello) {
 	if err := protocol.CheckVersion(hello.GetVersion()); err != nil {
 		a.refuse(st, protocol.ErrorVersion, protocol.CodeVersion, err)
+		// Closing at once would discard the Error frame: give the agent
+		// a moment to read it and hang up itself.
+		select {
+		case <-a.conn.Context().Done():
+		case <-ctx.Done():
+		case <-time.After(2 * time.Second):
+		}
 		a.conn.CloseWithError(protocol.CodeVersion, err.Error())
 		return
 	}
