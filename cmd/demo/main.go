@@ -86,7 +86,7 @@ func run() error {
 	}
 
 	if os.Getuid() != 0 {
-		step("not running as root: the agent cannot open the kernel's process events (netlink), so it polls /proc and may miss very short-lived processes")
+		step("not running as root: the agent may be refused the kernel's process events and fall back to polling /proc, which can miss very short-lived processes")
 	}
 	step("starting the agent (state in %s)", agentState)
 	if err := d.start("agent", "bin/cordon-agent", "run", "--state", agentState); err != nil {
@@ -111,6 +111,9 @@ func run() error {
 	}
 	fmt.Println()
 	d.show("agents")
+	if out, err := exec.Command("bin/cordon-agent", "status", "--state", agentState).CombinedOutput(); err == nil {
+		fmt.Printf("$ cordon-agent status\n%s", out)
+	}
 
 	started := time.Now().Add(-time.Second)
 	step("running a drill on agent %s: a harmless copy of /bin/true executed from /dev/shm", agentID)
