@@ -61,7 +61,26 @@ type Incident struct {
 	Timeline       []Entry   `json:"timeline"`
 	Review         *Review   `json:"review,omitempty"`
 	Drill          bool      `json:"drill"`
+	// Severity is the highest severity of the findings.
+	Severity string `json:"severity"`
+	// Tactics and Techniques are the union of the findings' ATT&CK ids.
+	Tactics    []string `json:"tactics"`
+	Techniques []string `json:"techniques"`
+	// Indicators are what correlates findings across hosts:
+	// "rule:<id>", "sha256:<hex>" and "ip:<address>".
+	Indicators []string `json:"indicators"`
+	// Overrides names the fields ("impact", "urgency") a responder set;
+	// classification leaves them alone afterwards.
+	Overrides []string `json:"overrides"`
+	// SLA is computed when the incident is read.
+	SLA *SLA `json:"sla,omitempty"`
+	// Similar lists closed incidents that resemble this one; only when
+	// one incident is read.
+	Similar []Similar `json:"similar,omitempty"`
+	// DetectedAt is the earliest observed_at of the findings; OpenedAt is
+	// when the collector opened the incident.
 	DetectedAt     time.Time `json:"detected_at"`
+	OpenedAt       time.Time `json:"opened_at"`
 	AcknowledgedAt time.Time `json:"acknowledged_at,omitzero"`
 	ContainedAt    time.Time `json:"contained_at,omitzero"`
 	ResolvedAt     time.Time `json:"resolved_at,omitzero"`
@@ -89,9 +108,11 @@ const (
 	ActionComment       = "comment"
 	ActionReview        = "review_added"
 	ActionCommand       = "command_requested"
+	ActionHostAdded     = "host_added"
+	ActionReclassified  = "reclassified"
 )
 
-// Origins of an incident. Nothing sets internal or external yet.
+// Origins of an incident, from the addresses in its evidence.
 const (
 	OriginInternal = "internal"
 	OriginExternal = "external"
@@ -111,9 +132,13 @@ type Review struct {
 // record is an Incident as stored, with what correlation needs.
 type record struct {
 	Incident
-	// Tactics is the union of the findings' ATT&CK tactics.
-	Tactics []string `json:"tactics"`
 	// LastObserved is the latest observed_at of its findings.
 	LastObserved time.Time `json:"last_observed"`
 	Hostname     string    `json:"hostname"`
+	// Criticality is the criticality tag of each affected agent.
+	Criticality map[string]string `json:"criticality"`
+	// Addresses are the remote addresses in the evidence.
+	Addresses []string `json:"addresses"`
+	// Rules are the rule ids of the findings.
+	Rules []string `json:"rules"`
 }
