@@ -54,13 +54,13 @@ type Incident struct {
 	// Origin is internal, external or unknown.
 	Origin string `json:"origin"`
 	// AffectedHosts holds agent ids.
-	AffectedHosts  []string  `json:"affected_hosts"`
-	AffectedUsers  []string  `json:"affected_users"`
-	Assignee       string    `json:"assignee"`
-	FindingIDs     []string  `json:"finding_ids"`
-	Timeline       []Entry   `json:"timeline"`
-	Review         *Review   `json:"review,omitempty"`
-	Drill          bool      `json:"drill"`
+	AffectedHosts []string `json:"affected_hosts"`
+	AffectedUsers []string `json:"affected_users"`
+	Assignee      string   `json:"assignee"`
+	FindingIDs    []string `json:"finding_ids"`
+	Timeline      []Entry  `json:"timeline"`
+	Review        *Review  `json:"review,omitempty"`
+	Drill         bool     `json:"drill"`
 	// Severity is the highest severity of the findings.
 	Severity string `json:"severity"`
 	// Tactics and Techniques are the union of the findings' ATT&CK ids.
