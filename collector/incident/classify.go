@@ -133,27 +133,25 @@ var tacticStage = map[string]int{
 	"TA0043": 4, "TA0042": 4, "TA0007": 4,
 }
 
-// urgencyOf returns the urgency from the tactics seen (the furthest
-// kill-chain stage; 3 when none is known) and the highest severity: a
-// critical finding raises it one step.
+// urgencyOf returns the urgency from the tactics seen: the furthest
+// kill-chain stage, 3 when no tactic is known. A critical finding makes
+// the incident urgent (1) at any stage: rules mark critical what needs
+// action within minutes.
 func urgencyOf(tactics []string, severity string) int {
-	u := 3
-	if len(tactics) > 0 {
-		u = 4
-		known := false
-		for _, t := range tactics {
-			if s, ok := tacticStage[t]; ok {
-				u, known = min(u, s), true
-			}
-		}
-		if !known {
-			u = 3
-		}
-	}
 	if severity == "critical" {
-		u--
+		return 1
 	}
-	return clamp(u)
+	u := 3
+	known := false
+	for _, t := range tactics {
+		if s, ok := tacticStage[t]; ok {
+			if !known {
+				u = 4
+			}
+			u, known = min(u, s), true
+		}
+	}
+	return u
 }
 
 // criticalityShift is how many steps an asset's criticality raises (or,

@@ -98,18 +98,19 @@ type Entry struct {
 
 // Timeline actions.
 const (
-	ActionOpened        = "opened"
-	ActionFindingAdded  = "finding_added"
-	ActionEscalated     = "escalated"
-	ActionStatusChanged = "status_changed"
-	ActionAssigned      = "assigned"
-	ActionImpact        = "impact_changed"
-	ActionUrgency       = "urgency_changed"
-	ActionComment       = "comment"
-	ActionReview        = "review_added"
-	ActionCommand       = "command_requested"
-	ActionHostAdded     = "host_added"
-	ActionReclassified  = "reclassified"
+	ActionOpened          = "opened"
+	ActionFindingAdded    = "finding_added"
+	ActionEscalated       = "escalated"
+	ActionStatusChanged   = "status_changed"
+	ActionAssigned        = "assigned"
+	ActionImpact          = "impact_changed"
+	ActionUrgency         = "urgency_changed"
+	ActionComment         = "comment"
+	ActionReview          = "review_added"
+	ActionCommand         = "command_requested"
+	ActionHostAdded       = "host_added"
+	ActionCommandFinished = "command_finished"
+	ActionReclassified    = "reclassified"
 )
 
 // Origins of an incident, from the addresses in its evidence.
