@@ -31,6 +31,11 @@ type config struct {
 type incidentsConfig struct {
 	// Window is how far apart correlated findings may be.
 	Window time.Duration `yaml:"window"`
+	// Playbooks is a folder of playbook files overriding the defaults.
+	Playbooks string `yaml:"playbooks"`
+	// PlaybookDryRun writes playbook actions on the timeline instead of
+	// sending them.
+	PlaybookDryRun bool `yaml:"playbook_dry_run"`
 	// ServiceLevels are the targets per priority (P1..P5).
 	ServiceLevels map[string]struct {
 		Acknowledge time.Duration `yaml:"acknowledge"`

@@ -32,6 +32,7 @@ import (
 	"github.com/cordon-edr/cordon/collector/incident"
 	"github.com/cordon-edr/cordon/collector/ingest"
 	"github.com/cordon-edr/cordon/collector/pki"
+	"github.com/cordon-edr/cordon/collector/playbook"
 	"github.com/cordon-edr/cordon/collector/registry"
 	"github.com/cordon-edr/cordon/collector/store"
 )
@@ -173,6 +174,10 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 	if err != nil {
 		return err
 	}
+	playbooks, err := playbook.Load(cfg.Incidents.Playbooks, incident.Types())
+	if err != nil {
+		return fmt.Errorf("loading playbooks: %w", err)
+	}
 	var incidents *incident.Engine
 	cmds := command.New(command.Config{DB: db, OnFinish: func(ctx context.Context, c *command.Command) {
 		if c.IncidentID == "" {
@@ -186,6 +191,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 	incidents = incident.New(incident.Config{
 		DB: db, Log: findings, Findings: findings, Agents: reg, Containment: cmds,
 		Window: cfg.Incidents.Window, Targets: targets,
+		Playbooks: playbooks, DryRun: cfg.Incidents.PlaybookDryRun, Responder: cmds,
 	}, log)
 	keys := auth.New(auth.Config{DB: db}, log)
 	secret, err := keys.EnsureAdmin(ctx, cfg.Data)

@@ -27,6 +27,8 @@ var commands = []*command{
 	{name: "incident show", synopsis: "ID [--json]", summary: "show one incident with its findings and timeline", positional: []string{"ID"}, setup: setupIncidentShow},
 	{name: "incident update", synopsis: "ID [--status S] [--assignee U] [--impact N] [--urgency N] [--comment TEXT] [--review-root-cause TEXT --review-lessons TEXT --review-followup ACTION...] [--json]", summary: "change an incident's status, assignee, impact or urgency, review it, or comment on it", positional: []string{"ID"}, setup: setupIncidentUpdate},
 	{name: "incident comment", synopsis: "ID TEXT [--json]", summary: "add a comment to an incident's timeline", positional: []string{"ID", "TEXT"}, setup: setupIncidentComment},
+	{name: "incident check", synopsis: "ID STEP [--undo] [--comment TEXT] [--json]", summary: "tick (or with --undo untick) a step of an incident's playbook checklist", positional: []string{"ID", "STEP"}, setup: setupIncidentCheck},
+	{name: "incident approve", synopsis: "ID REF [--comment TEXT] [--json]", summary: "approve a playbook action awaiting approval (REF as incident show lists it), which sends its command", positional: []string{"ID", "REF"}, setup: setupIncidentApprove},
 	{name: "incident report", synopsis: "ID", summary: "render an incident as a Markdown report", positional: []string{"ID"}, setup: setupIncidentReport},
 	{name: "incident stats", synopsis: "[--json]", summary: "service-level figures: MTTD, MTTA, MTTC, MTTR and breaches", setup: setupIncidentStats},
 	{name: "isolate", synopsis: "AGENT --reason TEXT [--incident ID] [--wait] [--timeout 2m] [--json]", summary: "cut a host off the network except for the collector", positional: []string{"AGENT"}, setup: setupIsolate},

@@ -131,6 +131,12 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 				},
 				"severity": "critical", "tactics": []string{"TA0002"}, "techniques": []string{"T1059.004"}, "indicators": []string{"rule:r-revshell"},
 				"overrides": []string{"impact"}, "opened_at": ago(time.Minute),
+				"playbook": map[string]any{"type": "malware", "name": "Malicious code response", "source": "embedded:malware.yaml", "dry_run": false,
+					"steps": []any{
+						map[string]any{"id": "triage", "title": "Confirm the process", "done": true, "done_by": "alice", "done_at": ago(20 * time.Second)},
+						map[string]any{"id": "scope", "title": "Look elsewhere", "done": false},
+					},
+					"actions": []any{map[string]any{"ref": "isolate-hosts/a1", "id": "isolate-hosts", "action": "isolate", "agent_id": "a1", "status": "awaiting_approval", "detail": "waits"}}},
 				"sla": map[string]any{"acknowledge_by": ago(-14 * time.Minute), "contain_by": ago(-59 * time.Minute), "acknowledge_breached": false,
 					"contain_breached": true, "time_to_detect_seconds": 2, "time_to_acknowledge_seconds": 30},
 				"review": map[string]any{"root_cause": "unpatched | web app", "lessons_learned": "patch faster", "follow_up_actions": []string{"patch CMS", "add WAF"}},

@@ -40,7 +40,27 @@ type incident struct {
 	Indicators []string `json:"indicators"`
 	Overrides  []string `json:"overrides"`
 	Review     *review  `json:"review"`
-	SLA        *struct {
+	Playbook   *struct {
+		Name   string `json:"name"`
+		Source string `json:"source"`
+		DryRun bool   `json:"dry_run"`
+		Steps  []struct {
+			ID     string  `json:"id"`
+			Title  string  `json:"title"`
+			Done   bool    `json:"done"`
+			DoneBy string  `json:"done_by"`
+			DoneAt apiTime `json:"done_at"`
+		} `json:"steps"`
+		Actions []struct {
+			Ref       string `json:"ref"`
+			Action    string `json:"action"`
+			AgentID   string `json:"agent_id"`
+			Status    string `json:"status"`
+			CommandID string `json:"command_id"`
+			Detail    string `json:"detail"`
+		} `json:"actions"`
+	} `json:"playbook"`
+	SLA *struct {
 		AcknowledgeBy       apiTime  `json:"acknowledge_by"`
 		ContainBy           apiTime  `json:"contain_by"`
 		AcknowledgeBreached bool     `json:"acknowledge_breached"`
@@ -220,6 +240,24 @@ func (inv *invocation) printIncident(w io.Writer, in *incident, findings []findi
 		}
 		if err := t.flush(); err != nil {
 			return err
+		}
+	}
+
+	if pb := in.Playbook; pb != nil {
+		mode := ""
+		if pb.DryRun {
+			mode = ", dry run"
+		}
+		fmt.Fprintf(w, "\nPlaybook: %s (%s%s)\n", clean(pb.Name), clean(pb.Source), mode)
+		for _, s := range pb.Steps {
+			box := "[ ]"
+			if s.Done {
+				box = "[x]"
+			}
+			fmt.Fprintf(w, "  %s %s  %s\n", box, clean(s.ID), clean(s.Title))
+		}
+		for _, a := range pb.Actions {
+			fmt.Fprintf(w, "  action %s: %s\n", clean(a.Ref), clean(a.Status))
 		}
 	}
 

@@ -171,6 +171,24 @@ func TestCommands(t *testing.T) {
 			stdout: []string{"comment added to incident i1\n"},
 		},
 		{
+			name:   "incident check",
+			args:   []string{"incident", "check", "i1", "triage", "--comment", "hash is known bad"},
+			reqs:   []string{"PATCH /api/v1/incidents/i1"},
+			body:   `{"check":"triage","comment":"hash is known bad"}`,
+			stdout: []string{"incident i1: step triage done\n"},
+		},
+		{
+			name: "incident check undo",
+			args: []string{"incident", "check", "--undo", "i1", "triage"},
+			body: `{"uncheck":"triage"}`,
+		},
+		{
+			name:   "incident approve",
+			args:   []string{"incident", "approve", "i1", "isolate-hosts/a1"},
+			body:   `{"approve":"isolate-hosts/a1"}`,
+			stdout: []string{"incident i1: isolate-hosts/a1 approved\n"},
+		},
+		{
 			name:   "incident comment without text",
 			args:   []string{"incident", "comment", "i1"},
 			code:   2,
@@ -191,6 +209,7 @@ func TestCommands(t *testing.T) {
 			args: []string{"incident", "show", "i1"},
 			stdout: []string{
 				"Service level:\n  Acknowledge by:  2025-06-01 12:14:00Z  ok\n  Contain by:      2025-06-01 12:59:00Z  BREACHED\n",
+				"Playbook: Malicious code response (embedded:malware.yaml)\n  [x] triage  Confirm the process\n  [ ] scope  Look elsewhere\n  action isolate-hosts/a1: awaiting_approval\n",
 				"Review:\n  Root cause: unpatched | web app\n  Lessons learned: patch faster\n  Follow-up: patch CMS\n  Follow-up: add WAF\n",
 				"Similar closed incidents (1):\n  i0  P2  closed  Shell on web-2\n    shares: rule:r-revshell\n    root cause: old plugin\n",
 			},
@@ -215,6 +234,8 @@ func TestCommands(t *testing.T) {
 				"| `c-old1` | isolate | a1 | alice | succeeded | isolated | contain |",
 				"| 2025-06-01 11:59:00Z | system | opened | from finding f1 |",
 				"**Root cause.** unpatched \\| web app",
+				"## Playbook: Malicious code response\n\n- [x] Confirm the process (alice, 2025-06-01 11:59:40Z)\n- [ ] Look elsewhere\n",
+				"| isolate | a1 | awaiting_approval | waits |",
 				"- patch CMS\n- add WAF\n",
 				"## Similar closed incidents",
 			},
@@ -471,7 +492,7 @@ func TestCommands(t *testing.T) {
 			args:   []string{"incident", "delete", "i1"},
 			code:   2,
 			reqs:   []string{},
-			stderr: []string{`cordonctl: incident: unknown subcommand "delete" (want comment, report, show, stats, update)`, "cordonctl incident show ID"},
+			stderr: []string{`cordonctl: incident: unknown subcommand "delete" (want approve, check, comment, report, show, stats, update)`, "cordonctl incident show ID"},
 		},
 		{
 			name:   "bad API address",

@@ -44,6 +44,53 @@ func setupIncidentComment(fs *flag.FlagSet) func(*invocation) error {
 	}
 }
 
+// patchIncident sends body as a change of incident id and prints what
+// done says, or the incident as JSON.
+func (inv *invocation) patchIncident(id string, body map[string]any, asJSON bool, done string) error {
+	c, err := inv.client()
+	if err != nil {
+		return err
+	}
+	var raw json.RawMessage
+	if err := c.do(inv.ctx, http.MethodPatch, "/api/v1/incidents/"+pathEscape(id), nil, body, &raw); err != nil {
+		return err
+	}
+	if asJSON {
+		return writeJSON(inv.stdout, raw)
+	}
+	fmt.Fprintln(inv.stdout, clean(done))
+	return nil
+}
+
+func setupIncidentCheck(fs *flag.FlagSet) func(*invocation) error {
+	undo := fs.Bool("undo", false, "untick the step")
+	comment := fs.String("comment", "", "add `TEXT` to the timeline with the tick")
+	asJSON := fs.Bool("json", false, "print the updated incident as one JSON object")
+	return func(inv *invocation) error {
+		key, verb := "check", "done"
+		if *undo {
+			key, verb = "uncheck", "not done"
+		}
+		body := map[string]any{key: inv.args[1]}
+		if inv.isSet("comment") {
+			body["comment"] = *comment
+		}
+		return inv.patchIncident(inv.args[0], body, *asJSON, fmt.Sprintf("incident %s: step %s %s", inv.args[0], inv.args[1], verb))
+	}
+}
+
+func setupIncidentApprove(fs *flag.FlagSet) func(*invocation) error {
+	comment := fs.String("comment", "", "add `TEXT` to the timeline with the approval")
+	asJSON := fs.Bool("json", false, "print the updated incident as one JSON object")
+	return func(inv *invocation) error {
+		body := map[string]any{"approve": inv.args[1]}
+		if inv.isSet("comment") {
+			body["comment"] = *comment
+		}
+		return inv.patchIncident(inv.args[0], body, *asJSON, fmt.Sprintf("incident %s: %s approved", inv.args[0], inv.args[1]))
+	}
+}
+
 func setupIncidentStats(fs *flag.FlagSet) func(*invocation) error {
 	asJSON := fs.Bool("json", false, "print the figures as one JSON object")
 	return func(inv *invocation) error {
@@ -202,6 +249,23 @@ func writeReport(w io.Writer, in *incident, findings []finding, cmds []cmdObj) e
 		p("| Acknowledge | %s | %s | %s |\n", stamp(s.AcknowledgeBy.Time), mdSecs(s.TimeToAcknowledge), yesNo(s.AcknowledgeBreached))
 		p("| Contain | %s | %s | %s |\n", stamp(s.ContainBy.Time), mdSecs(s.TimeToContain), yesNo(s.ContainBreached))
 		p("| Resolve | — | %s | — |\n", mdSecs(s.TimeToResolve))
+	}
+
+	if pb := in.Playbook; pb != nil {
+		p("\n## Playbook: %s\n\n", md(pb.Name))
+		for _, s := range pb.Steps {
+			box, by := " ", ""
+			if s.Done {
+				box, by = "x", fmt.Sprintf(" (%s, %s)", md(s.DoneBy), stamp(s.DoneAt.Time))
+			}
+			p("- [%s] %s%s\n", box, md(s.Title), by)
+		}
+		if len(pb.Actions) > 0 {
+			p("\n| Automatic action | Host | Status | Detail |\n|---|---|---|---|\n")
+			for _, a := range pb.Actions {
+				p("| %s | %s | %s | %s |\n", md(a.Action), md(a.AgentID), md(a.Status), md(a.Detail))
+			}
+		}
 	}
 
 	p("\n## Evidence\n\n")

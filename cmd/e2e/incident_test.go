@@ -29,6 +29,14 @@ type handledIncident struct {
 		RootCause string `json:"root_cause"`
 	} `json:"review"`
 	ClosedAt string `json:"closed_at"`
+	Playbook *struct {
+		Name  string `json:"name"`
+		Steps []struct {
+			ID    string `json:"id"`
+			Title string `json:"title"`
+			Done  bool   `json:"done"`
+		} `json:"steps"`
+	} `json:"playbook"`
 }
 
 // A handler takes a drill incident through its whole lifecycle with
@@ -88,6 +96,20 @@ func TestDrillIncidentLifecycle(t *testing.T) {
 	refused("comment", "--impact", "1", "--urgency", "1")
 	must("--impact", "1", "--urgency", "1", "--comment", "treated as P1 for the exercise")
 	must("--status", "investigating")
+
+	// The playbook of the incident's type is attached; tick its first step.
+	var opened handledIncident
+	c.ctlJSON(t, &opened, "incident", "show", inc.ID, "--json")
+	if opened.Playbook == nil || len(opened.Playbook.Steps) == 0 {
+		t.Fatalf("no playbook on a %s incident: %+v", opened.Type, opened.Playbook)
+	}
+	step := opened.Playbook.Steps[0]
+	if out, err := c.ctl("incident", "check", inc.ID, step.ID); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if out, err := c.ctl("incident", "check", inc.ID, "no-such-step"); err == nil || !strings.Contains(err.Error(), "no step") {
+		t.Fatalf("ticking an unknown step: %v\n%s", err, out)
+	}
 	if out, err := c.ctl("incident", "comment", inc.ID, "process tree checked"); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
@@ -119,6 +141,7 @@ func TestDrillIncidentLifecycle(t *testing.T) {
 		"admin status_changed: new → triage",
 		"admin impact_changed: ",
 		"admin comment: process tree checked",
+		"admin checklist_done: " + step.ID,
 		"admin status_changed: investigating → contained (containment justified in the comment)",
 		"admin review_added: root cause: scheduled drill scenario",
 		"admin status_changed: recovered → closed",
@@ -137,6 +160,8 @@ func TestDrillIncidentLifecycle(t *testing.T) {
 		"| Status | closed |",
 		"| Priority | P1 |",
 		"| Impact | 1 (set by a responder) |",
+		"## Playbook: " + opened.Playbook.Name,
+		"- [x] " + step.Title + " (admin, ",
 		"## Evidence",
 		"## Timeline",
 		"| admin | status_changed | recovered → closed |",

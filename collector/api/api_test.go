@@ -283,6 +283,8 @@ func TestIncidentPatch(t *testing.T) {
 		{map[string]any{"status": "new"}, 200, ""},
 		{map[string]any{"status": "contained"}, 409, "status"},
 		{map[string]any{"impact": 2}, 400, "comment"},
+		{map[string]any{"check": "triage"}, 400, "check"},
+		{map[string]any{"approve": "isolate-hosts/a1"}, 400, "approve"},
 		{map[string]any{"status": "contained", "comment": "account disabled"}, 200, ""},
 		{map[string]any{"status": "triage"}, 409, "status"},
 		{map[string]any{"status": "closed"}, 409, "status"},

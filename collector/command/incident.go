@@ -47,3 +47,17 @@ func (q *Queue) Contained(ctx context.Context, incidentID string) (string, error
 	}
 	return fmt.Sprintf("%s command %s on agent %s", found.Action, found.ID, found.AgentID), nil
 }
+
+// Respond implements incident.Responder: it queues a playbook's command
+// for an incident.
+func (q *Queue) Respond(ctx context.Context, agentID, action, reason, incidentID, requestedBy string) (string, error) {
+	req := Request{AgentID: agentID, Action: action, Reason: reason, IncidentID: incidentID, RequestedBy: requestedBy}
+	if err := req.Validate(); err != nil {
+		return "", err
+	}
+	c, err := q.Create(ctx, req)
+	if err != nil {
+		return "", err
+	}
+	return c.ID, nil
+}

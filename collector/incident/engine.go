@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cordon-edr/cordon/collector/ingest"
+	"github.com/cordon-edr/cordon/collector/playbook"
 	"github.com/cordon-edr/cordon/collector/store"
 )
 
@@ -52,6 +53,13 @@ type Config struct {
 	// Targets are the service-level targets per priority; missing
 	// priorities take DefaultTargets.
 	Targets map[string]Target
+	// Playbooks are the playbooks per incident type; none when nil.
+	Playbooks playbook.Set
+	// DryRun turns every playbook's actions into timeline entries only.
+	DryRun bool
+	// Responder sends the commands of playbook actions; without it they
+	// are marked failed.
+	Responder Responder
 	// Now is the clock of API changes and service levels; time.Now when
 	// nil.
 	Now func() time.Time
@@ -76,16 +84,19 @@ const batchSize = 128
 
 // Engine builds incidents from the findings log and serves them.
 type Engine struct {
-	db       *badger.DB
-	log      ingest.Log
-	findings Findings
-	agents   Agents
-	window   time.Duration
-	max      int
-	now      func() time.Time
-	logger   *slog.Logger
-	contain  Containment
-	targets  map[string]Target
+	db        *badger.DB
+	log       ingest.Log
+	findings  Findings
+	agents    Agents
+	window    time.Duration
+	max       int
+	now       func() time.Time
+	logger    *slog.Logger
+	contain   Containment
+	targets   map[string]Target
+	playbooks playbook.Set
+	dryRun    bool
+	responder Responder
 
 	opened atomic.Uint64
 }
@@ -96,6 +107,7 @@ func New(cfg Config, log *slog.Logger) *Engine {
 		db: cfg.DB, log: cfg.Log, findings: cfg.Findings, agents: cfg.Agents,
 		window: cfg.Window, max: cfg.MaxFindings, now: cfg.Now, logger: log,
 		contain: cfg.Containment, targets: maps.Clone(DefaultTargets),
+		playbooks: cfg.Playbooks, dryRun: cfg.DryRun, responder: cfg.Responder,
 	}
 	maps.Copy(e.targets, cfg.Targets)
 	if e.window <= 0 {
@@ -188,19 +200,21 @@ func (e *Engine) Run(ctx context.Context) error {
 // offset, in one transaction, or in several when it is too big.
 func (e *Engine) apply(ctx context.Context, recs []ingest.Record, next uint64) error {
 	var opened int
+	var sends []dispatch
 	err := store.Update(ctx, e.db, func(txn *badger.Txn) error {
-		opened = 0
+		opened, sends = 0, nil
 		for _, r := range recs {
 			if r.Finding == nil {
 				continue
 			}
-			created, err := e.add(txn, r.Finding)
+			created, ds, err := e.add(txn, r.Finding)
 			if err != nil {
 				return fmt.Errorf("finding %s: %w", r.Finding.ID, err)
 			}
 			if created {
 				opened++
 			}
+			sends = append(sends, ds...)
 		}
 		return store.Put(txn, offsetKey, next)
 	})
@@ -213,6 +227,7 @@ func (e *Engine) apply(ctx context.Context, recs []ingest.Record, next uint64) e
 	}
 	if err == nil {
 		e.opened.Add(uint64(opened))
+		e.send(ctx, sends)
 	}
 	return err
 }
@@ -220,7 +235,7 @@ func (e *Engine) apply(ctx context.Context, recs []ingest.Record, next uint64) e
 // add puts f into the open incident of its agent, or of another agent
 // that shares an indicator with it, or opens one. It reports whether it
 // opened one.
-func (e *Engine) add(txn *badger.Txn, f *ingest.Finding) (opened bool, err error) {
+func (e *Engine) add(txn *badger.Txn, f *ingest.Finding) (opened bool, sends []dispatch, err error) {
 	ff := factsOf(f.Evidence)
 	inds := indicators(f, ff)
 	keys := [][]byte{corrKey(f.AgentID, f.Drill)}
@@ -235,11 +250,11 @@ func (e *Engine) add(txn *badger.Txn, f *ingest.Finding) (opened bool, err error
 			continue
 		}
 		if err != nil {
-			return false, err
+			return false, nil, err
 		}
 		var r record
 		if err := store.Get(txn, incidentKey(openID), &r); err != nil {
-			return false, fmt.Errorf("incident %s: %w", openID, err)
+			return false, nil, fmt.Errorf("incident %s: %w", openID, err)
 		}
 		if e.joins(&r, f) {
 			cur = &r
@@ -253,14 +268,14 @@ func (e *Engine) add(txn *badger.Txn, f *ingest.Finding) (opened bool, err error
 	} else {
 		u, err := uuid.NewV7()
 		if err != nil {
-			return false, fmt.Errorf("minting an incident id: %w", err)
+			return false, nil, fmt.Errorf("minting an incident id: %w", err)
 		}
 		id = u.String()
 	}
 	attached, err := e.findings.Attach(txn, f.ID, id)
 	if err != nil || !attached {
 		// Already in an incident: a replay.
-		return false, err
+		return false, nil, err
 	}
 
 	opened = cur == nil
@@ -272,15 +287,16 @@ func (e *Engine) add(txn *badger.Txn, f *ingest.Finding) (opened bool, err error
 	}
 	if newHost {
 		if err := txn.Set(append(agentIndex(f.AgentID), id...), []byte(id)); err != nil {
-			return false, fmt.Errorf("indexing incident %s: %w", id, err)
+			return false, nil, fmt.Errorf("indexing incident %s: %w", id, err)
 		}
 	}
 	for _, k := range keys {
 		if err := store.Put(txn, k, id); err != nil {
-			return false, err
+			return false, nil, err
 		}
 	}
-	return opened, store.Put(txn, incidentKey(id), cur)
+	sends = e.runPlaybook(cur, f.ReceivedAt)
+	return opened, sends, store.Put(txn, incidentKey(id), cur)
 }
 
 // indicators returns what may correlate f with findings of other hosts:

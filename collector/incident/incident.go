@@ -60,7 +60,10 @@ type Incident struct {
 	FindingIDs    []string `json:"finding_ids"`
 	Timeline      []Entry  `json:"timeline"`
 	Review        *Review  `json:"review,omitempty"`
-	Drill         bool     `json:"drill"`
+	// Playbook is the playbook of the incident's type, with its
+	// checklist and automatic actions.
+	Playbook *PlaybookState `json:"playbook,omitempty"`
+	Drill    bool           `json:"drill"`
 	// Severity is the highest severity of the findings.
 	Severity string `json:"severity"`
 	// Tactics and Techniques are the union of the findings' ATT&CK ids.

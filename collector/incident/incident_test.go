@@ -54,13 +54,14 @@ func newEnv(t *testing.T) *env {
 var base = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 
 type spec struct {
-	agent    string
-	minute   int // observed at base + minute
-	severity string
-	drill    bool
-	tactic   string
-	user     string
-	rule     string // rule id; "r-<severity>-<agent>" when empty
+	agent     string
+	minute    int // observed at base + minute
+	severity  string
+	drill     bool
+	tactic    string
+	user      string
+	rule      string // rule id; "r-<severity>-<agent>" when empty
+	technique string
 	// extra is appended to the evidence array, e.g. a network event.
 	extra string
 }
@@ -75,15 +76,19 @@ func (s spec) finding() *protocol.Finding {
 	if rule == "" {
 		rule = "r-" + sev + "-" + s.agent
 	}
-	var tactics []string
+	var tactics, techniques []string
 	if s.tactic != "" {
 		tactics = []string{s.tactic}
+	}
+	if s.technique != "" {
+		techniques = []string{s.technique}
 	}
 	return &protocol.Finding{
 		Id:               uuid.Must(uuid.NewV7()).String(),
 		Rule:             &protocol.Rule{Id: rule, Name: "Suspicious " + sev},
 		Severity:         sev,
 		Tactics:          tactics,
+		Techniques:       techniques,
 		EvidenceJson:     []byte(ev),
 		ObservedUnixNano: base.Add(time.Duration(s.minute) * time.Minute).UnixNano(),
 		Drill:            s.drill,

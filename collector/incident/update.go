@@ -83,11 +83,18 @@ type Change struct {
 	Urgency  *int
 	Comment  *string
 	Review   *Review
+	// Check and Uncheck tick a playbook step (by id) or untick it.
+	Check   *string
+	Uncheck *string
+	// Approve approves a playbook action awaiting approval (by ref,
+	// "<action id>/<agent id>"), which sends its command.
+	Approve *string
 }
 
 func (c *Change) validate() error {
-	if c.Status == nil && c.Assignee == nil && c.Impact == nil && c.Urgency == nil && c.Comment == nil && c.Review == nil {
-		return store.Invalid("", "nothing to change: give status, assignee, impact, urgency, comment or review")
+	if c.Status == nil && c.Assignee == nil && c.Impact == nil && c.Urgency == nil && c.Comment == nil && c.Review == nil &&
+		c.Check == nil && c.Uncheck == nil && c.Approve == nil {
+		return store.Invalid("", "nothing to change: give status, assignee, impact, urgency, comment, review, check, uncheck or approve")
 	}
 	if c.Status != nil && !c.Status.Known() {
 		return store.Invalid("status", "unknown status %q", *c.Status)
@@ -134,18 +141,34 @@ func (e *Engine) Update(ctx context.Context, id string, c Change, actor string) 
 		}
 	}
 	var r record
+	var sends []dispatch
 	err := store.Update(ctx, e.db, func(txn *badger.Txn) error {
-		r = record{}
+		r, sends = record{}, nil
 		if err := store.Get(txn, incidentKey(id), &r); err != nil {
 			return err
 		}
 		if err := e.change(&r, c, actor, containedBy); err != nil {
 			return err
 		}
+		if c.Approve != nil {
+			d, err := e.approve(&r, *c.Approve, actor, e.now().UTC())
+			if err != nil {
+				return err
+			}
+			sends = append(sends, d)
+		}
 		return store.Put(txn, incidentKey(id), &r)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("updating incident %s: %w", id, err)
+	}
+	if len(sends) > 0 {
+		e.send(ctx, sends)
+		var after *Incident
+		if after, err = e.Get(ctx, id); err != nil {
+			return nil, err
+		}
+		return after, nil
 	}
 	r.SLA = slaOf(&r.Incident, e.targets, e.now().UTC())
 	return &r.Incident, nil
@@ -237,6 +260,16 @@ func (e *Engine) change(r *record, c Change, actor, containedBy string) error {
 	}
 	if c.Comment != nil {
 		note(ActionComment, *c.Comment)
+	}
+	if c.Check != nil {
+		if err := tick(r, *c.Check, true, actor, now); err != nil {
+			return err
+		}
+	}
+	if c.Uncheck != nil {
+		if err := tick(r, *c.Uncheck, false, actor, now); err != nil {
+			return err
+		}
 	}
 	r.UpdatedAt = now
 	return nil

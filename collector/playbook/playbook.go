@@ -231,7 +231,9 @@ func (p *Playbook) check(name string, types []string) error {
 	return nil
 }
 
-func known(c string) bool { return c != "unknown" && slices.Contains([]string{"low", "medium", "high", "critical"}, c) }
+func known(c string) bool {
+	return c != "unknown" && slices.Contains([]string{"low", "medium", "high", "critical"}, c)
+}
 
 //go:embed defaults/*.yaml
 var defaults embed.FS
