@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dgraph-io/badger/v4"
+
 	"github.com/cordon-edr/cordon/protocol"
 )
 
@@ -115,5 +117,33 @@ func TestDuplicateFindingOpensNothing(t *testing.T) {
 	}
 	if incs := e.incidents(t); len(incs) != 1 || len(incs[0].FindingIDs) != 1 {
 		t.Fatalf("incidents %+v", incs)
+	}
+}
+
+// A record stored before classification and service levels existed
+// still takes findings and reads with a sane service level.
+func TestLegacyRecord(t *testing.T) {
+	e := newEnv(t)
+	e.add(t, spec{agent: "a1", rule: "r"})
+	e.process(t)
+	id := e.incidents(t)[0].ID
+	legacy := `{"id":"` + id + `","title":"Old","status":"new","type":"malicious_execution","impact":3,"urgency":3,"priority":"P3",` +
+		`"asset_criticality":"high","origin":"unknown","affected_hosts":["a1"],"affected_users":[],"assignee":"","finding_ids":["x"],` +
+		`"timeline":[{"at":"2026-03-01T12:00:00Z","actor":"cordon","action":"opened"}],"drill":false,"detected_at":"2026-03-01T10:00:00Z",` +
+		`"updated_at":"2026-03-01T12:00:00Z","tactics":["TA0002"],"last_observed":"2026-03-01T10:00:00Z","hostname":"host-a1"}`
+	err := e.db.Update(func(txn *badger.Txn) error { return txn.Set(incidentKey(id), []byte(legacy)) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.add(t, spec{agent: "a1", minute: 1, rule: "r"})
+	e.add(t, spec{agent: "a2", minute: 2, rule: "r"})
+	e.process(t)
+	inc, err := e.engine.Get(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inc.FindingIDs) != 3 || fmt.Sprint(inc.AffectedHosts) != "[a1 a2]" || inc.Severity != "medium" || inc.Type != TypeMalware ||
+		inc.OpenedAt.IsZero() || inc.SLA.AcknowledgeBreached {
+		t.Errorf("legacy incident after two findings: %+v", inc)
 	}
 }

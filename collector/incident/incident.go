@@ -1,6 +1,7 @@
 package incident
 
 import (
+	"encoding/json"
 	"slices"
 	"time"
 )
@@ -145,4 +146,38 @@ type record struct {
 	Addresses []string `json:"addresses"`
 	// Rules are the rule ids of the findings.
 	Rules []string `json:"rules"`
+}
+
+// UnmarshalJSON decodes a stored record and fills in the fields that
+// records stored by earlier versions lack.
+func (r *record) UnmarshalJSON(b []byte) error {
+	type plain record
+	if err := json.Unmarshal(b, (*plain)(r)); err != nil {
+		return err
+	}
+	r.upgrade()
+	return nil
+}
+
+// upgrade fills in what records stored before classification and service
+// levels lack: per-host criticality, highest severity, opening time.
+func (r *record) upgrade() {
+	if r.Criticality == nil {
+		r.Criticality = make(map[string]string, len(r.AffectedHosts))
+		for _, h := range r.AffectedHosts {
+			r.Criticality[h] = r.AssetCriticality
+		}
+	}
+	if r.Severity == "" {
+		r.Severity = [...]string{"critical", "high", "medium", "low"}[clamp(r.Impact)-1]
+	}
+	if r.OpenedAt.IsZero() {
+		r.OpenedAt = r.DetectedAt
+		if len(r.Timeline) > 0 {
+			r.OpenedAt = r.Timeline[0].At
+		}
+	}
+	if r.Overrides == nil {
+		r.Overrides = []string{}
+	}
 }
