@@ -71,7 +71,7 @@ const (
 	ActionApproved       = "playbook_approved"
 )
 
-// ActorPlaybook is the timeline actor of playbook actions.
+// actorPlaybook is the timeline actor of the actions of playbook name.
 func actorPlaybook(name string) string { return "playbook:" + name }
 
 // dispatch is a playbook action to send once its transaction committed.
