@@ -5,9 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/cordon-edr/cordon/collector/incident"
 )
 
 // config is the collector's YAML configuration; every key is optional.
@@ -20,6 +24,46 @@ type config struct {
 		TLSCert string `yaml:"tls_cert"`
 		TLSKey  string `yaml:"tls_key"`
 	} `yaml:"api"`
+	Incidents incidentsConfig `yaml:"incidents"`
+}
+
+// incidentsConfig tunes incident handling.
+type incidentsConfig struct {
+	// Window is how far apart correlated findings may be.
+	Window time.Duration `yaml:"window"`
+	// Playbooks is a folder of playbook files overriding the defaults.
+	Playbooks string `yaml:"playbooks"`
+	// PlaybookDryRun writes playbook actions on the timeline instead of
+	// sending them.
+	PlaybookDryRun bool `yaml:"playbook_dry_run"`
+	// ServiceLevels are the targets per priority (P1..P5).
+	ServiceLevels map[string]struct {
+		Acknowledge time.Duration `yaml:"acknowledge"`
+		Contain     time.Duration `yaml:"contain"`
+	} `yaml:"service_levels"`
+}
+
+// targets returns the service-level targets of the configuration over
+// the defaults, or an error naming the bad key.
+func (c incidentsConfig) targets() (map[string]incident.Target, error) {
+	out := maps.Clone(incident.DefaultTargets)
+	for p, t := range c.ServiceLevels {
+		def, ok := out[p]
+		if !ok {
+			return nil, fmt.Errorf("incidents.service_levels: unknown priority %q (want P1 to P5)", p)
+		}
+		if t.Acknowledge < 0 || t.Contain < 0 {
+			return nil, fmt.Errorf("incidents.service_levels.%s: durations must be positive", p)
+		}
+		if t.Acknowledge > 0 {
+			def.Acknowledge = t.Acknowledge
+		}
+		if t.Contain > 0 {
+			def.Contain = t.Contain
+		}
+		out[p] = def
+	}
+	return out, nil
 }
 
 func defaultConfig() config {
@@ -42,6 +86,12 @@ func loadConfig(path string, c *config) error {
 	}
 	if (c.API.TLSCert == "") != (c.API.TLSKey == "") {
 		return fmt.Errorf("%s: api.tls_cert and api.tls_key go together: set both or neither", path)
+	}
+	if c.Incidents.Window < 0 {
+		return fmt.Errorf("%s: incidents.window must be positive", path)
+	}
+	if _, err := c.Incidents.targets(); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/cordon-edr/cordon/collector/incident"
 	"github.com/cordon-edr/cordon/collector/ingest"
 	"github.com/cordon-edr/cordon/collector/pki"
+	"github.com/cordon-edr/cordon/collector/playbook"
 	"github.com/cordon-edr/cordon/collector/registry"
 	"github.com/cordon-edr/cordon/collector/store"
 )
@@ -169,8 +170,29 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 	if err != nil {
 		return fmt.Errorf("opening the findings log: %w", err)
 	}
-	incidents := incident.New(incident.Config{DB: db, Log: findings, Findings: findings, Agents: reg}, log)
-	cmds := command.New(command.Config{DB: db}, log)
+	targets, err := cfg.Incidents.targets()
+	if err != nil {
+		return err
+	}
+	playbooks, err := playbook.Load(cfg.Incidents.Playbooks, incident.Types())
+	if err != nil {
+		return fmt.Errorf("loading playbooks: %w", err)
+	}
+	var incidents *incident.Engine
+	cmds := command.New(command.Config{DB: db, OnFinish: func(ctx context.Context, c *command.Command) {
+		if c.IncidentID == "" {
+			return
+		}
+		detail := fmt.Sprintf("%s command %s on agent %s %s: %s", c.Action, c.ID, c.AgentID, c.Status, c.Result)
+		if err := incidents.Note(ctx, c.IncidentID, incident.ActorCordon, incident.ActionCommandFinished, detail); err != nil {
+			log.Warn("noting a command result on its incident", "command", c.ID, "incident", c.IncidentID, "err", err)
+		}
+	}}, log)
+	incidents = incident.New(incident.Config{
+		DB: db, Log: findings, Findings: findings, Agents: reg, Containment: cmds,
+		Window: cfg.Incidents.Window, Targets: targets,
+		Playbooks: playbooks, DryRun: cfg.Incidents.PlaybookDryRun, Responder: cmds,
+	}, log)
 	keys := auth.New(auth.Config{DB: db}, log)
 	secret, err := keys.EnsureAdmin(ctx, cfg.Data)
 	if err != nil {

@@ -128,13 +128,27 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 				"timeline": []any{
 					map[string]any{"at": ago(time.Minute), "actor": "system", "action": "opened", "detail": "from finding f1"},
 					map[string]any{"at": ago(30 * time.Second), "actor": "alice", "action": "status", "detail": map[string]string{"from": "new", "to": "investigating"}},
-				}},
+				},
+				"severity": "critical", "tactics": []string{"TA0002"}, "techniques": []string{"T1059.004"}, "indicators": []string{"rule:r-revshell"},
+				"overrides": []string{"impact"}, "opened_at": ago(time.Minute),
+				"playbook": map[string]any{"type": "malware", "name": "Malicious code response", "source": "embedded:malware.yaml", "dry_run": false,
+					"steps": []any{
+						map[string]any{"id": "triage", "title": "Confirm the process", "done": true, "done_by": "alice", "done_at": ago(20 * time.Second)},
+						map[string]any{"id": "scope", "title": "Look elsewhere", "done": false},
+					},
+					"actions": []any{map[string]any{"ref": "isolate-hosts/a1", "id": "isolate-hosts", "action": "isolate", "agent_id": "a1", "status": "awaiting_approval", "detail": "waits"}}},
+				"sla": map[string]any{"acknowledge_by": ago(-14 * time.Minute), "contain_by": ago(-59 * time.Minute), "acknowledge_breached": false,
+					"contain_breached": true, "time_to_detect_seconds": 2, "time_to_acknowledge_seconds": 30},
+				"review": map[string]any{"root_cause": "unpatched | web app", "lessons_learned": "patch faster", "follow_up_actions": []string{"patch CMS", "add WAF"}},
+				"similar": []any{map[string]any{"id": "i0", "title": "Shell on web-2", "status": "closed", "priority": "P2", "shared": []string{"rule:r-revshell"},
+					"review": map[string]any{"root_cause": "old plugin", "lessons_learned": "inventory plugins"}}},
+			},
 			map[string]any{"id": "i2", "title": "Drill on db-1", "status": "new", "type": "drill", "impact": 3, "urgency": 3, "priority": "P4",
 				"affected_hosts": []string{"a2"}, "finding_ids": []string{"f3"}, "drill": true, "detected_at": ago(time.Hour)},
 			map[string]any{"id": "i3", "title": "Old", "status": "closed", "type": "other", "priority": "P5", "drill": false},
 		},
 		"/api/v1/commands": {
-			map[string]any{"id": "c-old1", "agent_id": "a1", "action": "isolate", "status": "succeeded", "result": "isolated", "requested_by": "alice", "created_at": ago(time.Hour)},
+			map[string]any{"id": "c-old1", "agent_id": "a1", "action": "isolate", "status": "succeeded", "result": "isolated", "requested_by": "alice", "created_at": ago(time.Hour), "incident_id": "i1", "reason": "contain"},
 			map[string]any{"id": "c-old2", "agent_id": "a2", "action": "kill", "status": "failed", "result": map[string]any{"error": "no such process"}, "requested_by": "bob"},
 			map[string]any{"id": "c-old3", "agent_id": "a2", "action": "release", "status": "pending"},
 		},
@@ -185,6 +199,11 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case r.Method == http.MethodGet && f.objects[path] != nil:
 		f.list(w, r, f.objects[path])
+	case r.Method == http.MethodGet && path == "/api/v1/incidents/stats":
+		writeFake(w, http.StatusOK, map[string]any{
+			"real":  map[string]any{"incidents": 3, "open": 2, "mttd_seconds": 4, "mtta_seconds": 90, "mttc_seconds": 3600, "mttr_seconds": 0, "acknowledge_breaches": 1, "contain_breaches": 0},
+			"drill": map[string]any{"incidents": 1, "open": 1, "mttd_seconds": 1, "mtta_seconds": 0, "mttc_seconds": 0, "mttr_seconds": 0, "acknowledge_breaches": 0, "contain_breaches": 0},
+		})
 	case r.Method == http.MethodGet && strings.HasPrefix(path, "/api/v1/incidents/"):
 		id := strings.TrimPrefix(path, "/api/v1/incidents/")
 		for _, o := range f.objects["/api/v1/incidents"] {

@@ -33,13 +33,65 @@ type incident struct {
 		Action string  `json:"action"`
 		Detail loose   `json:"detail"`
 	} `json:"timeline"`
-	Drill          bool    `json:"drill"`
+	Drill      bool     `json:"drill"`
+	Severity   string   `json:"severity"`
+	Tactics    []string `json:"tactics"`
+	Techniques []string `json:"techniques"`
+	Indicators []string `json:"indicators"`
+	Overrides  []string `json:"overrides"`
+	Review     *review  `json:"review"`
+	Playbook   *struct {
+		Name   string `json:"name"`
+		Source string `json:"source"`
+		DryRun bool   `json:"dry_run"`
+		Steps  []struct {
+			ID     string  `json:"id"`
+			Title  string  `json:"title"`
+			Done   bool    `json:"done"`
+			DoneBy string  `json:"done_by"`
+			DoneAt apiTime `json:"done_at"`
+		} `json:"steps"`
+		Actions []struct {
+			Ref       string `json:"ref"`
+			Action    string `json:"action"`
+			AgentID   string `json:"agent_id"`
+			Status    string `json:"status"`
+			CommandID string `json:"command_id"`
+			Detail    string `json:"detail"`
+		} `json:"actions"`
+	} `json:"playbook"`
+	SLA *struct {
+		AcknowledgeBy       apiTime  `json:"acknowledge_by"`
+		ContainBy           apiTime  `json:"contain_by"`
+		AcknowledgeBreached bool     `json:"acknowledge_breached"`
+		ContainBreached     bool     `json:"contain_breached"`
+		TimeToDetect        *float64 `json:"time_to_detect_seconds"`
+		TimeToAcknowledge   *float64 `json:"time_to_acknowledge_seconds"`
+		TimeToContain       *float64 `json:"time_to_contain_seconds"`
+		TimeToResolve       *float64 `json:"time_to_resolve_seconds"`
+	} `json:"sla"`
+	Similar []struct {
+		ID       string   `json:"id"`
+		Title    string   `json:"title"`
+		Status   string   `json:"status"`
+		Priority string   `json:"priority"`
+		Shared   []string `json:"shared"`
+		Review   *review  `json:"review"`
+	} `json:"similar"`
 	DetectedAt     apiTime `json:"detected_at"`
+	OpenedAt       apiTime `json:"opened_at"`
 	AcknowledgedAt apiTime `json:"acknowledged_at"`
 	ContainedAt    apiTime `json:"contained_at"`
 	ResolvedAt     apiTime `json:"resolved_at"`
 	ClosedAt       apiTime `json:"closed_at"`
 	UpdatedAt      apiTime `json:"updated_at"`
+}
+
+// review is a post-incident review.
+type review struct {
+	RootCause       string   `json:"root_cause"`
+	LessonsLearned  string   `json:"lessons_learned"`
+	FollowUpActions []string `json:"follow_up_actions"`
 }
 
 func setupIncidents(fs *flag.FlagSet) func(*invocation) error {
@@ -145,6 +197,16 @@ func (inv *invocation) printIncident(w io.Writer, in *incident, findings []findi
 		return err
 	}
 
+	if in.SLA != nil {
+		fmt.Fprintf(w, "\nService level:\n")
+		t = newTable(&indent{w: w})
+		t.row("Acknowledge by:", stamp(in.SLA.AcknowledgeBy.Time), breached(in.SLA.AcknowledgeBreached))
+		t.row("Contain by:", stamp(in.SLA.ContainBy.Time), breached(in.SLA.ContainBreached))
+		if err := t.flush(); err != nil {
+			return err
+		}
+	}
+
 	fmt.Fprintf(w, "\nAffected hosts (%d):\n", len(in.AffectedHosts))
 	for _, h := range in.AffectedHosts {
 		fmt.Fprintf(w, "  %s\n", clean(h))
@@ -180,7 +242,50 @@ func (inv *invocation) printIncident(w io.Writer, in *incident, findings []findi
 			return err
 		}
 	}
+
+	if pb := in.Playbook; pb != nil {
+		mode := ""
+		if pb.DryRun {
+			mode = ", dry run"
+		}
+		fmt.Fprintf(w, "\nPlaybook: %s (%s%s)\n", clean(pb.Name), clean(pb.Source), mode)
+		for _, s := range pb.Steps {
+			box := "[ ]"
+			if s.Done {
+				box = "[x]"
+			}
+			fmt.Fprintf(w, "  %s %s  %s\n", box, clean(s.ID), clean(s.Title))
+		}
+		for _, a := range pb.Actions {
+			fmt.Fprintf(w, "  action %s: %s\n", clean(a.Ref), clean(a.Status))
+		}
+	}
+
+	if in.Review != nil {
+		fmt.Fprintf(w, "\nReview:\n  Root cause: %s\n  Lessons learned: %s\n", clean(in.Review.RootCause), clean(in.Review.LessonsLearned))
+		for _, a := range in.Review.FollowUpActions {
+			fmt.Fprintf(w, "  Follow-up: %s\n", clean(a))
+		}
+	}
+
+	if len(in.Similar) > 0 {
+		fmt.Fprintf(w, "\nSimilar closed incidents (%d):\n", len(in.Similar))
+		for _, s := range in.Similar {
+			fmt.Fprintf(w, "  %s  %s  %s  %s\n    shares: %s\n", clean(s.ID), clean(orDash(s.Priority)), clean(s.Status),
+				clean(truncate(s.Title, 60)), clean(strings.Join(s.Shared, ", ")))
+			if s.Review != nil {
+				fmt.Fprintf(w, "    root cause: %s\n    lessons learned: %s\n", clean(s.Review.RootCause), clean(s.Review.LessonsLearned))
+			}
+		}
+	}
 	return nil
+}
+
+func breached(b bool) string {
+	if b {
+		return "BREACHED"
+	}
+	return "ok"
 }
 
 // indent prefixes every line written through it with two spaces.
@@ -209,7 +314,11 @@ func setupIncidentUpdate(fs *flag.FlagSet) func(*invocation) error {
 	assignee := fs.String("assignee", "", "assign the incident to `USER`")
 	impact := fs.Int("impact", 0, "set the impact, `N` from 1 to 4")
 	urgency := fs.Int("urgency", 0, "set the urgency, `N` from 1 to 4")
-	comment := fs.String("comment", "", "add `TEXT` to the timeline")
+	comment := fs.String("comment", "", "add `TEXT` to the timeline (the reason, with --impact or --urgency; the justification when containing without a containment command)")
+	rootCause := fs.String("review-root-cause", "", "post-incident review: the root cause `TEXT`")
+	lessons := fs.String("review-lessons", "", "post-incident review: the lessons learned `TEXT`")
+	var followUps listFlag
+	fs.Var(&followUps, "review-followup", "post-incident review: a follow-up `ACTION` (repeatable)")
 	asJSON := fs.Bool("json", false, "print the updated incident as one JSON object")
 	return func(inv *invocation) error {
 		body := map[string]any{}
@@ -228,8 +337,14 @@ func setupIncidentUpdate(fs *flag.FlagSet) func(*invocation) error {
 		if inv.isSet("comment") {
 			body["comment"] = *comment
 		}
+		if inv.isSet("review-root-cause") || inv.isSet("review-lessons") || inv.isSet("review-followup") {
+			if !inv.isSet("review-root-cause") || !inv.isSet("review-lessons") || !inv.isSet("review-followup") {
+				return usagef("a review needs --review-root-cause, --review-lessons and at least one --review-followup")
+			}
+			body["review"] = review{RootCause: *rootCause, LessonsLearned: *lessons, FollowUpActions: followUps}
+		}
 		if len(body) == 0 {
-			return usagef("nothing to update: give at least one of --status, --assignee, --impact, --urgency, --comment")
+			return usagef("nothing to update: give at least one of --status, --assignee, --impact, --urgency, --comment, --review-*")
 		}
 		c, err := inv.client()
 		if err != nil {

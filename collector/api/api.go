@@ -64,6 +64,7 @@ var routes = []route{
 	{"GET /api/v1/findings/{id}", auth.RoleViewer, (*server).getFinding},
 
 	{"GET /api/v1/incidents", auth.RoleViewer, (*server).listIncidents},
+	{"GET /api/v1/incidents/stats", auth.RoleViewer, (*server).incidentStats},
 	{"GET /api/v1/incidents/{id}", auth.RoleViewer, (*server).getIncident},
 	{"PATCH /api/v1/incidents/{id}", auth.RoleResponder, (*server).updateIncident},
 

@@ -281,7 +281,11 @@ func TestIncidentPatch(t *testing.T) {
 	}{
 		{map[string]any{"status": "triage", "assignee": "bob"}, 200, ""},
 		{map[string]any{"status": "new"}, 200, ""},
-		{map[string]any{"status": "contained"}, 200, ""},
+		{map[string]any{"status": "contained"}, 409, "status"},
+		{map[string]any{"impact": 2}, 400, "comment"},
+		{map[string]any{"check": "triage"}, 400, "check"},
+		{map[string]any{"approve": "isolate-hosts/a1"}, 400, "approve"},
+		{map[string]any{"status": "contained", "comment": "account disabled"}, 200, ""},
 		{map[string]any{"status": "triage"}, 409, "status"},
 		{map[string]any{"status": "closed"}, 409, "status"},
 		{map[string]any{"status": "finished"}, 400, "status"},
@@ -421,10 +425,23 @@ func TestMetrics(t *testing.T) {
 		"cordon_incidents_opened_total 1\n",
 		"# TYPE cordon_agents_online gauge\ncordon_agents_online 0\n",
 		`cordon_api_requests_total{code="401"} 1` + "\n",
+		"# TYPE cordon_incidents_open gauge\ncordon_incidents_open 1\n",
+		"cordon_incidents_mtta_seconds 0\n",
+		"cordon_incidents_acknowledge_breaches 0\n",
 	} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("metrics lack %q:\n%s", want, b)
 		}
+	}
+	if !strings.Contains(string(b), "cordon_incidents_mttd_seconds ") {
+		t.Errorf("metrics lack MTTD:\n%s", b)
+	}
+
+	code, body := e.do(t, "GET", "/api/v1/incidents/stats", "viewer", nil)
+	real, _ := body["real"].(map[string]any)
+	drill, _ := body["drill"].(map[string]any)
+	if code != 200 || real["incidents"] != 1.0 || real["open"] != 1.0 || drill["incidents"] != 0.0 {
+		t.Errorf("stats: %d %v", code, body)
 	}
 }
 

@@ -182,6 +182,9 @@ func (s *server) updateIncident(w http.ResponseWriter, r *http.Request) error {
 		Urgency  *int             `json:"urgency"`
 		Comment  *string          `json:"comment"`
 		Review   *incident.Review `json:"review"`
+		Check    *string          `json:"check"`
+		Uncheck  *string          `json:"uncheck"`
+		Approve  *string          `json:"approve"`
 	}
 	if err := decode(w, r, &body); err != nil {
 		return err
@@ -189,6 +192,7 @@ func (s *server) updateIncident(w http.ResponseWriter, r *http.Request) error {
 	inc, err := s.Incidents.Update(r.Context(), r.PathValue("id"), incident.Change{
 		Status: body.Status, Assignee: body.Assignee, Impact: body.Impact,
 		Urgency: body.Urgency, Comment: body.Comment, Review: body.Review,
+		Check: body.Check, Uncheck: body.Uncheck, Approve: body.Approve,
 	}, caller(r).Name)
 	if err != nil {
 		return err

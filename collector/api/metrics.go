@@ -20,6 +20,9 @@ func (s *server) metrics(w http.ResponseWriter, r *http.Request) error {
 	metric("cordon_findings_rejected_total", "counter", "Invalid findings skipped since the collector started.", fs.Rejected)
 	metric("cordon_incidents_opened_total", "counter", "Incidents opened since the collector started.", s.Incidents.Stats().Opened)
 	metric("cordon_agents_online", "gauge", "Agents connected with a recent heartbeat.", uint64(s.Agents.Online()))
+	if err := s.incidentMetrics(r.Context(), &b); err != nil {
+		return err
+	}
 
 	s.mu.Lock()
 	requests := maps.Clone(s.requests)

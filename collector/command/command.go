@@ -133,13 +133,17 @@ type Config struct {
 	DB *badger.DB
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// OnFinish, when set, is called with each command once its result is
+	// stored (e.g. to put the outcome on its incident's timeline).
+	OnFinish func(ctx context.Context, c *Command)
 }
 
 // Queue is the command queue.
 type Queue struct {
-	db  *badger.DB
-	now func() time.Time
-	log *slog.Logger
+	db       *badger.DB
+	now      func() time.Time
+	log      *slog.Logger
+	onFinish func(ctx context.Context, c *Command)
 
 	mu      sync.Mutex
 	waiters map[string]map[chan struct{}]struct{}
@@ -147,7 +151,7 @@ type Queue struct {
 
 // New returns a Queue over cfg.DB.
 func New(cfg Config, log *slog.Logger) *Queue {
-	q := &Queue{db: cfg.DB, now: cfg.Now, log: log, waiters: make(map[string]map[chan struct{}]struct{})}
+	q := &Queue{db: cfg.DB, now: cfg.Now, log: log, onFinish: cfg.OnFinish, waiters: make(map[string]map[chan struct{}]struct{})}
 	if q.now == nil {
 		q.now = time.Now
 	}
@@ -339,7 +343,9 @@ func (q *Queue) Delivered(ctx context.Context, commandID string) error {
 // still recorded: the agent did run it.
 func (q *Queue) Finished(ctx context.Context, agentID string, res *protocol.CommandResult) error {
 	now := q.now().UTC()
+	var done *Command
 	err := store.Update(ctx, q.db, func(txn *badger.Txn) error {
+		done = nil
 		var c Command
 		if err := store.Get(txn, commandKey(res.GetId()), &c); err != nil {
 			return err
@@ -350,6 +356,7 @@ func (q *Queue) Finished(ctx context.Context, agentID string, res *protocol.Comm
 		if c.Status == StatusSucceeded || c.Status == StatusFailed {
 			return nil
 		}
+		done = &c
 		c.Status, c.Result, c.FinishedAt = StatusFailed, res.GetResult(), now
 		if res.GetOk() {
 			c.Status = StatusSucceeded
@@ -370,6 +377,9 @@ func (q *Queue) Finished(ctx context.Context, agentID string, res *protocol.Comm
 		return fmt.Errorf("recording the result of command %s from agent %s: %w", res.GetId(), agentID, err)
 	}
 	q.log.Info("command finished", "command", res.GetId(), "agent", agentID, "ok", res.GetOk())
+	if done != nil && q.onFinish != nil {
+		q.onFinish(ctx, done)
+	}
 	return nil
 }
 

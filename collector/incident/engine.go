@@ -2,10 +2,11 @@ package incident
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -15,8 +16,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cordon-edr/cordon/collector/ingest"
+	"github.com/cordon-edr/cordon/collector/playbook"
 	"github.com/cordon-edr/cordon/collector/store"
-	"github.com/cordon-edr/cordon/protocol/ecs"
 )
 
 // Findings is the findings read model, told which incident each finding
@@ -45,8 +46,31 @@ type Config struct {
 	// MaxFindings caps the findings of one incident; a finding beyond it
 	// opens a new incident. DefaultMaxFindings when zero.
 	MaxFindings int
-	// Now is the clock of API changes; time.Now when nil.
+	// Containment tells which containment commands succeeded for an
+	// incident; optional (without it, reaching contained always needs a
+	// written justification).
+	Containment Containment
+	// Targets are the service-level targets per priority; missing
+	// priorities take DefaultTargets.
+	Targets map[string]Target
+	// Playbooks are the playbooks per incident type; none when nil.
+	Playbooks playbook.Set
+	// DryRun turns every playbook's actions into timeline entries only.
+	DryRun bool
+	// Responder sends the commands of playbook actions; without it they
+	// are marked failed.
+	Responder Responder
+	// Now is the clock of API changes and service levels; time.Now when
+	// nil.
 	Now func() time.Time
+}
+
+// Containment looks up the containment commands of an incident.
+type Containment interface {
+	// Contained returns a description of a succeeded containment command
+	// (isolate, kill, suspend or quarantine) sent for the incident, or ""
+	// when there is none.
+	Contained(ctx context.Context, incidentID string) (string, error)
 }
 
 // Defaults of Config.
@@ -60,14 +84,19 @@ const batchSize = 128
 
 // Engine builds incidents from the findings log and serves them.
 type Engine struct {
-	db       *badger.DB
-	log      ingest.Log
-	findings Findings
-	agents   Agents
-	window   time.Duration
-	max      int
-	now      func() time.Time
-	logger   *slog.Logger
+	db        *badger.DB
+	log       ingest.Log
+	findings  Findings
+	agents    Agents
+	window    time.Duration
+	max       int
+	now       func() time.Time
+	logger    *slog.Logger
+	contain   Containment
+	targets   map[string]Target
+	playbooks playbook.Set
+	dryRun    bool
+	responder Responder
 
 	opened atomic.Uint64
 }
@@ -77,7 +106,10 @@ func New(cfg Config, log *slog.Logger) *Engine {
 	e := &Engine{
 		db: cfg.DB, log: cfg.Log, findings: cfg.Findings, agents: cfg.Agents,
 		window: cfg.Window, max: cfg.MaxFindings, now: cfg.Now, logger: log,
+		contain: cfg.Containment, targets: maps.Clone(DefaultTargets),
+		playbooks: cfg.Playbooks, dryRun: cfg.DryRun, responder: cfg.Responder,
 	}
+	maps.Copy(e.targets, cfg.Targets)
 	if e.window <= 0 {
 		e.window = DefaultWindow
 	}
@@ -105,6 +137,15 @@ var offsetKey = store.Key("meta", "incident-offset")
 func incidentKey(id string) []byte { return store.Key("incident", id) }
 func agentIndex(agentID string) []byte {
 	return store.Prefix("iagent", agentID)
+}
+func indicatorKey(ind string, drill bool) []byte {
+	return store.Key("iind", kind(drill), ind)
+}
+func kind(drill bool) string {
+	if drill {
+		return "drill"
+	}
+	return "real"
 }
 func corrKey(agentID string, drill bool) []byte {
 	d := "real"
@@ -159,19 +200,21 @@ func (e *Engine) Run(ctx context.Context) error {
 // offset, in one transaction, or in several when it is too big.
 func (e *Engine) apply(ctx context.Context, recs []ingest.Record, next uint64) error {
 	var opened int
+	var sends []dispatch
 	err := store.Update(ctx, e.db, func(txn *badger.Txn) error {
-		opened = 0
+		opened, sends = 0, nil
 		for _, r := range recs {
 			if r.Finding == nil {
 				continue
 			}
-			created, err := e.add(txn, r.Finding)
+			created, ds, err := e.add(txn, r.Finding)
 			if err != nil {
 				return fmt.Errorf("finding %s: %w", r.Finding.ID, err)
 			}
 			if created {
 				opened++
 			}
+			sends = append(sends, ds...)
 		}
 		return store.Put(txn, offsetKey, next)
 	})
@@ -184,27 +227,38 @@ func (e *Engine) apply(ctx context.Context, recs []ingest.Record, next uint64) e
 	}
 	if err == nil {
 		e.opened.Add(uint64(opened))
+		e.send(ctx, sends)
 	}
 	return err
 }
 
-// add puts f into its agent's open incident, or opens one. It reports
-// whether it opened one.
-func (e *Engine) add(txn *badger.Txn, f *ingest.Finding) (opened bool, err error) {
+// add puts f into the open incident of its agent, or of another agent
+// that shares an indicator with it, or opens one. It reports whether it
+// opened one.
+func (e *Engine) add(txn *badger.Txn, f *ingest.Finding) (opened bool, sends []dispatch, err error) {
+	ff := factsOf(f.Evidence)
+	inds := indicators(f, ff)
+	keys := [][]byte{corrKey(f.AgentID, f.Drill)}
+	for _, ind := range inds {
+		keys = append(keys, indicatorKey(ind, f.Drill))
+	}
 	var cur *record
-	var openID string
-	err = store.Get(txn, corrKey(f.AgentID, f.Drill), &openID)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-	case err != nil:
-		return false, err
-	default:
+	for _, k := range keys {
+		var openID string
+		err := store.Get(txn, k, &openID)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return false, nil, err
+		}
 		var r record
 		if err := store.Get(txn, incidentKey(openID), &r); err != nil {
-			return false, fmt.Errorf("incident %s: %w", openID, err)
+			return false, nil, fmt.Errorf("incident %s: %w", openID, err)
 		}
 		if e.joins(&r, f) {
 			cur = &r
+			break
 		}
 	}
 
@@ -214,29 +268,54 @@ func (e *Engine) add(txn *badger.Txn, f *ingest.Finding) (opened bool, err error
 	} else {
 		u, err := uuid.NewV7()
 		if err != nil {
-			return false, fmt.Errorf("minting an incident id: %w", err)
+			return false, nil, fmt.Errorf("minting an incident id: %w", err)
 		}
 		id = u.String()
 	}
 	attached, err := e.findings.Attach(txn, f.ID, id)
 	if err != nil || !attached {
 		// Already in an incident: a replay.
-		return false, err
+		return false, nil, err
 	}
 
 	opened = cur == nil
+	newHost := opened || !slices.Contains(cur.AffectedHosts, f.AgentID)
 	if opened {
-		cur = e.open(id, f)
-		if err := txn.Set(append(agentIndex(f.AgentID), id...), []byte(id)); err != nil {
-			return false, fmt.Errorf("indexing incident %s: %w", id, err)
-		}
-		if err := store.Put(txn, corrKey(f.AgentID, f.Drill), id); err != nil {
-			return false, err
-		}
+		cur = e.open(id, f, ff, inds)
 	} else {
-		e.join(cur, f)
+		e.join(cur, f, ff, inds)
 	}
-	return opened, store.Put(txn, incidentKey(id), cur)
+	if newHost {
+		if err := txn.Set(append(agentIndex(f.AgentID), id...), []byte(id)); err != nil {
+			return false, nil, fmt.Errorf("indexing incident %s: %w", id, err)
+		}
+	}
+	for _, k := range keys {
+		if err := store.Put(txn, k, id); err != nil {
+			return false, nil, err
+		}
+	}
+	sends = e.runPlaybook(cur, f.ReceivedAt)
+	return opened, sends, store.Put(txn, incidentKey(id), cur)
+}
+
+// indicators returns what may correlate f with findings of other hosts:
+// its rule, the file hashes and the remote addresses of its evidence
+// (loopback and unspecified addresses name no shared remote).
+func indicators(f *ingest.Finding, ff facts) []string {
+	var out []string
+	if f.Rule.ID != "" {
+		out = append(out, "rule:"+f.Rule.ID)
+	}
+	for _, h := range ff.hashes {
+		out = append(out, "sha256:"+h)
+	}
+	for _, s := range ff.addrs {
+		if a, err := netip.ParseAddr(s); err == nil && !a.Unmap().IsLoopback() && !a.IsUnspecified() {
+			out = append(out, "ip:"+a.Unmap().String())
+		}
+	}
+	return union(nil, out)
 }
 
 // joins reports whether f belongs to the incident r.
@@ -248,62 +327,75 @@ func (e *Engine) joins(r *record, f *ingest.Finding) bool {
 	return d.Abs() <= e.window
 }
 
-func (e *Engine) open(id string, f *ingest.Finding) *record {
+func (e *Engine) open(id string, f *ingest.Finding, ff facts, inds []string) *record {
 	host, criticality := e.host(f)
-	lvl := level(f.Severity)
-	title := fmt.Sprintf("%s on %s", ruleName(f), host)
-	if f.Drill {
-		title = "[drill] " + title
-	}
-	return &record{
+	r := &record{
 		Incident: Incident{
-			ID:               id,
-			Title:            title,
-			Status:           StatusNew,
-			Type:             typeOf(f.Attack.Tactics),
-			Impact:           lvl,
-			Urgency:          lvl,
-			Priority:         Priority(lvl, lvl),
-			AssetCriticality: criticality,
-			Origin:           OriginUnknown,
-			AffectedHosts:    []string{f.AgentID},
-			AffectedUsers:    users(nil, f.Evidence),
-			FindingIDs:       []string{f.ID},
+			ID:            id,
+			Status:        StatusNew,
+			Severity:      f.Severity,
+			AffectedHosts: []string{f.AgentID},
+			AffectedUsers: union(nil, ff.users),
+			FindingIDs:    []string{f.ID},
+			Tactics:       union(nil, f.Attack.Tactics),
+			Techniques:    union(nil, f.Attack.Techniques),
+			Indicators:    inds,
+			Overrides:     []string{},
 			Timeline: []Entry{{
 				At: f.ReceivedAt, Actor: ActorCordon, Action: ActionOpened,
 				Detail: findingDetail(f),
 			}},
 			Drill:      f.Drill,
 			DetectedAt: f.ObservedAt,
+			OpenedAt:   f.ReceivedAt,
 			UpdatedAt:  f.ReceivedAt,
 		},
-		Tactics:      union(nil, f.Attack.Tactics),
 		LastObserved: f.ObservedAt,
 		Hostname:     host,
+		Criticality:  map[string]string{f.AgentID: criticality},
+		Addresses:    union(nil, ff.addrs),
+		Rules:        union(nil, []string{f.Rule.ID}),
 	}
+	r.Title = fmt.Sprintf("%s on %s", ruleName(f), host)
+	if f.Drill {
+		r.Title = "[drill] " + r.Title
+	}
+	e.classify(r, f.ReceivedAt, "")
+	return r
 }
 
-func (e *Engine) join(r *record, f *ingest.Finding) {
+func (e *Engine) join(r *record, f *ingest.Finding, ff facts, inds []string) {
 	r.FindingIDs = append(r.FindingIDs, f.ID)
 	r.Timeline = append(r.Timeline, Entry{
 		At: f.ReceivedAt, Actor: ActorCordon, Action: ActionFindingAdded, Detail: findingDetail(f),
 	})
-	r.Title = fmt.Sprintf("%d detections on %s", len(r.FindingIDs), r.Hostname)
+	if !slices.Contains(r.AffectedHosts, f.AgentID) {
+		host, criticality := e.host(f)
+		r.AffectedHosts = append(r.AffectedHosts, f.AgentID)
+		r.Criticality[f.AgentID] = criticality
+		shared := slices.DeleteFunc(slices.Clone(inds), func(s string) bool { return !slices.Contains(r.Indicators, s) })
+		r.Timeline = append(r.Timeline, Entry{
+			At: f.ReceivedAt, Actor: ActorCordon, Action: ActionHostAdded,
+			Detail: fmt.Sprintf("%s (%s, criticality %s) shares %s", host, f.AgentID, criticality, strings.Join(shared, ", ")),
+		})
+	}
+	if len(r.AffectedHosts) > 1 {
+		r.Title = fmt.Sprintf("%d detections on %d hosts", len(r.FindingIDs), len(r.AffectedHosts))
+	} else {
+		r.Title = fmt.Sprintf("%d detections on %s", len(r.FindingIDs), r.Hostname)
+	}
 	if r.Drill {
 		r.Title = "[drill] " + r.Title
 	}
-	r.Tactics = union(r.Tactics, f.Attack.Tactics)
-	r.Type = typeOf(r.Tactics)
-	r.AffectedUsers = users(r.AffectedUsers, f.Evidence)
-	if lvl := level(f.Severity); lvl < r.Impact || lvl < r.Urgency {
-		before := r.Priority
-		r.Impact, r.Urgency = min(r.Impact, lvl), min(r.Urgency, lvl)
-		r.Priority = Priority(r.Impact, r.Urgency)
-		r.Timeline = append(r.Timeline, Entry{
-			At: f.ReceivedAt, Actor: ActorCordon, Action: ActionEscalated,
-			Detail: fmt.Sprintf("impact %d, urgency %d, priority %s → %s after a %s finding", r.Impact, r.Urgency, before, r.Priority, f.Severity),
-		})
+	if level(f.Severity) < level(r.Severity) {
+		r.Severity = f.Severity
 	}
+	r.Tactics = union(r.Tactics, f.Attack.Tactics)
+	r.Techniques = union(r.Techniques, f.Attack.Techniques)
+	r.Indicators = union(r.Indicators, inds)
+	r.AffectedUsers = union(r.AffectedUsers, ff.users)
+	r.Addresses = union(r.Addresses, ff.addrs)
+	r.Rules = union(r.Rules, []string{f.Rule.ID})
 	if f.ObservedAt.Before(r.DetectedAt) {
 		r.DetectedAt = f.ObservedAt
 	}
@@ -311,6 +403,40 @@ func (e *Engine) join(r *record, f *ingest.Finding) {
 		r.LastObserved = f.ObservedAt
 	}
 	r.UpdatedAt = f.ReceivedAt
+	e.classify(r, f.ReceivedAt, f.Severity+" finding "+f.ID)
+}
+
+// classify sets the type, origin, asset criticality, impact, urgency and
+// priority of r from its findings and hosts, keeping the impact and
+// urgency a responder overrode. A change after opening (why says what
+// caused it) goes on the timeline.
+func (e *Engine) classify(r *record, at time.Time, why string) {
+	before := r.Incident
+	r.Type = typeOf(r.Tactics, r.Techniques)
+	r.Origin = originOf(r.Addresses)
+	r.AssetCriticality = highestCriticality(slices.Collect(maps.Values(r.Criticality)))
+	if !slices.Contains(r.Overrides, "impact") {
+		r.Impact = impactOf(r.Severity, r.AssetCriticality, len(r.AffectedHosts), len(r.AffectedUsers))
+	}
+	if !slices.Contains(r.Overrides, "urgency") {
+		r.Urgency = urgencyOf(r.Tactics, r.Severity)
+	}
+	r.Priority = Priority(r.Impact, r.Urgency)
+	if why == "" {
+		return
+	}
+	if r.Type != before.Type {
+		r.Timeline = append(r.Timeline, Entry{
+			At: at, Actor: ActorCordon, Action: ActionReclassified,
+			Detail: fmt.Sprintf("type %s → %s after %s", before.Type, r.Type, why),
+		})
+	}
+	if r.Impact != before.Impact || r.Urgency != before.Urgency {
+		r.Timeline = append(r.Timeline, Entry{
+			At: at, Actor: ActorCordon, Action: ActionEscalated,
+			Detail: fmt.Sprintf("impact %d, urgency %d, priority %s → %s after %s", r.Impact, r.Urgency, before.Priority, r.Priority, why),
+		})
+	}
 }
 
 // host returns the hostname and the asset criticality of f's agent.
@@ -345,24 +471,6 @@ func ruleName(f *ingest.Finding) string {
 
 func findingDetail(f *ingest.Finding) string {
 	return fmt.Sprintf("%s finding %s: %s", f.Severity, f.ID, ruleName(f))
-}
-
-// users adds the process.user.name values of evidence to have.
-func users(have []string, evidence json.RawMessage) []string {
-	var events []ecs.Event
-	if have == nil {
-		have = []string{}
-	}
-	if err := json.Unmarshal(evidence, &events); err != nil {
-		return have
-	}
-	var names []string
-	for _, ev := range events {
-		if ev.Process != nil && ev.Process.User.Name != "" {
-			names = append(names, ev.Process.User.Name)
-		}
-	}
-	return union(have, names)
 }
 
 // union returns a sorted, duplicate-free a ∪ b.

@@ -1,6 +1,7 @@
 package incident
 
 import (
+	"encoding/json"
 	"slices"
 	"time"
 )
@@ -54,14 +55,36 @@ type Incident struct {
 	// Origin is internal, external or unknown.
 	Origin string `json:"origin"`
 	// AffectedHosts holds agent ids.
-	AffectedHosts  []string  `json:"affected_hosts"`
-	AffectedUsers  []string  `json:"affected_users"`
-	Assignee       string    `json:"assignee"`
-	FindingIDs     []string  `json:"finding_ids"`
-	Timeline       []Entry   `json:"timeline"`
-	Review         *Review   `json:"review,omitempty"`
-	Drill          bool      `json:"drill"`
+	AffectedHosts []string `json:"affected_hosts"`
+	AffectedUsers []string `json:"affected_users"`
+	Assignee      string   `json:"assignee"`
+	FindingIDs    []string `json:"finding_ids"`
+	Timeline      []Entry  `json:"timeline"`
+	Review        *Review  `json:"review,omitempty"`
+	// Playbook is the playbook of the incident's type, with its
+	// checklist and automatic actions.
+	Playbook *PlaybookState `json:"playbook,omitempty"`
+	Drill    bool           `json:"drill"`
+	// Severity is the highest severity of the findings.
+	Severity string `json:"severity"`
+	// Tactics and Techniques are the union of the findings' ATT&CK ids.
+	Tactics    []string `json:"tactics"`
+	Techniques []string `json:"techniques"`
+	// Indicators are what correlates findings across hosts:
+	// "rule:<id>", "sha256:<hex>" and "ip:<address>".
+	Indicators []string `json:"indicators"`
+	// Overrides names the fields ("impact", "urgency") a responder set;
+	// classification leaves them alone afterwards.
+	Overrides []string `json:"overrides"`
+	// SLA is computed when the incident is read.
+	SLA *SLA `json:"sla,omitempty"`
+	// Similar lists closed incidents that resemble this one; only when
+	// one incident is read.
+	Similar []Similar `json:"similar,omitempty"`
+	// DetectedAt is the earliest observed_at of the findings; OpenedAt is
+	// when the collector opened the incident.
 	DetectedAt     time.Time `json:"detected_at"`
+	OpenedAt       time.Time `json:"opened_at"`
 	AcknowledgedAt time.Time `json:"acknowledged_at,omitzero"`
 	ContainedAt    time.Time `json:"contained_at,omitzero"`
 	ResolvedAt     time.Time `json:"resolved_at,omitzero"`
@@ -79,19 +102,22 @@ type Entry struct {
 
 // Timeline actions.
 const (
-	ActionOpened        = "opened"
-	ActionFindingAdded  = "finding_added"
-	ActionEscalated     = "escalated"
-	ActionStatusChanged = "status_changed"
-	ActionAssigned      = "assigned"
-	ActionImpact        = "impact_changed"
-	ActionUrgency       = "urgency_changed"
-	ActionComment       = "comment"
-	ActionReview        = "review_added"
-	ActionCommand       = "command_requested"
+	ActionOpened          = "opened"
+	ActionFindingAdded    = "finding_added"
+	ActionEscalated       = "escalated"
+	ActionStatusChanged   = "status_changed"
+	ActionAssigned        = "assigned"
+	ActionImpact          = "impact_changed"
+	ActionUrgency         = "urgency_changed"
+	ActionComment         = "comment"
+	ActionReview          = "review_added"
+	ActionCommand         = "command_requested"
+	ActionHostAdded       = "host_added"
+	ActionCommandFinished = "command_finished"
+	ActionReclassified    = "reclassified"
 )
 
-// Origins of an incident. Nothing sets internal or external yet.
+// Origins of an incident, from the addresses in its evidence.
 const (
 	OriginInternal = "internal"
 	OriginExternal = "external"
@@ -111,9 +137,47 @@ type Review struct {
 // record is an Incident as stored, with what correlation needs.
 type record struct {
 	Incident
-	// Tactics is the union of the findings' ATT&CK tactics.
-	Tactics []string `json:"tactics"`
 	// LastObserved is the latest observed_at of its findings.
 	LastObserved time.Time `json:"last_observed"`
 	Hostname     string    `json:"hostname"`
+	// Criticality is the criticality tag of each affected agent.
+	Criticality map[string]string `json:"criticality"`
+	// Addresses are the remote addresses in the evidence.
+	Addresses []string `json:"addresses"`
+	// Rules are the rule ids of the findings.
+	Rules []string `json:"rules"`
+}
+
+// UnmarshalJSON decodes a stored record and fills in the fields that
+// records stored by earlier versions lack.
+func (r *record) UnmarshalJSON(b []byte) error {
+	type plain record
+	if err := json.Unmarshal(b, (*plain)(r)); err != nil {
+		return err
+	}
+	r.upgrade()
+	return nil
+}
+
+// upgrade fills in what records stored before classification and service
+// levels lack: per-host criticality, highest severity, opening time.
+func (r *record) upgrade() {
+	if r.Criticality == nil {
+		r.Criticality = make(map[string]string, len(r.AffectedHosts))
+		for _, h := range r.AffectedHosts {
+			r.Criticality[h] = r.AssetCriticality
+		}
+	}
+	if r.Severity == "" {
+		r.Severity = [...]string{"critical", "high", "medium", "low"}[clamp(r.Impact)-1]
+	}
+	if r.OpenedAt.IsZero() {
+		r.OpenedAt = r.DetectedAt
+		if len(r.Timeline) > 0 {
+			r.OpenedAt = r.Timeline[0].At
+		}
+	}
+	if r.Overrides == nil {
+		r.Overrides = []string{}
+	}
 }

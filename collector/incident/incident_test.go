@@ -40,12 +40,13 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	ag := agents{"a1": {"criticality": "High"}, "a2": nil}
-	fs, err := ingest.New(ingest.Config{DB: db, Agents: ag}, quiet)
+	ag := agents{"a1": {"criticality": "High"}, "a2": nil, "a3": {"criticality": "critical"}, "a4": {"criticality": "low"}, "a5": nil, "a6": nil}
+	e := &env{db: db, clock: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	fs, err := ingest.New(ingest.Config{DB: db, Agents: ag, Now: func() time.Time { return e.clock }}, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{db: db, findings: fs, clock: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+	e.findings = fs
 	e.engine = New(Config{DB: db, Log: fs, Findings: fs, Agents: ag, Now: func() time.Time { return e.clock }}, quiet)
 	return e
 }
@@ -53,25 +54,41 @@ func newEnv(t *testing.T) *env {
 var base = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 
 type spec struct {
-	agent    string
-	minute   int // observed at base + minute
-	severity string
-	drill    bool
-	tactic   string
-	user     string
+	agent     string
+	minute    int // observed at base + minute
+	severity  string
+	drill     bool
+	tactic    string
+	user      string
+	rule      string // rule id; "r-<severity>-<agent>" when empty
+	technique string
+	// extra is appended to the evidence array, e.g. a network event.
+	extra string
 }
 
 func (s spec) finding() *protocol.Finding {
-	ev := `[{"@timestamp":"2026-03-01T10:00:00Z","event":{"category":"process","type":"start"},"process":{"pid":1,"user":{"name":"` + s.user + `"}}}]`
+	ev := `[{"@timestamp":"2026-03-01T10:00:00Z","event":{"category":"process","type":"start"},"process":{"pid":1,"user":{"name":"` + s.user + `"}}}` + s.extra + `]`
 	sev := s.severity
 	if sev == "" {
 		sev = "medium"
 	}
+	rule := s.rule
+	if rule == "" {
+		rule = "r-" + sev + "-" + s.agent
+	}
+	var tactics, techniques []string
+	if s.tactic != "" {
+		tactics = []string{s.tactic}
+	}
+	if s.technique != "" {
+		techniques = []string{s.technique}
+	}
 	return &protocol.Finding{
 		Id:               uuid.Must(uuid.NewV7()).String(),
-		Rule:             &protocol.Rule{Id: "r-" + sev, Name: "Suspicious " + sev},
+		Rule:             &protocol.Rule{Id: rule, Name: "Suspicious " + sev},
 		Severity:         sev,
-		Tactics:          []string{s.tactic},
+		Tactics:          tactics,
+		Techniques:       techniques,
 		EvidenceJson:     []byte(ev),
 		ObservedUnixNano: base.Add(time.Duration(s.minute) * time.Minute).UnixNano(),
 		Drill:            s.drill,
@@ -270,7 +287,7 @@ func TestIncidentFields(t *testing.T) {
 			t.Errorf("timeline actor %q", en.Actor)
 		}
 	}
-	if fmt.Sprint(actions) != "[opened finding_added escalated finding_added]" {
+	if fmt.Sprint(actions) != "[opened finding_added reclassified escalated finding_added]" {
 		t.Errorf("timeline %v", actions)
 	}
 
@@ -376,6 +393,7 @@ func TestUpdate(t *testing.T) {
 				t.Errorf("after triage: %+v", inc)
 			}
 		}},
+		{"contain without justification", Change{Status: ptr(StatusContained)}, "status", nil},
 		{"contain", Change{Status: ptr(StatusContained), Comment: ptr("isolated")}, "-", func(t *testing.T, inc *Incident) {
 			if inc.ContainedAt != e.clock || !inc.AcknowledgedAt.Before(e.clock) {
 				t.Errorf("after contain: %+v", inc)
@@ -383,13 +401,15 @@ func TestUpdate(t *testing.T) {
 		}},
 		{"two steps back", Change{Status: ptr(StatusTriage)}, "status", nil},
 		{"close P2 without review", Change{Status: ptr(StatusClosed)}, "status", nil},
-		{"lower urgency", Change{Urgency: ptr(4)}, "-", func(t *testing.T, inc *Incident) {
-			if inc.Priority != "P3" {
-				t.Errorf("priority %s, want P3", inc.Priority)
+		{"override without a reason", Change{Urgency: ptr(4)}, "comment", nil},
+		{"lower urgency", Change{Urgency: ptr(4), Comment: ptr("attacker gone")}, "-", func(t *testing.T, inc *Incident) {
+			if inc.Priority != "P3" || fmt.Sprint(inc.Overrides) != "[urgency]" {
+				t.Errorf("priority %s, overrides %v; want P3, [urgency]", inc.Priority, inc.Overrides)
 			}
 		}},
-		{"raise urgency", Change{Urgency: ptr(1)}, "-", nil},
-		{"close P2 with review", Change{Status: ptr(StatusClosed), Review: &Review{RootCause: "weak password", LessonsLearned: "MFA"}}, "-", func(t *testing.T, inc *Incident) {
+		{"raise urgency", Change{Urgency: ptr(1), Comment: ptr("seen again")}, "-", nil},
+		{"review without follow-up", Change{Review: &Review{RootCause: "weak password", LessonsLearned: "MFA"}}, "review.follow_up_actions", nil},
+		{"close P1 with review", Change{Status: ptr(StatusClosed), Review: &Review{RootCause: "weak password", LessonsLearned: "MFA", FollowUpActions: []string{"enforce MFA"}}}, "-", func(t *testing.T, inc *Incident) {
 			if inc.ClosedAt != e.clock || inc.ResolvedAt != e.clock || inc.Review == nil {
 				t.Errorf("after close: %+v", inc)
 			}
@@ -425,11 +445,13 @@ func TestUpdate(t *testing.T) {
 	want := []string{
 		"assigned: bob",
 		"status_changed: new → triage",
-		"status_changed: triage → contained",
+		"status_changed: triage → contained (containment justified in the comment)",
 		"comment: isolated",
-		"urgency_changed: 2 → 4, priority P2 → P3",
-		"urgency_changed: 4 → 1, priority P3 → P2",
-		"review_added: root cause: weak password",
+		"urgency_changed: 3 → 4, priority P2 → P3: attacker gone",
+		"comment: attacker gone",
+		"urgency_changed: 4 → 1, priority P3 → P1: seen again",
+		"comment: seen again",
+		"review_added: root cause: weak password; lessons learned: MFA; follow-up: enforce MFA",
 		"status_changed: contained → closed",
 		"comment: postmortem filed",
 	}
@@ -464,19 +486,27 @@ func TestPriorityMatrix(t *testing.T) {
 
 func TestTypeOf(t *testing.T) {
 	tests := []struct {
-		tactics []string
-		want    string
+		tactics, techniques []string
+		want                string
 	}{
-		{nil, TypeUnclassified},
-		{[]string{"TA9999"}, TypeUnclassified},
-		{[]string{"TA0002"}, TypeExecution},
-		{[]string{"TA0002", "TA0003"}, TypePersistence},
-		{[]string{"TA0001", "TA0040", "TA0011"}, TypeImpact},
-		{[]string{"TA0009"}, TypeExfiltration},
+		{nil, nil, TypePolicyViolation},
+		{[]string{"TA9999"}, nil, TypeUnclassified},
+		{[]string{"TA0002"}, nil, TypeMalware},
+		{[]string{"TA0011"}, nil, TypeMalware},
+		{[]string{"TA0002", "TA0003"}, nil, TypePersistence},
+		{[]string{"TA0001", "TA0040", "TA0011"}, nil, TypeDenialOfService},
+		{[]string{"TA0040"}, []string{"T1486"}, TypeRansomware},
+		{[]string{"TA0040", "TA0010"}, []string{"T1490.001"}, TypeRansomware},
+		{[]string{"TA0009"}, nil, TypeDataBreach},
+		{[]string{"TA0007"}, nil, TypeReconnaissance},
+		{[]string{"TA0001"}, nil, TypeUnauthorizedAccess},
+		{[]string{"TA0008", "TA0006"}, nil, TypeLateralMovement},
+		{[]string{"TA0004"}, nil, TypePrivilegeEscalation},
+		{[]string{"TA0006"}, nil, TypeCredentialAccess},
 	}
 	for _, tt := range tests {
-		if got := typeOf(tt.tactics); got != tt.want {
-			t.Errorf("typeOf(%v) = %s, want %s", tt.tactics, got, tt.want)
+		if got := typeOf(tt.tactics, tt.techniques); got != tt.want {
+			t.Errorf("typeOf(%v, %v) = %s, want %s", tt.tactics, tt.techniques, got, tt.want)
 		}
 	}
 }
