@@ -26,6 +26,7 @@ import (
 	"github.com/cordon-edr/cordon/agent/spool"
 	"github.com/cordon-edr/cordon/agent/uplink"
 	"github.com/cordon-edr/cordon/detectors"
+	"github.com/cordon-edr/cordon/detectors/rules"
 	"github.com/cordon-edr/cordon/protocol"
 	"github.com/cordon-edr/cordon/protocol/ecs"
 )
@@ -70,6 +71,10 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Collector != "" {
 		id.Collector = cfg.Collector
 	}
+	pack, err := rules.Load()
+	if err != nil {
+		return nil, err
+	}
 	db, err := spool.OpenDB(filepath.Join(cfg.StateDir, "db"))
 	if err != nil {
 		return nil, fmt.Errorf("opening agent state store: %w", err)
@@ -85,7 +90,7 @@ func New(cfg Config) (*Agent, error) {
 		id:     id,
 		spool:  q,
 		sensor: sensor.NewProcess(sensor.Options{ForcePoll: cfg.ForcePoll, Logger: cfg.Logger}),
-		engine: detectors.NewEngine(detectors.Builtin()...),
+		engine: detectors.NewEngine(append(detectors.Builtin(), pack.Detectors()...)...),
 		exec:   executor.New(db, cfg.Logger),
 		drills: newDrillMarks(),
 		hub:    localapi.NewHub(1000),
