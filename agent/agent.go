@@ -90,12 +90,13 @@ func New(cfg Config) (*Agent, error) {
 		id:     id,
 		spool:  q,
 		sensor: sensor.NewProcess(sensor.Options{ForcePoll: cfg.ForcePoll, Logger: cfg.Logger}),
-		engine: detectors.NewEngine(append(detectors.Builtin(), pack.Detectors()...)...),
+		engine: detectors.NewEngine(detectors.Builtin()...),
 		exec:   executor.New(db, cfg.Logger),
 		drills: newDrillMarks(),
 		hub:    localapi.NewHub(1000),
 		close:  db.Close,
 	}
+	a.engine.AddBatch(pack.Batch())
 	a.exec.Handle("drill", a.runDrill)
 	a.uplink = uplink.New(uplink.Config{
 		Collector: id.Collector,

@@ -1,7 +1,9 @@
 // Package rules is the rule pack shipped inside cordon-agent: the
 // SigmaHQ Linux rules (sigma/linux, under the Detection Rule License 1.1
 // whose text is in sigma/LICENSE.Detection.Rules.md) and Cordon's own
-// Sigma rules for what SigmaHQ lacks (cordon/).
+// Sigma rules for what SigmaHQ lacks (cordon/). Load gives the SigmaHQ
+// rules that name no ATT&CK technique one of Cordon's choosing (see
+// extraTechniques), so every finding carries a technique.
 package rules
 
 import (
@@ -47,6 +49,7 @@ func Load() (*sigma.Set, error) {
 			if r.License == "" {
 				r.License = p.License
 			}
+			addTechniques(r)
 		}
 		all = append(all, rs...)
 	}

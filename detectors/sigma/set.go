@@ -2,6 +2,7 @@ package sigma
 
 import (
 	"fmt"
+	"math/bits"
 	"slices"
 	"strings"
 
@@ -138,6 +139,64 @@ func (s *Set) prepare(ev *ecs.Event) {
 			return
 		}
 	}
+}
+
+// Batch returns the set as a detectors.Batch of its routed rules (every
+// rule in naive mode), for detectors.Engine.AddBatch: the fast way to run
+// a Set, evaluating only the rules the prefilter lets through.
+func (s *Set) Batch() detectors.Batch {
+	b := &batch{s: s, index: make([]int, len(s.rules))}
+	for i, r := range s.rules {
+		b.index[i] = -1
+		if r.route == routeNone && !s.naive {
+			continue
+		}
+		b.index[i] = len(b.rules)
+		b.rules = append(b.rules, s.metas[i])
+	}
+	return b
+}
+
+type batch struct {
+	s     *Set
+	rules []detectors.Rule
+	index []int // Set rule index → batch rule index
+}
+
+func (b *batch) Rules() []detectors.Rule { return b.rules }
+
+func (b *batch) DetectAll(ev *ecs.Event, dst []detectors.Match) []detectors.Match {
+	s := b.s
+	s.prepare(ev)
+	s.last = len(s.rules) // the next ruleDetector call prepares again
+	if s.naive {
+		for i, r := range s.rules {
+			if r.cond.eval(&s.ctx) {
+				dst = append(dst, detectors.Match{Rule: b.index[i], Finding: detectors.Finding{Summary: summary(r, ev)}})
+			}
+		}
+		return dst
+	}
+	rs := s.route[s.ctx.route]
+	if rs == nil {
+		return dst
+	}
+	for w := range (len(rs.rules) + 63) / 64 {
+		word := s.cand[w]
+		for word != 0 {
+			bit := w*64 + bits.TrailingZeros64(word)
+			word &= word - 1
+			if bit >= len(rs.rules) {
+				break
+			}
+			i := rs.rules[bit]
+			r := s.rules[i]
+			if r.cond.eval(&s.ctx) {
+				dst = append(dst, detectors.Match{Rule: b.index[i], Finding: detectors.Finding{Summary: summary(r, ev)}})
+			}
+		}
+	}
+	return dst
 }
 
 // ruleDetector runs one rule of a Set.

@@ -2,6 +2,7 @@ package sigma
 
 import (
 	"errors"
+	"os"
 	"strings"
 	"testing"
 
@@ -310,5 +311,35 @@ func TestNonASCIIFallsBackToFullEvaluation(t *testing.T) {
 	// U+212A KELVIN SIGN lower-cases to an ASCII k.
 	if !matches(t, r, proc("/bin/x", "\u212Aill -9 1")) {
 		t.Error("non-ASCII command line missed")
+	}
+}
+
+// TestUnsupportedCorpus asserts that every SigmaHQ rule that needs
+// correlation either compiles or is refused with a clear error at the
+// right line.
+func TestUnsupportedCorpus(t *testing.T) {
+	res, err := LoadFS(os.DirFS("testdata/unsupported"), "linux")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 7 {
+		t.Fatalf("%d files, want 7", len(res))
+	}
+	refused := 0
+	for _, r := range res {
+		if r.Err == nil {
+			continue
+		}
+		refused++
+		var se *Error
+		if !errors.As(r.Err, &se) || se.Line == 0 || se.File != r.File {
+			t.Errorf("%s: %v: want an error with file and line", r.File, r.Err)
+		}
+		if !errors.Is(r.Err, ErrCorrelation) {
+			t.Errorf("%s: %v: want a correlation refusal", r.File, r.Err)
+		}
+	}
+	if refused != 6 {
+		t.Errorf("%d refused, want the 6 that use count or near", refused)
 	}
 }
