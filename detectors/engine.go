@@ -93,6 +93,7 @@ type Engine struct {
 	rules   []Rule
 	now     func() time.Time
 	matches []Match // reused by Process
+	noise   *noise  // nil when noise control is off
 }
 
 // unit is a detector or a batch; first is the index of its first rule.
@@ -137,7 +138,9 @@ func (e *Engine) Rules() []Rule {
 
 // Process runs every detector over ev and returns the findings, in
 // detector order; nil when nothing matched. ev is not kept: evidence holds
-// deep copies, so the caller may reuse it.
+// deep copies, so the caller may reuse it. With noise control on (see
+// SetNoiseWindow) repeats are folded, and the summaries of windows that
+// closed are appended.
 func (e *Engine) Process(ev *ecs.Event) []Finding {
 	if ev == nil {
 		return nil
@@ -157,6 +160,9 @@ func (e *Engine) Process(ev *ecs.Event) []Finding {
 			continue
 		}
 		out = append(out, e.complete(f, e.rules[u.first], ev))
+	}
+	if e.noise != nil {
+		out = e.noise.filter(out, e.now())
 	}
 	return out
 }

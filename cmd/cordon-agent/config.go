@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -23,6 +24,11 @@ type config struct {
 			Mode string `yaml:"mode"`
 		} `yaml:"process"`
 	} `yaml:"sensors"`
+	Detection struct {
+		// NoiseWindow reports a rule once per window per process tree,
+		// with a count of the repeats; 0 reports every finding.
+		NoiseWindow time.Duration `yaml:"noise_window"`
+	} `yaml:"detection"`
 }
 
 func defaultConfig() config {
@@ -52,6 +58,9 @@ func loadConfig(path string, c *config) error {
 	case "auto", "poll":
 	default:
 		return fmt.Errorf("%s: line %d: sensors.process.mode: %q is not auto or poll", path, findLine(&root, "sensors", "process", "mode"), c.Sensors.Process.Mode)
+	}
+	if c.Detection.NoiseWindow < 0 {
+		return fmt.Errorf("%s: line %d: detection.noise_window: %s is negative", path, findLine(&root, "detection", "noise_window"), c.Detection.NoiseWindow)
 	}
 	return nil
 }

@@ -177,6 +177,8 @@ func cmdRun(args []string, stderr io.Writer) error {
 		Collector: cfg.Collector,
 		Version:   version,
 		Logger:    log,
+
+		NoiseWindow: cfg.Detection.NoiseWindow,
 	})
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
