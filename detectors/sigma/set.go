@@ -237,7 +237,14 @@ func summary(r *Rule, ev *ecs.Event) string {
 	p := ev.Process
 	switch {
 	case ev.File != nil && p != nil:
-		what = fmt.Sprintf("%s (pid %d) wrote %s", p.Executable, p.PID, ev.File.Path)
+		verb := "changed"
+		switch ev.Event.Type {
+		case ecs.TypeCreation:
+			verb = "created"
+		case ecs.TypeDeletion:
+			verb = "deleted"
+		}
+		what = fmt.Sprintf("%s (pid %d) %s %s", p.Executable, p.PID, verb, ev.File.Path)
 	case ev.File != nil:
 		what = "file " + ev.File.Path
 	case ev.Destination != nil && p != nil:
