@@ -198,10 +198,8 @@ func (p *condParser) primary(depth int) (node, error) {
 	case t == ")":
 		return nil, fmt.Errorf("unexpected )")
 	case isKeyword(t):
-		if strings.EqualFold(t, "1") || strings.EqualFold(t, "any") || strings.EqualFold(t, "all") {
-			if p.pos+2 < len(p.toks)+1 && strings.EqualFold(p.tokAt(p.pos+1), "of") {
-				return p.quantifier()
-			}
+		if (t == "1" || strings.EqualFold(t, "any") || strings.EqualFold(t, "all")) && strings.EqualFold(p.tokAt(p.pos+1), "of") {
+			return p.quantifier()
 		}
 		return nil, fmt.Errorf("unexpected %q", t)
 	}
