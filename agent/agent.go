@@ -44,8 +44,10 @@ type Config struct {
 	// NoiseWindow, when set, reports a rule once per window per process
 	// tree, with a count of the repeats (detectors.Engine.SetNoiseWindow).
 	NoiseWindow time.Duration
-	Version     string
-	Logger      *slog.Logger
+	// Exceptions silence rules on known-good activity.
+	Exceptions []detectors.Exception
+	Version    string
+	Logger     *slog.Logger
 }
 
 // Agent is a running cordon-agent.
@@ -102,6 +104,7 @@ func New(cfg Config) (*Agent, error) {
 	}
 	a.engine.AddBatch(pack.Batch())
 	a.engine.SetNoiseWindow(cfg.NoiseWindow)
+	a.engine.SetExceptions(cfg.Exceptions)
 	a.exec.Handle("drill", a.runDrill)
 	a.uplink = uplink.New(uplink.Config{
 		Collector: id.Collector,

@@ -94,6 +94,9 @@ type Engine struct {
 	now     func() time.Time
 	matches []Match // reused by Process
 	noise   *noise  // nil when noise control is off
+
+	exceptions []Exception
+	excepted   []int
 }
 
 // unit is a detector or a batch; first is the index of its first rule.
@@ -150,7 +153,11 @@ func (e *Engine) Process(ev *ecs.Event) []Finding {
 		if u.b != nil {
 			e.matches = u.b.DetectAll(ev, e.matches[:0])
 			for _, m := range e.matches {
-				out = append(out, e.complete(m.Finding, e.rules[u.first+m.Rule], ev))
+				rule := e.rules[u.first+m.Rule]
+				if len(e.exceptions) > 0 && e.except(rule.ID, ev, e.now()) {
+					continue
+				}
+				out = append(out, e.complete(m.Finding, rule, ev))
 			}
 			clear(e.matches)
 			continue
@@ -159,7 +166,11 @@ func (e *Engine) Process(ev *ecs.Event) []Finding {
 		if !ok {
 			continue
 		}
-		out = append(out, e.complete(f, e.rules[u.first], ev))
+		rule := e.rules[u.first]
+		if len(e.exceptions) > 0 && e.except(rule.ID, ev, e.now()) {
+			continue
+		}
+		out = append(out, e.complete(f, rule, ev))
 	}
 	if e.noise != nil {
 		out = e.noise.filter(out, e.now())

@@ -97,3 +97,37 @@ func TestNoiseWindowBounded(t *testing.T) {
 		t.Errorf("%d open windows, want at most %d", n, maxNoiseKeys)
 	}
 }
+
+func TestExceptions(t *testing.T) {
+	now := testClock
+	e := NewEngine(
+		fixed{rule: Rule{ID: "a"}, f: Finding{Summary: "a"}, ok: true},
+		fixed{rule: Rule{ID: "b"}, f: Finding{Summary: "b"}, ok: true},
+	)
+	e.AddBatch(fixedBatch{rules: []Rule{{ID: "c"}}, hits: []int{0}})
+	e.SetClock(func() time.Time { return now })
+	e.SetExceptions([]Exception{
+		{RuleID: "a", Match: func(ev *ecs.Event) bool { return ev.Process.PID == 1 }, Reason: "pid 1 is fine"},
+		{RuleID: "c", Expires: testClock.Add(time.Hour), Reason: "for an hour"},
+	})
+	ids := func(fs []Finding) string {
+		var s []string
+		for _, f := range fs {
+			s = append(s, f.Rule.ID)
+		}
+		return strings.Join(s, ",")
+	}
+	if got := ids(e.Process(childOf("t", 1))); got != "b" {
+		t.Errorf("pid 1: %s, want b", got)
+	}
+	if got := ids(e.Process(childOf("t", 2))); got != "a,b" {
+		t.Errorf("pid 2: %s, want a,b", got)
+	}
+	now = testClock.Add(2 * time.Hour)
+	if got := ids(e.Process(childOf("t", 2))); got != "a,b,c" {
+		t.Errorf("after expiry: %s, want a,b,c", got)
+	}
+	if got := e.Excepted(); got[0] != 1 || got[1] != 2 {
+		t.Errorf("Excepted() = %v, want [1 2]", got)
+	}
+}

@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cordon-edr/cordon/detectors"
+	"github.com/cordon-edr/cordon/protocol/ecs"
 )
 
 func TestConfigNoiseWindow(t *testing.T) {
@@ -63,5 +66,59 @@ func TestRulesCheckCommand(t *testing.T) {
 	}
 	if code := run([]string{"rules", "check", filepath.Join(dir, "missing")}, &out, &errOut); code != 1 {
 		t.Errorf("missing path: exit %d, want 1", code)
+	}
+}
+
+func TestConfigExceptions(t *testing.T) {
+	good := `detection:
+  exceptions:
+    - rule: 5cd16c8f-44a6-4654-81e7-a84d6db507d4
+      where:
+        Image|startswith: /dev/shm/vendor-
+      expires: 2030-01-01T00:00:00Z
+      reason: the vendor's updater runs from /dev/shm
+    - rule: 8ec43485-531b-4498-881b-db65f6f79511
+      reason: accounts are created by provisioning on this host
+`
+	tests := []struct {
+		yaml string
+		n    int
+		err  string
+	}{
+		{good, 2, ""},
+		{"detection:\n  exceptions:\n    - rule: x\n", 0, "line 3: detection.exceptions[0].reason: missing"},
+		{"detection:\n  exceptions:\n    - reason: y\n", 0, "line 3: detection.exceptions[0].rule: missing"},
+		{"detection:\n  exceptions:\n    - rule: x\n      reason: y\n      where:\n        Nope: 1\n", 0, "detection.exceptions[0].where: line 6: field Nope"},
+		{"detection:\n  exceptions:\n    - rule: x\n      reason: y\n      expires: soon\n", 0, "line 3: detection.exceptions[0].expires"},
+	}
+	for _, tt := range tests {
+		p := filepath.Join(t.TempDir(), "agent.yml")
+		if err := os.WriteFile(p, []byte(tt.yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c := defaultConfig()
+		err := loadConfig(p, &c)
+		var n int
+		if err == nil {
+			var ex []detectors.Exception
+			ex, err = c.exceptions(p)
+			n = len(ex)
+			if err == nil && tt.n == 2 {
+				shm := &ecs.Event{Event: ecs.Meta{Category: "process", Type: "start"}, Process: &ecs.Process{Executable: "/dev/shm/vendor-update"}}
+				other := &ecs.Event{Event: ecs.Meta{Category: "process", Type: "start"}, Process: &ecs.Process{Executable: "/dev/shm/x"}}
+				if !ex[0].Match(shm) || ex[0].Match(other) || ex[1].Match != nil || ex[0].Expires.Year() != 2030 {
+					t.Errorf("compiled exceptions: %+v", ex)
+				}
+			}
+		}
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("%q: error %v, want one containing %q", tt.yaml, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || n != tt.n {
+			t.Errorf("%q: %d exceptions, %v", tt.yaml, n, err)
+		}
 	}
 }

@@ -171,6 +171,10 @@ func cmdRun(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	exceptions, err := cfg.exceptions(*configPath)
+	if err != nil {
+		return err
+	}
 	a, err := agent.New(agent.Config{
 		StateDir:  cfg.State,
 		ForcePoll: cfg.Sensors.Process.Mode == "poll",
@@ -179,6 +183,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 		Logger:    log,
 
 		NoiseWindow: cfg.Detection.NoiseWindow,
+		Exceptions:  exceptions,
 	})
 	if err != nil {
 		return fmt.Errorf("run: %w", err)

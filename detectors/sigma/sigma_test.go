@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"gopkg.in/yaml.v3"
+
 	"github.com/cordon-edr/cordon/detectors"
 	"github.com/cordon-edr/cordon/protocol/ecs"
 )
@@ -341,5 +343,40 @@ func TestUnsupportedCorpus(t *testing.T) {
 	}
 	if refused != 6 {
 		t.Errorf("%d refused, want the 6 that use count or near", refused)
+	}
+}
+
+func TestSelection(t *testing.T) {
+	tests := []struct {
+		src  string
+		ev   *ecs.Event
+		want bool
+		err  string
+	}{
+		{"Image|endswith: /sh\nCommandLine|contains: EVIL", proc("/bin/sh", "sh evil"), true, ""},
+		{"Image|endswith: /sh\nCommandLine|contains: EVIL", proc("/bin/sh", "sh good"), false, ""},
+		{"- Image: /bin/ls\n- User: alice", proc("/bin/sh", "sh"), true, ""},
+		{"process.working_directory|startswith: /home/", proc("/bin/sh", "sh"), true, ""},
+		{"Nope: x", nil, false, "field Nope"},
+		{"Image|bogus: x", nil, false, "line 1"},
+	}
+	for _, tt := range tests {
+		var n yaml.Node
+		if err := yaml.Unmarshal([]byte(tt.src), &n); err != nil {
+			t.Fatal(err)
+		}
+		match, err := Selection(n.Content[0])
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("%q: error %v, want %q", tt.src, err, tt.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("%q: %v", tt.src, err)
+		}
+		if got := match(tt.ev); got != tt.want {
+			t.Errorf("%q: got %v, want %v", tt.src, got, tt.want)
+		}
 	}
 }
