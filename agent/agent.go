@@ -26,6 +26,8 @@ import (
 	"github.com/cordon-edr/cordon/agent/spool"
 	"github.com/cordon-edr/cordon/agent/uplink"
 	"github.com/cordon-edr/cordon/detectors"
+	"github.com/cordon-edr/cordon/detectors/rules"
+	"github.com/cordon-edr/cordon/detectors/stateful"
 	"github.com/cordon-edr/cordon/protocol"
 	"github.com/cordon-edr/cordon/protocol/ecs"
 )
@@ -39,8 +41,13 @@ type Config struct {
 	ForcePoll bool
 	// Collector overrides the collector address stored at enrollment.
 	Collector string
-	Version   string
-	Logger    *slog.Logger
+	// NoiseWindow, when set, reports a rule once per window per process
+	// tree, with a count of the repeats (detectors.Engine.SetNoiseWindow).
+	NoiseWindow time.Duration
+	// Exceptions silence rules on known-good activity.
+	Exceptions []detectors.Exception
+	Version    string
+	Logger     *slog.Logger
 }
 
 // Agent is a running cordon-agent.
@@ -70,6 +77,10 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Collector != "" {
 		id.Collector = cfg.Collector
 	}
+	pack, err := rules.Load()
+	if err != nil {
+		return nil, err
+	}
 	db, err := spool.OpenDB(filepath.Join(cfg.StateDir, "db"))
 	if err != nil {
 		return nil, fmt.Errorf("opening agent state store: %w", err)
@@ -85,12 +96,15 @@ func New(cfg Config) (*Agent, error) {
 		id:     id,
 		spool:  q,
 		sensor: sensor.NewProcess(sensor.Options{ForcePoll: cfg.ForcePoll, Logger: cfg.Logger}),
-		engine: detectors.NewEngine(detectors.Builtin()...),
+		engine: detectors.NewEngine(append(detectors.Builtin(), stateful.All(time.Now)...)...),
 		exec:   executor.New(db, cfg.Logger),
 		drills: newDrillMarks(),
 		hub:    localapi.NewHub(1000),
 		close:  db.Close,
 	}
+	a.engine.AddBatch(pack.Batch())
+	a.engine.SetNoiseWindow(cfg.NoiseWindow)
+	a.engine.SetExceptions(cfg.Exceptions)
 	a.exec.Handle("drill", a.runDrill)
 	a.uplink = uplink.New(uplink.Config{
 		Collector: id.Collector,
@@ -150,23 +164,32 @@ func (a *Agent) detect(ctx context.Context, events <-chan ecs.Event) error {
 	for {
 		select {
 		case <-ctx.Done():
+			// Report the repeats that noise control still holds.
+			for _, f := range a.engine.Flush() {
+				a.report(f)
+			}
 			return nil
 		case ev := <-events:
 			a.hub.Publish(ev)
 			for _, f := range a.engine.Process(&ev) {
-				pf, err := a.finding(f)
-				if err != nil {
-					a.log.Error("encoding finding", "rule", f.Rule.ID, "err", err)
-					continue
-				}
-				if err := a.spool.Put(pf); err != nil {
-					a.log.Error("spooling finding", "rule", f.Rule.ID, "finding", pf.GetId(), "err", err)
-					continue
-				}
-				a.log.Info("finding", "rule", f.Rule.Name, "severity", f.Severity, "finding", pf.GetId(), "drill", pf.GetDrill(), "summary", f.Summary)
+				a.report(f)
 			}
 		}
 	}
+}
+
+// report spools a finding for the collector.
+func (a *Agent) report(f detectors.Finding) {
+	pf, err := a.finding(f)
+	if err != nil {
+		a.log.Error("encoding finding", "rule", f.Rule.ID, "err", err)
+		return
+	}
+	if err := a.spool.Put(pf); err != nil {
+		a.log.Error("spooling finding", "rule", f.Rule.ID, "finding", pf.GetId(), "err", err)
+		return
+	}
+	a.log.Info("finding", "rule", f.Rule.Name, "severity", f.Severity, "finding", pf.GetId(), "drill", pf.GetDrill(), "summary", f.Summary)
 }
 
 // finding turns a detection into the wire finding, minting its id: the

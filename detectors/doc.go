@@ -6,6 +6,11 @@
 // Detectors are pure: no I/O, no goroutines, and the only clock is the one
 // the Engine is given, so the same events always yield the same findings.
 //
+// A Batch is a set of rules evaluated together, sharing per-event work, as
+// the compiled Sigma rules of package sigma are; Engine.AddBatch adds one.
+// Engine.SetNoiseWindow folds repeats of a rule on one process tree.
+// Package stateful holds the detectors that need more than one event.
+//
 // # Built-in rules
 //
 // Builtin returns Cordon's built-in rule set for process start events:

@@ -65,25 +65,63 @@ type Detector interface {
 	Detect(ev *ecs.Event) (Finding, bool)
 }
 
-// Engine runs a fixed set of detectors over events.
+// Batch is a set of rules evaluated together so that they share the work
+// each event costs (routing, prefilters, normalized field values), as a
+// compiled Sigma rule set does. The Engine treats each of its rules like
+// a detector of its own.
+type Batch interface {
+	// Rules returns the batch's rules; Match.Rule indexes it.
+	Rules() []Rule
+	// DetectAll appends to dst a Match for each rule that ev matches, in
+	// rule order, with a Finding as Detector.Detect returns it.
+	DetectAll(ev *ecs.Event, dst []Match) []Match
+}
+
+// Match is one rule of a Batch matching an event.
+type Match struct {
+	Rule    int
+	Finding Finding
+}
+
+// Engine runs a fixed set of detectors and batches over events.
 //
 // Process must not be called from several goroutines at once, because
 // detectors may keep state; Rules may be called at any time. Run one
 // Engine per event stream.
 type Engine struct {
-	detectors []Detector
-	rules     []Rule
-	now       func() time.Time
+	units   []unit
+	rules   []Rule
+	now     func() time.Time
+	matches []Match // reused by Process
+	noise   *noise  // nil when noise control is off
+
+	exceptions []Exception
+	excepted   []int
+}
+
+// unit is a detector or a batch; first is the index of its first rule.
+type unit struct {
+	d     Detector
+	b     Batch
+	first int
 }
 
 // NewEngine returns an Engine running ds in order. Its clock is time.Now
 // until SetClock replaces it.
 func NewEngine(ds ...Detector) *Engine {
-	e := &Engine{detectors: slices.Clone(ds), now: time.Now}
-	for _, d := range e.detectors {
+	e := &Engine{now: time.Now}
+	for _, d := range ds {
+		e.units = append(e.units, unit{d: d, first: len(e.rules)})
 		e.rules = append(e.rules, d.Rule())
 	}
 	return e
+}
+
+// AddBatch adds a batch after the detectors and batches already there.
+// Call it before the first Process.
+func (e *Engine) AddBatch(b Batch) {
+	e.units = append(e.units, unit{b: b, first: len(e.rules)})
+	e.rules = append(e.rules, b.Rules()...)
 }
 
 // SetClock sets the clock that stamps DetectedAt, and ObservedAt for
@@ -103,44 +141,69 @@ func (e *Engine) Rules() []Rule {
 
 // Process runs every detector over ev and returns the findings, in
 // detector order; nil when nothing matched. ev is not kept: evidence holds
-// deep copies, so the caller may reuse it.
+// deep copies, so the caller may reuse it. With noise control on (see
+// SetNoiseWindow) repeats are folded, and the summaries of windows that
+// closed are appended.
 func (e *Engine) Process(ev *ecs.Event) []Finding {
 	if ev == nil {
 		return nil
 	}
 	var out []Finding
-	for i, d := range e.detectors {
-		f, ok := d.Detect(ev)
+	for _, u := range e.units {
+		if u.b != nil {
+			e.matches = u.b.DetectAll(ev, e.matches[:0])
+			for _, m := range e.matches {
+				rule := e.rules[u.first+m.Rule]
+				if len(e.exceptions) > 0 && e.except(rule.ID, ev, e.now()) {
+					continue
+				}
+				out = append(out, e.complete(m.Finding, rule, ev))
+			}
+			clear(e.matches)
+			continue
+		}
+		f, ok := u.d.Detect(ev)
 		if !ok {
 			continue
 		}
-		rule := e.rules[i]
-		f.Rule = rule.clone()
-		if f.Severity == "" {
-			f.Severity = rule.Severity
+		rule := e.rules[u.first]
+		if len(e.exceptions) > 0 && e.except(rule.ID, ev, e.now()) {
+			continue
 		}
-		if f.Tactics == nil {
-			f.Tactics = slices.Clone(rule.Tactics)
-		}
-		if f.Techniques == nil {
-			f.Techniques = slices.Clone(rule.Techniques)
-		}
-		if f.Evidence == nil {
-			f.Evidence = []ecs.Event{cloneEvent(ev)}
-		}
-		now := e.now()
-		if f.ObservedAt.IsZero() {
-			f.ObservedAt = ev.Timestamp
-			if f.ObservedAt.IsZero() {
-				f.ObservedAt = now
-			}
-		}
-		if f.DetectedAt.IsZero() {
-			f.DetectedAt = now
-		}
-		out = append(out, f)
+		out = append(out, e.complete(f, rule, ev))
+	}
+	if e.noise != nil {
+		out = e.noise.filter(out, e.now())
 	}
 	return out
+}
+
+// complete fills what f leaves empty from its rule and the event.
+func (e *Engine) complete(f Finding, rule Rule, ev *ecs.Event) Finding {
+	f.Rule = rule.clone()
+	if f.Severity == "" {
+		f.Severity = rule.Severity
+	}
+	if f.Tactics == nil {
+		f.Tactics = slices.Clone(rule.Tactics)
+	}
+	if f.Techniques == nil {
+		f.Techniques = slices.Clone(rule.Techniques)
+	}
+	if f.Evidence == nil {
+		f.Evidence = []ecs.Event{cloneEvent(ev)}
+	}
+	now := e.now()
+	if f.ObservedAt.IsZero() {
+		f.ObservedAt = ev.Timestamp
+		if f.ObservedAt.IsZero() {
+			f.ObservedAt = now
+		}
+	}
+	if f.DetectedAt.IsZero() {
+		f.DetectedAt = now
+	}
+	return f
 }
 
 // Proto returns the wire form of f under the given finding id (a UUIDv7

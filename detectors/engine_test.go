@@ -155,6 +155,51 @@ func TestEngineFillsFindings(t *testing.T) {
 	}
 }
 
+// fixedBatch is a batch for engine tests: it matches the rules listed in
+// hits.
+type fixedBatch struct {
+	rules []Rule
+	hits  []int
+}
+
+func (b fixedBatch) Rules() []Rule { return b.rules }
+func (b fixedBatch) DetectAll(_ *ecs.Event, dst []Match) []Match {
+	for _, i := range b.hits {
+		dst = append(dst, Match{Rule: i, Finding: Finding{Summary: b.rules[i].ID}})
+	}
+	return dst
+}
+
+func TestEngineBatch(t *testing.T) {
+	e := NewEngine(fixed{rule: Rule{ID: "d1", Severity: SeverityLow}, f: Finding{Summary: "d1"}, ok: true})
+	e.AddBatch(fixedBatch{
+		rules: []Rule{{ID: "b0", Severity: SeverityHigh, Techniques: []string{"T1"}}, {ID: "b1"}, {ID: "b2", Severity: SeverityCritical}},
+		hits:  []int{0, 2},
+	})
+	e.AddBatch(fixedBatch{rules: []Rule{{ID: "c0"}}})
+	e.SetClock(func() time.Time { return testClock })
+	var ids []string
+	for _, r := range e.Rules() {
+		ids = append(ids, r.ID)
+	}
+	if want := []string{"d1", "b0", "b1", "b2", "c0"}; !slices.Equal(ids, want) {
+		t.Fatalf("Rules() = %v, want %v", ids, want)
+	}
+	for range 2 { // the match buffer is reused
+		fs := e.Process(startEvent("/usr/bin/true", "true"))
+		var got []string
+		for _, f := range fs {
+			got = append(got, f.Rule.ID+"/"+f.Summary+"/"+f.Severity)
+		}
+		if want := []string{"d1/d1/low", "b0/b0/high", "b2/b2/critical"}; !slices.Equal(got, want) {
+			t.Fatalf("findings %v, want %v", got, want)
+		}
+		if !slices.Equal(fs[1].Techniques, []string{"T1"}) || len(fs[1].Evidence) != 1 || !fs[1].DetectedAt.Equal(testClock) {
+			t.Errorf("batch finding not completed: %+v", fs[1])
+		}
+	}
+}
+
 func TestEngineRules(t *testing.T) {
 	e := NewEngine(Builtin()...)
 	var ids []string

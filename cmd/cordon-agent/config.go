@@ -6,8 +6,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/cordon-edr/cordon/detectors"
+	"github.com/cordon-edr/cordon/detectors/sigma"
 )
 
 // config is the agent's YAML configuration; every key is optional.
@@ -23,6 +27,25 @@ type config struct {
 			Mode string `yaml:"mode"`
 		} `yaml:"process"`
 	} `yaml:"sensors"`
+	Detection struct {
+		// NoiseWindow reports a rule once per window per process tree,
+		// with a count of the repeats; 0 reports every finding.
+		NoiseWindow time.Duration `yaml:"noise_window"`
+		// Exceptions silence a rule on matching events.
+		Exceptions []exceptionConfig `yaml:"exceptions"`
+	} `yaml:"detection"`
+}
+
+// exceptionConfig is one detection.exceptions entry.
+type exceptionConfig struct {
+	Rule string `yaml:"rule"`
+	// Where is a Sigma selection; empty covers every event.
+	Where yaml.Node `yaml:"where"`
+	// Expires is an RFC 3339 time or a date; empty never expires.
+	Expires string `yaml:"expires"`
+	Reason  string `yaml:"reason"`
+
+	expires time.Time
 }
 
 func defaultConfig() config {
@@ -53,7 +76,70 @@ func loadConfig(path string, c *config) error {
 	default:
 		return fmt.Errorf("%s: line %d: sensors.process.mode: %q is not auto or poll", path, findLine(&root, "sensors", "process", "mode"), c.Sensors.Process.Mode)
 	}
+	for i, x := range c.Detection.Exceptions {
+		line := exceptionLine(&root, i)
+		switch {
+		case x.Rule == "":
+			return fmt.Errorf("%s: line %d: detection.exceptions[%d].rule: missing", path, line, i)
+		case x.Reason == "":
+			return fmt.Errorf("%s: line %d: detection.exceptions[%d].reason: missing; say why the rule is silenced", path, line, i)
+		}
+		if x.Expires != "" {
+			t, err := time.Parse(time.RFC3339, x.Expires)
+			if err != nil {
+				t, err = time.Parse(time.DateOnly, x.Expires)
+			}
+			if err != nil {
+				return fmt.Errorf("%s: line %d: detection.exceptions[%d].expires: %q is not an RFC 3339 time or a date", path, line, i, x.Expires)
+			}
+			c.Detection.Exceptions[i].expires = t
+		}
+	}
+	if c.Detection.NoiseWindow < 0 {
+		return fmt.Errorf("%s: line %d: detection.noise_window: %s is negative", path, findLine(&root, "detection", "noise_window"), c.Detection.NoiseWindow)
+	}
 	return nil
+}
+
+// exceptionLine returns the line of detection.exceptions[i], or 0.
+func exceptionLine(root *yaml.Node, i int) int {
+	n := root
+	if n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	for _, key := range []string{"detection", "exceptions"} {
+		if n == nil || n.Kind != yaml.MappingNode {
+			return 0
+		}
+		var next *yaml.Node
+		for j := 0; j+1 < len(n.Content); j += 2 {
+			if n.Content[j].Value == key {
+				next = n.Content[j+1]
+			}
+		}
+		n = next
+	}
+	if n == nil || n.Kind != yaml.SequenceNode || i >= len(n.Content) {
+		return 0
+	}
+	return n.Content[i].Line
+}
+
+// exceptions compiles the configured exceptions.
+func (c *config) exceptions(path string) ([]detectors.Exception, error) {
+	var out []detectors.Exception
+	for i, x := range c.Detection.Exceptions {
+		ex := detectors.Exception{RuleID: x.Rule, Expires: x.expires, Reason: x.Reason}
+		if x.Where.Kind != 0 {
+			match, err := sigma.Selection(&x.Where)
+			if err != nil {
+				return nil, fmt.Errorf("%s: detection.exceptions[%d].where: %w", path, i, err)
+			}
+			ex.Match = match
+		}
+		out = append(out, ex)
+	}
+	return out, nil
 }
 
 // findLine returns the line of the value at path in a document, or 0.
