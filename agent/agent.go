@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cordon-edr/cordon/actions"
+	"github.com/cordon-edr/cordon/actions/isolation"
 	"github.com/cordon-edr/cordon/agent/executor"
 	"github.com/cordon-edr/cordon/agent/identity"
 	"github.com/cordon-edr/cordon/agent/localapi"
@@ -41,6 +42,8 @@ type Config struct {
 	Collector string
 	Version   string
 	Logger    *slog.Logger
+	// Isolation says what an isolated host may still reach.
+	Isolation IsolationConfig
 }
 
 // Agent is a running cordon-agent.
@@ -56,6 +59,8 @@ type Agent struct {
 	drills *drillMarks
 	hub    *localapi.Hub
 	close  func() error
+
+	isolator *isolation.Isolator
 }
 
 // New loads the identity and opens the state store. Close releases it.
@@ -66,6 +71,12 @@ func New(cfg Config) (*Agent, error) {
 	id, tlsConf, err := identity.Load(cfg.StateDir)
 	if err != nil {
 		return nil, err
+	}
+	// An isolated host stays isolated across restarts: the rules go back
+	// before anything else here talks to the network.
+	isolator := isolation.New(cfg.StateDir, cfg.Logger)
+	if err := isolator.Restore(); err != nil {
+		return nil, fmt.Errorf("restoring the host's isolation state: %w", err)
 	}
 	if cfg.Collector != "" {
 		id.Collector = cfg.Collector
@@ -90,8 +101,12 @@ func New(cfg Config) (*Agent, error) {
 		drills: newDrillMarks(),
 		hub:    localapi.NewHub(1000),
 		close:  db.Close,
+
+		isolator: isolator,
 	}
 	a.exec.Handle("drill", a.runDrill)
+	a.exec.Handle("isolate", a.runIsolate)
+	a.exec.Handle("release", a.runRelease)
 	a.uplink = uplink.New(uplink.Config{
 		Collector: id.Collector,
 		TLS:       tlsConf,
@@ -195,6 +210,7 @@ func (a *Agent) Status() localapi.Status {
 		Sensors:        []localapi.Sensor{{Name: "process", Mode: mode, Reason: reason, Events: ss.Events, Lost: ss.Lost}},
 		Rules:          len(a.engine.Rules()),
 		EventsDropped:  a.hub.Dropped(),
+		Isolated:       a.isolator.Isolated(),
 	}
 }
 
@@ -204,6 +220,7 @@ func (a *Agent) hello() *protocol.Hello {
 		Version:     protocol.CurrentVersion(),
 		Host:        identity.HostFacts(a.cfg.Version),
 		SensorModes: []string{"process=" + mode},
+		Isolated:    a.isolator.Isolated(),
 	}
 }
 
@@ -213,6 +230,7 @@ func (a *Agent) heartbeat() *protocol.Heartbeat {
 		SentUnixNano: time.Now().UnixNano(),
 		SpoolPending: uint64(st.Pending),
 		SpoolDropped: uint64(st.Dropped),
+		Isolated:     a.isolator.Isolated(),
 	}
 }
 

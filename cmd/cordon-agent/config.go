@@ -23,6 +23,16 @@ type config struct {
 			Mode string `yaml:"mode"`
 		} `yaml:"process"`
 	} `yaml:"sensors"`
+	// Isolation says what an isolated host may still reach besides the
+	// collector.
+	Isolation struct {
+		AllowDNS   bool     `yaml:"allow_dns"`
+		AllowDHCP  bool     `yaml:"allow_dhcp"`
+		AllowCIDRs []string `yaml:"allow_cidrs"`
+		// Probe is a UDP host:port outside the allowances that the
+		// isolation proof must fail to reach.
+		Probe string `yaml:"probe"`
+	} `yaml:"isolation"`
 }
 
 func defaultConfig() config {
@@ -53,7 +63,7 @@ func loadConfig(path string, c *config) error {
 	default:
 		return fmt.Errorf("%s: line %d: sensors.process.mode: %q is not auto or poll", path, findLine(&root, "sensors", "process", "mode"), c.Sensors.Process.Mode)
 	}
-	return nil
+	return checkIsolation(path, &root, c)
 }
 
 // findLine returns the line of the value at path in a document, or 0.

@@ -6,6 +6,7 @@
 //	cordon-agent run [--config FILE] [--state DIR]
 //	cordon-agent status [--state DIR] [--json]
 //	cordon-agent events [--state DIR] [--json] [--follow]
+//	cordon-agent release --break-glass CODE [--state DIR]
 //	cordon-agent version
 package main
 
@@ -45,6 +46,7 @@ commands:
   run      run the agent in the foreground
   status   health of the running agent (root only)
   events   the running agent's normalized events (root only)
+  release  lift this host's isolation locally with its break-glass code
   version  print the version
 
 Run 'cordon-agent COMMAND -h' for a command's flags.
@@ -65,6 +67,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdStatus(args[1:], stdout, stderr)
 	case "events":
 		err = cmdEvents(args[1:], stdout, stderr)
+	case "release":
+		err = cmdRelease(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "cordon-agent %s (commit %s, %s/%s)\n", version, commit, runtime.GOOS, runtime.GOARCH)
 	case "help", "-h", "--help":
@@ -167,12 +171,17 @@ func cmdRun(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	iso, err := isolationConfig(&cfg)
+	if err != nil {
+		return err
+	}
 	a, err := agent.New(agent.Config{
 		StateDir:  cfg.State,
 		ForcePoll: cfg.Sensors.Process.Mode == "poll",
 		Collector: cfg.Collector,
 		Version:   version,
 		Logger:    log,
+		Isolation: iso,
 	})
 	if err != nil {
 		return fmt.Errorf("run: %w", err)

@@ -1,0 +1,72 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/cordon-edr/cordon/actions/isolation"
+	"github.com/cordon-edr/cordon/protocol"
+)
+
+// IsolationConfig is what an isolated host may still reach besides the
+// collector.
+type IsolationConfig struct {
+	AllowDNS   bool
+	AllowDHCP  bool
+	AllowCIDRs []netip.Prefix
+	// Probe is the UDP host:port the isolation proof must fail to reach;
+	// isolation.DefaultProbe when empty.
+	Probe string
+}
+
+func (a *Agent) runIsolate(ctx context.Context, c *protocol.Command) (string, error) {
+	addrs, err := resolveCollector(ctx, a.id.Collector)
+	if err != nil {
+		return "", err
+	}
+	iso := a.cfg.Isolation
+	return a.isolator.Isolate(ctx, isolation.Request{
+		Policy: isolation.Policy{
+			Collector: addrs, DNS: iso.AllowDNS, DHCP: iso.AllowDHCP, CIDRs: iso.AllowCIDRs,
+		},
+		Command:          c.GetId(),
+		BreakGlassSHA256: c.GetArgs()[protocol.ArgBreakGlassSHA256],
+		Channel:          a.uplink.Ping,
+		Probe:            iso.Probe,
+	})
+}
+
+func (a *Agent) runRelease(_ context.Context, c *protocol.Command) (string, error) {
+	return a.isolator.Release("command " + c.GetId())
+}
+
+// resolveCollector turns the collector's host:port into addresses; it
+// runs before the isolation, while DNS still answers.
+func resolveCollector(ctx context.Context, hostport string) ([]netip.AddrPort, error) {
+	host, portStr, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return nil, fmt.Errorf("collector address %q: %w", hostport, err)
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil || port == 0 {
+		return nil, fmt.Errorf("collector address %q: bad port", hostport)
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		return []netip.AddrPort{netip.AddrPortFrom(ip.Unmap(), uint16(port))}, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	if err != nil {
+		return nil, fmt.Errorf("resolving the collector %s before isolating: %w", host, err)
+	}
+	out := make([]netip.AddrPort, 0, len(ips))
+	for _, ip := range ips {
+		out = append(out, netip.AddrPortFrom(ip.Unmap(), uint16(port)))
+	}
+	return out, nil
+}

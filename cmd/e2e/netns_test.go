@@ -1,0 +1,357 @@
+package e2e
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/nftables"
+	"golang.org/x/sys/unix"
+)
+
+// netnsLab is a small network made of namespaces: the collector in the
+// test's own namespace at hostIP, an agent host in namespace agent
+// (agentIP towards the collector, agentSideIP towards the third host),
+// and a third host in namespace third at thirdIP. The agent host routes
+// everything else towards the third host, so that the isolation probe
+// has a route and only the firewall can stop it.
+type netnsLab struct {
+	agent, third         string
+	hostIP, agentIP      string
+	agentSideIP, thirdIP string
+	hostLink             string
+}
+
+// needNetns skips unless the test may create network namespaces and
+// nftables tables in them.
+func needNetns(t *testing.T) {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("needs root: the test creates network namespaces and veth pairs, and the agent installs nftables rules")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("needs the ip command (iproute2) to create network namespaces")
+	}
+}
+
+func sh(t *testing.T, args ...string) {
+	t.Helper()
+	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+func newNetnsLab(t *testing.T) *netnsLab {
+	t.Helper()
+	needNetns(t)
+	id := fmt.Sprintf("%d%d", os.Getpid()%10000, rand.IntN(1000))
+	net8 := 100 + rand.IntN(150)
+	l := &netnsLab{
+		agent: "cordon-a" + id, third: "cordon-t" + id,
+		hostIP: fmt.Sprintf("10.%d.1.1", net8), agentIP: fmt.Sprintf("10.%d.1.2", net8),
+		agentSideIP: fmt.Sprintf("10.%d.2.2", net8), thirdIP: fmt.Sprintf("10.%d.2.3", net8),
+		hostLink: "cdh" + id,
+	}
+	sh(t, "ip", "netns", "add", l.agent)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", l.agent).Run() })
+	sh(t, "ip", "netns", "add", l.third)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", l.third).Run() })
+	for _, c := range [][]string{
+		{"ip", "link", "add", l.hostLink, "type", "veth", "peer", "name", "cda" + id},
+		{"ip", "link", "set", "cda" + id, "netns", l.agent},
+		{"ip", "addr", "add", l.hostIP + "/24", "dev", l.hostLink},
+		{"ip", "link", "set", l.hostLink, "up"},
+		{"ip", "-n", l.agent, "link", "set", "lo", "up"},
+		{"ip", "-n", l.agent, "addr", "add", l.agentIP + "/24", "dev", "cda" + id},
+		{"ip", "-n", l.agent, "link", "set", "cda" + id, "up"},
+		{"ip", "-n", l.agent, "link", "add", "cdb" + id, "type", "veth", "peer", "name", "cdt" + id},
+		{"ip", "-n", l.agent, "link", "set", "cdt" + id, "netns", l.third},
+		{"ip", "-n", l.agent, "addr", "add", l.agentSideIP + "/24", "dev", "cdb" + id},
+		{"ip", "-n", l.agent, "link", "set", "cdb" + id, "up"},
+		{"ip", "-n", l.agent, "route", "add", "default", "via", l.thirdIP},
+		{"ip", "-n", l.third, "link", "set", "lo", "up"},
+		{"ip", "-n", l.third, "addr", "add", l.thirdIP + "/24", "dev", "cdt" + id},
+		{"ip", "-n", l.third, "link", "set", "cdt" + id, "up"},
+	} {
+		sh(t, c...)
+	}
+	return l
+}
+
+// in runs f on a thread inside namespace ns: sockets f creates belong to
+// that namespace for their whole life.
+func in(ns string, f func() error) error {
+	runtime.LockOSThread()
+	orig, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer orig.Close()
+	target, err := os.Open(filepath.Join("/run/netns", ns))
+	if err != nil {
+		runtime.UnlockOSThread()
+		return err
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("entering namespace %s: %w", ns, err)
+	}
+	ferr := f()
+	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+		// The thread stays locked and dies with its goroutine.
+		return errors.Join(ferr, fmt.Errorf("leaving namespace %s: %w", ns, err))
+	}
+	runtime.UnlockOSThread()
+	return ferr
+}
+
+// echo serves a line echo on TCP addr inside namespace ns until the test
+// ends.
+func echo(t *testing.T, ns, addr string) {
+	t.Helper()
+	var ln net.Listener
+	if err := in(ns, func() (err error) {
+		ln, err = net.Listen("tcp", addr)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(5 * time.Second))
+				line, err := bufio.NewReader(c).ReadString('\n')
+				if err == nil {
+					c.Write([]byte(line))
+				}
+			}()
+		}
+	}()
+}
+
+// reach reports whether a connection from namespace ns to addr gets its
+// line echoed within a second.
+func reach(ns, addr string) error {
+	var c net.Conn
+	if err := in(ns, func() (err error) {
+		c, err = net.DialTimeout("tcp", addr, time.Second)
+		return err
+	}); err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := c.Write([]byte("ping\n")); err != nil {
+		return err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if line != "ping\n" {
+		return fmt.Errorf("echo answered %q", line)
+	}
+	return nil
+}
+
+// startIn starts a binary in namespace ns, like start.
+func startIn(t *testing.T, ns, name string, args ...string) *proc {
+	t.Helper()
+	logPath := filepath.Join(t.TempDir(), name+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, bin(name)}, args...)...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{t: t, name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() { cmd.Wait(); f.Close(); close(p.done) }()
+	t.Cleanup(p.stop)
+	return p
+}
+
+// agentIn enrolls an agent in namespace ns with the collector and
+// returns its state folder, id and configuration file.
+func (c *collector) enrollIn(t *testing.T, ns string) (state, id, config string) {
+	t.Helper()
+	state = t.TempDir()
+	args := append([]string{"netns", "exec", ns, bin("cordon-agent")}, c.enrollArgs(t, state)...)
+	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+		t.Fatalf("enroll in %s: %v\n%s", ns, err, out)
+	}
+	id = agentID(t, state)
+	config = filepath.Join(t.TempDir(), "agent.yaml")
+	// The process connector only speaks in the initial network
+	// namespace, so this agent polls.
+	cfg := fmt.Sprintf("state: %s\nsensors: {process: {mode: poll}}\nlog_level: debug\n", state)
+	if err := os.WriteFile(config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return state, id, config
+}
+
+func agentID(t *testing.T, state string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(state, "agent.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ident struct {
+		AgentID string `json:"agent_id"`
+	}
+	if err := jsonUnmarshal(string(b), &ident); err != nil || ident.AgentID == "" {
+		t.Fatalf("no agent id in %s: %v", state, err)
+	}
+	return ident.AgentID
+}
+
+func (c *collector) agent(t *testing.T, id string) agentJSON {
+	t.Helper()
+	var agents []agentJSON
+	c.ctlJSON(t, &agents, "agents", "--json")
+	for _, a := range agents {
+		if a.ID == id {
+			return a
+		}
+	}
+	t.Fatalf("agent %s not listed", id)
+	return agentJSON{}
+}
+
+// wantIsolated checks the third host in both directions: reachable
+// when isolated is false, unreachable when it is true.
+func (l *netnsLab) wantIsolated(t *testing.T, isolated bool, when string) {
+	t.Helper()
+	out := reach(l.agent, net.JoinHostPort(l.thirdIP, "7007"))
+	in := reach(l.third, net.JoinHostPort(l.agentSideIP, "7008"))
+	if isolated && (out == nil || in == nil) {
+		t.Fatalf("%s: the third host is still reachable (agent→third: %v, third→agent: %v)", when, out, in)
+	}
+	if !isolated && (out != nil || in != nil) {
+		t.Fatalf("%s: the third host is unreachable (agent→third: %v, third→agent: %v)", when, out, in)
+	}
+}
+
+func TestIsolationInNamespaces(t *testing.T) {
+	l := newNetnsLab(t)
+	c := startCollector(t, t.TempDir(),
+		fmt.Sprintf("%s:%d", l.hostIP, freePort(t, "udp")),
+		fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp")))
+	state, id, config := c.enrollIn(t, l.agent)
+	agent := startIn(t, l.agent, "cordon-agent", "run", "--config", config)
+	c.agentOnline(t, id)
+
+	echo(t, l.third, net.JoinHostPort(l.thirdIP, "7007"))
+	echo(t, l.agent, net.JoinHostPort(l.agentSideIP, "7008"))
+	l.wantIsolated(t, false, "before isolation")
+
+	out, err := c.ctl("isolate", id, "--reason", "netns test", "--wait", "--timeout", "30s")
+	if err != nil {
+		t.Fatalf("isolate: %v\n%s\n%s", err, out, agent.Log())
+	}
+	t.Logf("isolate: %s", out)
+	if !strings.Contains(out, "collector channel answered") {
+		t.Fatalf("isolate succeeded without its proof in the result:\n%s", out)
+	}
+	l.wantIsolated(t, true, "after isolate")
+	if !l.hasTable(t) {
+		t.Fatal("no table inet cordon in the agent's namespace after isolate")
+	}
+	eventually(t, 10*time.Second, "cordonctl agents to show the agent isolated", func() error {
+		if a := c.agent(t, id); !a.Isolated {
+			return fmt.Errorf("agent %s: isolated=false", id)
+		}
+		return nil
+	})
+	if st := agentStatus(t, state); !strings.Contains(st, `"isolated": true`) {
+		t.Fatalf("cordon-agent status does not show the isolation:\n%s", st)
+	}
+
+	// Still heartbeating and answering commands through the isolation.
+	before := c.agent(t, id).LastSeen
+	if out, err := c.ctl("drill", id, "--wait", "--timeout", "30s"); err != nil {
+		t.Fatalf("a command to the isolated agent: %v\n%s", err, out)
+	}
+	if after := c.agent(t, id).LastSeen; !after.After(before) {
+		t.Fatalf("no heartbeat from the isolated agent: last seen %s, before the command %s", after, before)
+	}
+
+	// A restart keeps the host isolated and the agent connected.
+	agent.stop()
+	l.wantIsolated(t, true, "with the agent stopped")
+	restarted := time.Now()
+	agent = startIn(t, l.agent, "cordon-agent", "run", "--config", config)
+	eventually(t, 30*time.Second, "the restarted agent to reconnect", func() error {
+		if a := c.agent(t, id); !a.Online || !a.LastSeen.After(restarted) || !a.Isolated {
+			return fmt.Errorf("agent %+v", a)
+		}
+		return nil
+	})
+	l.wantIsolated(t, true, "after the agent restarted")
+	if out, err := c.ctl("drill", id, "--wait", "--timeout", "30s"); err != nil {
+		t.Fatalf("a command to the restarted isolated agent: %v\n%s", err, out)
+	}
+
+	if out, err := c.ctl("release", id, "--wait", "--timeout", "30s"); err != nil {
+		t.Fatalf("release: %v\n%s", err, out)
+	}
+	l.wantIsolated(t, false, "after release")
+	eventually(t, 10*time.Second, "cordonctl agents to show the agent released", func() error {
+		if a := c.agent(t, id); a.Isolated {
+			return fmt.Errorf("agent %s: isolated=true", id)
+		}
+		return nil
+	})
+	if l.hasTable(t) {
+		t.Fatal("table inet cordon is still there after release")
+	}
+}
+
+// hasTable reports whether the agent's namespace holds Cordon's table.
+func (l *netnsLab) hasTable(t *testing.T) bool {
+	t.Helper()
+	var found bool
+	if err := in(l.agent, func() error {
+		c, err := nftables.New()
+		if err != nil {
+			return err
+		}
+		tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+		for _, tb := range tables {
+			found = found || tb.Name == "cordon"
+		}
+		return err
+	}); err != nil {
+		t.Fatalf("listing nftables tables: %v", err)
+	}
+	return found
+}
+
+func agentStatus(t *testing.T, state string) string {
+	t.Helper()
+	out, err := exec.Command(bin("cordon-agent"), "status", "--state", state, "--json").CombinedOutput()
+	if err != nil {
+		t.Fatalf("cordon-agent status: %v\n%s", err, out)
+	}
+	return string(out)
+}
