@@ -55,9 +55,10 @@ type State struct {
 
 // Isolator isolates and releases the host and remembers which it is.
 type Isolator struct {
-	path string
-	fw   firewall
-	log  *slog.Logger
+	path  string
+	fw    firewall
+	probe func(ctx context.Context, addr string) error
+	log   *slog.Logger
 
 	mu sync.Mutex
 }
@@ -67,7 +68,7 @@ func New(stateDir string, log *slog.Logger) *Isolator {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Isolator{path: filepath.Join(stateDir, StateFile), fw: newFirewall(), log: log}
+	return &Isolator{path: filepath.Join(stateDir, StateFile), fw: newFirewall(), probe: probe, log: log}
 }
 
 // State returns the persisted state; a missing file means not isolated.
@@ -200,7 +201,7 @@ func (i *Isolator) Isolate(ctx context.Context, req Request) (string, error) {
 		return "", i.rollback(prev, fmt.Errorf("the collector channel did not answer through the isolation: %w", err))
 	}
 	rtt := time.Since(chStart)
-	probeErr := probe(proofCtx, req.Probe)
+	probeErr := i.probe(proofCtx, req.Probe)
 	if probeErr == nil {
 		return "", i.rollback(prev, fmt.Errorf("a datagram to %s still left the host", req.Probe))
 	}

@@ -28,6 +28,7 @@ var commands = []*command{
 	{name: "incident update", synopsis: "ID [--status S] [--assignee U] [--impact N] [--urgency N] [--comment TEXT] [--json]", summary: "change an incident's status, assignee, impact or urgency, or comment on it", positional: []string{"ID"}, setup: setupIncidentUpdate},
 	{name: "isolate", synopsis: "AGENT --reason TEXT [--incident ID] [--wait] [--timeout 2m] [--json]", summary: "cut a host off the network except for the collector", positional: []string{"AGENT"}, setup: setupIsolate},
 	{name: "release", synopsis: "AGENT [--reason TEXT] [--incident ID] [--wait] [--timeout 2m] [--json]", summary: "lift the isolation of a host", positional: []string{"AGENT"}, setup: setupRelease},
+	{name: "agent break-glass", synopsis: "AGENT [--json]", summary: "print the code that lifts an agent's isolation locally (admin; last line)", positional: []string{"AGENT"}, setup: setupAgentBreakGlass},
 	{name: "kill", synopsis: "AGENT --pid N [--reason TEXT] [--incident ID] [--wait] [--timeout 2m] [--json]", summary: "kill a process on a host", positional: []string{"AGENT"}, setup: setupKill},
 	{name: "drill", synopsis: "AGENT [--scenario NAME] [--wait] [--timeout 2m] [--json]", summary: "run a harmless attack drill on a host", positional: []string{"AGENT"}, setup: setupDrill},
 	{name: "commands", synopsis: "[--agent ID] [--status S] [--json]", summary: "list response commands and their results", setup: setupCommands},

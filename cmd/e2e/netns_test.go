@@ -325,6 +325,32 @@ func TestIsolationInNamespaces(t *testing.T) {
 	if l.hasTable(t) {
 		t.Fatal("table inet cordon is still there after release")
 	}
+
+	// The day the collector is gone: a local release with the code an
+	// admin reads on the collector, and only with that code.
+	if out, err := c.ctl("isolate", id, "--reason", "break-glass test", "--wait", "--timeout", "30s"); err != nil {
+		t.Fatalf("isolate again: %v\n%s", err, out)
+	}
+	out, err = c.ctl("agent", "break-glass", id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := lastLine(out)
+	local := func(code string) (string, error) {
+		out, err := exec.Command("ip", "netns", "exec", l.agent, bin("cordon-agent"), "release", "--break-glass", code, "--state", state).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := local("aaaaaaaaaaaaaaaaaaaaaaaa"); err == nil || !strings.Contains(out, "does not match") {
+		t.Fatalf("a wrong break-glass code was not refused: %v\n%s", err, out)
+	}
+	l.wantIsolated(t, true, "after a wrong break-glass code")
+	if out, err := local(code); err != nil {
+		t.Fatalf("cordon-agent release --break-glass: %v\n%s", err, out)
+	}
+	l.wantIsolated(t, false, "after the break-glass release")
+	if st := agentStatus(t, state); !strings.Contains(st, `"isolated": false`) {
+		t.Fatalf("cordon-agent status still shows the isolation:\n%s", st)
+	}
 }
 
 // hasTable reports whether the agent's namespace holds Cordon's table.
