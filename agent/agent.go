@@ -44,6 +44,10 @@ type Config struct {
 	Logger    *slog.Logger
 	// Isolation says what an isolated host may still reach.
 	Isolation IsolationConfig
+	// ProtectedProcesses are executables (full paths) or process names
+	// that kill and suspend refuse, besides pid 1, kernel threads and the
+	// agent with its ancestors.
+	ProtectedProcesses []string
 }
 
 // Agent is a running cordon-agent.
@@ -107,6 +111,9 @@ func New(cfg Config) (*Agent, error) {
 	a.exec.Handle("drill", a.runDrill)
 	a.exec.Handle("isolate", a.runIsolate)
 	a.exec.Handle("release", a.runRelease)
+	for _, action := range []string{"kill", "suspend", "resume"} {
+		a.exec.Handle(action, a.runProcess)
+	}
 	a.uplink = uplink.New(uplink.Config{
 		Collector: id.Collector,
 		TLS:       tlsConf,

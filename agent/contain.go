@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cordon-edr/cordon/actions/isolation"
+	"github.com/cordon-edr/cordon/actions/process"
 	"github.com/cordon-edr/cordon/protocol"
 )
 
@@ -69,4 +70,18 @@ func resolveCollector(ctx context.Context, hostport string) ([]netip.AddrPort, e
 		out = append(out, netip.AddrPortFrom(ip.Unmap(), uint16(port)))
 	}
 	return out, nil
+}
+
+// runProcess kills, suspends or resumes a process (args pid, entity_id,
+// tree).
+func (a *Agent) runProcess(ctx context.Context, c *protocol.Command) (string, error) {
+	req, err := process.ParseRequest(c.GetAction(), c.GetArgs())
+	if err != nil {
+		return "", err
+	}
+	ctl, err := process.New(a.cfg.ProtectedProcesses)
+	if err != nil {
+		return "", err
+	}
+	return ctl.Do(ctx, req)
 }

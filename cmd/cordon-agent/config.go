@@ -33,6 +33,9 @@ type config struct {
 		// isolation proof must fail to reach.
 		Probe string `yaml:"probe"`
 	} `yaml:"isolation"`
+	// ProtectedProcesses are executables (full paths) or process names
+	// that kill and suspend refuse.
+	ProtectedProcesses []string `yaml:"protected_processes"`
 }
 
 func defaultConfig() config {

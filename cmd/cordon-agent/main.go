@@ -182,6 +182,8 @@ func cmdRun(args []string, stderr io.Writer) error {
 		Version:   version,
 		Logger:    log,
 		Isolation: iso,
+
+		ProtectedProcesses: cfg.ProtectedProcesses,
 	})
 	if err != nil {
 		return fmt.Errorf("run: %w", err)

@@ -5,7 +5,35 @@ import (
 	"flag"
 	"fmt"
 	"net/http"
+	"strconv"
 )
+
+func setupSuspend(fs *flag.FlagSet) func(*invocation) error { return setupProcess("suspend", fs) }
+func setupResume(fs *flag.FlagSet) func(*invocation) error  { return setupProcess("resume", fs) }
+
+// setupProcess defines the flags of kill, suspend and resume.
+func setupProcess(action string, fs *flag.FlagSet) func(*invocation) error {
+	pid := fs.Int("pid", 0, "process id `N` (required)")
+	entity := fs.String("entity-id", "", "the process's entity `ID` (process.entity_id of a finding): the agent refuses if the pid now belongs to another process")
+	tree := fs.Bool("tree", false, "act on the process's descendants as well")
+	f := defineActionFlags(fs, "why: `TEXT` for the audit trail")
+	return func(inv *invocation) error {
+		if !inv.isSet("pid") {
+			return usagef("--pid is required")
+		}
+		if *pid <= 0 {
+			return usagef("--pid: want a process id above 0, got %d", *pid)
+		}
+		args := map[string]string{"pid": strconv.Itoa(*pid)}
+		if *entity != "" {
+			args["entity_id"] = *entity
+		}
+		if *tree {
+			args["tree"] = "true"
+		}
+		return inv.sendCommand(action, args, f)
+	}
+}
 
 func setupAgentBreakGlass(fs *flag.FlagSet) func(*invocation) error {
 	asJSON := fs.Bool("json", false, "print the API's answer as one JSON object")
