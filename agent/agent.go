@@ -114,6 +114,8 @@ func New(cfg Config) (*Agent, error) {
 	for _, action := range []string{"kill", "suspend", "resume"} {
 		a.exec.Handle(action, a.runProcess)
 	}
+	a.exec.Handle("quarantine", a.runQuarantine)
+	a.exec.Handle("restore", a.runRestore)
 	a.uplink = uplink.New(uplink.Config{
 		Collector: id.Collector,
 		TLS:       tlsConf,

@@ -10,6 +10,7 @@ import (
 
 	"github.com/cordon-edr/cordon/actions/isolation"
 	"github.com/cordon-edr/cordon/actions/process"
+	"github.com/cordon-edr/cordon/actions/quarantine"
 	"github.com/cordon-edr/cordon/protocol"
 )
 
@@ -84,4 +85,30 @@ func (a *Agent) runProcess(ctx context.Context, c *protocol.Command) (string, er
 		return "", err
 	}
 	return ctl.Do(ctx, req)
+}
+
+// runQuarantine moves the file at args.path into the quarantine.
+func (a *Agent) runQuarantine(_ context.Context, c *protocol.Command) (string, error) {
+	path := c.GetArgs()["path"]
+	if path == "" {
+		return "", fmt.Errorf("args.path: the file to quarantine is missing")
+	}
+	r, err := quarantine.New(a.cfg.StateDir).Quarantine(path, c.GetId())
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("quarantined %s as %s (sha256 %s, %d bytes, mode %04o, owner %d:%d)", r.Path, r.ID, r.SHA256, r.Size, r.Mode, r.UID, r.GID), nil
+}
+
+// runRestore puts a quarantined file back, by args.id or args.path.
+func (a *Agent) runRestore(_ context.Context, c *protocol.Command) (string, error) {
+	id, path := c.GetArgs()["id"], c.GetArgs()["path"]
+	if id == "" && path == "" {
+		return "", fmt.Errorf("args.path or args.id: say which quarantined file to restore")
+	}
+	r, err := quarantine.New(a.cfg.StateDir).Restore(id, path)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("restored %s from %s (sha256 %s, mode %04o, owner %d:%d, times kept)", r.Path, r.ID, r.SHA256, r.Mode, r.UID, r.GID), nil
 }

@@ -32,6 +32,8 @@ var commands = []*command{
 	{name: "kill", synopsis: "AGENT --pid N [--entity-id ID] [--tree] [--reason TEXT] [--incident ID] [--wait] [--timeout 2m] [--json]", summary: "kill a process (and with --tree its descendants) on a host", positional: []string{"AGENT"}, setup: setupKill},
 	{name: "suspend", synopsis: "AGENT --pid N [--entity-id ID] [--tree] [--reason TEXT] [--incident ID] [--wait] [--timeout 2m] [--json]", summary: "stop a process (SIGSTOP) on a host", positional: []string{"AGENT"}, setup: setupSuspend},
 	{name: "resume", synopsis: "AGENT --pid N [--entity-id ID] [--tree] [--reason TEXT] [--incident ID] [--wait] [--timeout 2m] [--json]", summary: "continue a suspended process (SIGCONT) on a host", positional: []string{"AGENT"}, setup: setupResume},
+	{name: "quarantine", synopsis: "AGENT --path PATH [--reason TEXT] [--incident ID] [--wait] [--timeout 2m] [--json]", summary: "move a file into the agent's root-only quarantine", positional: []string{"AGENT"}, setup: setupQuarantine},
+	{name: "restore", synopsis: "AGENT --path PATH | --id ID [--reason TEXT] [--incident ID] [--wait] [--timeout 2m] [--json]", summary: "put a quarantined file back as it was", positional: []string{"AGENT"}, setup: setupRestore},
 	{name: "drill", synopsis: "AGENT [--scenario NAME] [--wait] [--timeout 2m] [--json]", summary: "run a harmless attack drill on a host", positional: []string{"AGENT"}, setup: setupDrill},
 	{name: "commands", synopsis: "[--agent ID] [--status S] [--json]", summary: "list response commands and their results", setup: setupCommands},
 	{name: "enroll-token create", synopsis: "[--ttl 24h] [--uses N] [--tag k=v]... [--json]", summary: "create an enrollment token (printed on the last line)", setup: setupEnrollTokenCreate},

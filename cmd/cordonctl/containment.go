@@ -61,3 +61,32 @@ func setupAgentBreakGlass(fs *flag.FlagSet) func(*invocation) error {
 		return nil
 	}
 }
+
+func setupQuarantine(fs *flag.FlagSet) func(*invocation) error {
+	path := fs.String("path", "", "absolute `PATH` of the file on the host (required)")
+	f := defineActionFlags(fs, "why: `TEXT` for the audit trail")
+	return func(inv *invocation) error {
+		if *path == "" {
+			return usagef("--path is required")
+		}
+		return inv.sendCommand("quarantine", map[string]string{"path": *path}, f)
+	}
+}
+
+func setupRestore(fs *flag.FlagSet) func(*invocation) error {
+	path := fs.String("path", "", "original `PATH` of the quarantined file (its latest quarantine)")
+	id := fs.String("id", "", "quarantine `ID`, from the result of the quarantine command")
+	f := defineActionFlags(fs, "why: `TEXT` for the audit trail")
+	return func(inv *invocation) error {
+		if (*path == "") == (*id == "") {
+			return usagef("give one of --path and --id")
+		}
+		args := map[string]string{}
+		if *path != "" {
+			args["path"] = *path
+		} else {
+			args["id"] = *id
+		}
+		return inv.sendCommand("restore", args, f)
+	}
+}
