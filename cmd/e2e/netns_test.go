@@ -33,7 +33,7 @@ type netnsLab struct {
 
 // needNetns skips unless the test may create network namespaces and
 // nftables tables in them.
-func needNetns(t *testing.T) {
+func needNetns(t testing.TB) {
 	t.Helper()
 	if os.Getuid() != 0 {
 		t.Skip("needs root: the test creates network namespaces and veth pairs, and the agent installs nftables rules")
@@ -43,14 +43,14 @@ func needNetns(t *testing.T) {
 	}
 }
 
-func sh(t *testing.T, args ...string) {
+func sh(t testing.TB, args ...string) {
 	t.Helper()
 	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 }
 
-func newNetnsLab(t *testing.T) *netnsLab {
+func newNetnsLab(t testing.TB) *netnsLab {
 	t.Helper()
 	needNetns(t)
 	id := fmt.Sprintf("%d%d", os.Getpid()%10000, rand.IntN(1000))
@@ -118,7 +118,7 @@ func in(ns string, f func() error) error {
 
 // echo serves a line echo on TCP addr inside namespace ns until the test
 // ends.
-func echo(t *testing.T, ns, addr string) {
+func echo(t testing.TB, ns, addr string) {
 	t.Helper()
 	var ln net.Listener
 	if err := in(ns, func() (err error) {
@@ -172,7 +172,7 @@ func reach(ns, addr string) error {
 }
 
 // startIn starts a binary in namespace ns, like start.
-func startIn(t *testing.T, ns, name string, args ...string) *proc {
+func startIn(t testing.TB, ns, name string, args ...string) *proc {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), name+".log")
 	f, err := os.Create(logPath)
@@ -192,7 +192,7 @@ func startIn(t *testing.T, ns, name string, args ...string) *proc {
 
 // agentIn enrolls an agent in namespace ns with the collector and
 // returns its state folder, id and configuration file.
-func (c *collector) enrollIn(t *testing.T, ns string) (state, id, config string) {
+func (c *collector) enrollIn(t testing.TB, ns string) (state, id, config string) {
 	t.Helper()
 	state = t.TempDir()
 	args := append([]string{"netns", "exec", ns, bin("cordon-agent")}, c.enrollArgs(t, state)...)
@@ -210,7 +210,7 @@ func (c *collector) enrollIn(t *testing.T, ns string) (state, id, config string)
 	return state, id, config
 }
 
-func agentID(t *testing.T, state string) string {
+func agentID(t testing.TB, state string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(state, "agent.json"))
 	if err != nil {
@@ -225,7 +225,7 @@ func agentID(t *testing.T, state string) string {
 	return ident.AgentID
 }
 
-func (c *collector) agent(t *testing.T, id string) agentJSON {
+func (c *collector) agent(t testing.TB, id string) agentJSON {
 	t.Helper()
 	var agents []agentJSON
 	c.ctlJSON(t, &agents, "agents", "--json")
@@ -240,7 +240,7 @@ func (c *collector) agent(t *testing.T, id string) agentJSON {
 
 // wantIsolated checks the third host in both directions: reachable
 // when isolated is false, unreachable when it is true.
-func (l *netnsLab) wantIsolated(t *testing.T, isolated bool, when string) {
+func (l *netnsLab) wantIsolated(t testing.TB, isolated bool, when string) {
 	t.Helper()
 	out := reach(l.agent, net.JoinHostPort(l.thirdIP, "7007"))
 	in := reach(l.third, net.JoinHostPort(l.agentSideIP, "7008"))
@@ -354,7 +354,7 @@ func TestIsolationInNamespaces(t *testing.T) {
 }
 
 // hasTable reports whether the agent's namespace holds Cordon's table.
-func (l *netnsLab) hasTable(t *testing.T) bool {
+func (l *netnsLab) hasTable(t testing.TB) bool {
 	t.Helper()
 	var found bool
 	if err := in(l.agent, func() error {
@@ -373,7 +373,7 @@ func (l *netnsLab) hasTable(t *testing.T) bool {
 	return found
 }
 
-func agentStatus(t *testing.T, state string) string {
+func agentStatus(t testing.TB, state string) string {
 	t.Helper()
 	out, err := exec.Command(bin("cordon-agent"), "status", "--state", state, "--json").CombinedOutput()
 	if err != nil {

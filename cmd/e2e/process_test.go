@@ -181,7 +181,7 @@ func TestCommandsWhileOffline(t *testing.T) {
 }
 
 // post sends a JSON body to the API and returns the created id.
-func (c *collector) post(t *testing.T, path string, body any) string {
+func (c *collector) post(t testing.TB, path string, body any) string {
 	t.Helper()
 	b, _ := json.Marshal(body)
 	req, _ := http.NewRequest("POST", "http://"+c.api+path, bytes.NewReader(b))
@@ -199,7 +199,7 @@ func (c *collector) post(t *testing.T, path string, body any) string {
 	return out.ID
 }
 
-func (c *collector) get(t *testing.T, path string, v any) error {
+func (c *collector) get(t testing.TB, path string, v any) error {
 	t.Helper()
 	req, _ := http.NewRequest("GET", "http://"+c.api+path, nil)
 	req.Header.Set("Authorization", "Bearer "+c.token)
