@@ -381,3 +381,34 @@ func agentStatus(t testing.TB, state string) string {
 	}
 	return string(out)
 }
+
+// An isolation whose proof fails is rolled back and reported as failed:
+// here the probe lies inside an allowance, so a datagram still leaves.
+func TestIsolationRollsBackWhenUnproven(t *testing.T) {
+	l := newNetnsLab(t)
+	c := startCollector(t, t.TempDir(),
+		fmt.Sprintf("%s:%d", l.hostIP, freePort(t, "udp")),
+		fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp")))
+	state, id, config := c.enrollIn(t, l.agent)
+	cfg := fmt.Sprintf("state: %s\nsensors: {process: {mode: poll}}\nisolation:\n  allow_cidrs: [%s/32]\n  probe: %s:9\n", state, l.thirdIP, l.thirdIP)
+	if err := os.WriteFile(config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startIn(t, l.agent, "cordon-agent", "run", "--config", config)
+	c.agentOnline(t, id)
+	echo(t, l.third, net.JoinHostPort(l.thirdIP, "7007"))
+
+	out, err := c.ctl("isolate", id, "--reason", "unprovable", "--wait", "--timeout", "30s")
+	if err == nil || !strings.Contains(out, "rolled back") || !strings.Contains(out, "still left the host") {
+		t.Fatalf("an unproven isolation was not reported as failed and rolled back: %v\n%s", err, out)
+	}
+	if l.hasTable(t) {
+		t.Fatal("table inet cordon is still there after the rollback")
+	}
+	if err := reach(l.agent, net.JoinHostPort(l.thirdIP, "7007")); err != nil {
+		t.Fatalf("the host is still cut off after the rollback: %v", err)
+	}
+	if st := agentStatus(t, state); !strings.Contains(st, `"isolated": false`) {
+		t.Fatalf("cordon-agent status shows an isolation after the rollback:\n%s", st)
+	}
+}
