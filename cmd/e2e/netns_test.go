@@ -412,3 +412,94 @@ func TestIsolationRollsBackWhenUnproven(t *testing.T) {
 		t.Fatalf("cordon-agent status shows an isolation after the rollback:\n%s", st)
 	}
 }
+
+// The failure users fear most: an isolation that cuts the agent off its
+// collector. Here the collector's name resolves, at isolation time, to an
+// address the live connection does not use, so the rules would cut the
+// channel: the agent must notice, remove its table within 10 seconds and
+// report the failure over the channel it kept.
+func TestIsolationRollsBackWhenChannelLost(t *testing.T) {
+	l := newNetnsLab(t)
+	port := freePort(t, "udp")
+	c := startCollector(t, t.TempDir(), fmt.Sprintf("%s:%d", l.hostIP, port), fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp")))
+	state, id, config := c.enrollIn(t, l.agent)
+
+	// ip netns exec puts /etc/netns/NS/hosts over /etc/hosts.
+	etc := filepath.Join("/etc/netns", l.agent)
+	if err := os.MkdirAll(etc, 0o755); err != nil {
+		t.Skipf("cannot give the namespace its own hosts file: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(etc) })
+	hosts := filepath.Join(etc, "hosts")
+	setHost := func(ip string) {
+		t.Helper()
+		// Written in place: the bind mount follows the inode.
+		f, err := os.OpenFile(hosts, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(f, "127.0.0.1 localhost\n%s collector.test\n", ip)
+		f.Close()
+	}
+	setHost(l.hostIP)
+	cfg := fmt.Sprintf("state: %s\ncollector: collector.test:%d\nsensors: {process: {mode: poll}}\n", state, port)
+	if err := os.WriteFile(config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	agent := startIn(t, l.agent, "cordon-agent", "run", "--config", config)
+	c.agentOnline(t, id)
+
+	// Nothing answers at the new address; the live connection stays on
+	// the old one.
+	setHost(strings.TrimSuffix(l.hostIP, ".1") + ".9")
+	time.Sleep(6 * time.Second) // past the resolver's hosts-file recheck
+
+	start := time.Now()
+	var queued struct {
+		ID string `json:"id"`
+	}
+	c.ctlJSON(t, &queued, "isolate", id, "--reason", "cut off", "--json")
+	eventually(t, 12*time.Second, "the agent to roll the isolation back", func() error {
+		if !strings.Contains(agent.Log(), "isolation failed and was rolled back") {
+			return fmt.Errorf("no rollback in the agent's log yet")
+		}
+		return nil
+	})
+	if took := time.Since(start); took > 12*time.Second {
+		t.Errorf("rolled back %s after the request, want within 10 s of the rules going in", took)
+	}
+	if l.hasTable(t) {
+		t.Fatal("table inet cordon is still there after the rollback")
+	}
+
+	// The cut killed the connection the result had to travel on; once
+	// the name points at the collector again, the agent reconnects, the
+	// collector delivers the command again and the agent answers with
+	// its journaled result instead of running it twice.
+	setHost(l.hostIP)
+	var cmd struct {
+		Status string `json:"status"`
+		Result string `json:"result"`
+	}
+	eventually(t, 60*time.Second, "the failure to reach the collector", func() error {
+		if err := c.get(t, "/api/v1/commands/"+queued.ID, &cmd); err != nil {
+			return err
+		}
+		if cmd.Status != "failed" {
+			return fmt.Errorf("command is %s", cmd.Status)
+		}
+		return nil
+	})
+	if !strings.Contains(cmd.Result, "collector channel did not answer") || !strings.Contains(cmd.Result, "rolled back") {
+		t.Fatalf("result %q does not say the channel was lost and the rules rolled back", cmd.Result)
+	}
+	if n := strings.Count(agent.Log(), `msg="isolation failed and was rolled back"`); n != 1 {
+		t.Errorf("the isolation ran %d times, want once", n)
+	}
+	eventually(t, 10*time.Second, "the agent online and not isolated", func() error {
+		if a := c.agent(t, id); !a.Online || a.Isolated {
+			return fmt.Errorf("agent %+v", a)
+		}
+		return nil
+	})
+}
