@@ -213,3 +213,48 @@ func (c *collector) get(t testing.TB, path string, v any) error {
 	}
 	return json.NewDecoder(resp.Body).Decode(v)
 }
+
+// A real pid reuse: the process a responder saw exits, the kernel hands
+// its pid to a new process, and a kill naming the old entity is refused.
+func TestKillRefusesReusedPid(t *testing.T) {
+	needLinux(t)
+	if os.Getuid() != 0 {
+		t.Skip("needs root: the test steers the kernel's next pid through /proc/sys/kernel/ns_last_pid")
+	}
+	c := newCollector(t)
+	state, id := c.enroll(t)
+	start(t, "cordon-agent", "run", "--state", state)
+	c.agentOnline(t, id)
+
+	first := startTarget(t, "exec sleep 300")
+	pid, seen := first.cmd.Process.Pid, first.entityID(t, 0)
+	first.cmd.Process.Kill()
+	<-first.done
+
+	var second *target
+	for try := 0; try < 50 && second == nil; try++ {
+		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0); err != nil {
+			t.Skipf("cannot steer the next pid: %v", err)
+		}
+		tg := startTarget(t, "exec sleep 300")
+		if tg.cmd.Process.Pid == pid {
+			second = tg
+			break
+		}
+		tg.cmd.Process.Kill()
+		<-tg.done
+	}
+	if second == nil {
+		t.Skip("another process took the pid each time; the reuse could not be arranged")
+	}
+	if now := second.entityID(t, 0); now == seen {
+		t.Fatalf("the new process has the old entity id %s", seen)
+	}
+	out, err := c.ctl("kill", id, "--pid", strconv.Itoa(pid), "--entity-id", seen, "--wait")
+	if err == nil || !strings.Contains(out, "reused") {
+		t.Fatalf("kill of a reused pid was not refused: %v\n%s", err, out)
+	}
+	if s := second.state(t); s == "gone" || s == "Z" {
+		t.Fatal("the kill hit the process that now has the pid")
+	}
+}
