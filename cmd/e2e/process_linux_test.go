@@ -230,6 +230,10 @@ func TestKillRefusesReusedPid(t *testing.T) {
 	pid, seen := first.cmd.Process.Pid, first.entityID(t, 0)
 	first.cmd.Process.Kill()
 	<-first.done
+	// Entity ids carry the start time in clock ticks (10 ms): a process
+	// started in the same tick with the same pid would be the same
+	// entity, which a real pid wrap-around never is.
+	time.Sleep(30 * time.Millisecond)
 
 	var second *target
 	for try := 0; try < 50 && second == nil; try++ {
