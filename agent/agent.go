@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cordon-edr/cordon/actions"
+	"github.com/cordon-edr/cordon/actions/isolation"
 	"github.com/cordon-edr/cordon/agent/executor"
 	"github.com/cordon-edr/cordon/agent/identity"
 	"github.com/cordon-edr/cordon/agent/localapi"
@@ -48,6 +49,12 @@ type Config struct {
 	Exceptions []detectors.Exception
 	Version    string
 	Logger     *slog.Logger
+	// Isolation says what an isolated host may still reach.
+	Isolation IsolationConfig
+	// ProtectedProcesses are executables (full paths) or process names
+	// that kill and suspend refuse, besides pid 1, kernel threads and the
+	// agent with its ancestors.
+	ProtectedProcesses []string
 }
 
 // Agent is a running cordon-agent.
@@ -63,6 +70,8 @@ type Agent struct {
 	drills *drillMarks
 	hub    *localapi.Hub
 	close  func() error
+
+	isolator *isolation.Isolator
 }
 
 // New loads the identity and opens the state store. Close releases it.
@@ -73,6 +82,12 @@ func New(cfg Config) (*Agent, error) {
 	id, tlsConf, err := identity.Load(cfg.StateDir)
 	if err != nil {
 		return nil, err
+	}
+	// An isolated host stays isolated across restarts: the rules go back
+	// before anything else here talks to the network.
+	isolator := isolation.New(cfg.StateDir, cfg.Logger)
+	if err := isolator.Restore(); err != nil {
+		return nil, fmt.Errorf("restoring the host's isolation state: %w", err)
 	}
 	if cfg.Collector != "" {
 		id.Collector = cfg.Collector
@@ -101,11 +116,20 @@ func New(cfg Config) (*Agent, error) {
 		drills: newDrillMarks(),
 		hub:    localapi.NewHub(1000),
 		close:  db.Close,
+
+		isolator: isolator,
 	}
 	a.engine.AddBatch(pack.Batch())
 	a.engine.SetNoiseWindow(cfg.NoiseWindow)
 	a.engine.SetExceptions(cfg.Exceptions)
 	a.exec.Handle("drill", a.runDrill)
+	a.exec.Handle("isolate", a.runIsolate)
+	a.exec.Handle("release", a.runRelease)
+	for _, action := range []string{"kill", "suspend", "resume"} {
+		a.exec.Handle(action, a.runProcess)
+	}
+	a.exec.Handle("quarantine", a.runQuarantine)
+	a.exec.Handle("restore", a.runRestore)
 	a.uplink = uplink.New(uplink.Config{
 		Collector: id.Collector,
 		TLS:       tlsConf,
@@ -228,6 +252,7 @@ func (a *Agent) Status() localapi.Status {
 		Sensors:        []localapi.Sensor{{Name: "process", Mode: mode, Reason: reason, Events: ss.Events, Lost: ss.Lost}},
 		Rules:          len(a.engine.Rules()),
 		EventsDropped:  a.hub.Dropped(),
+		Isolated:       a.isolator.Isolated(),
 	}
 }
 
@@ -237,6 +262,7 @@ func (a *Agent) hello() *protocol.Hello {
 		Version:     protocol.CurrentVersion(),
 		Host:        identity.HostFacts(a.cfg.Version),
 		SensorModes: []string{"process=" + mode},
+		Isolated:    a.isolator.Isolated(),
 	}
 }
 
@@ -246,6 +272,7 @@ func (a *Agent) heartbeat() *protocol.Heartbeat {
 		SentUnixNano: time.Now().UnixNano(),
 		SpoolPending: uint64(st.Pending),
 		SpoolDropped: uint64(st.Dropped),
+		Isolated:     a.isolator.Isolated(),
 	}
 }
 

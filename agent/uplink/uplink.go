@@ -75,6 +75,7 @@ type Client struct {
 
 	mu     sync.Mutex
 	status Status
+	conn   *quic.Conn // of the current session, once helloed
 }
 
 // New returns a client; Run connects it.
@@ -205,6 +206,8 @@ func (c *Client) session(ctx context.Context) (helloed bool, err error) {
 		hb = 15 * time.Second
 	}
 	c.setConnected(true, nil)
+	c.setConn(conn)
+	defer c.setConn(nil)
 	c.log.Info("connected to collector", "collector", c.cfg.Collector)
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -275,6 +278,11 @@ func (c *Client) execute(ctx context.Context, w *protocol.FrameWriter, cmds <-ch
 			res := c.cfg.Executor.Execute(ctx, cmd)
 			if err := w.Write(&protocol.Frame{Body: &protocol.Frame_CommandResult{CommandResult: res}}); err != nil {
 				return fmt.Errorf("sending result of command %s: %w", cmd.GetId(), err)
+			}
+			// A command may have changed what the heartbeat reports (the
+			// isolation), so the collector hears of it at once.
+			if err := w.Write(&protocol.Frame{Body: &protocol.Frame_Heartbeat{Heartbeat: c.cfg.Heartbeat()}}); err != nil {
+				return fmt.Errorf("sending heartbeat: %w", err)
 			}
 		}
 	}

@@ -27,7 +27,20 @@ type config struct {
 			Mode string `yaml:"mode"`
 		} `yaml:"process"`
 	} `yaml:"sensors"`
-	Detection struct {
+	// Isolation says what an isolated host may still reach besides the
+	// collector.
+	Isolation struct {
+		AllowDNS   bool     `yaml:"allow_dns"`
+		AllowDHCP  bool     `yaml:"allow_dhcp"`
+		AllowCIDRs []string `yaml:"allow_cidrs"`
+		// Probe is a UDP host:port outside the allowances that the
+		// isolation proof must fail to reach.
+		Probe string `yaml:"probe"`
+	} `yaml:"isolation"`
+	// ProtectedProcesses are executables (full paths) or process names
+	// that kill and suspend refuse.
+	ProtectedProcesses []string `yaml:"protected_processes"`
+	Detection          struct {
 		// NoiseWindow reports a rule once per window per process tree,
 		// with a count of the repeats; 0 reports every finding.
 		NoiseWindow time.Duration `yaml:"noise_window"`
@@ -98,7 +111,7 @@ func loadConfig(path string, c *config) error {
 	if c.Detection.NoiseWindow < 0 {
 		return fmt.Errorf("%s: line %d: detection.noise_window: %s is negative", path, findLine(&root, "detection", "noise_window"), c.Detection.NoiseWindow)
 	}
-	return nil
+	return checkIsolation(path, &root, c)
 }
 
 // exceptionLine returns the line of detection.exceptions[i], or 0.

@@ -7,6 +7,7 @@
 //	cordon-agent status [--state DIR] [--json]
 //	cordon-agent events [--state DIR] [--json] [--follow]
 //	cordon-agent rules check PATH... [--json]
+//	cordon-agent release --break-glass CODE [--state DIR]
 //	cordon-agent version
 package main
 
@@ -47,6 +48,7 @@ commands:
   status   health of the running agent (root only)
   events   the running agent's normalized events (root only)
   rules    check rule files: rules check PATH... [--json]
+  release  lift this host's isolation locally with its break-glass code
   version  print the version
 
 Run 'cordon-agent COMMAND -h' for a command's flags.
@@ -69,6 +71,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdEvents(args[1:], stdout, stderr)
 	case "rules":
 		err = cmdRules(args[1:], stdout, stderr)
+	case "release":
+		err = cmdRelease(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "cordon-agent %s (commit %s, %s/%s)\n", version, commit, runtime.GOOS, runtime.GOARCH)
 	case "help", "-h", "--help":
@@ -175,6 +179,10 @@ func cmdRun(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	iso, err := isolationConfig(&cfg)
+	if err != nil {
+		return err
+	}
 	a, err := agent.New(agent.Config{
 		StateDir:  cfg.State,
 		ForcePoll: cfg.Sensors.Process.Mode == "poll",
@@ -184,6 +192,9 @@ func cmdRun(args []string, stderr io.Writer) error {
 
 		NoiseWindow: cfg.Detection.NoiseWindow,
 		Exceptions:  exceptions,
+		Isolation:   iso,
+
+		ProtectedProcesses: cfg.ProtectedProcesses,
 	})
 	if err != nil {
 		return fmt.Errorf("run: %w", err)

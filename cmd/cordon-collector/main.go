@@ -223,7 +223,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 	srv := &http.Server{
 		Handler: api.New(api.Config{
 			Agents: reg, Findings: findings, Incidents: incidents, Commands: cmds, Keys: keys,
-			CAPEM: ca.PEM(), CAPin: ca.Pin(), Logger: log,
+			CAPEM: ca.PEM(), CAPin: ca.Pin(), BreakGlass: ca.BreakGlassCode, Logger: log,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -83,19 +82,7 @@ func setupRelease(fs *flag.FlagSet) func(*invocation) error {
 	}
 }
 
-func setupKill(fs *flag.FlagSet) func(*invocation) error {
-	pid := fs.Int("pid", 0, "process id `N` to kill (required)")
-	f := defineActionFlags(fs, "why the process is killed: `TEXT` for the audit trail")
-	return func(inv *invocation) error {
-		if !inv.isSet("pid") {
-			return usagef("--pid is required")
-		}
-		if *pid <= 0 {
-			return usagef("--pid: want a process id above 0, got %d", *pid)
-		}
-		return inv.sendCommand("kill", map[string]string{"pid": strconv.Itoa(*pid)}, f)
-	}
-}
+func setupKill(fs *flag.FlagSet) func(*invocation) error { return setupProcess("kill", fs) }
 
 func setupDrill(fs *flag.FlagSet) func(*invocation) error {
 	scenario := fs.String("scenario", "", "drill scenario `NAME` (default: the agent's default scenario)")

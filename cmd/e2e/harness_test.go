@@ -38,7 +38,7 @@ func TestMain(m *testing.M) {
 func bin(name string) string { return filepath.Join(binDir, name) }
 
 // freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T, network string) int {
+func freePort(t testing.TB, network string) int {
 	t.Helper()
 	switch network {
 	case "udp":
@@ -60,14 +60,14 @@ func freePort(t *testing.T, network string) int {
 
 // proc is a running binary whose output goes to a log file.
 type proc struct {
-	t    *testing.T
+	t    testing.TB
 	name string
 	cmd  *exec.Cmd
 	log  string
 	done chan struct{}
 }
 
-func start(t *testing.T, name string, args ...string) *proc {
+func start(t testing.TB, name string, args ...string) *proc {
 	t.Helper()
 	logPath := filepath.Join(t.TempDir(), name+".log")
 	f, err := os.Create(logPath)
@@ -115,7 +115,7 @@ type collector struct {
 	data, listen, api, token string
 }
 
-func startCollector(t *testing.T, data, listen, api string) *collector {
+func startCollector(t testing.TB, data, listen, api string) *collector {
 	t.Helper()
 	p := start(t, "cordon-collector", "run", "--data", data, "--listen", listen, "--api", api)
 	c := &collector{proc: p, data: data, listen: listen, api: api}
@@ -131,7 +131,7 @@ func startCollector(t *testing.T, data, listen, api string) *collector {
 	return c
 }
 
-func newCollector(t *testing.T) *collector {
+func newCollector(t testing.TB) *collector {
 	return startCollector(t, t.TempDir(),
 		fmt.Sprintf("127.0.0.1:%d", freePort(t, "udp")),
 		fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp")))
@@ -150,7 +150,7 @@ func (c *collector) ctl(args ...string) (string, error) {
 	return stdout.String(), nil
 }
 
-func (c *collector) ctlJSON(t *testing.T, v any, args ...string) {
+func (c *collector) ctlJSON(t testing.TB, v any, args ...string) {
 	t.Helper()
 	out, err := c.ctl(args...)
 	if err != nil {
@@ -168,7 +168,7 @@ func lastLine(s string) string {
 
 // enrollArgs creates a token and returns the arguments of a matching
 // cordon-agent enroll.
-func (c *collector) enrollArgs(t *testing.T, state string, tokenArgs ...string) []string {
+func (c *collector) enrollArgs(t testing.TB, state string, tokenArgs ...string) []string {
 	t.Helper()
 	out, err := c.ctl(append([]string{"enroll-token", "create"}, tokenArgs...)...)
 	if err != nil {
@@ -184,7 +184,7 @@ func (c *collector) enrollArgs(t *testing.T, state string, tokenArgs ...string) 
 
 // enroll enrolls an agent with state in a new folder and returns it and
 // the agent id.
-func (c *collector) enroll(t *testing.T, extra ...string) (state, id string) {
+func (c *collector) enroll(t testing.TB, extra ...string) (state, id string) {
 	t.Helper()
 	state = t.TempDir()
 	out, err := exec.Command(bin("cordon-agent"), append(c.enrollArgs(t, state), extra...)...).CombinedOutput()
@@ -248,7 +248,7 @@ type incidentJSON struct {
 	Drill         bool     `json:"drill"`
 }
 
-func (c *collector) agentOnline(t *testing.T, id string) {
+func (c *collector) agentOnline(t testing.TB, id string) {
 	t.Helper()
 	eventually(t, 30*time.Second, "agent "+id+" online", func() error {
 		var agents []agentJSON
@@ -269,7 +269,7 @@ func (c *collector) agentOnline(t *testing.T, id string) {
 }
 
 // eventually retries f until it succeeds or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
+func eventually(t testing.TB, timeout time.Duration, what string, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -285,7 +285,7 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() error
 }
 
 // copyExec copies an executable into dir and returns the copy's path.
-func copyExec(t *testing.T, src, dir string) string {
+func copyExec(t testing.TB, src, dir string) string {
 	t.Helper()
 	b, err := os.ReadFile(src)
 	if err != nil {
@@ -299,7 +299,7 @@ func copyExec(t *testing.T, src, dir string) string {
 }
 
 // shmDir makes a folder under /dev/shm removed after the test.
-func shmDir(t *testing.T) string {
+func shmDir(t testing.TB) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("/dev/shm", "cordon-e2e-")
 	if err != nil {
@@ -309,7 +309,7 @@ func shmDir(t *testing.T) string {
 	return dir
 }
 
-func needRoot(t *testing.T) {
+func needRoot(t testing.TB) {
 	t.Helper()
 	if os.Getuid() != 0 {
 		t.Skip("needs root: the agent reads exec events from the kernel's netlink process connector, which needs CAP_NET_ADMIN; polling would miss a process as short-lived as /bin/true")

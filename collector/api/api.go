@@ -30,9 +30,12 @@ type Config struct {
 	Keys      *auth.Keys
 	// CAPEM is the collector CA certificate in PEM; CAPin its pin
 	// ("sha256:<hex>"), computed from CAPEM when empty.
-	CAPEM  []byte
-	CAPin  string
-	Logger *slog.Logger
+	CAPEM []byte
+	CAPin string
+	// BreakGlass returns an agent's break-glass code; when nil, isolate
+	// commands carry no code and the break-glass endpoint answers 404.
+	BreakGlass func(agentID string) (string, error)
+	Logger     *slog.Logger
 }
 
 type server struct {
@@ -59,6 +62,7 @@ var routes = []route{
 	{"GET /api/v1/agents", auth.RoleViewer, (*server).listAgents},
 	{"GET /api/v1/agents/{id}", auth.RoleViewer, (*server).getAgent},
 	{"POST /api/v1/agents/{id}/revoke", auth.RoleAdmin, (*server).revokeAgent},
+	{"GET /api/v1/agents/{id}/break-glass", auth.RoleAdmin, (*server).getBreakGlass},
 
 	{"GET /api/v1/findings", auth.RoleViewer, (*server).listFindings},
 	{"GET /api/v1/findings/{id}", auth.RoleViewer, (*server).getFinding},

@@ -35,6 +35,7 @@ type env struct {
 	incidents *incident.Engine
 	keys      map[auth.Role]string
 	agentID   string
+	cfg       Config // what the server was made with
 }
 
 var caDER = []byte("not really a certificate")
@@ -61,13 +62,13 @@ func newEnv(t *testing.T) *env {
 		}
 		e.keys[r] = secret
 	}
-	h := New(Config{
+	e.cfg = Config{
 		Agents: e.agents, Findings: e.findings, Incidents: e.incidents,
 		Commands: command.New(command.Config{DB: db}, quiet), Keys: keys,
 		CAPEM:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
 		Logger: quiet,
-	})
-	e.srv = httptest.NewServer(h)
+	}
+	e.srv = httptest.NewServer(New(e.cfg))
 	t.Cleanup(e.srv.Close)
 
 	_, tok, err := e.agents.CreateToken(context.Background(), registry.TokenRequest{Tags: map[string]string{"criticality": "high"}})

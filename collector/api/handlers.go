@@ -272,6 +272,11 @@ func (s *server) createCommand(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
+	if req.Action == command.ActionIsolate && s.BreakGlass != nil {
+		if err := s.addBreakGlass(&req); err != nil {
+			return err
+		}
+	}
 	c, err := s.Commands.Create(r.Context(), req)
 	if err != nil {
 		return err

@@ -116,7 +116,15 @@ func (r *Request) Validate() error {
 		if err != nil || pid <= 0 {
 			return store.Invalid("args.pid", "%s needs a positive process id", r.Action)
 		}
-	case ActionIsolate, ActionRelease, ActionQuarantine, ActionRestore, ActionCollect, ActionDrill:
+	case ActionQuarantine:
+		if r.Args["path"] == "" {
+			return store.Invalid("args.path", "quarantine needs the path of the file")
+		}
+	case ActionRestore:
+		if r.Args["path"] == "" && r.Args["id"] == "" {
+			return store.Invalid("args.path", "restore needs the original path or the quarantine id (args.id)")
+		}
+	case ActionIsolate, ActionRelease, ActionCollect, ActionDrill:
 	case "":
 		return store.Invalid("action", "missing")
 	default:
