@@ -28,6 +28,7 @@ import (
 	"github.com/cordon-edr/cordon/collector/api"
 	"github.com/cordon-edr/cordon/collector/auth"
 	"github.com/cordon-edr/cordon/collector/command"
+	"github.com/cordon-edr/cordon/collector/export"
 	"github.com/cordon-edr/cordon/collector/gateway"
 	"github.com/cordon-edr/cordon/collector/incident"
 	"github.com/cordon-edr/cordon/collector/ingest"
@@ -169,7 +170,11 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 	if err != nil {
 		return fmt.Errorf("opening the findings log: %w", err)
 	}
-	incidents := incident.New(incident.Config{DB: db, Log: findings, Findings: findings, Agents: reg}, log)
+	outbox, err := export.New(export.Config{DB: db, Sinks: cfg.Exports, Agents: reg}, log)
+	if err != nil {
+		return fmt.Errorf("opening the export outbox: %w", err)
+	}
+	incidents := incident.New(incident.Config{DB: db, Log: findings, Findings: findings, Agents: reg, Hook: outbox}, log)
 	cmds := command.New(command.Config{DB: db}, log)
 	keys := auth.New(auth.Config{DB: db}, log)
 	secret, err := keys.EnsureAdmin(ctx, cfg.Data)
@@ -201,7 +206,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 	srv := &http.Server{
 		Handler: api.New(api.Config{
 			Agents: reg, Findings: findings, Incidents: incidents, Commands: cmds, Keys: keys,
-			CAPEM: ca.PEM(), CAPin: ca.Pin(), Logger: log,
+			CAPEM: ca.PEM(), CAPin: ca.Pin(), Logger: log, Exports: outbox,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -212,6 +217,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return gw.Run(ctx) })
 	g.Go(func() error { return incidents.Run(ctx) })
+	g.Go(func() error { return outbox.Run(ctx) })
 	g.Go(func() error { return store.RunGC(ctx, db, log) })
 	g.Go(func() error {
 		var err error

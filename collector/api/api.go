@@ -33,6 +33,8 @@ type Config struct {
 	CAPEM  []byte
 	CAPin  string
 	Logger *slog.Logger
+	// Exports is the export outbox; optional (no sinks when nil).
+	Exports Exports
 }
 
 type server struct {
@@ -77,6 +79,9 @@ var routes = []route{
 
 	{"GET /api/v1/api-keys", auth.RoleAdmin, (*server).listKeys},
 	{"POST /api/v1/api-keys", auth.RoleAdmin, (*server).createKey},
+
+	{"GET /api/v1/exports", auth.RoleViewer, (*server).listExports},
+	{"POST /api/v1/exports/{sink}/replay", auth.RoleAdmin, (*server).replayExport},
 }
 
 // New returns the API's handler.

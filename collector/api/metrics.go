@@ -21,6 +21,8 @@ func (s *server) metrics(w http.ResponseWriter, r *http.Request) error {
 	metric("cordon_incidents_opened_total", "counter", "Incidents opened since the collector started.", s.Incidents.Stats().Opened)
 	metric("cordon_agents_online", "gauge", "Agents connected with a recent heartbeat.", uint64(s.Agents.Online()))
 
+	s.exportMetrics(r.Context(), &b)
+
 	s.mu.Lock()
 	requests := maps.Clone(s.requests)
 	s.mu.Unlock()

@@ -1,0 +1,106 @@
+package export
+
+import (
+	"encoding/json"
+	"slices"
+	"time"
+
+	"github.com/cordon-edr/cordon/collector/incident"
+	"github.com/cordon-edr/cordon/collector/ingest"
+	"github.com/cordon-edr/cordon/protocol/ecs"
+)
+
+// Kinds of event a sink can ask for.
+const (
+	KindIncidentOpened  = "incident.opened"
+	KindIncidentUpdated = "incident.updated"
+	KindIncidentClosed  = "incident.closed"
+	KindFinding         = "finding"
+)
+
+// Kinds lists every event kind.
+var Kinds = []string{KindIncidentOpened, KindIncidentUpdated, KindIncidentClosed, KindFinding}
+
+// Event is one thing to deliver: an incident change or a finding. It is
+// what the outbox stores, so it holds everything a format needs.
+type Event struct {
+	// ID is unique per event: receivers use it to drop redeliveries.
+	ID   string    `json:"id"`
+	Kind string    `json:"kind"`
+	At   time.Time `json:"at"`
+	// Incident is set for incident.* events.
+	Incident *incident.Incident `json:"incident,omitempty"`
+	// Finding is set for finding events; for incident.opened and for
+	// the incident.updated a new finding caused, it is that finding.
+	Finding *ingest.Finding `json:"finding,omitempty"`
+	// Hosts names the agents of the incident or finding.
+	Hosts []Host `json:"hosts,omitempty"`
+}
+
+// Host is an agent with its hostname.
+type Host struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// drill reports whether e comes from a drill.
+func (e *Event) drill() bool {
+	if e.Incident != nil {
+		return e.Incident.Drill
+	}
+	return e.Finding != nil && e.Finding.Drill
+}
+
+// hostName returns the hostname of agent id, or id.
+func (e *Event) hostName(id string) string {
+	for _, h := range e.Hosts {
+		if h.ID == id && h.Name != "" {
+			return h.Name
+		}
+	}
+	return id
+}
+
+// Observables are what an analyst pivots on: file hashes, addresses,
+// hostnames and users, collected from an event's finding evidence.
+type Observables struct {
+	Hashes    []string
+	IPs       []string
+	Hostnames []string
+	Users     []string
+}
+
+func (e *Event) observables() Observables {
+	var o Observables
+	for _, h := range e.Hosts {
+		if h.Name != "" {
+			o.Hostnames = append(o.Hostnames, h.Name)
+		}
+	}
+	if e.Incident != nil {
+		o.Users = append(o.Users, e.Incident.AffectedUsers...)
+	}
+	if e.Finding != nil {
+		var evs []ecs.Event
+		if json.Unmarshal(e.Finding.Evidence, &evs) == nil {
+			for _, ev := range evs {
+				if ev.File != nil && ev.File.Hash != nil && ev.File.Hash.SHA256 != "" {
+					o.Hashes = append(o.Hashes, ev.File.Hash.SHA256)
+				}
+				for _, ep := range []*ecs.Endpoint{ev.Source, ev.Destination} {
+					if ep != nil && ep.IP != "" {
+						o.IPs = append(o.IPs, ep.IP)
+					}
+				}
+				if ev.Process != nil && ev.Process.User.Name != "" {
+					o.Users = append(o.Users, ev.Process.User.Name)
+				}
+			}
+		}
+	}
+	for _, s := range []*[]string{&o.Hashes, &o.IPs, &o.Hostnames, &o.Users} {
+		slices.Sort(*s)
+		*s = slices.Compact(*s)
+	}
+	return o
+}
