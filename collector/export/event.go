@@ -7,7 +7,6 @@ import (
 
 	"github.com/cordon-edr/cordon/collector/incident"
 	"github.com/cordon-edr/cordon/collector/ingest"
-	"github.com/cordon-edr/cordon/protocol/ecs"
 )
 
 // Kinds of event a sink can ask for.
@@ -81,21 +80,19 @@ func (e *Event) observables() Observables {
 		o.Users = append(o.Users, e.Incident.AffectedUsers...)
 	}
 	if e.Finding != nil {
-		var evs []ecs.Event
-		if json.Unmarshal(e.Finding.Evidence, &evs) == nil {
-			for _, ev := range evs {
-				if ev.File != nil && ev.File.Hash != nil && ev.File.Hash.SHA256 != "" {
-					o.Hashes = append(o.Hashes, ev.File.Hash.SHA256)
-				}
-				for _, ep := range []*ecs.Endpoint{ev.Source, ev.Destination} {
-					if ep != nil && ep.IP != "" {
-						o.IPs = append(o.IPs, ep.IP)
-					}
-				}
-				if ev.Process != nil && ev.Process.User.Name != "" {
-					o.Users = append(o.Users, ev.Process.User.Name)
-				}
+		// Each event alone, and only the fields used, so that one odd
+		// event or field loses nothing else.
+		var evs []json.RawMessage
+		json.Unmarshal(e.Finding.Evidence, &evs)
+		for _, raw := range evs {
+			var ev evidence
+			if json.Unmarshal(raw, &ev) != nil {
+				continue
 			}
+			o.Hashes = appendSet(o.Hashes, ev.File.Hash.SHA256)
+			o.IPs = appendSet(o.IPs, ev.Source.IP)
+			o.IPs = appendSet(o.IPs, ev.Destination.IP)
+			o.Users = appendSet(o.Users, ev.Process.User.Name)
 		}
 	}
 	for _, s := range []*[]string{&o.Hashes, &o.IPs, &o.Hostnames, &o.Users} {
@@ -103,4 +100,28 @@ func (e *Event) observables() Observables {
 		*s = slices.Compact(*s)
 	}
 	return o
+}
+
+// evidence holds the fields of an ECS event (protocol/ecs) that make
+// observables.
+type evidence struct {
+	File struct {
+		Hash struct {
+			SHA256 string `json:"sha256"`
+		} `json:"hash"`
+	} `json:"file"`
+	Source      struct{ IP string } `json:"source"`
+	Destination struct{ IP string } `json:"destination"`
+	Process     struct {
+		User struct {
+			Name string `json:"name"`
+		} `json:"user"`
+	} `json:"process"`
+}
+
+func appendSet(s []string, v string) []string {
+	if v == "" {
+		return s
+	}
+	return append(s, v)
 }
