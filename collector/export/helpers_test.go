@@ -87,6 +87,12 @@ func newOutbox(t *testing.T, dir string, sinks ...SinkConfig) (*Outbox, *badger.
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Registered before run's cleanup, so it runs after it.
+	t.Cleanup(func() {
+		if !db.IsClosed() {
+			db.Close()
+		}
+	})
 	o, err := New(Config{DB: db, Sinks: sinks, Agents: fakeAgents{"agent-1": "web-01"}}, quiet)
 	if err != nil {
 		db.Close()

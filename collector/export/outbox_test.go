@@ -90,7 +90,6 @@ func TestWebhookRetryAndOrder(t *testing.T) {
 	rc, srv := newReceiver(t, "s3cret", 7)
 	o, db := newOutbox(t, t.TempDir(), fast(SinkConfig{Name: "soc", Type: TypeWebhook, URL: srv.URL, Secret: "s3cret",
 		Events: Kinds}))
-	defer db.Close()
 	run(t, o)
 
 	inc := sampleIncident()
@@ -135,7 +134,6 @@ func TestWebhookRetryAndOrder(t *testing.T) {
 func TestDeadLetterAndReplay(t *testing.T) {
 	rc, srv := newReceiver(t, "k", 3)
 	o, db := newOutbox(t, t.TempDir(), fast(SinkConfig{Name: "soc", Type: TypeWebhook, URL: srv.URL, Secret: "k", MaxAttempts: 3}))
-	defer db.Close()
 	run(t, o)
 
 	change(t, o, db, incident.ChangeOpened, sampleIncident(), sampleFinding())
@@ -178,7 +176,6 @@ func TestPermanentErrorParksAtOnce(t *testing.T) {
 	}))
 	defer srv.Close()
 	o, db := newOutbox(t, t.TempDir(), fast(SinkConfig{Name: "soc", Type: TypeWebhook, URL: srv.URL, Secret: "k"}))
-	defer db.Close()
 	run(t, o)
 	change(t, o, db, incident.ChangeOpened, sampleIncident(), nil)
 	waitFor(t, 5*time.Second, "a dead letter", func() bool { return status(t, o, "soc").Dead == 1 })
@@ -211,7 +208,6 @@ func TestRestartKeepsQueue(t *testing.T) {
 	rc, up := newReceiver(t, "k", 0)
 	sink.URL = up.URL
 	o, db = newOutbox(t, dir, sink)
-	defer db.Close()
 	if st := status(t, o, "soc"); st.Queued != 2 {
 		t.Fatalf("after restart %d queued, want 2", st.Queued)
 	}
