@@ -39,6 +39,11 @@ func loadConfig(path string, c *config) error {
 	if err != nil {
 		return fmt.Errorf("reading configuration: %w", err)
 	}
+	return parseConfig(b, path, c)
+}
+
+// parseConfig decodes the YAML b, named path in errors, over c.
+func parseConfig(b []byte, path string, c *config) error {
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
