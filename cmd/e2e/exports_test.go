@@ -242,11 +242,13 @@ func TestExportsSurviveRestart(t *testing.T) {
 	if a, _ := drillEvents[len(drillEvents)-1]["assignee"].(map[string]any); a["name"] != "alice" {
 		t.Errorf("last drill incident event %v, want the update assigning alice", drillEvents[len(drillEvents)-1])
 	}
+	soc.mu.Lock()
 	for id, n := range soc.ids {
 		if n != 1 {
 			t.Errorf("event %s delivered %d times", id, n)
 		}
 	}
+	soc.mu.Unlock()
 
 	// The parked events of flaky come back with a replay.
 	dead := c.sinks(t)["flaky"].Dead

@@ -122,6 +122,8 @@ func TestWebhookRetryAndOrder(t *testing.T) {
 	if st.Queued != 0 || st.Dead != 0 || st.DeliveredTotal != 8 || st.FailedTotal != 7 {
 		t.Errorf("status %+v, want 8 delivered after 7 failures, nothing queued", st)
 	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
 	for id, n := range rc.ids {
 		if n != 1 {
 			t.Errorf("event %s accepted %d times", id, n)
