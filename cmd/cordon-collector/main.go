@@ -175,7 +175,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 		return fmt.Errorf("opening the export outbox: %w", err)
 	}
 	incidents := incident.New(incident.Config{DB: db, Log: findings, Findings: findings, Agents: reg, Hook: outbox}, log)
-	cmds := command.New(command.Config{DB: db}, log)
+	cmds := command.New(command.Config{DB: db, Hook: outbox}, log)
 	keys := auth.New(auth.Config{DB: db}, log)
 	secret, err := keys.EnsureAdmin(ctx, cfg.Data)
 	if err != nil {

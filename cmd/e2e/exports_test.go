@@ -41,7 +41,12 @@ func newHookReceiver(t *testing.T, secret string, down bool) *hookReceiver {
 }
 
 func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		// The sender gave up mid-body (e.g. the collector stopping).
+		http.Error(w, "truncated body", http.StatusBadRequest)
+		return
+	}
 	ts := r.Header.Get("X-Cordon-Timestamp")
 	sec, err := strconv.ParseInt(ts, 10, 64)
 	if err != nil || time.Since(time.Unix(sec, 0)).Abs() > 5*time.Minute {
@@ -53,7 +58,7 @@ func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	mac.Write([]byte(ts + "."))
 	mac.Write(body)
 	if want := "sha256=" + hex.EncodeToString(mac.Sum(nil)); !hmac.Equal([]byte(want), []byte(r.Header.Get("X-Cordon-Signature"))) {
-		h.t.Errorf("bad signature %q", r.Header.Get("X-Cordon-Signature"))
+		h.t.Errorf("bad signature %q for %s (secret %s), ts %s, body %d bytes: %.300s", r.Header.Get("X-Cordon-Signature"), r.Header.Get("X-Cordon-Event"), h.secret, ts, len(body), body)
 		http.Error(w, "forged", http.StatusUnauthorized)
 		return
 	}
@@ -139,7 +144,7 @@ func TestExportsSurviveRestart(t *testing.T) {
     url: %s/hook
     secret: soc-secret
     include_drills: true
-    events: [incident.opened, incident.updated, incident.closed, finding]
+    events: [incident.opened, incident.updated, incident.closed, finding, command.requested, command.finished]
     retry_initial: 100ms
     retry_max: 400ms
   - name: flaky
@@ -234,6 +239,18 @@ func TestExportsSurviveRestart(t *testing.T) {
 				t.Errorf("incident %s: event %d is older than the one before", uid, i)
 			}
 		}
+	}
+	// The drill command, requested and finished.
+	var drillCommand []string
+	for _, ev := range got {
+		um, _ := ev["unmapped"].(map[string]any)
+		cd, _ := um["cordon"].(map[string]any)
+		if ev["class_uid"] == float64(7001) && cd["action"] == "drill" {
+			drillCommand = append(drillCommand, cd["status"].(string))
+		}
+	}
+	if fmt.Sprint(drillCommand) != "[pending succeeded]" {
+		t.Errorf("drill command events %v, want [pending succeeded]", drillCommand)
 	}
 	drillEvents := byIncident[inc.ID]
 	if len(drillEvents) < 2 {

@@ -133,13 +133,25 @@ type Config struct {
 	DB *badger.DB
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Hook is told of every command queued or finished, inside the
+	// transaction storing it; optional.
+	Hook Hook
+}
+
+// Hook is told of a command when it is queued (status pending) and when
+// it finishes (succeeded, failed, or found expired), inside the badger
+// transaction that stores it, so what it writes commits with it. It may
+// be called again for the same change when the transaction is retried.
+type Hook interface {
+	CommandChanged(txn *badger.Txn, c *Command) error
 }
 
 // Queue is the command queue.
 type Queue struct {
-	db  *badger.DB
-	now func() time.Time
-	log *slog.Logger
+	db   *badger.DB
+	now  func() time.Time
+	hook Hook
+	log  *slog.Logger
 
 	mu      sync.Mutex
 	waiters map[string]map[chan struct{}]struct{}
@@ -147,7 +159,7 @@ type Queue struct {
 
 // New returns a Queue over cfg.DB.
 func New(cfg Config, log *slog.Logger) *Queue {
-	q := &Queue{db: cfg.DB, now: cfg.Now, log: log, waiters: make(map[string]map[chan struct{}]struct{})}
+	q := &Queue{db: cfg.DB, now: cfg.Now, hook: cfg.Hook, log: log, waiters: make(map[string]map[chan struct{}]struct{})}
 	if q.now == nil {
 		q.now = time.Now
 	}
@@ -192,7 +204,13 @@ func (q *Queue) Create(ctx context.Context, req Request) (*Command, error) {
 		if err := txn.Set(append(agentIndex(c.AgentID), c.ID...), []byte(c.ID)); err != nil {
 			return err
 		}
-		return txn.Set(append(openIndex(c.AgentID), c.ID...), []byte(c.ID))
+		if err := txn.Set(append(openIndex(c.AgentID), c.ID...), []byte(c.ID)); err != nil {
+			return err
+		}
+		if q.hook != nil {
+			return q.hook.CommandChanged(txn, c)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("queueing %s for agent %s: %w", c.Action, c.AgentID, err)
@@ -307,6 +325,9 @@ func (q *Queue) finish(txn *badger.Txn, c *Command) error {
 	}
 	if err := txn.Delete(append(openIndex(c.AgentID), c.ID...)); err != nil {
 		return fmt.Errorf("unindexing command %s: %w", c.ID, err)
+	}
+	if q.hook != nil {
+		return q.hook.CommandChanged(txn, c)
 	}
 	return nil
 }

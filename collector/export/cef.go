@@ -19,7 +19,9 @@ func cef(ev *Event) string {
 			ext = append(ext, [2]string{k, v})
 		}
 	}
-	if ev.Kind == KindFinding {
+	if isCommand(ev.Kind) {
+		sig, name, sev = cefCommand(ev, add)
+	} else if ev.Kind == KindFinding {
 		f := ev.Finding
 		sig, name, sev = f.Rule.ID, ruleTitle(f), cefSeverity(f.Severity)
 		if sig == "" {

@@ -293,6 +293,9 @@ func (c *SinkConfig) wants(ev *Event) bool {
 	if ev.Kind == KindFinding {
 		return ev.Finding != nil && severityRank(ev.Finding.Severity) >= severityRank(c.MinSeverity)
 	}
+	if isCommand(ev.Kind) {
+		return ev.Command != nil
+	}
 	if ev.Incident == nil {
 		return false
 	}

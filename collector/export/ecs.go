@@ -10,6 +10,9 @@ import (
 // record itself travels under "cordon". The mapping is documented in
 // docs/exports.md.
 func ecsDoc(ev *Event) map[string]any {
+	if isCommand(ev.Kind) {
+		return ecsCommand(ev)
+	}
 	if ev.Kind == KindFinding {
 		f := ev.Finding
 		return map[string]any{

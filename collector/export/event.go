@@ -5,6 +5,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cordon-edr/cordon/collector/command"
 	"github.com/cordon-edr/cordon/collector/incident"
 	"github.com/cordon-edr/cordon/collector/ingest"
 )
@@ -15,10 +16,13 @@ const (
 	KindIncidentUpdated = "incident.updated"
 	KindIncidentClosed  = "incident.closed"
 	KindFinding         = "finding"
+	KindCommandQueued   = "command.requested"
+	KindCommandFinished = "command.finished"
 )
 
 // Kinds lists every event kind.
-var Kinds = []string{KindIncidentOpened, KindIncidentUpdated, KindIncidentClosed, KindFinding}
+var Kinds = []string{KindIncidentOpened, KindIncidentUpdated, KindIncidentClosed, KindFinding,
+	KindCommandQueued, KindCommandFinished}
 
 // Event is one thing to deliver: an incident change or a finding. It is
 // what the outbox stores, so it holds everything a format needs.
@@ -32,6 +36,8 @@ type Event struct {
 	// Finding is set for finding events; for incident.opened and for
 	// the incident.updated a new finding caused, it is that finding.
 	Finding *ingest.Finding `json:"finding,omitempty"`
+	// Command is set for command.* events.
+	Command *command.Command `json:"command,omitempty"`
 	// Hosts names the agents of the incident or finding.
 	Hosts []Host `json:"hosts,omitempty"`
 }
@@ -44,8 +50,11 @@ type Host struct {
 
 // drill reports whether e comes from a drill.
 func (e *Event) drill() bool {
-	if e.Incident != nil {
+	switch {
+	case e.Incident != nil:
 		return e.Incident.Drill
+	case e.Command != nil:
+		return e.Command.Action == command.ActionDrill
 	}
 	return e.Finding != nil && e.Finding.Drill
 }
@@ -124,4 +133,9 @@ func appendSet(s []string, v string) []string {
 		return s
 	}
 	return append(s, v)
+}
+
+// isCommand reports whether kind is a command.* kind.
+func isCommand(kind string) bool {
+	return kind == KindCommandQueued || kind == KindCommandFinished
 }

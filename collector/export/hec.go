@@ -63,6 +63,8 @@ func (h *hec) envelope(ev *Event) ([]byte, error) {
 	switch {
 	case ev.Finding != nil && ev.Kind == KindFinding:
 		e.Host = ev.hostName(ev.Finding.AgentID)
+	case ev.Command != nil:
+		e.Host = ev.hostName(ev.Command.AgentID)
 	case ev.Incident != nil && len(ev.Incident.AffectedHosts) == 1:
 		e.Host = ev.hostName(ev.Incident.AffectedHosts[0])
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/cordon-edr/cordon/collector/command"
 	"github.com/cordon-edr/cordon/collector/incident"
 	"github.com/cordon-edr/cordon/collector/ingest"
 	"github.com/cordon-edr/cordon/collector/store"
@@ -62,11 +63,21 @@ func sampleEvents() map[string]*Event {
 	closed.UpdatedAt = closed.ClosedAt
 	updated := sampleIncident()
 	updated.Status, updated.Assignee = incident.StatusInvestigating, "alice"
+	cmd := &command.Command{
+		ID: "01955a3c-7f00-7000-8000-0000000000c1", AgentID: "agent-1", Action: command.ActionKill,
+		Args: map[string]string{"pid": "4242"}, Reason: "reverse shell", IncidentID: "01955a3c-7f00-7000-8000-0000000000aa",
+		RequestedBy: "alice", Status: command.StatusPending, CreatedAt: t0.Add(2 * time.Minute), ExpiresAt: t0.Add(62 * time.Minute),
+	}
+	done := *cmd
+	done.Status, done.Result = command.StatusSucceeded, "killed pid 4242 (bash)"
+	done.DeliveredAt, done.FinishedAt = t0.Add(2*time.Minute+time.Second), t0.Add(2*time.Minute+2*time.Second)
 	return map[string]*Event{
-		"finding":          {ID: "01955a3c-7f00-7000-8000-0000000000e1", Kind: KindFinding, At: t0.Add(time.Second), Finding: sampleFinding(), Hosts: hosts},
-		"incident.opened":  {ID: "01955a3c-7f00-7000-8000-0000000000e2", Kind: KindIncidentOpened, At: t0.Add(time.Second), Incident: sampleIncident(), Finding: sampleFinding(), Hosts: hosts},
-		"incident.updated": {ID: "01955a3c-7f00-7000-8000-0000000000e3", Kind: KindIncidentUpdated, At: t0.Add(time.Minute), Incident: updated, Hosts: hosts},
-		"incident.closed":  {ID: "01955a3c-7f00-7000-8000-0000000000e4", Kind: KindIncidentClosed, At: t0.Add(time.Hour), Incident: closed, Hosts: hosts},
+		"command.requested": {ID: "01955a3c-7f00-7000-8000-0000000000e5", Kind: KindCommandQueued, At: cmd.CreatedAt, Command: cmd, Hosts: hosts},
+		"command.finished":  {ID: "01955a3c-7f00-7000-8000-0000000000e6", Kind: KindCommandFinished, At: done.FinishedAt, Command: &done, Hosts: hosts},
+		"finding":           {ID: "01955a3c-7f00-7000-8000-0000000000e1", Kind: KindFinding, At: t0.Add(time.Second), Finding: sampleFinding(), Hosts: hosts},
+		"incident.opened":   {ID: "01955a3c-7f00-7000-8000-0000000000e2", Kind: KindIncidentOpened, At: t0.Add(time.Second), Incident: sampleIncident(), Finding: sampleFinding(), Hosts: hosts},
+		"incident.updated":  {ID: "01955a3c-7f00-7000-8000-0000000000e3", Kind: KindIncidentUpdated, At: t0.Add(time.Minute), Incident: updated, Hosts: hosts},
+		"incident.closed":   {ID: "01955a3c-7f00-7000-8000-0000000000e4", Kind: KindIncidentClosed, At: t0.Add(time.Hour), Incident: closed, Hosts: hosts},
 	}
 }
 

@@ -15,8 +15,11 @@ const OCSFVersion = "1.3.0"
 // or an Incident Finding (class 2005) for an incident change. The
 // mapping is documented in docs/exports.md.
 func ocsf(ev *Event) map[string]any {
-	if ev.Kind == KindFinding {
+	switch {
+	case ev.Kind == KindFinding:
 		return ocsfDetection(ev)
+	case isCommand(ev.Kind):
+		return ocsfCommand(ev)
 	}
 	return ocsfIncident(ev)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/cordon-edr/cordon/collector/command"
 	"github.com/cordon-edr/cordon/collector/incident"
 	"github.com/cordon-edr/cordon/collector/ingest"
 	"github.com/cordon-edr/cordon/collector/store"
@@ -47,7 +48,10 @@ type Outbox struct {
 	seq    atomic.Uint64
 }
 
-var _ incident.Hook = (*Outbox)(nil)
+var (
+	_ incident.Hook = (*Outbox)(nil)
+	_ command.Hook  = (*Outbox)(nil)
+)
 
 // sink is one configured sink with its counters.
 type sink struct {
@@ -163,6 +167,21 @@ func (o *Outbox) IncidentChanged(txn *badger.Txn, change string, inc *incident.I
 	if change == incident.ChangeOpened {
 		ev.Finding = cause
 	}
+	return o.enqueue(txn, &ev)
+}
+
+// CommandChanged implements command.Hook: inside txn, it queues a
+// command.requested event for a new command and a command.finished
+// event for one that finished.
+func (o *Outbox) CommandChanged(txn *badger.Txn, c *command.Command) error {
+	if len(o.sinks) == 0 {
+		return nil
+	}
+	kind := KindCommandFinished
+	if c.Status == command.StatusPending {
+		kind = KindCommandQueued
+	}
+	ev := Event{Kind: kind, At: o.now().UTC(), Command: c, Hosts: o.hosts([]string{c.AgentID})}
 	return o.enqueue(txn, &ev)
 }
 

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cordon-edr/cordon/collector/command"
 	"github.com/cordon-edr/cordon/collector/incident"
 )
 
@@ -38,7 +39,12 @@ func newReceiver(t *testing.T, secret string, fail int) (*receiver, *httptest.Se
 }
 
 func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	body, _ := io.ReadAll(r.Body)
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		// The sender gave up mid-body (e.g. the collector stopping).
+		http.Error(w, "truncated body", http.StatusBadRequest)
+		return
+	}
 	// Verify: recompute the HMAC over timestamp "." body, compare in
 	// constant time, and refuse stale timestamps.
 	ts, err := strconv.ParseInt(r.Header.Get(HeaderTimestamp), 10, 64)
@@ -246,6 +252,10 @@ func TestFilters(t *testing.T) {
 		{"P4 under min P3", SinkConfig{MinPriority: "P3"}, Event{Kind: KindIncidentUpdated, Incident: p4}, false},
 		{"high at min high", SinkConfig{Events: []string{KindFinding}, MinSeverity: "high"}, Event{Kind: KindFinding, Finding: sampleFinding()}, true},
 		{"low under min medium", SinkConfig{Events: []string{KindFinding}, MinSeverity: "medium"}, Event{Kind: KindFinding, Finding: low}, false},
+		{"commands not by default", SinkConfig{}, Event{Kind: KindCommandQueued, Command: &command.Command{Action: "isolate"}}, false},
+		{"commands when asked", SinkConfig{Events: []string{KindCommandFinished}}, Event{Kind: KindCommandFinished, Command: &command.Command{Action: "isolate"}}, true},
+		{"drill command stays", SinkConfig{Events: []string{KindCommandQueued}}, Event{Kind: KindCommandQueued, Command: &command.Command{Action: "drill"}}, false},
+		{"drill command leaves when asked", SinkConfig{Events: []string{KindCommandQueued}, IncludeDrills: true}, Event{Kind: KindCommandQueued, Command: &command.Command{Action: "drill"}}, true},
 		{"closed not asked", SinkConfig{Events: []string{KindIncidentOpened}}, Event{Kind: KindIncidentClosed, Incident: sampleIncident()}, false},
 	}
 	for _, c := range cases {

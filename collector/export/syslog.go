@@ -10,6 +10,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/cordon-edr/cordon/collector/command"
 )
 
 // syslog sends RFC 5424 messages over TCP or TLS with RFC 6587
@@ -46,6 +48,12 @@ func newSyslog(c *SinkConfig) (*syslog, error) {
 func syslogSeverity(ev *Event) int {
 	if ev.Kind == KindFinding {
 		return 6 - severityRank(ev.Finding.Severity)
+	}
+	if ev.Command != nil {
+		if ev.Command.Status == command.StatusFailed || ev.Command.Status == command.StatusExpired {
+			return 4
+		}
+		return 5
 	}
 	p, _ := priorityRank(ev.Incident.Priority)
 	return 1 + p
