@@ -70,7 +70,7 @@ func TestGoldenFormats(t *testing.T) {
 			}
 			golden(t, "cef/"+kind+".cef", []byte(cef(ev)+"\n"))
 
-			if !isCommand(kind) {
+			if kind == KindIncidentOpened || kind == KindFinding {
 				th := &thehive{cfg: &SinkConfig{}}
 				b, err := json.Marshal(th.alert(ev))
 				if err != nil {

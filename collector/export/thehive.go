@@ -117,7 +117,8 @@ func (t *thehive) Send(ctx context.Context, ev *Event) error {
 	hdr.Set("Authorization", "Bearer "+t.cfg.Token)
 	_, err = post(ctx, t.cl, t.url, b, hdr)
 	var se *StatusError
-	if errors.As(err, &se) && se.Code == http.StatusBadRequest && strings.Contains(strings.ToLower(se.Body), "already exists") {
+	if errors.As(err, &se) && (se.Code == http.StatusBadRequest || se.Code == http.StatusConflict) &&
+		strings.Contains(strings.ToLower(se.Body), "already exists") {
 		// A redelivery: the alert with this type, source and
 		// sourceRef is there.
 		return nil
