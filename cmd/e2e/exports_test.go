@@ -136,6 +136,28 @@ func TestExportsSurviveRestart(t *testing.T) {
 	soc := newHookReceiver(t, "soc-secret", true)
 	flaky := newHookReceiver(t, "flaky-secret", true)
 	quiet := newHookReceiver(t, "quiet-secret", false)
+	// Splunk HEC and TheHive stand-ins that keep what they accept.
+	var mu sync.Mutex
+	var hecEvents, hiveAlerts []map[string]any
+	keep := func(path, auth string, into *[]map[string]any, answer string) *httptest.Server {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var doc map[string]any
+			if r.URL.Path != path || r.Header.Get("Authorization") != auth || json.NewDecoder(r.Body).Decode(&doc) != nil {
+				t.Errorf("%s %s with %q", r.Method, r.URL.Path, r.Header.Get("Authorization"))
+				http.Error(w, "bad request", http.StatusBadRequest)
+				return
+			}
+			mu.Lock()
+			*into = append(*into, doc)
+			mu.Unlock()
+			w.WriteHeader(http.StatusCreated)
+			io.WriteString(w, answer)
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	hec := keep("/services/collector/event", "Splunk hec-token", &hecEvents, `{"text":"Success","code":0}`)
+	hive := keep("/api/v1/alert", "Bearer hive-key", &hiveAlerts, `{"_id":"~1"}`)
 	dir := t.TempDir()
 	config := filepath.Join(dir, "collector.yaml")
 	conf := fmt.Sprintf(`exports:
@@ -162,7 +184,9 @@ func TestExportsSurviveRestart(t *testing.T) {
     type: file
     path: %s
     include_drills: true
-`, soc.srv.URL, flaky.srv.URL, quiet.srv.URL, filepath.Join(dir, "exports", "cordon.jsonl"))
+  - { name: splunk, type: splunk_hec, url: "%s", token: hec-token, include_drills: true, format: ecs }
+  - { name: hive, type: thehive, url: "%s", token: hive-key, include_drills: true }
+`, soc.srv.URL, flaky.srv.URL, quiet.srv.URL, filepath.Join(dir, "exports", "cordon.jsonl"), hec.URL, hive.URL)
 	if err := os.WriteFile(config, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -296,6 +320,25 @@ func TestExportsSurviveRestart(t *testing.T) {
 	if err != nil || !strings.Contains(string(lines), inc.ID) {
 		t.Errorf("archive file has no drill incident: %v\n%s", err, lines)
 	}
+
+	eventually(t, 30*time.Second, "the drill incident at Splunk and TheHive", func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		var atHEC, atHive bool
+		for _, e := range hecEvents {
+			ev, _ := e["event"].(map[string]any)
+			cd, _ := ev["cordon"].(map[string]any)
+			in, _ := cd["incident"].(map[string]any)
+			atHEC = atHEC || in["id"] == inc.ID
+		}
+		for _, a := range hiveAlerts {
+			atHive = atHive || a["sourceRef"] == inc.ID && a["type"] == "cordon-incident"
+		}
+		if !atHEC || !atHive {
+			return fmt.Errorf("at HEC %v, at TheHive %v", atHEC, atHive)
+		}
+		return nil
+	})
 
 	table, err := c.ctl("exports", "status")
 	if err != nil || !strings.Contains(table, "soc") || !strings.Contains(table, "webhook") {
