@@ -252,6 +252,10 @@ func (o *Outbox) Run(ctx context.Context) error {
 	return g.Wait()
 }
 
+// idlePoll is how often an idle worker looks at its queue without being
+// woken.
+const idlePoll = 5 * time.Second
+
 // work delivers s's queue in order until ctx ends.
 func (o *Outbox) work(ctx context.Context, s *sink) error {
 	snd := s.snd
@@ -263,11 +267,17 @@ func (o *Outbox) work(ctx context.Context, s *sink) error {
 			return fmt.Errorf("export sink %s: %w", s.cfg.Name, err)
 		}
 		if e == nil {
+			// Commits wake the worker; the timer covers one that
+			// happened before the subscription was in place.
+			t := time.NewTimer(idlePoll)
 			select {
 			case <-ctx.Done():
+				t.Stop()
 				return nil
 			case <-s.wake:
+			case <-t.C:
 			}
+			t.Stop()
 			continue
 		}
 		if d := e.NextAt.Sub(o.now()); d > 0 {
