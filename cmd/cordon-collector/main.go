@@ -28,6 +28,7 @@ import (
 	"github.com/cordon-edr/cordon/collector/api"
 	"github.com/cordon-edr/cordon/collector/auth"
 	"github.com/cordon-edr/cordon/collector/command"
+	"github.com/cordon-edr/cordon/collector/export"
 	"github.com/cordon-edr/cordon/collector/gateway"
 	"github.com/cordon-edr/cordon/collector/incident"
 	"github.com/cordon-edr/cordon/collector/ingest"
@@ -178,8 +179,12 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 	if err != nil {
 		return fmt.Errorf("loading playbooks: %w", err)
 	}
+	outbox, err := export.New(export.Config{DB: db, Sinks: cfg.Exports, Agents: reg}, log)
+	if err != nil {
+		return fmt.Errorf("opening the export outbox: %w", err)
+	}
 	var incidents *incident.Engine
-	cmds := command.New(command.Config{DB: db, OnFinish: func(ctx context.Context, c *command.Command) {
+	cmds := command.New(command.Config{DB: db, Hook: outbox, OnFinish: func(ctx context.Context, c *command.Command) {
 		if c.IncidentID == "" {
 			return
 		}
@@ -192,6 +197,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 		DB: db, Log: findings, Findings: findings, Agents: reg, Containment: cmds,
 		Window: cfg.Incidents.Window, Targets: targets,
 		Playbooks: playbooks, DryRun: cfg.Incidents.PlaybookDryRun, Responder: cmds,
+		Hook: outbox,
 	}, log)
 	keys := auth.New(auth.Config{DB: db}, log)
 	secret, err := keys.EnsureAdmin(ctx, cfg.Data)
@@ -223,7 +229,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 	srv := &http.Server{
 		Handler: api.New(api.Config{
 			Agents: reg, Findings: findings, Incidents: incidents, Commands: cmds, Keys: keys,
-			CAPEM: ca.PEM(), CAPin: ca.Pin(), BreakGlass: ca.BreakGlassCode, Logger: log,
+			CAPEM: ca.PEM(), CAPin: ca.Pin(), BreakGlass: ca.BreakGlassCode, Logger: log, Exports: outbox,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -234,6 +240,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return gw.Run(ctx) })
 	g.Go(func() error { return incidents.Run(ctx) })
+	g.Go(func() error { return outbox.Run(ctx) })
 	g.Go(func() error { return store.RunGC(ctx, db, log) })
 	g.Go(func() error {
 		var err error

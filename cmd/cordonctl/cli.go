@@ -45,6 +45,8 @@ var commands = []*command{
 	{name: "enroll-token list", synopsis: "[--json]", summary: "list enrollment tokens", setup: setupEnrollTokenList},
 	{name: "api-key create", synopsis: "--name NAME --role viewer|responder|admin [--json]", summary: "create an API key (printed on the last line)", setup: setupAPIKeyCreate},
 	{name: "api-key list", synopsis: "[--json]", summary: "list API keys", setup: setupAPIKeyList},
+	{name: "exports status", synopsis: "[--json]", summary: "show the export sinks: queue, dead-letter queue, deliveries, last error", setup: setupExportsStatus},
+	{name: "exports replay", synopsis: "SINK [--json]", summary: "send a sink's dead-letter queue again", positional: []string{"SINK"}, setup: setupExportsReplay},
 	{name: "ca-pin", synopsis: "[--json]", summary: "print the collector CA pin for cordon-agent enroll (last line)", setup: setupCAPin},
 	{name: "version", synopsis: "", summary: "print the version of cordonctl", setup: setupVersion},
 }

@@ -36,6 +36,8 @@ type Config struct {
 	// commands carry no code and the break-glass endpoint answers 404.
 	BreakGlass func(agentID string) (string, error)
 	Logger     *slog.Logger
+	// Exports is the export outbox; optional (no sinks when nil).
+	Exports Exports
 }
 
 type server struct {
@@ -82,6 +84,9 @@ var routes = []route{
 
 	{"GET /api/v1/api-keys", auth.RoleAdmin, (*server).listKeys},
 	{"POST /api/v1/api-keys", auth.RoleAdmin, (*server).createKey},
+
+	{"GET /api/v1/exports", auth.RoleViewer, (*server).listExports},
+	{"POST /api/v1/exports/{sink}/replay", auth.RoleAdmin, (*server).replayExport},
 }
 
 // New returns the API's handler.

@@ -24,6 +24,8 @@ func (s *server) metrics(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 
+	s.exportMetrics(r.Context(), &b)
+
 	s.mu.Lock()
 	requests := maps.Clone(s.requests)
 	s.mu.Unlock()

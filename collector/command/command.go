@@ -144,6 +144,17 @@ type Config struct {
 	// OnFinish, when set, is called with each command once its result is
 	// stored (e.g. to put the outcome on its incident's timeline).
 	OnFinish func(ctx context.Context, c *Command)
+	// Hook is told of every command queued or finished, inside the
+	// transaction storing it; optional.
+	Hook Hook
+}
+
+// Hook is told of a command when it is queued (status pending) and when
+// it finishes (succeeded, failed, or found expired), inside the badger
+// transaction that stores it, so what it writes commits with it. It may
+// be called again for the same change when the transaction is retried.
+type Hook interface {
+	CommandChanged(txn *badger.Txn, c *Command) error
 }
 
 // Queue is the command queue.
@@ -152,6 +163,7 @@ type Queue struct {
 	now      func() time.Time
 	log      *slog.Logger
 	onFinish func(ctx context.Context, c *Command)
+	hook     Hook
 
 	mu      sync.Mutex
 	waiters map[string]map[chan struct{}]struct{}
@@ -159,7 +171,7 @@ type Queue struct {
 
 // New returns a Queue over cfg.DB.
 func New(cfg Config, log *slog.Logger) *Queue {
-	q := &Queue{db: cfg.DB, now: cfg.Now, log: log, onFinish: cfg.OnFinish, waiters: make(map[string]map[chan struct{}]struct{})}
+	q := &Queue{db: cfg.DB, now: cfg.Now, log: log, onFinish: cfg.OnFinish, hook: cfg.Hook, waiters: make(map[string]map[chan struct{}]struct{})}
 	if q.now == nil {
 		q.now = time.Now
 	}
@@ -204,7 +216,13 @@ func (q *Queue) Create(ctx context.Context, req Request) (*Command, error) {
 		if err := txn.Set(append(agentIndex(c.AgentID), c.ID...), []byte(c.ID)); err != nil {
 			return err
 		}
-		return txn.Set(append(openIndex(c.AgentID), c.ID...), []byte(c.ID))
+		if err := txn.Set(append(openIndex(c.AgentID), c.ID...), []byte(c.ID)); err != nil {
+			return err
+		}
+		if q.hook != nil {
+			return q.hook.CommandChanged(txn, c)
+		}
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("queueing %s for agent %s: %w", c.Action, c.AgentID, err)
@@ -319,6 +337,9 @@ func (q *Queue) finish(txn *badger.Txn, c *Command) error {
 	}
 	if err := txn.Delete(append(openIndex(c.AgentID), c.ID...)); err != nil {
 		return fmt.Errorf("unindexing command %s: %w", c.ID, err)
+	}
+	if q.hook != nil {
+		return q.hook.CommandChanged(txn, c)
 	}
 	return nil
 }

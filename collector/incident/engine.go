@@ -63,6 +63,9 @@ type Config struct {
 	// Now is the clock of API changes and service levels; time.Now when
 	// nil.
 	Now func() time.Time
+	// Hook is told of every change, inside the transaction making it;
+	// optional.
+	Hook Hook
 }
 
 // Containment looks up the containment commands of an incident.
@@ -72,6 +75,25 @@ type Containment interface {
 	// when there is none.
 	Contained(ctx context.Context, incidentID string) (string, error)
 }
+
+// Hook is told of each durable change inside the badger transaction that
+// makes it, so what it writes (an outbox entry) commits with the change
+// or not at all. It may be called again for the same change when the
+// transaction is retried after a conflict.
+type Hook interface {
+	// IncidentChanged is called after an incident was opened, changed
+	// or closed; change is one of the Change* constants. cause is the
+	// finding that opened or joined it (with its IncidentID set), nil
+	// for a change made through the API.
+	IncidentChanged(txn *badger.Txn, change string, inc *Incident, cause *ingest.Finding) error
+}
+
+// Kinds of change a Hook is told about.
+const (
+	ChangeOpened  = "opened"
+	ChangeUpdated = "updated"
+	ChangeClosed  = "closed"
+)
 
 // Defaults of Config.
 const (
@@ -97,6 +119,7 @@ type Engine struct {
 	playbooks playbook.Set
 	dryRun    bool
 	responder Responder
+	hook      Hook
 
 	opened atomic.Uint64
 }
@@ -105,7 +128,7 @@ type Engine struct {
 func New(cfg Config, log *slog.Logger) *Engine {
 	e := &Engine{
 		db: cfg.DB, log: cfg.Log, findings: cfg.Findings, agents: cfg.Agents,
-		window: cfg.Window, max: cfg.MaxFindings, now: cfg.Now, logger: log,
+		window: cfg.Window, max: cfg.MaxFindings, now: cfg.Now, hook: cfg.Hook, logger: log,
 		contain: cfg.Containment, targets: maps.Clone(DefaultTargets),
 		playbooks: cfg.Playbooks, dryRun: cfg.DryRun, responder: cfg.Responder,
 	}
@@ -296,7 +319,33 @@ func (e *Engine) add(txn *badger.Txn, f *ingest.Finding) (opened bool, sends []d
 		}
 	}
 	sends = e.runPlaybook(cur, f.ReceivedAt)
-	return opened, sends, store.Put(txn, incidentKey(id), cur)
+	if err := store.Put(txn, incidentKey(id), cur); err != nil {
+		return false, nil, err
+	}
+	if e.hook != nil {
+		joined := *f
+		joined.IncidentID = id
+		change := ChangeUpdated
+		if opened {
+			change = ChangeOpened
+		}
+		if err := e.hook.IncidentChanged(txn, change, &cur.Incident, &joined); err != nil {
+			return false, nil, err
+		}
+	}
+	return opened, sends, nil
+}
+
+// changed tells the hook about a change of r made by an API call.
+func (e *Engine) changed(txn *badger.Txn, r *record, closedBefore bool) error {
+	if e.hook == nil {
+		return nil
+	}
+	change := ChangeUpdated
+	if r.Status.Terminal() && !closedBefore {
+		change = ChangeClosed
+	}
+	return e.hook.IncidentChanged(txn, change, &r.Incident, nil)
 }
 
 // indicators returns what may correlate f with findings of other hosts:

@@ -147,6 +147,7 @@ func (e *Engine) Update(ctx context.Context, id string, c Change, actor string) 
 		if err := store.Get(txn, incidentKey(id), &r); err != nil {
 			return err
 		}
+		closed := r.Status.Terminal()
 		if err := e.change(&r, c, actor, containedBy); err != nil {
 			return err
 		}
@@ -157,7 +158,10 @@ func (e *Engine) Update(ctx context.Context, id string, c Change, actor string) 
 			}
 			sends = append(sends, d)
 		}
-		return store.Put(txn, incidentKey(id), &r)
+		if err := store.Put(txn, incidentKey(id), &r); err != nil {
+			return err
+		}
+		return e.changed(txn, &r, closed)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("updating incident %s: %w", id, err)
@@ -286,7 +290,10 @@ func (e *Engine) Note(ctx context.Context, id, actor, action, detail string) err
 		now := e.now().UTC()
 		r.Timeline = append(r.Timeline, Entry{At: now, Actor: actor, Action: action, Detail: detail})
 		r.UpdatedAt = now
-		return store.Put(txn, incidentKey(id), &r)
+		if err := store.Put(txn, incidentKey(id), &r); err != nil {
+			return err
+		}
+		return e.changed(txn, &r, r.Status.Terminal())
 	})
 	if err != nil {
 		return fmt.Errorf("noting %s on incident %s: %w", action, id, err)
