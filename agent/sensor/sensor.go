@@ -151,6 +151,16 @@ func (p *Process) Ancestry(pid int) []ecs.Parent {
 	return p.cache.ancestry(pr.ppid, maxAncestors)
 }
 
+// Lookup returns what the sensor's cache knows of the live process pid:
+// its entity id, executable, name and command line.
+func (p *Process) Lookup(pid int) (ecs.Parent, bool) {
+	pr, ok := p.cache.get(pid)
+	if !ok {
+		return ecs.Parent{}, false
+	}
+	return pr.ref(), true
+}
+
 // newProc returns the record of what procfs read about a process.
 func (p *Process) newProc(info procInfo) *proc {
 	pr := &proc{
