@@ -174,11 +174,14 @@ func (c *Client) session(ctx context.Context) (helloed bool, err error) {
 
 	ctrl, err := conn.OpenStreamSync(ctx)
 	if err != nil {
-		return false, fmt.Errorf("opening control stream: %w", err)
+		return false, classifyDial(fmt.Errorf("opening control stream: %w", err))
 	}
 	ctrlW := protocol.NewFrameWriter(ctrl, 0)
 	if err := ctrlW.Write(&protocol.Frame{Body: &protocol.Frame_Hello{Hello: c.cfg.Hello()}}); err != nil {
-		return false, fmt.Errorf("sending hello: %w", err)
+		// With TLS 1.3 the collector checks the client certificate after
+		// the client has finished its handshake: a refusal can surface
+		// here as well as on dial.
+		return false, classifyDial(fmt.Errorf("sending hello: %w", err))
 	}
 	ctrlR := protocol.NewFrameReader(ctrl, 0)
 	ctrl.SetReadDeadline(time.Now().Add(15 * time.Second))
