@@ -168,11 +168,15 @@ func cmdRun(args []string, stderr io.Writer) error {
 		return err
 	}
 	a, err := agent.New(agent.Config{
-		StateDir:  cfg.State,
-		ForcePoll: cfg.Sensors.Process.Mode == "poll",
-		Collector: cfg.Collector,
-		Version:   version,
-		Logger:    log,
+		StateDir:    cfg.State,
+		ForcePoll:   cfg.Sensors.Process.Mode == "poll",
+		Collector:   cfg.Collector,
+		FilePaths:   cfg.Sensors.File.Paths,
+		NoFiles:     !cfg.Sensors.File.Enabled,
+		FileHashMax: cfg.fileHashMax(),
+		NoNetwork:   !cfg.Sensors.Network.Enabled,
+		Version:     version,
+		Logger:      log,
 	})
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
