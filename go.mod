@@ -3,6 +3,7 @@ module github.com/cordon-edr/cordon
 go 1.26.8
 
 require (
+	github.com/cilium/ebpf v0.22.0
 	github.com/dgraph-io/badger/v4 v4.9.6
 	github.com/fsnotify/fsnotify v1.10.1
 	github.com/google/uuid v1.6.0
@@ -36,3 +37,5 @@ require (
 	golang.org/x/crypto v0.54.0 // indirect
 	golang.org/x/net v0.56.0 // indirect
 )
+
+tool github.com/cilium/ebpf/cmd/bpf2go

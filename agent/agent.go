@@ -39,6 +39,8 @@ type Config struct {
 	// ForcePoll makes the process sensor poll even where kernel events
 	// are available.
 	ForcePoll bool
+	// NoEBPF keeps the process sensor from loading its eBPF exec capture.
+	NoEBPF bool
 	// Collector overrides the collector address stored at enrollment.
 	Collector string
 	// FilePaths are the paths the file sensor watches (fswatch syntax);
@@ -96,7 +98,7 @@ func New(cfg Config) (*Agent, error) {
 		log:    cfg.Logger.With("agent", id.AgentID),
 		id:     id,
 		spool:  q,
-		sensor: sensor.NewProcess(sensor.Options{ForcePoll: cfg.ForcePoll, Logger: cfg.Logger}),
+		sensor: sensor.NewProcess(sensor.Options{ForcePoll: cfg.ForcePoll, NoEBPF: cfg.NoEBPF, Logger: cfg.Logger}),
 		engine: detectors.NewEngine(detectors.Builtin()...),
 		exec:   executor.New(db, cfg.Logger),
 		drills: newDrillMarks(),

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/cordon-edr/cordon/protocol/ecs"
@@ -59,6 +61,32 @@ func (p *Process) runConnector(ctx context.Context, c connector, out chan<- ecs.
 	p.loadBoot(c)
 	p.seed()
 
+	mode, how := ModeNetlink, ""
+	if !p.opts.NoEBPF {
+		capture, err := p.openCapture()
+		if err != nil {
+			how = "; command lines of processes gone before /proc is read are lost (eBPF exec capture unavailable: " + err.Error() + ")"
+			p.log.Warn("process sensor: eBPF exec capture unavailable, reading command lines from /proc only", logError, err)
+		} else {
+			mode, how = ModeNetlinkEBPF, "; argv captured in the kernel by eBPF at sched_process_exec"
+			p.execs = capture.store
+			capDone := make(chan struct{})
+			go func() {
+				defer close(capDone)
+				capture.run(ctx, func(err error) {
+					p.log.Debug("process sensor: bad eBPF exec record", logError, err)
+				})
+			}()
+			defer func() {
+				cancel()
+				<-capDone
+				if err := capture.close(); err != nil {
+					p.log.Debug("process sensor: closing eBPF exec capture", logError, err)
+				}
+			}()
+		}
+	}
+
 	queue := make(chan ecs.Event, queueLen)
 	done := make(chan error, 1)
 	ready := make(chan string, 1)
@@ -67,7 +95,7 @@ func (p *Process) runConnector(ctx context.Context, c connector, out chan<- ecs.
 		ready <- c.startReader()
 		done <- p.receive(ctx, c, queue)
 	}()
-	p.setMode(ModeNetlink, c.describe()+<-ready)
+	p.setMode(mode, c.describe()+<-ready+how)
 	for ev := range queue {
 		select {
 		case out <- ev:
@@ -195,11 +223,12 @@ func (p *Process) handle(ev procEvent, wall func(uint64) time.Time) (ecs.Event, 
 func (p *Process) execEvent(ev procEvent, ts time.Time) ecs.Event {
 	pid := ev.tgid
 	info, err := p.fs.read(pid)
+	recovered := p.fromKernel(&info)
 	if err != nil {
-		if errors.Is(err, errGone) {
+		if errors.Is(err, errGone) && !recovered {
 			p.lost.Add(1)
 		}
-		p.log.Debug("process sensor: incomplete exec details", logPID, pid, logError, err)
+		p.log.Debug("process sensor: incomplete exec details", logPID, pid, logError, err, "from_kernel", recovered)
 	}
 	pr := p.newProc(info)
 	if prev, ok := p.cache.get(pid); ok && !info.statOK {
@@ -208,6 +237,44 @@ func (p *Process) execEvent(ev procEvent, ts time.Time) ecs.Event {
 	pr.image = true
 	p.cache.put(pr)
 	return p.processEvent(ModeNetlink, ecs.TypeStart, ts, pr, p.lineage(pr.ppid, p.fetchProc))
+}
+
+// execWait bounds how long an exec whose process is gone waits for the
+// kernel's record of it; the record is written before the connector's
+// event, so it is normally there already.
+const execWait = 2 * time.Millisecond
+
+// fromKernel takes the eBPF record of the exec of info.pid and fills in
+// what /proc could not give: the executable, the arguments, and for a
+// process already reaped its parent, start time and user. It reports
+// whether the record completed info.
+func (p *Process) fromKernel(info *procInfo) bool {
+	if p.execs == nil {
+		return false
+	}
+	complete := info.exe != "" && len(info.args) > 0
+	wait := execWait
+	if complete {
+		wait = 0 // only drop the record
+	}
+	r, ok := p.execs.take(info.pid, wait)
+	if !ok || complete {
+		return false
+	}
+	if info.exe == "" {
+		info.exe = r.filename
+	}
+	if len(info.args) == 0 {
+		info.args = r.args
+	}
+	if !info.statOK {
+		info.stat = statInfo{comm: filepath.Base(r.filename), ppid: r.ppid, startTicks: r.startTicks()}
+		info.statOK = true
+	}
+	if info.uid == "" {
+		info.uid = strconv.FormatUint(uint64(r.uid), 10)
+	}
+	return true
 }
 
 // exitEvent forgets the process that exited and returns its end event if

@@ -15,7 +15,10 @@ import (
 // Sensor modes, reported by Mode and in event.module.
 const (
 	ModeNetlink = "netlink"
-	ModePoll    = "poll"
+	// ModeNetlinkEBPF is the netlink connector with argv captured in the
+	// kernel by eBPF for processes gone before /proc could be read.
+	ModeNetlinkEBPF = "netlink+ebpf"
+	ModePoll        = "poll"
 )
 
 // Log attribute keys.
@@ -38,6 +41,8 @@ type Options struct {
 	// ForcePoll makes the sensor poll even where the netlink process
 	// connector is available.
 	ForcePoll bool
+	// NoEBPF keeps the sensor from loading its eBPF exec capture.
+	NoEBPF bool
 	// Logger receives the sensor's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -52,6 +57,11 @@ type Process struct {
 	users *users
 	// open opens the kernel's process event feed.
 	open func() (connector, error)
+	// openCapture loads the eBPF exec capture.
+	openCapture func() (*execCapture, error)
+	// execs holds the eBPF exec records; nil without eBPF. Set by Run
+	// before the first event.
+	execs *execStore
 
 	events, lost atomic.Uint64
 
@@ -94,6 +104,8 @@ func NewProcess(opts Options) *Process {
 		cache: newCache(),
 		users: newUsers(),
 		open:  openConnector,
+
+		openCapture: openExecCapture,
 	}
 }
 

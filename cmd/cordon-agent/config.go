@@ -22,7 +22,9 @@ type config struct {
 	LogLevel  string `yaml:"log_level"`
 	Sensors   struct {
 		Process struct {
-			// Mode is "auto" (kernel events where possible) or "poll".
+			// Mode is "auto" (kernel events, with argv captured by eBPF
+			// where it loads), "netlink" (kernel events without eBPF) or
+			// "poll".
 			Mode string `yaml:"mode"`
 		} `yaml:"process"`
 		File struct {
@@ -76,9 +78,9 @@ func loadConfig(path string, c *config) error {
 	var root yaml.Node
 	_ = yaml.Unmarshal(b, &root)
 	switch c.Sensors.Process.Mode {
-	case "auto", "poll":
+	case "auto", "netlink", "poll":
 	default:
-		return fmt.Errorf("%s: line %d: sensors.process.mode: %q is not auto or poll", path, findLine(&root, "sensors", "process", "mode"), c.Sensors.Process.Mode)
+		return fmt.Errorf("%s: line %d: sensors.process.mode: %q is not auto, netlink or poll", path, findLine(&root, "sensors", "process", "mode"), c.Sensors.Process.Mode)
 	}
 	for i, p := range c.Sensors.File.Paths {
 		if err := fswatch.ParsePaths([]string{p}); err != nil {

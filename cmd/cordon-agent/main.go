@@ -170,6 +170,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 	a, err := agent.New(agent.Config{
 		StateDir:    cfg.State,
 		ForcePoll:   cfg.Sensors.Process.Mode == "poll",
+		NoEBPF:      cfg.Sensors.Process.Mode == "netlink",
 		Collector:   cfg.Collector,
 		FilePaths:   cfg.Sensors.File.Paths,
 		NoFiles:     !cfg.Sensors.File.Enabled,

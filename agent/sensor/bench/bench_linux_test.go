@@ -150,19 +150,22 @@ func runStorm(b *testing.B, p *sensor.Process, wantMode string, d time.Duration)
 	return r
 }
 
-// BenchmarkExecStorm runs two storms of CORDON_BENCH_STORM (10 s) each:
-// one watched by the process sensor in its kernel mode, one by a 100 ms
-// gopsutil poll, and reports for both the share of execs seen, the share
-// seen with full command line and parent, and the sensor's CPU per exec.
+// BenchmarkExecStorm runs three storms of CORDON_BENCH_STORM (10 s) each,
+// watched by the process sensor with its eBPF exec capture, by the
+// netlink connector alone, and by a 100 ms gopsutil poll (the baseline),
+// and reports for each the share of execs seen, the share seen with full
+// command line and parent, and the sensor's CPU per exec.
 func BenchmarkExecStorm(b *testing.B) {
 	if os.Getuid() != 0 {
 		b.Skip("needs root for the netlink process connector")
 	}
 	d := duration("CORDON_BENCH_STORM", 10*time.Second)
 	for b.Loop() {
-		kernel := runStorm(b, sensor.NewProcess(sensor.Options{}), sensor.ModeNetlink, d)
+		ebpf := runStorm(b, sensor.NewProcess(sensor.Options{}), sensor.ModeNetlinkEBPF, d)
+		netlink := runStorm(b, sensor.NewProcess(sensor.Options{NoEBPF: true}), sensor.ModeNetlink, d)
 		poll := runStorm(b, sensor.NewProcess(sensor.Options{ForcePoll: true, PollInterval: 100 * time.Millisecond}), sensor.ModePoll, d)
-		report(b, "netlink", kernel)
+		report(b, "ebpf", ebpf)
+		report(b, "netlink", netlink)
 		report(b, "poll", poll)
 	}
 }
