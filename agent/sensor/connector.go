@@ -222,8 +222,23 @@ func (p *Process) handle(ev procEvent, wall func(uint64) time.Time) (ecs.Event, 
 // what the cache knows, and counted as lost.
 func (p *Process) execEvent(ev procEvent, ts time.Time) ecs.Event {
 	pid := ev.tgid
-	info, err := p.fs.read(pid)
-	recovered := p.fromKernel(&info)
+	var info procInfo
+	var err error
+	recovered := false
+	// The kernel's record is normally in before the connector's event:
+	// with it, /proc is read only for what the record lacks.
+	if r, ok := p.takeExec(pid, 0); ok {
+		// A truncated record leaves the arguments to /proc.
+		info, err = p.fs.readSome(pid, r.truncated)
+		recovered = fillFromKernel(&info, r, !r.truncated)
+	} else {
+		info, err = p.fs.read(pid)
+		if info.exe == "" || len(info.args) == 0 {
+			if r, ok := p.takeExec(pid, execWait); ok {
+				recovered = fillFromKernel(&info, r, false)
+			}
+		}
+	}
 	if err != nil {
 		if errors.Is(err, errGone) && !recovered {
 			p.lost.Add(1)
@@ -244,37 +259,35 @@ func (p *Process) execEvent(ev procEvent, ts time.Time) ecs.Event {
 // event, so it is normally there already.
 const execWait = 2 * time.Millisecond
 
-// fromKernel takes the eBPF record of the exec of info.pid and fills in
-// what /proc could not give: the executable, the arguments, and for a
-// process already reaped its parent, start time and user. It reports
-// whether the record completed info.
-func (p *Process) fromKernel(info *procInfo) bool {
+// takeExec takes the eBPF record of pid's exec, if eBPF runs.
+func (p *Process) takeExec(pid int, wait time.Duration) (execRecord, bool) {
 	if p.execs == nil {
-		return false
+		return execRecord{}, false
 	}
-	complete := info.exe != "" && len(info.args) > 0
-	wait := execWait
-	if complete {
-		wait = 0 // only drop the record
+	return p.execs.take(pid, wait)
+}
+
+// fillFromKernel completes what /proc gave with the kernel's record of
+// the exec: the arguments and user always when args is set (they were not
+// read), and the executable, parent and start time of a process /proc no
+// longer knows. It reports whether the record filled in for a process
+// that was gone.
+func fillFromKernel(info *procInfo, r execRecord, args bool) bool {
+	gone := info.exe == ""
+	if args || len(info.args) == 0 {
+		info.args = r.args
 	}
-	r, ok := p.execs.take(info.pid, wait)
-	if !ok || complete {
-		return false
+	if args || info.uid == "" {
+		info.uid = strconv.FormatUint(uint64(r.uid), 10)
 	}
 	if info.exe == "" {
 		info.exe = r.filename
-	}
-	if len(info.args) == 0 {
-		info.args = r.args
 	}
 	if !info.statOK {
 		info.stat = statInfo{comm: filepath.Base(r.filename), ppid: r.ppid, startTicks: r.startTicks()}
 		info.statOK = true
 	}
-	if info.uid == "" {
-		info.uid = strconv.FormatUint(uint64(r.uid), 10)
-	}
-	return true
+	return gone
 }
 
 // exitEvent forgets the process that exited and returns its end event if

@@ -66,3 +66,50 @@ func TestExecCaptureFillsReapedProcess(t *testing.T) {
 		t.Errorf("a process recovered from the kernel's record counted as lost: %+v", p.Stats())
 	}
 }
+
+// A live process takes its arguments from the kernel's record and the
+// rest (resolved executable, working directory) from /proc.
+func TestExecCaptureLiveProcess(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("skipping: loading eBPF programs needs root")
+	}
+	c, err := openExecCapture()
+	if err != nil {
+		t.Skipf("skipping: eBPF exec capture unavailable here: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.run(ctx, func(err error) { t.Errorf("record: %v", err) }) }()
+	defer func() { cancel(); <-done; c.close() }()
+	p := NewProcess(Options{NoEBPF: true})
+	p.execs = c.store
+	p.bootID, _ = p.fs.bootID()
+	p.boot, _ = p.fs.bootTime()
+
+	cmd := exec.Command("/bin/sleep", "5")
+	cmd.Dir = "/"
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	pid := cmd.Process.Pid
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c.store.mu.Lock()
+		n := len(c.store.byPID[pid])
+		c.store.mu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no kernel record of the exec")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ev := p.execEvent(procEvent{kind: procEventExec, pid: pid, tgid: pid}, time.Now())
+	pr := ev.Process
+	exe, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
+	if !slices.Equal(pr.Args, []string{"/bin/sleep", "5"}) || pr.Executable != exe || pr.WorkingDirectory != "/" || pr.User.ID != "0" {
+		t.Errorf("event %+v, want args from the kernel and executable %s, cwd / from /proc", pr, exe)
+	}
+}

@@ -70,7 +70,11 @@ func (p *procfs) path(pid int, name string) string {
 // it could read, and errGone when the executable could not be read because
 // the process no longer exists (or is a zombie); other failures are
 // returned wrapped.
-func (p *procfs) read(pid int) (procInfo, error) {
+func (p *procfs) read(pid int) (procInfo, error) { return p.readSome(pid, true) }
+
+// readSome is read, skipping the command line and the user when withArgs
+// is false (the caller has them from the kernel already).
+func (p *procfs) readSome(pid int, withArgs bool) (procInfo, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	info := procInfo{pid: pid}
@@ -89,8 +93,10 @@ func (p *procfs) read(pid int) (procInfo, error) {
 		}
 	}
 	info.exe = exe
-	if b, err := p.readFile(p.path(pid, "cmdline")); err == nil {
-		info.args = parseCmdline(b)
+	if withArgs {
+		if b, err := p.readFile(p.path(pid, "cmdline")); err == nil {
+			info.args = parseCmdline(b)
+		}
 	}
 	if cwd, err := os.Readlink(p.path(pid, "cwd")); err == nil {
 		info.cwd = cwd
@@ -104,8 +110,10 @@ func (p *procfs) read(pid int) (procInfo, error) {
 		note(fmt.Errorf("read stat of pid %d: %w", pid, err))
 	}
 	info.statOK = err == nil
-	if b, err := p.readFile(p.path(pid, "status")); err == nil {
-		info.uid, _ = parseStatusUID(b)
+	if withArgs {
+		if b, err := p.readFile(p.path(pid, "status")); err == nil {
+			info.uid, _ = parseStatusUID(b)
+		}
 	}
 	return info, firstErr
 }
