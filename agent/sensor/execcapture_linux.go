@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
@@ -43,6 +44,9 @@ func openExecCapture() (*execCapture, error) {
 		return nil, fmt.Errorf("opening the exec ring buffer: %w", err)
 	}
 	c.rd = rd
+	// Loading parsed the kernel's BTF (megabytes, mapped and decoded) to
+	// relocate the program; none of it is needed any more.
+	debug.FreeOSMemory()
 	return c, nil
 }
 

@@ -78,8 +78,11 @@ func storm(tag string, d time.Duration) ([]int, error) {
 // stormResult is what one sensor saw of one storm.
 type stormResult struct {
 	spawned, seen, full int
-	cpu                 time.Duration
-	elapsed             time.Duration
+	// events counts every event the sensor delivered, the storm's and
+	// the rest of the host's.
+	events  int
+	cpu     time.Duration
+	elapsed time.Duration
 }
 
 // runStorm runs a storm while p watches, and counts the markers it saw,
@@ -125,6 +128,7 @@ func runStorm(b *testing.B, p *sensor.Process, wantMode string, d time.Duration)
 			}
 		}
 	}()
+	ev0 := p.Stats().Events
 	cpu0, t0 := cpuTime(), time.Now()
 	counts, err := storm(tag, d)
 	if err != nil {
@@ -133,13 +137,14 @@ func runStorm(b *testing.B, p *sensor.Process, wantMode string, d time.Duration)
 	elapsed := time.Since(t0)
 	time.Sleep(500 * time.Millisecond) // let the last events arrive
 	cpu := cpuTime() - cpu0
+	events := p.Stats().Events - ev0
 	cancel()
 	if err := <-done; err != nil {
 		b.Fatal(err)
 	}
 	close(out)
 	<-collect
-	r := stormResult{cpu: cpu, elapsed: elapsed, full: full}
+	r := stormResult{cpu: cpu, elapsed: elapsed, full: full, events: int(events)}
 	for _, n := range counts {
 		r.spawned += n
 	}
@@ -178,6 +183,9 @@ func report(b *testing.B, name string, r stormResult) {
 	b.ReportMetric(100*float64(r.seen)/float64(r.spawned), name+"_seen_%")
 	b.ReportMetric(100*float64(r.full)/float64(r.spawned), name+"_full_%")
 	b.ReportMetric(float64(r.cpu.Microseconds())/float64(r.spawned), name+"_cpu_µs/exec")
+	if r.events > 0 {
+		b.ReportMetric(float64(r.cpu.Microseconds())/float64(r.events), name+"_cpu_µs/event")
+	}
 }
 
 // rss is this process's resident set in bytes.
