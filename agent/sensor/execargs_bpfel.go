@@ -8,15 +8,30 @@ import (
 	_ "embed"
 	"fmt"
 	"io"
+	"structs"
 
 	"github.com/cilium/ebpf"
 )
+
+type execArgsExecEvent struct {
+	_             structs.HostLayout
+	Pid           uint32
+	Ppid          uint32
+	Uid           uint32
+	ArgsLen       uint32
+	StartBoottime uint64
+	Truncated     uint8
+	Pad           [7]uint8
+	Filename      [256]int8
+	Args          [4096]int8
+}
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	execArgsMapEvents  = "events"
+	execArgsMapScratch = "scratch"
 	execArgsProgOnExec = "on_exec"
 )
 
@@ -69,7 +84,8 @@ type execArgsProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type execArgsMapSpecs struct {
-	Events *ebpf.MapSpec `ebpf:"events"`
+	Events  *ebpf.MapSpec `ebpf:"events"`
+	Scratch *ebpf.MapSpec `ebpf:"scratch"`
 }
 
 // execArgsVariableSpecs contains global variables before they are loaded into the kernel.
@@ -98,12 +114,14 @@ func (o *execArgsObjects) Close() error {
 //
 // It can be passed to loadExecArgsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type execArgsMaps struct {
-	Events *ebpf.Map `ebpf:"events"`
+	Events  *ebpf.Map `ebpf:"events"`
+	Scratch *ebpf.Map `ebpf:"scratch"`
 }
 
 func (m *execArgsMaps) Close() error {
 	return _ExecArgsClose(
 		m.Events,
+		m.Scratch,
 	)
 }
 

@@ -30,8 +30,9 @@ func (r execRecord) startTicks() uint64 { return r.startBoot / uint64(1e9/userHZ
 
 // parseExecRecord decodes one ring buffer record of the eBPF program.
 func parseExecRecord(b []byte) (execRecord, error) {
-	if len(b) < execRecordLen {
-		return execRecord{}, fmt.Errorf("exec record of %d bytes, want %d", len(b), execRecordLen)
+	const fixed = execRecordHeader + execRecordNameLen
+	if len(b) < fixed {
+		return execRecord{}, fmt.Errorf("exec record of %d bytes, want at least %d", len(b), fixed)
 	}
 	ne := binary.NativeEndian
 	r := execRecord{
@@ -42,8 +43,8 @@ func parseExecRecord(b []byte) (execRecord, error) {
 		truncated: b[24] != 0,
 	}
 	n := ne.Uint32(b[12:])
-	if n > execRecordArgsMax {
-		return execRecord{}, fmt.Errorf("exec record of pid %d: argument length %d over %d", r.pid, n, execRecordArgsMax)
+	if n > execRecordArgsMax || int(n) > len(b)-fixed {
+		return execRecord{}, fmt.Errorf("exec record of pid %d: argument length %d over the %d bytes of the record", r.pid, n, len(b)-fixed)
 	}
 	if r.pid <= 0 {
 		return execRecord{}, fmt.Errorf("exec record with pid %d", r.pid)
@@ -53,6 +54,6 @@ func parseExecRecord(b []byte) (execRecord, error) {
 		name = name[:i]
 	}
 	r.filename = string(name)
-	r.args = parseCmdline(b[execRecordHeader+execRecordNameLen : execRecordHeader+execRecordNameLen+int(n)])
+	r.args = parseCmdline(b[fixed : fixed+int(n)])
 	return r, nil
 }

@@ -39,6 +39,7 @@ func TestParseExecRecord(t *testing.T) {
 		err  string
 	}{
 		{"short", make([]byte, 100), "exec record of 100 bytes"},
+		{"args past the end", record(5, 1, 0, 0, "x", []byte("abc"))[:execRecordHeader+execRecordNameLen+2], "argument length 3"},
 		{"zero pid", record(0, 1, 0, 0, "x", nil), "pid 0"},
 		{"args too long", func() []byte {
 			b := record(5, 1, 0, 0, "x", nil)

@@ -19,7 +19,10 @@ typedef __u16 __be16;
 typedef __u32 __be32;
 typedef __u32 __wsum;
 
-enum { BPF_MAP_TYPE_RINGBUF = 27 };
+enum {
+	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
+	BPF_MAP_TYPE_RINGBUF = 27,
+};
 
 struct bpf_raw_tracepoint_args {
 	__u64 args[0];
@@ -68,9 +71,19 @@ struct exec_event {
 	char args[ARGS_MAX];
 };
 
+// Records are built in a per-CPU scratch slot and copied to the ring with
+// only the bytes of argv they hold, so a typical exec takes a few hundred
+// bytes of the ring rather than the full 4 KiB.
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct exec_event);
+} scratch SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 8 << 20);
+	__uint(max_entries, 2 << 20);
 } events SEC(".maps");
 
 SEC("raw_tracepoint/sched_process_exec")
@@ -80,8 +93,9 @@ int on_exec(struct bpf_raw_tracepoint_args *ctx)
 	struct linux_binprm *bprm = (struct linux_binprm *)ctx->args[2];
 	struct exec_event *e;
 	unsigned long start, end, len;
+	__u32 zero = 0;
 
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	e = bpf_map_lookup_elem(&scratch, &zero);
 	if (!e)
 		return 0;
 	e->pid = BPF_CORE_READ(task, tgid);
@@ -101,7 +115,10 @@ int on_exec(struct bpf_raw_tracepoint_args *ctx)
 	if (bpf_probe_read_user(e->args, len, (void *)start) < 0)
 		len = 0;
 	e->args_len = len;
-	bpf_ringbuf_submit(e, 0);
+	if (len > ARGS_MAX)
+		len = ARGS_MAX;
+	// A full ring drops the record: the sensor falls back to /proc.
+	bpf_ringbuf_output(&events, e, sizeof(*e) - ARGS_MAX + len, 0);
 	return 0;
 }
 
