@@ -1,8 +1,8 @@
 // Package agent wires cordon-agent's components: the process, file and
-// network sensors feed the detectors through a bounded queue, findings go to the durable spool, the uplink
-// drains the spool to the collector and brings commands back to the
-// executor. Each component runs under one errgroup and stops with the
-// context.
+// network sensors feed the detectors through a bounded queue, findings go
+// to the durable spool, the uplink drains the spool to the collector and
+// brings commands back to the executor. Each component runs under one
+// errgroup and stops with the context.
 package agent
 
 import (
@@ -58,18 +58,18 @@ type Config struct {
 
 // Agent is a running cordon-agent.
 type Agent struct {
-	cfg     Config
-	log     *slog.Logger
-	id      *identity.Identity
-	spool   *spool.Queue
-	sensor  *sensor.Process
-	sources []*source
-	engine  *detectors.Engine
-	exec    *executor.Executor
-	uplink  *uplink.Client
-	drills  *drillMarks
-	hub     *localapi.Hub
-	close   func() error
+	cfg    Config
+	log    *slog.Logger
+	id     *identity.Identity
+	spool  *spool.Queue
+	sensor *sensor.Process
+	srcs   []*source
+	engine *detectors.Engine
+	exec   *executor.Executor
+	uplink *uplink.Client
+	drills *drillMarks
+	hub    *localapi.Hub
+	close  func() error
 }
 
 // New loads the identity and opens the state store. Close releases it.
@@ -105,7 +105,7 @@ func New(cfg Config) (*Agent, error) {
 		hub:    localapi.NewHub(1000),
 		close:  db.Close,
 	}
-	a.sources = append(a.sources, &source{
+	a.srcs = append(a.srcs, &source{
 		name: "process", run: a.sensor.Run, mode: a.sensor.Mode,
 		stats: func() (uint64, uint64) { st := a.sensor.Stats(); return st.Events, st.Lost },
 	})
@@ -120,14 +120,14 @@ func New(cfg Config) (*Agent, error) {
 			a.Close()
 			return nil, fmt.Errorf("file sensor: %w", err)
 		}
-		a.sources = append(a.sources, &source{
+		a.srcs = append(a.srcs, &source{
 			name: "file", run: fs.Run, mode: fs.Mode,
 			stats: func() (uint64, uint64) { st := fs.Stats(); return st.Events, st.Lost },
 		})
 	}
 	if !cfg.NoNetwork {
 		ns := netwatch.New(netwatch.Options{Process: a.sensor.Lookup, Logger: cfg.Logger})
-		a.sources = append(a.sources, &source{
+		a.srcs = append(a.srcs, &source{
 			name: "network", run: ns.Run, mode: ns.Mode,
 			stats: func() (uint64, uint64) { st := ns.Stats(); return st.Events, st.Lost },
 		})
@@ -158,7 +158,7 @@ func (a *Agent) ID() string { return a.id.AgentID }
 func (a *Agent) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	events := make(chan ecs.Event, 4096)
-	for _, s := range a.sources {
+	for _, s := range a.srcs {
 		g.Go(func() error {
 			a.runSource(ctx, s, events)
 			return nil

@@ -75,8 +75,8 @@ func (s *source) status() localapi.Sensor {
 }
 
 func (a *Agent) sensorStatus() []localapi.Sensor {
-	out := make([]localapi.Sensor, 0, len(a.sources))
-	for _, s := range a.sources {
+	out := make([]localapi.Sensor, 0, len(a.srcs))
+	for _, s := range a.srcs {
 		out = append(out, s.status())
 	}
 	return out
@@ -84,7 +84,7 @@ func (a *Agent) sensorStatus() []localapi.Sensor {
 
 // sensorsReady reports whether every sensor has picked its mode.
 func (a *Agent) sensorsReady() bool {
-	for _, s := range a.sources {
+	for _, s := range a.srcs {
 		if mode, _ := s.mode(); mode == "" {
 			s.mu.Lock()
 			failed := s.failed != nil
@@ -99,7 +99,7 @@ func (a *Agent) sensorsReady() bool {
 
 func (a *Agent) sensorModes() []string {
 	var out []string
-	for _, s := range a.sources {
+	for _, s := range a.srcs {
 		mode, _ := s.mode()
 		out = append(out, s.name+"="+mode)
 	}
