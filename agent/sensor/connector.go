@@ -234,8 +234,17 @@ func (p *Process) execEvent(ev procEvent, ts time.Time) ecs.Event {
 	} else {
 		info, err = p.fs.read(pid)
 		if info.exe == "" || len(info.args) == 0 {
-			if r, ok := p.takeExec(pid, execWait); ok {
+			// Wait for a record in flight, unless the last wait came up
+			// empty: then the ring is dropping records, and waiting
+			// would only slow the connector's reader down.
+			wait := execWait
+			if time.Since(p.execMiss) < time.Second {
+				wait = 0
+			}
+			if r, ok := p.takeExec(pid, wait); ok {
 				recovered = fillFromKernel(&info, r, false)
+			} else if p.execs != nil {
+				p.execMiss = time.Now()
 			}
 		}
 	}
@@ -257,7 +266,7 @@ func (p *Process) execEvent(ev procEvent, ts time.Time) ecs.Event {
 // execWait bounds how long an exec whose process is gone waits for the
 // kernel's record of it; the record is written before the connector's
 // event, so it is normally there already.
-const execWait = 2 * time.Millisecond
+const execWait = 10 * time.Millisecond
 
 // takeExec takes the eBPF record of pid's exec, if eBPF runs.
 func (p *Process) takeExec(pid int, wait time.Duration) (execRecord, bool) {

@@ -62,6 +62,9 @@ type Process struct {
 	// execs holds the eBPF exec records; nil without eBPF. Set by Run
 	// before the first event.
 	execs *execStore
+	// execMiss is when a wait for an exec record last came up empty;
+	// used by the connector's reader only.
+	execMiss time.Time
 
 	events, lost atomic.Uint64
 
