@@ -102,6 +102,8 @@ type Sensor struct {
 	watched map[string]bool
 	missing map[string]error // spec pattern → why it is not watched
 	capped  bool
+	// degraded is what the last log said was degraded.
+	degraded string
 }
 
 // New returns a file sensor configured by opts, or an error naming a bad
@@ -344,8 +346,8 @@ func (s *Sensor) excluded(p string) bool {
 
 // updateMode sets the mode and the degraded reason from the watch state.
 func (s *Sensor) updateMode() {
+	// b holds what degraded; the count of folders goes in front of it.
 	var b strings.Builder
-	fmt.Fprintf(&b, "watching %d folders", len(s.watched))
 	if len(s.missing) > 0 {
 		keys := make([]string, 0, len(s.missing))
 		for k := range s.missing {
@@ -376,12 +378,22 @@ func (s *Sensor) updateMode() {
 	if s.capped {
 		fmt.Fprintf(&b, "; watch cap of %d reached", s.opts.MaxWatches)
 	}
+	degraded := strings.TrimPrefix(b.String(), "; ")
+	reason := fmt.Sprintf("watching %d folders", len(s.watched))
+	if degraded != "" {
+		reason += "; " + degraded
+	}
 	s.mu.Lock()
-	changed := s.reason != b.String()
-	s.mode, s.reason = Mode, b.String()
+	first := s.mode == ""
+	s.mode, s.reason = Mode, reason
 	s.mu.Unlock()
-	if changed {
-		s.log.Info("file sensor: watching", "mode", Mode, "reason", b.String())
+	// Log when the sensor starts and when what is degraded changes, not
+	// each time a folder is added.
+	if first || degraded != s.degraded {
+		s.degraded = degraded
+		// Missing default paths are common (no cron spool, no user
+		// with .ssh): say so without alarm.
+		s.log.Info("file sensor: watching", "mode", Mode, "folders", len(s.watched), "degraded", degraded)
 	}
 }
 
