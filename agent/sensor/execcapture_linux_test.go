@@ -109,6 +109,15 @@ func TestExecCaptureLiveProcess(t *testing.T) {
 	ev := p.execEvent(procEvent{kind: procEventExec, pid: pid, tgid: pid}, time.Now())
 	pr := ev.Process
 	exe, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
+	st, err := p.fs.stat(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The entity id built from the kernel's start time is the one /proc
+	// gives, so events from either source name the same process.
+	if want := p.bootID + "-" + strconv.Itoa(pid) + "-" + strconv.FormatUint(st.startTicks, 10); pr.EntityID != want || pr.Parent == nil || pr.Parent.PID != os.Getpid() {
+		t.Errorf("entity id %q parent %+v, want %q and this test", pr.EntityID, pr.Parent, want)
+	}
 	if !slices.Equal(pr.Args, []string{"/bin/sleep", "5"}) || pr.Executable != exe || pr.WorkingDirectory != "/" || pr.User.ID != "0" {
 		t.Errorf("event %+v, want args from the kernel and executable %s, cwd / from /proc", pr, exe)
 	}

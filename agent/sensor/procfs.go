@@ -72,9 +72,10 @@ func (p *procfs) path(pid int, name string) string {
 // returned wrapped.
 func (p *procfs) read(pid int) (procInfo, error) { return p.readSome(pid, true) }
 
-// readSome is read, skipping the command line and the user when withArgs
-// is false (the caller has them from the kernel already).
-func (p *procfs) readSome(pid int, withArgs bool) (procInfo, error) {
+// readSome is read, reading only the executable and the working
+// directory when full is false (the caller has the rest from the kernel's
+// record of the exec).
+func (p *procfs) readSome(pid int, full bool) (procInfo, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	info := procInfo{pid: pid}
@@ -93,13 +94,16 @@ func (p *procfs) readSome(pid int, withArgs bool) (procInfo, error) {
 		}
 	}
 	info.exe = exe
-	if withArgs {
+	if full {
 		if b, err := p.readFile(p.path(pid, "cmdline")); err == nil {
 			info.args = parseCmdline(b)
 		}
 	}
 	if cwd, err := os.Readlink(p.path(pid, "cwd")); err == nil {
 		info.cwd = cwd
+	}
+	if !full {
+		return info, firstErr
 	}
 	b, err := p.readFile(p.path(pid, "stat"))
 	if err == nil {
@@ -110,10 +114,8 @@ func (p *procfs) readSome(pid int, withArgs bool) (procInfo, error) {
 		note(fmt.Errorf("read stat of pid %d: %w", pid, err))
 	}
 	info.statOK = err == nil
-	if withArgs {
-		if b, err := p.readFile(p.path(pid, "status")); err == nil {
-			info.uid, _ = parseStatusUID(b)
-		}
+	if b, err := p.readFile(p.path(pid, "status")); err == nil {
+		info.uid, _ = parseStatusUID(b)
 	}
 	return info, firstErr
 }
