@@ -1,8 +1,8 @@
-// Package agent wires cordon-agent's components: the process sensor
-// feeds the detectors, findings go to the durable spool, the uplink
-// drains the spool to the collector and brings commands back to the
-// executor. Each component runs under one errgroup and stops with the
-// context.
+// Package agent wires cordon-agent's components: the process, file and
+// network sensors feed the detectors through a bounded queue, findings go
+// to the durable spool, the uplink drains the spool to the collector and
+// brings commands back to the executor. Each component runs under one
+// errgroup and stops with the context.
 package agent
 
 import (
@@ -24,6 +24,8 @@ import (
 	"github.com/cordon-edr/cordon/agent/identity"
 	"github.com/cordon-edr/cordon/agent/localapi"
 	"github.com/cordon-edr/cordon/agent/sensor"
+	"github.com/cordon-edr/cordon/agent/sensor/fswatch"
+	"github.com/cordon-edr/cordon/agent/sensor/netwatch"
 	"github.com/cordon-edr/cordon/agent/spool"
 	"github.com/cordon-edr/cordon/agent/uplink"
 	"github.com/cordon-edr/cordon/detectors"
@@ -40,6 +42,8 @@ type Config struct {
 	// ForcePoll makes the process sensor poll even where kernel events
 	// are available.
 	ForcePoll bool
+	// NoEBPF keeps the process sensor from loading its eBPF exec capture.
+	NoEBPF bool
 	// Collector overrides the collector address stored at enrollment.
 	Collector string
 	// NoiseWindow, when set, reports a rule once per window per process
@@ -55,6 +59,15 @@ type Config struct {
 	// that kill and suspend refuse, besides pid 1, kernel threads and the
 	// agent with its ancestors.
 	ProtectedProcesses []string
+	// FilePaths are the paths the file sensor watches (fswatch syntax);
+	// empty means fswatch.DefaultPaths. NoFiles turns the sensor off.
+	FilePaths []string
+	NoFiles   bool
+	// FileHashMax caps the size of the files hashed; 0 means the
+	// default, negative turns hashing off.
+	FileHashMax int64
+	// NoNetwork turns the network sensor off.
+	NoNetwork bool
 }
 
 // Agent is a running cordon-agent.
@@ -64,6 +77,7 @@ type Agent struct {
 	id     *identity.Identity
 	spool  *spool.Queue
 	sensor *sensor.Process
+	srcs   []*source
 	engine *detectors.Engine
 	exec   *executor.Executor
 	uplink *uplink.Client
@@ -110,7 +124,7 @@ func New(cfg Config) (*Agent, error) {
 		log:    cfg.Logger.With("agent", id.AgentID),
 		id:     id,
 		spool:  q,
-		sensor: sensor.NewProcess(sensor.Options{ForcePoll: cfg.ForcePoll, Logger: cfg.Logger}),
+		sensor: sensor.NewProcess(sensor.Options{ForcePoll: cfg.ForcePoll, NoEBPF: cfg.NoEBPF, Logger: cfg.Logger}),
 		engine: detectors.NewEngine(append(detectors.Builtin(), stateful.All(time.Now)...)...),
 		exec:   executor.New(db, cfg.Logger),
 		drills: newDrillMarks(),
@@ -122,6 +136,33 @@ func New(cfg Config) (*Agent, error) {
 	a.engine.AddBatch(pack.Batch())
 	a.engine.SetNoiseWindow(cfg.NoiseWindow)
 	a.engine.SetExceptions(cfg.Exceptions)
+	a.srcs = append(a.srcs, &source{
+		name: "process", run: a.sensor.Run, mode: a.sensor.Mode,
+		stats: func() (uint64, uint64) { st := a.sensor.Stats(); return st.Events, st.Lost },
+	})
+	if !cfg.NoFiles {
+		fs, err := fswatch.New(fswatch.Options{
+			Paths:        cfg.FilePaths,
+			Exclude:      []string{cfg.StateDir},
+			HashMaxBytes: cfg.FileHashMax,
+			Logger:       cfg.Logger,
+		})
+		if err != nil {
+			a.Close()
+			return nil, fmt.Errorf("file sensor: %w", err)
+		}
+		a.srcs = append(a.srcs, &source{
+			name: "file", run: fs.Run, mode: fs.Mode,
+			stats: func() (uint64, uint64) { st := fs.Stats(); return st.Events, st.Lost },
+		})
+	}
+	if !cfg.NoNetwork {
+		ns := netwatch.New(netwatch.Options{Process: a.sensor.Lookup, Logger: cfg.Logger})
+		a.srcs = append(a.srcs, &source{
+			name: "network", run: ns.Run, mode: ns.Mode,
+			stats: func() (uint64, uint64) { st := ns.Stats(); return st.Events, st.Lost },
+		})
+	}
 	a.exec.Handle("drill", a.runDrill)
 	a.exec.Handle("isolate", a.runIsolate)
 	a.exec.Handle("release", a.runRelease)
@@ -155,18 +196,18 @@ func (a *Agent) ID() string { return a.id.AgentID }
 func (a *Agent) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	events := make(chan ecs.Event, 4096)
-	g.Go(func() error {
-		if err := a.sensor.Run(ctx, events); err != nil {
-			return fmt.Errorf("process sensor: %w", err)
-		}
-		return nil
-	})
+	for _, s := range a.srcs {
+		g.Go(func() error {
+			a.runSource(ctx, s, events)
+			return nil
+		})
+	}
 	g.Go(func() error { return a.detect(ctx, events) })
 	g.Go(func() error {
-		// The hello names the sensor modes: give the sensor a moment to
-		// pick one before the first connection.
+		// The hello names the sensor modes: give the sensors a moment to
+		// pick theirs before the first connection.
 		for i := 0; i < 50; i++ {
-			if mode, _ := a.sensor.Mode(); mode != "" || ctx.Err() != nil {
+			if a.sensorsReady() || ctx.Err() != nil {
 				break
 			}
 			time.Sleep(100 * time.Millisecond)
@@ -238,8 +279,6 @@ func SocketPath(stateDir string) string { return filepath.Join(stateDir, localap
 func (a *Agent) Status() localapi.Status {
 	up := a.uplink.Status()
 	sp := a.spool.Stats()
-	mode, reason := a.sensor.Mode()
-	ss := a.sensor.Stats()
 	return localapi.Status{
 		AgentID:        a.id.AgentID,
 		Version:        a.cfg.Version,
@@ -249,7 +288,7 @@ func (a *Agent) Status() localapi.Status {
 		LastError:      up.LastError,
 		FindingsSent:   up.Sent,
 		Spool:          localapi.Spool{Pending: int64(sp.Pending), Dropped: int64(sp.Dropped)},
-		Sensors:        []localapi.Sensor{{Name: "process", Mode: mode, Reason: reason, Events: ss.Events, Lost: ss.Lost}},
+		Sensors:        a.sensorStatus(),
 		Rules:          len(a.engine.Rules()),
 		EventsDropped:  a.hub.Dropped(),
 		Isolated:       a.isolator.Isolated(),
@@ -257,11 +296,10 @@ func (a *Agent) Status() localapi.Status {
 }
 
 func (a *Agent) hello() *protocol.Hello {
-	mode, _ := a.sensor.Mode()
 	return &protocol.Hello{
 		Version:     protocol.CurrentVersion(),
 		Host:        identity.HostFacts(a.cfg.Version),
-		SensorModes: []string{"process=" + mode},
+		SensorModes: a.sensorModes(),
 		Isolated:    a.isolator.Isolated(),
 	}
 }
@@ -273,6 +311,7 @@ func (a *Agent) heartbeat() *protocol.Heartbeat {
 		SpoolPending: uint64(st.Pending),
 		SpoolDropped: uint64(st.Dropped),
 		Isolated:     a.isolator.Isolated(),
+		Sensors:      a.sensorStats(),
 	}
 }
 

@@ -532,11 +532,13 @@ func (x *HelloAck) GetHeartbeatSeconds() uint32 {
 }
 
 type Heartbeat struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SentUnixNano  int64                  `protobuf:"varint,1,opt,name=sent_unix_nano,json=sentUnixNano,proto3" json:"sent_unix_nano,omitempty"`
-	SpoolPending  uint64                 `protobuf:"varint,2,opt,name=spool_pending,json=spoolPending,proto3" json:"spool_pending,omitempty"`
-	SpoolDropped  uint64                 `protobuf:"varint,3,opt,name=spool_dropped,json=spoolDropped,proto3" json:"spool_dropped,omitempty"`
-	Isolated      bool                   `protobuf:"varint,4,opt,name=isolated,proto3" json:"isolated,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	SentUnixNano int64                  `protobuf:"varint,1,opt,name=sent_unix_nano,json=sentUnixNano,proto3" json:"sent_unix_nano,omitempty"`
+	SpoolPending uint64                 `protobuf:"varint,2,opt,name=spool_pending,json=spoolPending,proto3" json:"spool_pending,omitempty"`
+	SpoolDropped uint64                 `protobuf:"varint,3,opt,name=spool_dropped,json=spoolDropped,proto3" json:"spool_dropped,omitempty"`
+	Isolated     bool                   `protobuf:"varint,4,opt,name=isolated,proto3" json:"isolated,omitempty"`
+	// Per-sensor counters since the agent started.
+	Sensors       []*SensorStats `protobuf:"bytes,5,rep,name=sensors,proto3" json:"sensors,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -599,6 +601,92 @@ func (x *Heartbeat) GetIsolated() bool {
 	return false
 }
 
+func (x *Heartbeat) GetSensors() []*SensorStats {
+	if x != nil {
+		return x.Sensors
+	}
+	return nil
+}
+
+// SensorStats is one sensor's health: its mode, the events it delivered,
+// what it lost (kernel overflows, unreadable sources) and what the agent
+// dropped from it because the queue to the detectors was full.
+type SensorStats struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Mode          string                 `protobuf:"bytes,2,opt,name=mode,proto3" json:"mode,omitempty"`
+	Events        uint64                 `protobuf:"varint,3,opt,name=events,proto3" json:"events,omitempty"`
+	Lost          uint64                 `protobuf:"varint,4,opt,name=lost,proto3" json:"lost,omitempty"`
+	Dropped       uint64                 `protobuf:"varint,5,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SensorStats) Reset() {
+	*x = SensorStats{}
+	mi := &file_cordon_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SensorStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SensorStats) ProtoMessage() {}
+
+func (x *SensorStats) ProtoReflect() protoreflect.Message {
+	mi := &file_cordon_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SensorStats.ProtoReflect.Descriptor instead.
+func (*SensorStats) Descriptor() ([]byte, []int) {
+	return file_cordon_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SensorStats) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SensorStats) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *SensorStats) GetEvents() uint64 {
+	if x != nil {
+		return x.Events
+	}
+	return 0
+}
+
+func (x *SensorStats) GetLost() uint64 {
+	if x != nil {
+		return x.Lost
+	}
+	return 0
+}
+
+func (x *SensorStats) GetDropped() uint64 {
+	if x != nil {
+		return x.Dropped
+	}
+	return 0
+}
+
 type Rule struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -613,7 +701,7 @@ type Rule struct {
 
 func (x *Rule) Reset() {
 	*x = Rule{}
-	mi := &file_cordon_proto_msgTypes[6]
+	mi := &file_cordon_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -625,7 +713,7 @@ func (x *Rule) String() string {
 func (*Rule) ProtoMessage() {}
 
 func (x *Rule) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[6]
+	mi := &file_cordon_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -638,7 +726,7 @@ func (x *Rule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rule.ProtoReflect.Descriptor instead.
 func (*Rule) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{6}
+	return file_cordon_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Rule) GetId() string {
@@ -701,7 +789,7 @@ type Finding struct {
 
 func (x *Finding) Reset() {
 	*x = Finding{}
-	mi := &file_cordon_proto_msgTypes[7]
+	mi := &file_cordon_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -713,7 +801,7 @@ func (x *Finding) String() string {
 func (*Finding) ProtoMessage() {}
 
 func (x *Finding) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[7]
+	mi := &file_cordon_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -726,7 +814,7 @@ func (x *Finding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Finding.ProtoReflect.Descriptor instead.
 func (*Finding) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{7}
+	return file_cordon_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Finding) GetId() string {
@@ -811,7 +899,7 @@ type FindingBatch struct {
 
 func (x *FindingBatch) Reset() {
 	*x = FindingBatch{}
-	mi := &file_cordon_proto_msgTypes[8]
+	mi := &file_cordon_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -823,7 +911,7 @@ func (x *FindingBatch) String() string {
 func (*FindingBatch) ProtoMessage() {}
 
 func (x *FindingBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[8]
+	mi := &file_cordon_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -836,7 +924,7 @@ func (x *FindingBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindingBatch.ProtoReflect.Descriptor instead.
 func (*FindingBatch) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{8}
+	return file_cordon_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *FindingBatch) GetSeq() uint64 {
@@ -864,7 +952,7 @@ type BatchAck struct {
 
 func (x *BatchAck) Reset() {
 	*x = BatchAck{}
-	mi := &file_cordon_proto_msgTypes[9]
+	mi := &file_cordon_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -876,7 +964,7 @@ func (x *BatchAck) String() string {
 func (*BatchAck) ProtoMessage() {}
 
 func (x *BatchAck) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[9]
+	mi := &file_cordon_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -889,7 +977,7 @@ func (x *BatchAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchAck.ProtoReflect.Descriptor instead.
 func (*BatchAck) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{9}
+	return file_cordon_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *BatchAck) GetSeq() uint64 {
@@ -928,7 +1016,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_cordon_proto_msgTypes[10]
+	mi := &file_cordon_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -940,7 +1028,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[10]
+	mi := &file_cordon_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -953,7 +1041,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{10}
+	return file_cordon_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Command) GetId() string {
@@ -1017,7 +1105,7 @@ type CommandResult struct {
 
 func (x *CommandResult) Reset() {
 	*x = CommandResult{}
-	mi := &file_cordon_proto_msgTypes[11]
+	mi := &file_cordon_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1029,7 +1117,7 @@ func (x *CommandResult) String() string {
 func (*CommandResult) ProtoMessage() {}
 
 func (x *CommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[11]
+	mi := &file_cordon_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1042,7 +1130,7 @@ func (x *CommandResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandResult.ProtoReflect.Descriptor instead.
 func (*CommandResult) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{11}
+	return file_cordon_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *CommandResult) GetId() string {
@@ -1087,7 +1175,7 @@ type EnrollRequest struct {
 
 func (x *EnrollRequest) Reset() {
 	*x = EnrollRequest{}
-	mi := &file_cordon_proto_msgTypes[12]
+	mi := &file_cordon_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1099,7 +1187,7 @@ func (x *EnrollRequest) String() string {
 func (*EnrollRequest) ProtoMessage() {}
 
 func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[12]
+	mi := &file_cordon_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1112,7 +1200,7 @@ func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollRequest.ProtoReflect.Descriptor instead.
 func (*EnrollRequest) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{12}
+	return file_cordon_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *EnrollRequest) GetVersion() *Version {
@@ -1161,7 +1249,7 @@ type EnrollResponse struct {
 
 func (x *EnrollResponse) Reset() {
 	*x = EnrollResponse{}
-	mi := &file_cordon_proto_msgTypes[13]
+	mi := &file_cordon_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1173,7 +1261,7 @@ func (x *EnrollResponse) String() string {
 func (*EnrollResponse) ProtoMessage() {}
 
 func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[13]
+	mi := &file_cordon_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1186,7 +1274,7 @@ func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollResponse.ProtoReflect.Descriptor instead.
 func (*EnrollResponse) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{13}
+	return file_cordon_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *EnrollResponse) GetAgentId() string {
@@ -1221,7 +1309,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_cordon_proto_msgTypes[14]
+	mi := &file_cordon_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1233,7 +1321,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[14]
+	mi := &file_cordon_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1246,7 +1334,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{14}
+	return file_cordon_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Error) GetCode() string {
@@ -1302,12 +1390,19 @@ const file_cordon_proto_rawDesc = "" +
 	"\aversion\x18\x01 \x01(\v2\x12.cordon.v1.VersionR\aversion\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x121\n" +
 	"\x15server_time_unix_nano\x18\x03 \x01(\x03R\x12serverTimeUnixNano\x12+\n" +
-	"\x11heartbeat_seconds\x18\x04 \x01(\rR\x10heartbeatSeconds\"\x97\x01\n" +
+	"\x11heartbeat_seconds\x18\x04 \x01(\rR\x10heartbeatSeconds\"\xc9\x01\n" +
 	"\tHeartbeat\x12$\n" +
 	"\x0esent_unix_nano\x18\x01 \x01(\x03R\fsentUnixNano\x12#\n" +
 	"\rspool_pending\x18\x02 \x01(\x04R\fspoolPending\x12#\n" +
 	"\rspool_dropped\x18\x03 \x01(\x04R\fspoolDropped\x12\x1a\n" +
-	"\bisolated\x18\x04 \x01(\bR\bisolated\"\x96\x01\n" +
+	"\bisolated\x18\x04 \x01(\bR\bisolated\x120\n" +
+	"\asensors\x18\x05 \x03(\v2\x16.cordon.v1.SensorStatsR\asensors\"{\n" +
+	"\vSensorStats\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04mode\x18\x02 \x01(\tR\x04mode\x12\x16\n" +
+	"\x06events\x18\x03 \x01(\x04R\x06events\x12\x12\n" +
+	"\x04lost\x18\x04 \x01(\x04R\x04lost\x12\x18\n" +
+	"\adropped\x18\x05 \x01(\x04R\adropped\"\x96\x01\n" +
 	"\x04Rule\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
@@ -1386,7 +1481,7 @@ func file_cordon_proto_rawDescGZIP() []byte {
 	return file_cordon_proto_rawDescData
 }
 
-var file_cordon_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_cordon_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_cordon_proto_goTypes = []any{
 	(*Frame)(nil),          // 0: cordon.v1.Frame
 	(*Version)(nil),        // 1: cordon.v1.Version
@@ -1394,43 +1489,45 @@ var file_cordon_proto_goTypes = []any{
 	(*Hello)(nil),          // 3: cordon.v1.Hello
 	(*HelloAck)(nil),       // 4: cordon.v1.HelloAck
 	(*Heartbeat)(nil),      // 5: cordon.v1.Heartbeat
-	(*Rule)(nil),           // 6: cordon.v1.Rule
-	(*Finding)(nil),        // 7: cordon.v1.Finding
-	(*FindingBatch)(nil),   // 8: cordon.v1.FindingBatch
-	(*BatchAck)(nil),       // 9: cordon.v1.BatchAck
-	(*Command)(nil),        // 10: cordon.v1.Command
-	(*CommandResult)(nil),  // 11: cordon.v1.CommandResult
-	(*EnrollRequest)(nil),  // 12: cordon.v1.EnrollRequest
-	(*EnrollResponse)(nil), // 13: cordon.v1.EnrollResponse
-	(*Error)(nil),          // 14: cordon.v1.Error
-	nil,                    // 15: cordon.v1.Command.ArgsEntry
-	nil,                    // 16: cordon.v1.EnrollRequest.TagsEntry
+	(*SensorStats)(nil),    // 6: cordon.v1.SensorStats
+	(*Rule)(nil),           // 7: cordon.v1.Rule
+	(*Finding)(nil),        // 8: cordon.v1.Finding
+	(*FindingBatch)(nil),   // 9: cordon.v1.FindingBatch
+	(*BatchAck)(nil),       // 10: cordon.v1.BatchAck
+	(*Command)(nil),        // 11: cordon.v1.Command
+	(*CommandResult)(nil),  // 12: cordon.v1.CommandResult
+	(*EnrollRequest)(nil),  // 13: cordon.v1.EnrollRequest
+	(*EnrollResponse)(nil), // 14: cordon.v1.EnrollResponse
+	(*Error)(nil),          // 15: cordon.v1.Error
+	nil,                    // 16: cordon.v1.Command.ArgsEntry
+	nil,                    // 17: cordon.v1.EnrollRequest.TagsEntry
 }
 var file_cordon_proto_depIdxs = []int32{
 	3,  // 0: cordon.v1.Frame.hello:type_name -> cordon.v1.Hello
 	4,  // 1: cordon.v1.Frame.hello_ack:type_name -> cordon.v1.HelloAck
 	5,  // 2: cordon.v1.Frame.heartbeat:type_name -> cordon.v1.Heartbeat
-	8,  // 3: cordon.v1.Frame.finding_batch:type_name -> cordon.v1.FindingBatch
-	9,  // 4: cordon.v1.Frame.batch_ack:type_name -> cordon.v1.BatchAck
-	10, // 5: cordon.v1.Frame.command:type_name -> cordon.v1.Command
-	11, // 6: cordon.v1.Frame.command_result:type_name -> cordon.v1.CommandResult
-	12, // 7: cordon.v1.Frame.enroll_request:type_name -> cordon.v1.EnrollRequest
-	13, // 8: cordon.v1.Frame.enroll_response:type_name -> cordon.v1.EnrollResponse
-	14, // 9: cordon.v1.Frame.error:type_name -> cordon.v1.Error
+	9,  // 3: cordon.v1.Frame.finding_batch:type_name -> cordon.v1.FindingBatch
+	10, // 4: cordon.v1.Frame.batch_ack:type_name -> cordon.v1.BatchAck
+	11, // 5: cordon.v1.Frame.command:type_name -> cordon.v1.Command
+	12, // 6: cordon.v1.Frame.command_result:type_name -> cordon.v1.CommandResult
+	13, // 7: cordon.v1.Frame.enroll_request:type_name -> cordon.v1.EnrollRequest
+	14, // 8: cordon.v1.Frame.enroll_response:type_name -> cordon.v1.EnrollResponse
+	15, // 9: cordon.v1.Frame.error:type_name -> cordon.v1.Error
 	1,  // 10: cordon.v1.Hello.version:type_name -> cordon.v1.Version
 	2,  // 11: cordon.v1.Hello.host:type_name -> cordon.v1.HostFacts
 	1,  // 12: cordon.v1.HelloAck.version:type_name -> cordon.v1.Version
-	6,  // 13: cordon.v1.Finding.rule:type_name -> cordon.v1.Rule
-	7,  // 14: cordon.v1.FindingBatch.findings:type_name -> cordon.v1.Finding
-	15, // 15: cordon.v1.Command.args:type_name -> cordon.v1.Command.ArgsEntry
-	1,  // 16: cordon.v1.EnrollRequest.version:type_name -> cordon.v1.Version
-	2,  // 17: cordon.v1.EnrollRequest.host:type_name -> cordon.v1.HostFacts
-	16, // 18: cordon.v1.EnrollRequest.tags:type_name -> cordon.v1.EnrollRequest.TagsEntry
-	19, // [19:19] is the sub-list for method output_type
-	19, // [19:19] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	6,  // 13: cordon.v1.Heartbeat.sensors:type_name -> cordon.v1.SensorStats
+	7,  // 14: cordon.v1.Finding.rule:type_name -> cordon.v1.Rule
+	8,  // 15: cordon.v1.FindingBatch.findings:type_name -> cordon.v1.Finding
+	16, // 16: cordon.v1.Command.args:type_name -> cordon.v1.Command.ArgsEntry
+	1,  // 17: cordon.v1.EnrollRequest.version:type_name -> cordon.v1.Version
+	2,  // 18: cordon.v1.EnrollRequest.host:type_name -> cordon.v1.HostFacts
+	17, // 19: cordon.v1.EnrollRequest.tags:type_name -> cordon.v1.EnrollRequest.TagsEntry
+	20, // [20:20] is the sub-list for method output_type
+	20, // [20:20] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_cordon_proto_init() }
@@ -1456,7 +1553,7 @@ func file_cordon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cordon_proto_rawDesc), len(file_cordon_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

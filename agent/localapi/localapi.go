@@ -55,6 +55,9 @@ type Sensor struct {
 	Reason string `json:"reason,omitempty"`
 	Events uint64 `json:"events"`
 	Lost   uint64 `json:"lost"`
+	// Dropped counts events the agent dropped because the queue to the
+	// detectors was full.
+	Dropped uint64 `json:"dropped"`
 }
 
 // Hub fans events out to local readers, keeping the most recent ones.

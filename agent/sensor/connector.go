@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/cordon-edr/cordon/protocol/ecs"
@@ -59,6 +61,32 @@ func (p *Process) runConnector(ctx context.Context, c connector, out chan<- ecs.
 	p.loadBoot(c)
 	p.seed()
 
+	mode, how := ModeNetlink, ""
+	if !p.opts.NoEBPF {
+		capture, err := p.openCapture()
+		if err != nil {
+			how = "; command lines of processes gone before /proc is read are lost (eBPF exec capture unavailable: " + err.Error() + ")"
+			p.log.Warn("process sensor: eBPF exec capture unavailable, reading command lines from /proc only", logError, err)
+		} else {
+			mode, how = ModeNetlinkEBPF, "; argv captured in the kernel by eBPF at sched_process_exec"
+			p.execs = capture.store
+			capDone := make(chan struct{})
+			go func() {
+				defer close(capDone)
+				capture.run(ctx, func(err error) {
+					p.log.Debug("process sensor: bad eBPF exec record", logError, err)
+				})
+			}()
+			defer func() {
+				cancel()
+				<-capDone
+				if err := capture.close(); err != nil {
+					p.log.Debug("process sensor: closing eBPF exec capture", logError, err)
+				}
+			}()
+		}
+	}
+
 	queue := make(chan ecs.Event, queueLen)
 	done := make(chan error, 1)
 	ready := make(chan string, 1)
@@ -67,7 +95,7 @@ func (p *Process) runConnector(ctx context.Context, c connector, out chan<- ecs.
 		ready <- c.startReader()
 		done <- p.receive(ctx, c, queue)
 	}()
-	p.setMode(ModeNetlink, c.describe()+<-ready)
+	p.setMode(mode, c.describe()+<-ready+how)
 	for ev := range queue {
 		select {
 		case out <- ev:
@@ -194,12 +222,37 @@ func (p *Process) handle(ev procEvent, wall func(uint64) time.Time) (ecs.Event, 
 // what the cache knows, and counted as lost.
 func (p *Process) execEvent(ev procEvent, ts time.Time) ecs.Event {
 	pid := ev.tgid
-	info, err := p.fs.read(pid)
+	var info procInfo
+	var err error
+	recovered := false
+	// The kernel's record is normally in before the connector's event:
+	// with it, /proc is read only for what the record lacks.
+	if r, ok := p.takeExec(pid, 0); ok {
+		// A truncated record leaves the arguments to /proc.
+		info, err = p.fs.readSome(pid, r.truncated)
+		recovered = fillFromKernel(&info, r, !r.truncated)
+	} else {
+		info, err = p.fs.read(pid)
+		if info.exe == "" || len(info.args) == 0 {
+			// Wait for a record in flight, unless the last wait came up
+			// empty: then the ring is dropping records, and waiting
+			// would only slow the connector's reader down.
+			wait := execWait
+			if time.Since(p.execMiss) < time.Second {
+				wait = 0
+			}
+			if r, ok := p.takeExec(pid, wait); ok {
+				recovered = fillFromKernel(&info, r, false)
+			} else if p.execs != nil {
+				p.execMiss = time.Now()
+			}
+		}
+	}
 	if err != nil {
-		if errors.Is(err, errGone) {
+		if errors.Is(err, errGone) && !recovered {
 			p.lost.Add(1)
 		}
-		p.log.Debug("process sensor: incomplete exec details", logPID, pid, logError, err)
+		p.log.Debug("process sensor: incomplete exec details", logPID, pid, logError, err, "from_kernel", recovered)
 	}
 	pr := p.newProc(info)
 	if prev, ok := p.cache.get(pid); ok && !info.statOK {
@@ -208,6 +261,42 @@ func (p *Process) execEvent(ev procEvent, ts time.Time) ecs.Event {
 	pr.image = true
 	p.cache.put(pr)
 	return p.processEvent(ModeNetlink, ecs.TypeStart, ts, pr, p.lineage(pr.ppid, p.fetchProc))
+}
+
+// execWait bounds how long an exec whose process is gone waits for the
+// kernel's record of it; the record is written before the connector's
+// event, so it is normally there already.
+const execWait = 10 * time.Millisecond
+
+// takeExec takes the eBPF record of pid's exec, if eBPF runs.
+func (p *Process) takeExec(pid int, wait time.Duration) (execRecord, bool) {
+	if p.execs == nil {
+		return execRecord{}, false
+	}
+	return p.execs.take(pid, wait)
+}
+
+// fillFromKernel completes what /proc gave with the kernel's record of
+// the exec: the arguments and user always when args is set (they were not
+// read), and the executable, parent and start time of a process /proc no
+// longer knows. It reports whether the record filled in for a process
+// that was gone.
+func fillFromKernel(info *procInfo, r execRecord, args bool) bool {
+	gone := info.exe == ""
+	if args || len(info.args) == 0 {
+		info.args = r.args
+	}
+	if args || info.uid == "" {
+		info.uid = strconv.FormatUint(uint64(r.uid), 10)
+	}
+	if info.exe == "" {
+		info.exe = r.filename
+	}
+	if !info.statOK {
+		info.stat = statInfo{comm: filepath.Base(r.filename), ppid: r.ppid, startTicks: r.startTicks()}
+		info.statOK = true
+	}
+	return gone
 }
 
 // exitEvent forgets the process that exited and returns its end event if

@@ -33,7 +33,8 @@ func TestNetlinkShortLived(t *testing.T) {
 	trueCopy := filepath.Join(dir, "true")
 	copyFile(t, "/bin/true", trueCopy)
 
-	p := NewProcess(Options{Logger: testLogger(t)})
+	// Without eBPF: this checks that /proc is read in time.
+	p := NewProcess(Options{Logger: testLogger(t), NoEBPF: true})
 	ctx, cancel := context.WithCancel(context.Background())
 	out := make(chan ecs.Event, 1024)
 	done := make(chan error, 1)

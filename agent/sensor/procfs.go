@@ -70,7 +70,12 @@ func (p *procfs) path(pid int, name string) string {
 // it could read, and errGone when the executable could not be read because
 // the process no longer exists (or is a zombie); other failures are
 // returned wrapped.
-func (p *procfs) read(pid int) (procInfo, error) {
+func (p *procfs) read(pid int) (procInfo, error) { return p.readSome(pid, true) }
+
+// readSome is read, reading only the executable and the working
+// directory when full is false (the caller has the rest from the kernel's
+// record of the exec).
+func (p *procfs) readSome(pid int, full bool) (procInfo, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	info := procInfo{pid: pid}
@@ -89,11 +94,16 @@ func (p *procfs) read(pid int) (procInfo, error) {
 		}
 	}
 	info.exe = exe
-	if b, err := p.readFile(p.path(pid, "cmdline")); err == nil {
-		info.args = parseCmdline(b)
+	if full {
+		if b, err := p.readFile(p.path(pid, "cmdline")); err == nil {
+			info.args = parseCmdline(b)
+		}
 	}
 	if cwd, err := os.Readlink(p.path(pid, "cwd")); err == nil {
 		info.cwd = cwd
+	}
+	if !full {
+		return info, firstErr
 	}
 	b, err := p.readFile(p.path(pid, "stat"))
 	if err == nil {

@@ -15,7 +15,10 @@ import (
 // Sensor modes, reported by Mode and in event.module.
 const (
 	ModeNetlink = "netlink"
-	ModePoll    = "poll"
+	// ModeNetlinkEBPF is the netlink connector with argv captured in the
+	// kernel by eBPF for processes gone before /proc could be read.
+	ModeNetlinkEBPF = "netlink+ebpf"
+	ModePoll        = "poll"
 )
 
 // Log attribute keys.
@@ -38,6 +41,8 @@ type Options struct {
 	// ForcePoll makes the sensor poll even where the netlink process
 	// connector is available.
 	ForcePoll bool
+	// NoEBPF keeps the sensor from loading its eBPF exec capture.
+	NoEBPF bool
 	// Logger receives the sensor's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -52,6 +57,14 @@ type Process struct {
 	users *users
 	// open opens the kernel's process event feed.
 	open func() (connector, error)
+	// openCapture loads the eBPF exec capture.
+	openCapture func() (*execCapture, error)
+	// execs holds the eBPF exec records; nil without eBPF. Set by Run
+	// before the first event.
+	execs *execStore
+	// execMiss is when a wait for an exec record last came up empty;
+	// used by the connector's reader only.
+	execMiss time.Time
 
 	events, lost atomic.Uint64
 
@@ -94,6 +107,8 @@ func NewProcess(opts Options) *Process {
 		cache: newCache(),
 		users: newUsers(),
 		open:  openConnector,
+
+		openCapture: openExecCapture,
 	}
 }
 
@@ -149,6 +164,16 @@ func (p *Process) Ancestry(pid int) []ecs.Parent {
 		return nil
 	}
 	return p.cache.ancestry(pr.ppid, maxAncestors)
+}
+
+// Lookup returns what the sensor's cache knows of the live process pid:
+// its entity id, executable, name and command line.
+func (p *Process) Lookup(pid int) (ecs.Parent, bool) {
+	pr, ok := p.cache.get(pid)
+	if !ok {
+		return ecs.Parent{}, false
+	}
+	return pr.ref(), true
 }
 
 // newProc returns the record of what procfs read about a process.

@@ -58,7 +58,7 @@ func (c *fakeConn) isClosed() bool {
 // fixtureSensor returns a sensor over testdata/proc with fixed user names.
 func fixtureSensor(t *testing.T, conn connector) *Process {
 	t.Helper()
-	p := NewProcess(Options{ProcRoot: "testdata/proc/"})
+	p := NewProcess(Options{ProcRoot: "testdata/proc/", NoEBPF: true})
 	p.users.lookup = func(uid string) (string, error) {
 		switch uid {
 		case "0":
@@ -392,4 +392,18 @@ func ref(r ecs.Parent) string {
 // testLogger logs to the test's output.
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// When the eBPF exec capture cannot load, the sensor runs on the
+// connector alone and its status says why.
+func TestModeNamesEBPFFailure(t *testing.T) {
+	conn := newFakeConn()
+	p := fixtureSensor(t, conn)
+	p.opts.NoEBPF = false
+	p.openCapture = func() (*execCapture, error) { return nil, errors.New("program rejected by the verifier") }
+	runSensor(t, p)
+	mode, reason := waitMode(t, p)
+	if mode != ModeNetlink || !strings.Contains(reason, "eBPF exec capture unavailable: program rejected by the verifier") {
+		t.Errorf("Mode() = %q, %q", mode, reason)
+	}
 }

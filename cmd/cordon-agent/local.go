@@ -51,7 +51,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(tw, "spool\t%d pending, %d dropped\n", st.Spool.Pending, st.Spool.Dropped)
 	fmt.Fprintf(tw, "rules loaded\t%d\n", st.Rules)
 	for _, s := range st.Sensors {
-		line := fmt.Sprintf("%s: %d events, %d lost", s.Mode, s.Events, s.Lost)
+		line := fmt.Sprintf("%s: %d events, %d lost, %d dropped", s.Mode, s.Events, s.Lost, s.Dropped)
 		if s.Reason != "" {
 			line += " (" + s.Reason + ")"
 		}

@@ -184,11 +184,16 @@ func cmdRun(args []string, stderr io.Writer) error {
 		return err
 	}
 	a, err := agent.New(agent.Config{
-		StateDir:  cfg.State,
-		ForcePoll: cfg.Sensors.Process.Mode == "poll",
-		Collector: cfg.Collector,
-		Version:   version,
-		Logger:    log,
+		StateDir:    cfg.State,
+		ForcePoll:   cfg.Sensors.Process.Mode == "poll",
+		NoEBPF:      cfg.Sensors.Process.Mode == "netlink",
+		Collector:   cfg.Collector,
+		FilePaths:   cfg.Sensors.File.Paths,
+		NoFiles:     !cfg.Sensors.File.Enabled,
+		FileHashMax: cfg.fileHashMax(),
+		NoNetwork:   !cfg.Sensors.Network.Enabled,
+		Version:     version,
+		Logger:      log,
 
 		NoiseWindow: cfg.Detection.NoiseWindow,
 		Exceptions:  exceptions,

@@ -24,6 +24,12 @@ const (
 	TypeConnection = "connection"
 )
 
+// Network directions (network.direction).
+const (
+	DirectionIngress = "ingress"
+	DirectionEgress  = "egress"
+)
+
 // Event is one observation.
 type Event struct {
 	Timestamp   time.Time `json:"@timestamp"`
@@ -80,10 +86,18 @@ type User struct {
 
 // File is the file.* group.
 type File struct {
-	Path  string `json:"path"`
-	Name  string `json:"name,omitempty"`
-	Hash  *Hash  `json:"hash,omitempty"`
+	Path      string `json:"path"`
+	Name      string `json:"name,omitempty"`
+	Directory string `json:"directory,omitempty"`
+	// Type is "file", "dir" or "symlink" (or "other").
+	Type string `json:"type,omitempty"`
+	Size *int64 `json:"size,omitempty"`
+	Hash *Hash  `json:"hash,omitempty"`
+	// Mode is the permission bits in octal with the setuid, setgid and
+	// sticky bits, e.g. "4755" for a setuid executable.
 	Mode  string `json:"mode,omitempty"`
+	UID   string `json:"uid,omitempty"`
+	GID   string `json:"gid,omitempty"`
 	Owner string `json:"owner,omitempty"`
 }
 
@@ -101,6 +115,8 @@ type Endpoint struct {
 // Network is the network.* group.
 type Network struct {
 	Transport string `json:"transport,omitempty"`
+	// Type is "ipv4" or "ipv6".
+	Type      string `json:"type,omitempty"`
 	Direction string `json:"direction,omitempty"`
 }
 

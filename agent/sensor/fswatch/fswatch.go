@@ -1,0 +1,494 @@
+package fswatch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/cordon-edr/cordon/protocol/ecs"
+)
+
+// Mode is the sensor's mode, reported by Mode and in event.module.
+const Mode = "fsnotify"
+
+// event.action values.
+const (
+	ActionCreated    = "created"
+	ActionUpdated    = "updated"
+	ActionDeleted    = "deleted"
+	ActionRenamed    = "renamed"
+	ActionAttributes = "attributes_modified"
+)
+
+// Defaults for Options.
+const (
+	DefaultHashMaxBytes = 16 << 20
+	DefaultMaxWatches   = 4096
+	DefaultHashQueue    = 1024
+	DefaultRetry        = 30 * time.Second
+)
+
+// Log attribute keys.
+const (
+	logError = "error"
+	logPath  = "path"
+)
+
+// Options configures a Sensor. The zero value watches DefaultPaths.
+type Options struct {
+	// Paths are the watched paths (see the package comment); empty means
+	// DefaultPaths.
+	Paths []string
+	// Exclude lists folders whose events are ignored, such as the agent's
+	// own state folder.
+	Exclude []string
+	// HashMaxBytes caps the size of the files hashed; larger files are
+	// reported without a hash. 0 means DefaultHashMaxBytes; negative
+	// turns hashing off.
+	HashMaxBytes int64
+	// MaxWatches caps the number of folders watched, DefaultMaxWatches by
+	// default.
+	MaxWatches int
+	// HashQueue bounds the paths waiting for the hash worker; when full,
+	// changes are reported without a hash. DefaultHashQueue by default.
+	HashQueue int
+	// Retry is how often paths that are missing or unreadable are tried
+	// again, DefaultRetry by default.
+	Retry  time.Duration
+	Logger *slog.Logger
+}
+
+// Stats counts what the sensor emitted and what it missed.
+type Stats struct {
+	// Events is the number of events delivered on Run's channel.
+	Events uint64
+	// Lost counts kernel event queue overflows (each counts once, however
+	// many events the kernel dropped) and folders that could not be
+	// watched because of the watch cap.
+	Lost uint64
+	// Unhashed counts changed regular files reported without a hash
+	// because the hash queue was full or the file could not be read.
+	Unhashed uint64
+}
+
+// Sensor is the file sensor. Create it with New and call Run once; Mode
+// and Stats are safe to call from any goroutine.
+type Sensor struct {
+	opts    Options
+	log     *slog.Logger
+	specs   []spec
+	exclude []string
+
+	events, lost, unhashed atomic.Uint64
+
+	mu     sync.Mutex
+	mode   string
+	reason string
+
+	// Owned by Run's event loop.
+	w       *fsnotify.Watcher
+	watched map[string]bool
+	missing map[string]error // spec pattern → why it is not watched
+	capped  bool
+	// degraded is what the last log said was degraded.
+	degraded string
+}
+
+// New returns a file sensor configured by opts, or an error naming a bad
+// path.
+func New(opts Options) (*Sensor, error) {
+	if len(opts.Paths) == 0 {
+		opts.Paths = DefaultPaths()
+	}
+	if opts.HashMaxBytes == 0 {
+		opts.HashMaxBytes = DefaultHashMaxBytes
+	}
+	if opts.MaxWatches <= 0 {
+		opts.MaxWatches = DefaultMaxWatches
+	}
+	if opts.HashQueue <= 0 {
+		opts.HashQueue = DefaultHashQueue
+	}
+	if opts.Retry <= 0 {
+		opts.Retry = DefaultRetry
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Sensor{opts: opts, log: log}
+	for _, p := range opts.Paths {
+		sp, err := parseSpec(p)
+		if err != nil {
+			return nil, err
+		}
+		s.specs = append(s.specs, sp)
+	}
+	for _, e := range opts.Exclude {
+		if e == "" {
+			continue
+		}
+		abs, err := filepath.Abs(e)
+		if err != nil {
+			return nil, fmt.Errorf("excluded path %q: %w", e, err)
+		}
+		s.exclude = append(s.exclude, abs)
+	}
+	return s, nil
+}
+
+// Mode reports the sensor's mode and what degraded it (paths missing or
+// denied, the watch cap). Both are empty until Run has set its watches.
+func (s *Sensor) Mode() (mode, reason string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mode, s.reason
+}
+
+// Stats returns the sensor's counters.
+func (s *Sensor) Stats() Stats {
+	return Stats{Events: s.events.Load(), Lost: s.lost.Load(), Unhashed: s.unhashed.Load()}
+}
+
+// Run emits file events on out until ctx is done, then returns nil. It
+// returns an error only when no watcher can be created at all; missing
+// paths and denied folders are logged, named by Mode and retried.
+func (s *Sensor) Run(ctx context.Context, out chan<- ecs.Event) error {
+	w, err := fsnotify.NewBufferedWatcher(4096)
+	if err != nil {
+		return fmt.Errorf("creating file watcher: %w", err)
+	}
+	defer w.Close()
+	s.w = w
+	s.watched = make(map[string]bool)
+	s.missing = make(map[string]error)
+
+	hq := newHashQueue(s.opts.HashQueue)
+	emit := func(ev ecs.Event) {
+		select {
+		case out <- ev:
+			s.events.Add(1)
+		case <-ctx.Done():
+		}
+	}
+	for _, sp := range s.specs {
+		s.addSpec(sp, nil)
+	}
+	s.updateMode()
+
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		s.hashWorker(ctx, hq, emit)
+		return nil
+	})
+	g.Go(func() error {
+		defer hq.close()
+		retry := time.NewTicker(s.opts.Retry)
+		defer retry.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case ev, ok := <-w.Events:
+				if !ok {
+					return nil
+				}
+				s.handle(ev, hq, emit)
+			case err, ok := <-w.Errors:
+				if !ok {
+					return nil
+				}
+				if errors.Is(err, fsnotify.ErrEventOverflow) {
+					s.lost.Add(1)
+					s.log.Warn("file sensor: kernel event queue overflowed, events lost")
+					continue
+				}
+				s.log.Warn("file sensor: watcher error", logError, err)
+			case <-retry.C:
+				if len(s.missing) > 0 || hasGlobs(s.specs) {
+					for _, sp := range s.specs {
+						s.addSpec(sp, nil)
+					}
+					s.updateMode()
+				}
+			}
+		}
+	})
+	return g.Wait()
+}
+
+func hasGlobs(specs []spec) bool {
+	return slices.ContainsFunc(specs, func(sp spec) bool { return hasGlob(sp.pattern) })
+}
+
+// addSpec watches what sp names now. Newly found entries are reported
+// through found, when not nil.
+func (s *Sensor) addSpec(sp spec, found func(path string, d fs.DirEntry)) {
+	roots := []string{sp.pattern}
+	if hasGlob(sp.pattern) {
+		m, err := filepath.Glob(sp.pattern)
+		if err != nil || len(m) == 0 {
+			s.missing[sp.pattern] = fs.ErrNotExist
+			return
+		}
+		roots = m
+	}
+	var errs []error
+	for _, r := range roots {
+		if err := s.addTree(r, sp.recursive, found); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) == len(roots) && len(errs) > 0 {
+		s.missing[sp.pattern] = errs[0]
+		return
+	}
+	delete(s.missing, sp.pattern)
+}
+
+// addTree watches root, or the folder of root when it is a file, and
+// when recursive every folder below it. It returns an error only when
+// root itself cannot be watched.
+func (s *Sensor) addTree(root string, recursive bool, found func(path string, d fs.DirEntry)) error {
+	if s.excluded(root) {
+		return nil
+	}
+	fi, err := os.Lstat(root)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		// A single file: watch it directly.
+		return s.watch(root)
+	}
+	if err := s.watch(root); err != nil {
+		return err
+	}
+	if !recursive && found == nil {
+		return nil
+	}
+	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if p == root {
+			return nil
+		}
+		if err != nil {
+			s.log.Debug("file sensor: cannot read folder", logPath, p, logError, err)
+			return nil
+		}
+		if s.excluded(p) {
+			if d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if found != nil {
+			found(p, d)
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		if !recursive {
+			return fs.SkipDir
+		}
+		if err := s.watch(p); err != nil {
+			s.log.Debug("file sensor: cannot watch folder", logPath, p, logError, err)
+			if errors.Is(err, errWatchCap) {
+				return fs.SkipAll
+			}
+			return fs.SkipDir
+		}
+		return nil
+	})
+	return nil
+}
+
+var errWatchCap = errors.New("watch cap reached")
+
+func (s *Sensor) watch(p string) error {
+	if s.watched[p] {
+		return nil
+	}
+	if len(s.watched) >= s.opts.MaxWatches {
+		if !s.capped {
+			s.capped = true
+			s.lost.Add(1)
+			s.log.Warn("file sensor: watch cap reached, some folders are not watched", "cap", s.opts.MaxWatches)
+		}
+		return errWatchCap
+	}
+	if err := s.w.Add(p); err != nil {
+		return fmt.Errorf("watching %s: %w", p, err)
+	}
+	s.watched[p] = true
+	return nil
+}
+
+func (s *Sensor) excluded(p string) bool {
+	for _, e := range s.exclude {
+		if under(p, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// updateMode sets the mode and the degraded reason from the watch state.
+func (s *Sensor) updateMode() {
+	// b holds what degraded; the count of folders goes in front of it.
+	var b strings.Builder
+	if len(s.missing) > 0 {
+		keys := make([]string, 0, len(s.missing))
+		for k := range s.missing {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		var missing, denied, other []string
+		for _, k := range keys {
+			switch err := s.missing[k]; {
+			case errors.Is(err, fs.ErrNotExist):
+				missing = append(missing, k)
+			case errors.Is(err, fs.ErrPermission):
+				denied = append(denied, k)
+			default:
+				other = append(other, k+" ("+err.Error()+")")
+			}
+		}
+		if len(missing) > 0 {
+			fmt.Fprintf(&b, "; missing: %s", strings.Join(missing, ", "))
+		}
+		if len(denied) > 0 {
+			fmt.Fprintf(&b, "; permission denied: %s", strings.Join(denied, ", "))
+		}
+		if len(other) > 0 {
+			fmt.Fprintf(&b, "; failed: %s", strings.Join(other, ", "))
+		}
+	}
+	if s.capped {
+		fmt.Fprintf(&b, "; watch cap of %d reached", s.opts.MaxWatches)
+	}
+	degraded := strings.TrimPrefix(b.String(), "; ")
+	reason := fmt.Sprintf("watching %d folders", len(s.watched))
+	if degraded != "" {
+		reason += "; " + degraded
+	}
+	s.mu.Lock()
+	first := s.mode == ""
+	s.mode, s.reason = Mode, reason
+	s.mu.Unlock()
+	// Log when the sensor starts and when what is degraded changes, not
+	// each time a folder is added.
+	if first || degraded != s.degraded {
+		s.degraded = degraded
+		// Missing default paths are common (no cron spool, no user
+		// with .ssh): say so without alarm.
+		s.log.Info("file sensor: watching", "mode", Mode, "folders", len(s.watched), "degraded", degraded)
+	}
+}
+
+// handle turns one watcher event into file events.
+func (s *Sensor) handle(ev fsnotify.Event, hq *hashQueue, emit func(ecs.Event)) {
+	path := ev.Name
+	if path == "" || s.excluded(path) {
+		return
+	}
+	now := time.Now()
+	switch {
+	case ev.Has(fsnotify.Create):
+		fi, err := os.Lstat(path)
+		if err != nil {
+			// Gone already: report what is known.
+			emit(fileEvent(now, ecs.TypeCreation, ActionCreated, path, nil))
+			return
+		}
+		if fi.IsDir() {
+			emit(fileEvent(now, ecs.TypeCreation, ActionCreated, path, fi))
+			s.newFolder(path, hq, emit)
+			return
+		}
+		s.changed(hq, emit, now, ecs.TypeCreation, ActionCreated, path, fi)
+	case ev.Has(fsnotify.Write):
+		fi, err := os.Lstat(path)
+		if err != nil {
+			emit(fileEvent(now, ecs.TypeChange, ActionUpdated, path, nil))
+			return
+		}
+		s.changed(hq, emit, now, ecs.TypeChange, ActionUpdated, path, fi)
+	case ev.Has(fsnotify.Remove):
+		s.forget(path)
+		emit(fileEvent(now, ecs.TypeDeletion, ActionDeleted, path, nil))
+	case ev.Has(fsnotify.Rename):
+		s.forget(path)
+		emit(fileEvent(now, ecs.TypeChange, ActionRenamed, path, nil))
+	case ev.Has(fsnotify.Chmod):
+		fi, _ := os.Lstat(path)
+		emit(fileEvent(now, ecs.TypeChange, ActionAttributes, path, fi))
+	}
+}
+
+// changed reports a created or written file, through the hash worker
+// when it is a regular file to hash.
+func (s *Sensor) changed(hq *hashQueue, emit func(ecs.Event), now time.Time, typ, action, path string, fi fs.FileInfo) {
+	if !fi.Mode().IsRegular() || s.opts.HashMaxBytes < 0 {
+		emit(fileEvent(now, typ, action, path, fi))
+		return
+	}
+	if !hq.push(hashItem{path: path, typ: typ, action: action, at: now}) {
+		s.unhashed.Add(1)
+		emit(fileEvent(now, typ, action, path, fi))
+	}
+}
+
+// newFolder watches a folder created below a watched one when a spec
+// covers it, and reports what was created in it before the watch was
+// set.
+func (s *Sensor) newFolder(path string, hq *hashQueue, emit func(ecs.Event)) {
+	now := time.Now()
+	for _, sp := range s.specs {
+		if !sp.matches(path) && !(sp.recursive && sp.covers(path)) {
+			continue
+		}
+		before := len(s.watched)
+		_ = s.addTree(path, sp.recursive, func(p string, d fs.DirEntry) {
+			fi, err := d.Info()
+			if err != nil {
+				return
+			}
+			if fi.IsDir() {
+				emit(fileEvent(now, ecs.TypeCreation, ActionCreated, p, fi))
+				return
+			}
+			s.changed(hq, emit, now, ecs.TypeCreation, ActionCreated, p, fi)
+		})
+		if len(s.watched) != before {
+			delete(s.missing, sp.pattern)
+			s.updateMode()
+		}
+		return
+	}
+}
+
+// forget drops the watches of a folder that was removed or renamed, and
+// of the folders below it.
+func (s *Sensor) forget(path string) {
+	if !s.watched[path] {
+		return
+	}
+	for p := range s.watched {
+		if under(p, path) {
+			_ = s.w.Remove(p)
+			delete(s.watched, p)
+		}
+	}
+}

@@ -1,0 +1,300 @@
+package fswatch
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cordon-edr/cordon/protocol/ecs"
+)
+
+// run starts a sensor on opts and returns its events channel; the sensor
+// stops when the test ends.
+func run(t *testing.T, opts Options) (*Sensor, <-chan ecs.Event) {
+	t.Helper()
+	s, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	out := make(chan ecs.Event, 1024)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, out) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if m, _ := s.Mode(); m != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("sensor did not start")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return s, out
+}
+
+// waitFor reads events until one matches, failing after a few seconds.
+func waitFor(t *testing.T, out <-chan ecs.Event, what string, match func(ecs.Event) bool) ecs.Event {
+	t.Helper()
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case ev := <-out:
+			if match(ev) {
+				return ev
+			}
+		case <-timeout:
+			t.Fatalf("no event for %s", what)
+		}
+	}
+}
+
+func is(path, typ, action string) func(ecs.Event) bool {
+	return func(ev ecs.Event) bool {
+		return ev.Event.Category == ecs.CategoryFile && ev.File != nil && ev.File.Path == path &&
+			ev.Event.Type == typ && ev.Event.Action == action
+	}
+}
+
+func sha(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func TestLifecycle(t *testing.T) {
+	dir := t.TempDir()
+	_, out := run(t, Options{Paths: []string{dir + "/..."}})
+
+	f := filepath.Join(dir, "cron.job")
+	content := []byte("* * * * * root /tmp/x\n")
+	if err := os.WriteFile(f, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ev := waitFor(t, out, "creation", is(f, ecs.TypeCreation, ActionCreated))
+	if ev.Event.Module != Mode || ev.File.Name != "cron.job" || ev.File.Directory != dir {
+		t.Errorf("creation event: %+v %+v", ev.Event, ev.File)
+	}
+	// The write may land before or after the hash: wait for the hash of
+	// the full content, in the creation or a later change.
+	if ev.File.Hash == nil || ev.File.Hash.SHA256 != sha(content) {
+		waitFor(t, out, "hash of the content", func(ev ecs.Event) bool {
+			return ev.File != nil && ev.File.Path == f && ev.File.Hash != nil && ev.File.Hash.SHA256 == sha(content)
+		})
+	}
+
+	if err := os.Chmod(f, 0o755|os.ModeSetuid); err != nil {
+		t.Fatal(err)
+	}
+	ev = waitFor(t, out, "attribute change", is(f, ecs.TypeChange, ActionAttributes))
+	if ev.File.Mode != "4755" {
+		t.Errorf("file.mode = %q after chmod 4755", ev.File.Mode)
+	}
+	if runtime.GOOS == "linux" && os.Getuid() == 0 && (ev.File.UID != "0" || ev.File.Owner != "root") {
+		t.Errorf("owner = %q %q, want 0 root", ev.File.UID, ev.File.Owner)
+	}
+
+	g := filepath.Join(dir, "renamed.job")
+	if err := os.Rename(f, g); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, out, "rename", is(f, ecs.TypeChange, ActionRenamed))
+	waitFor(t, out, "new name", is(g, ecs.TypeCreation, ActionCreated))
+
+	if err := os.Remove(g); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, out, "deletion", is(g, ecs.TypeDeletion, ActionDeleted))
+}
+
+func TestNewFoldersAreWatched(t *testing.T) {
+	dir := t.TempDir()
+	_, out := run(t, Options{Paths: []string{dir + "/..."}})
+
+	sub := filepath.Join(dir, "a", "b")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, out, "folder a", is(filepath.Join(dir, "a"), ecs.TypeCreation, ActionCreated))
+	// b may be created before a is watched: either way it is reported.
+	waitFor(t, out, "folder b", is(sub, ecs.TypeCreation, ActionCreated))
+	// Give the watch on b a moment to be set: a file created in it at
+	// once is found by the walk or by the watch.
+	f := filepath.Join(sub, "authorized_keys")
+	if err := os.WriteFile(f, []byte("ssh-ed25519 AAAA attacker\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, out, "file in new folder", is(f, ecs.TypeCreation, ActionCreated))
+	time.Sleep(50 * time.Millisecond)
+	if err := os.WriteFile(f, []byte("changed\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ev := waitFor(t, out, "change in new folder", is(f, ecs.TypeChange, ActionUpdated))
+	if ev.File.Hash == nil || ev.File.Hash.SHA256 != sha([]byte("changed\n")) {
+		// A second write event may carry the final hash.
+		waitFor(t, out, "final hash", func(ev ecs.Event) bool {
+			return ev.File != nil && ev.File.Path == f && ev.File.Hash != nil && ev.File.Hash.SHA256 == sha([]byte("changed\n"))
+		})
+	}
+}
+
+func TestNonRecursiveAndExcluded(t *testing.T) {
+	dir := t.TempDir()
+	deep := filepath.Join(dir, "deep")
+	state := filepath.Join(dir, "state")
+	for _, d := range []string{deep, state} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := t.TempDir()
+	_, out := run(t, Options{Paths: []string{dir, other + "/..."}, Exclude: []string{filepath.Join(other, "state")}})
+	if err := os.Mkdir(filepath.Join(other, "state"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{filepath.Join(deep, "x"), filepath.Join(other, "state", "x"), filepath.Join(state, "x")} {
+		if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The marker is written last: every event before it must be about
+	// the folder's own entries.
+	marker := filepath.Join(dir, "marker")
+	if err := os.WriteFile(marker, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	timeout := time.After(5 * time.Second)
+	for {
+		select {
+		case ev := <-out:
+			switch {
+			case ev.File.Path == marker:
+				return
+			case strings.HasPrefix(ev.File.Path, deep+"/"):
+				t.Errorf("event below a non-recursive watch: %+v", ev.File)
+			case strings.HasPrefix(ev.File.Path, filepath.Join(other, "state")):
+				t.Errorf("event in an excluded folder: %+v", ev.File)
+			}
+		case <-timeout:
+			t.Fatal("no event for the marker")
+		}
+	}
+}
+
+func TestMissingPathIsRetried(t *testing.T) {
+	dir := t.TempDir()
+	later := filepath.Join(dir, "later")
+	s, out := run(t, Options{Paths: []string{later + "/..."}, Retry: 20 * time.Millisecond})
+	if _, reason := s.Mode(); !strings.Contains(reason, "missing: "+later) {
+		t.Errorf("reason %q does not name the missing path", reason)
+	}
+	if err := os.Mkdir(later, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, reason := s.Mode(); !strings.Contains(reason, "missing") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("missing path never picked up")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	f := filepath.Join(later, "x")
+	if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, out, "file in the folder that appeared", is(f, ecs.TypeCreation, ActionCreated))
+}
+
+func TestGlobFolderAppears(t *testing.T) {
+	home := t.TempDir()
+	if err := os.Mkdir(filepath.Join(home, "alice"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, out := run(t, Options{Paths: []string{home + "/*", home + "/*/.ssh/..."}, Retry: time.Hour})
+	ssh := filepath.Join(home, "alice", ".ssh")
+	if err := os.Mkdir(ssh, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, out, ".ssh created", is(ssh, ecs.TypeCreation, ActionCreated))
+	time.Sleep(50 * time.Millisecond)
+	keys := filepath.Join(ssh, "authorized_keys")
+	if err := os.WriteFile(keys, []byte("k"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, out, "authorized_keys", is(keys, ecs.TypeCreation, ActionCreated))
+}
+
+func TestHashCap(t *testing.T) {
+	dir := t.TempDir()
+	_, out := run(t, Options{Paths: []string{dir}, HashMaxBytes: 8})
+	small, big := filepath.Join(dir, "small"), filepath.Join(dir, "big")
+	if err := os.WriteFile(small, []byte("12345678"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, out, "small file hashed", func(ev ecs.Event) bool {
+		return ev.File.Path == small && ev.File.Hash != nil && ev.File.Hash.SHA256 == sha([]byte("12345678"))
+	})
+	if err := os.WriteFile(big, []byte("123456789"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ev := waitFor(t, out, "big file", func(ev ecs.Event) bool {
+		return ev.File.Path == big && ev.File.Size != nil && *ev.File.Size == 9
+	})
+	if ev.File.Hash != nil {
+		t.Errorf("file over the cap hashed: %+v", ev.File.Hash)
+	}
+}
+
+func TestHashQueue(t *testing.T) {
+	q := newHashQueue(2)
+	now := time.Now()
+	if !q.push(hashItem{path: "/a", typ: ecs.TypeChange, action: ActionUpdated, at: now}) ||
+		!q.push(hashItem{path: "/a", typ: ecs.TypeCreation, action: ActionCreated, at: now}) ||
+		!q.push(hashItem{path: "/b", typ: ecs.TypeChange, action: ActionUpdated, at: now}) {
+		t.Fatal("push refused below the cap")
+	}
+	if q.push(hashItem{path: "/c", typ: ecs.TypeChange, action: ActionUpdated, at: now}) {
+		t.Error("push accepted past the cap")
+	}
+	if !q.push(hashItem{path: "/b", typ: ecs.TypeChange, action: ActionUpdated, at: now}) {
+		t.Error("a write to a waiting path must merge even when the queue is full")
+	}
+	it, ok := q.pop(<-q.ch)
+	if !ok || it.path != "/a" || it.typ != ecs.TypeCreation {
+		t.Errorf("first item = %+v, %v; want /a merged into a creation", it, ok)
+	}
+	q.close()
+	if q.push(hashItem{path: "/d"}) {
+		t.Error("push accepted after close")
+	}
+}
+
+func TestModeString(t *testing.T) {
+	for _, tc := range []struct {
+		mode os.FileMode
+		want string
+	}{
+		{0o644, "0644"},
+		{0o755 | os.ModeSetuid, "4755"},
+		{0o755 | os.ModeSetgid, "2755"},
+		{0o777 | os.ModeSticky | os.ModeDir, "1777"},
+	} {
+		if got := modeString(tc.mode); got != tc.want {
+			t.Errorf("modeString(%v) = %q, want %q", tc.mode, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,168 @@
+package e2e
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// sensorEvent is the part of `cordon-agent events --json` these tests read.
+type sensorEvent struct {
+	Event struct {
+		Category, Type, Action, Module string
+	} `json:"event"`
+	File *struct {
+		Path string `json:"path"`
+		Mode string `json:"mode"`
+		Hash *struct {
+			SHA256 string `json:"sha256"`
+		} `json:"hash"`
+	} `json:"file"`
+	Process *struct {
+		PID        int    `json:"pid"`
+		Executable string `json:"executable"`
+	} `json:"process"`
+	Source *struct {
+		IP   string `json:"ip"`
+		Port int    `json:"port"`
+	} `json:"source"`
+}
+
+type statusJSON struct {
+	Sensors []struct {
+		Name, Mode, Reason    string
+		Events, Lost, Dropped uint64
+	} `json:"sensors"`
+}
+
+// The file and network sensors run in the real agent: a file written
+// below a watched folder (in a folder created after the agent started)
+// and a new listener reach `cordon-agent events`, and `cordon-agent
+// status` names each sensor's mode and counters.
+func TestFileAndNetworkSensors(t *testing.T) {
+	needRoot(t)
+	c := newCollector(t)
+	state, id := c.enroll(t)
+	watched := t.TempDir()
+	conf := filepath.Join(t.TempDir(), "agent.yaml")
+	yaml := fmt.Sprintf("sensors:\n  file:\n    paths: [%q]\n    hash_max_bytes: 4096\n", watched+"/...")
+	if err := os.WriteFile(conf, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start(t, "cordon-agent", "run", "--state", state, "--config", conf)
+	c.agentOnline(t, id)
+
+	var st statusJSON
+	eventually(t, 20*time.Second, "three sensors in status", func() error {
+		out, err := exec.Command(bin("cordon-agent"), "status", "--state", state, "--json").Output()
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(out, &st); err != nil {
+			return err
+		}
+		modes := map[string]string{}
+		for _, s := range st.Sensors {
+			modes[s.Name] = s.Mode
+		}
+		if modes["process"] == "" || modes["file"] != "fsnotify" || modes["network"] != "sock_diag" {
+			return fmt.Errorf("modes %v", modes)
+		}
+		return nil
+	})
+
+	follow := exec.Command(bin("cordon-agent"), "events", "--state", state, "--json", "--follow")
+	out, err := follow.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { follow.Process.Kill(); follow.Wait() })
+	events := make(chan sensorEvent, 1024)
+	go func() {
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			var ev sensorEvent
+			if json.Unmarshal(sc.Bytes(), &ev) == nil {
+				events <- ev
+			}
+		}
+		close(events)
+	}()
+	waitEvent := func(what string, match func(sensorEvent) bool) {
+		t.Helper()
+		timeout := time.After(20 * time.Second)
+		for {
+			select {
+			case ev, ok := <-events:
+				if !ok {
+					t.Fatalf("events stream ended before %s", what)
+				}
+				if match(ev) {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("no event for %s", what)
+			}
+		}
+	}
+	time.Sleep(500 * time.Millisecond) // let the follower subscribe
+
+	dir := filepath.Join(watched, "cron.d")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	payload := []byte("* * * * * root /dev/shm/x\n")
+	job := filepath.Join(dir, "job")
+	if err := os.WriteFile(job, payload, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(payload)
+	waitEvent("the job file with its hash", func(ev sensorEvent) bool {
+		return ev.Event.Category == "file" && ev.File != nil && ev.File.Path == job &&
+			ev.File.Hash != nil && ev.File.Hash.SHA256 == hex.EncodeToString(sum[:])
+	})
+	if err := os.Chmod(job, 0o755|os.ModeSetuid); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent("the setuid bit", func(ev sensorEvent) bool {
+		return ev.Event.Category == "file" && ev.Event.Action == "attributes_modified" && ev.File.Path == job && ev.File.Mode == "4755"
+	})
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	port := ln.Addr().(*net.TCPAddr).Port
+	self, _ := os.Executable()
+	waitEvent("the new listener", func(ev sensorEvent) bool {
+		return ev.Event.Category == "network" && ev.Event.Type == "start" && ev.Source != nil && ev.Source.Port == port &&
+			ev.Process != nil && ev.Process.PID == os.Getpid() && filepath.Base(ev.Process.Executable) == filepath.Base(self)
+	})
+
+	out2, err := exec.Command(bin("cordon-agent"), "status", "--state", state, "--json").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(out2, &st); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range st.Sensors {
+		if (s.Name == "file" || s.Name == "network") && s.Events == 0 {
+			t.Errorf("sensor %s reports no events after delivering some: %+v", s.Name, s)
+		}
+	}
+}
