@@ -81,7 +81,13 @@ func start(t testing.TB, name string, args ...string) *proc {
 	}
 	p := &proc{t: t, name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
 	go func() { cmd.Wait(); f.Close(); close(p.done) }()
-	t.Cleanup(p.stop)
+	t.Cleanup(func() {
+		p.stop()
+		// Also when the process ended on its own or was stopped earlier.
+		if t.Failed() {
+			t.Logf("log of %s (%s):\n%s", p.name, strings.Join(args, " "), p.Log())
+		}
+	})
 	return p
 }
 
@@ -103,9 +109,6 @@ func (p *proc) stop() {
 	case <-time.After(10 * time.Second):
 		_ = p.cmd.Process.Kill()
 		<-p.done
-	}
-	if p.t.Failed() {
-		p.t.Logf("log of %s:\n%s", p.name, p.Log())
 	}
 }
 
