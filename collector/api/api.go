@@ -12,8 +12,10 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/cordon-edr/cordon/collector/audit"
 	"github.com/cordon-edr/cordon/collector/auth"
 	"github.com/cordon-edr/cordon/collector/command"
+	"github.com/cordon-edr/cordon/collector/events"
 	"github.com/cordon-edr/cordon/collector/incident"
 	"github.com/cordon-edr/cordon/collector/ingest"
 	"github.com/cordon-edr/cordon/collector/registry"
@@ -28,6 +30,12 @@ type Config struct {
 	Incidents *incident.Engine
 	Commands  *command.Queue
 	Keys      *auth.Keys
+	Audit     *audit.Log
+	// Events receives a change event for every change made through the
+	// API, and feeds GET /api/v1/events/stream; optional.
+	Events *events.Hub
+	// Console, when set, serves the web console at / and /assets/.
+	Console http.Handler
 	// CAPEM is the collector CA certificate in PEM; CAPin its pin
 	// ("sha256:<hex>"), computed from CAPEM when empty.
 	CAPEM  []byte
@@ -42,46 +50,57 @@ type server struct {
 
 	mu       sync.Mutex
 	requests map[int]uint64
+	tickets  map[string]ticket
 }
 
 // route is one entry of the API: a ServeMux pattern, the role it needs
-// ("" for none) and its handler.
+// ("" for none), its handler and, for a call that changes something, the
+// action its audit entries carry.
 type route struct {
 	pattern string
 	role    auth.Role
 	handle  func(s *server, w http.ResponseWriter, r *http.Request) error
+	action  string
 }
 
 var routes = []route{
-	{"GET /api/v1/openapi.json", "", (*server).openAPI},
-	{"GET /metrics", "", (*server).metrics},
+	{"GET /api/v1/openapi.json", "", (*server).openAPI, ""},
+	{"GET /metrics", "", (*server).metrics, ""},
 
-	{"GET /api/v1/agents", auth.RoleViewer, (*server).listAgents},
-	{"GET /api/v1/agents/{id}", auth.RoleViewer, (*server).getAgent},
-	{"POST /api/v1/agents/{id}/revoke", auth.RoleAdmin, (*server).revokeAgent},
+	{"GET /api/v1/agents", auth.RoleViewer, (*server).listAgents, ""},
+	{"GET /api/v1/agents/{id}", auth.RoleViewer, (*server).getAgent, ""},
+	{"POST /api/v1/agents/{id}/revoke", auth.RoleAdmin, (*server).revokeAgent, "agent.revoke"},
 
-	{"GET /api/v1/findings", auth.RoleViewer, (*server).listFindings},
-	{"GET /api/v1/findings/{id}", auth.RoleViewer, (*server).getFinding},
+	{"GET /api/v1/findings", auth.RoleViewer, (*server).listFindings, ""},
+	{"GET /api/v1/findings/{id}", auth.RoleViewer, (*server).getFinding, ""},
 
-	{"GET /api/v1/incidents", auth.RoleViewer, (*server).listIncidents},
-	{"GET /api/v1/incidents/{id}", auth.RoleViewer, (*server).getIncident},
-	{"PATCH /api/v1/incidents/{id}", auth.RoleResponder, (*server).updateIncident},
+	{"GET /api/v1/incidents", auth.RoleViewer, (*server).listIncidents, ""},
+	{"GET /api/v1/incidents/{id}", auth.RoleViewer, (*server).getIncident, ""},
+	{"PATCH /api/v1/incidents/{id}", auth.RoleResponder, (*server).updateIncident, "incident.update"},
 
-	{"GET /api/v1/commands", auth.RoleViewer, (*server).listCommands},
-	{"POST /api/v1/commands", auth.RoleResponder, (*server).createCommand},
-	{"GET /api/v1/commands/{id}", auth.RoleViewer, (*server).getCommand},
+	{"GET /api/v1/commands", auth.RoleViewer, (*server).listCommands, ""},
+	{"POST /api/v1/commands", auth.RoleResponder, (*server).createCommand, "command.create"},
+	{"GET /api/v1/commands/{id}", auth.RoleViewer, (*server).getCommand, ""},
 
-	{"GET /api/v1/enroll-tokens", auth.RoleAdmin, (*server).listTokens},
-	{"POST /api/v1/enroll-tokens", auth.RoleAdmin, (*server).createToken},
-	{"GET /api/v1/ca", auth.RoleViewer, (*server).getCA},
+	{"GET /api/v1/enroll-tokens", auth.RoleAdmin, (*server).listTokens, ""},
+	{"POST /api/v1/enroll-tokens", auth.RoleAdmin, (*server).createToken, "enroll_token.create"},
+	{"GET /api/v1/ca", auth.RoleViewer, (*server).getCA, ""},
 
-	{"GET /api/v1/api-keys", auth.RoleAdmin, (*server).listKeys},
-	{"POST /api/v1/api-keys", auth.RoleAdmin, (*server).createKey},
+	{"GET /api/v1/api-keys", auth.RoleAdmin, (*server).listKeys, ""},
+	{"POST /api/v1/api-keys", auth.RoleAdmin, (*server).createKey, "api_key.create"},
+	{"POST /api/v1/api-keys/{id}/revoke", auth.RoleAdmin, (*server).revokeKey, "api_key.revoke"},
+
+	{"GET /api/v1/audit", auth.RoleAdmin, (*server).listAudit, ""},
+	{"GET /api/v1/audit/verify", auth.RoleAdmin, (*server).verifyAudit, ""},
+
+	{"GET /api/v1/me", auth.RoleViewer, (*server).me, ""},
+	{"POST /api/v1/events/ticket", auth.RoleViewer, (*server).createTicket, ""},
+	{"GET /api/v1/events/stream", roleTicket, (*server).stream, ""},
 }
 
 // New returns the API's handler.
 func New(cfg Config) http.Handler {
-	s := &server{Config: cfg, log: cfg.Logger, mux: http.NewServeMux(), requests: make(map[int]uint64)}
+	s := &server{Config: cfg, log: cfg.Logger, mux: http.NewServeMux(), requests: make(map[int]uint64), tickets: make(map[string]ticket)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -94,6 +113,10 @@ func New(cfg Config) http.Handler {
 	}
 	for _, rt := range routes {
 		s.mux.Handle(rt.pattern, s.wrap(rt))
+	}
+	if s.Console != nil {
+		s.mux.Handle("GET /{$}", s.Console)
+		s.mux.Handle("GET /assets/", s.Console)
 	}
 	return s
 }
@@ -138,11 +161,32 @@ func caller(r *http.Request) *auth.Key {
 	return k
 }
 
-// wrap authenticates and authorizes the request for rt, runs its handler
-// and turns a returned error into a JSON error response.
+// roleTicket marks the route that authenticates with a ticket from
+// POST /api/v1/events/ticket in its query instead of a bearer key:
+// browsers cannot set headers on an EventSource.
+const roleTicket auth.Role = "ticket"
+
+// wrap authenticates and authorizes the request for rt, runs its handler,
+// turns a returned error into a JSON error response and, when rt changes
+// something, records the call in the audit trail whatever its outcome.
 func (s *server) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if rt.role != "" {
+		var note *auditNote
+		if rt.action != "" {
+			note = &auditNote{target: r.PathValue("id")}
+			r = r.WithContext(context.WithValue(r.Context(), noteCtx{}, note))
+			sw := &statusWriter{ResponseWriter: w}
+			w = sw
+			defer func() { s.record(r, rt.action, note, sw.status()) }()
+		}
+		if rt.role == roleTicket {
+			key, ok := s.redeemTicket(r.URL.Query().Get("ticket"))
+			if !ok {
+				writeError(w, http.StatusUnauthorized, "missing, unknown or expired ticket: get one from POST /api/v1/events/ticket", "ticket")
+				return
+			}
+			r = r.WithContext(context.WithValue(r.Context(), keyCtx{}, key))
+		} else if rt.role != "" {
 			scheme, secret, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 			secret = strings.TrimSpace(secret)
 			if !strings.EqualFold(scheme, "Bearer") || secret == "" {
@@ -160,6 +204,9 @@ func (s *server) wrap(rt route) http.Handler {
 				s.fail(w, r, err)
 				return
 			}
+			if note != nil {
+				note.key = key
+			}
 			if !key.Role.Allows(rt.role) {
 				writeError(w, http.StatusForbidden, fmt.Sprintf("this needs the %s role; key %q has %s", rt.role, key.Name, key.Role), "")
 				return
@@ -167,6 +214,9 @@ func (s *server) wrap(rt route) http.Handler {
 			r = r.WithContext(context.WithValue(r.Context(), keyCtx{}, key))
 		}
 		if err := rt.handle(s, w, r); err != nil {
+			if note != nil {
+				note.detail = err.Error()
+			}
 			s.fail(w, r, err)
 		}
 	})

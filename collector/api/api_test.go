@@ -15,10 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/google/uuid"
 
+	"github.com/cordon-edr/cordon/collector/audit"
 	"github.com/cordon-edr/cordon/collector/auth"
 	"github.com/cordon-edr/cordon/collector/command"
+	"github.com/cordon-edr/cordon/collector/events"
 	"github.com/cordon-edr/cordon/collector/incident"
 	"github.com/cordon-edr/cordon/collector/ingest"
 	"github.com/cordon-edr/cordon/collector/registry"
@@ -35,6 +38,9 @@ type env struct {
 	incidents *incident.Engine
 	keys      map[auth.Role]string
 	agentID   string
+	db        *badger.DB
+	audit     *audit.Log
+	hub       *events.Hub
 }
 
 var caDER = []byte("not really a certificate")
@@ -46,7 +52,8 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	e := &env{keys: map[auth.Role]string{}}
+	e := &env{keys: map[auth.Role]string{}, db: db, hub: &events.Hub{}}
+	e.audit = audit.New(audit.Config{DB: db}, quiet)
 	e.agents = registry.New(registry.Config{DB: db}, quiet)
 	e.findings, err = ingest.New(ingest.Config{DB: db, Agents: e.agents}, quiet)
 	if err != nil {
@@ -64,6 +71,7 @@ func newEnv(t *testing.T) *env {
 	h := New(Config{
 		Agents: e.agents, Findings: e.findings, Incidents: e.incidents,
 		Commands: command.New(command.Config{DB: db}, quiet), Keys: keys,
+		Audit: e.audit, Events: e.hub,
 		CAPEM:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
 		Logger: quiet,
 	})
@@ -446,7 +454,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		for method, op := range ops {
 			documented[strings.ToUpper(method)+" "+path] = true
 			opm, _ := op.(map[string]any)
-			_, public := opm["security"]
+			sec, hasSec := opm["security"].([]any)
+			public := hasSec && len(sec) == 0
 			for _, rt := range routes {
 				if rt.pattern == strings.ToUpper(method)+" "+path && (rt.role == "") != public {
 					t.Errorf("%s: route needs role %q but the document says public=%v", rt.pattern, rt.role, public)
