@@ -26,8 +26,11 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cordon-edr/cordon/collector/api"
+	"github.com/cordon-edr/cordon/collector/audit"
 	"github.com/cordon-edr/cordon/collector/auth"
 	"github.com/cordon-edr/cordon/collector/command"
+	"github.com/cordon-edr/cordon/collector/console"
+	"github.com/cordon-edr/cordon/collector/events"
 	"github.com/cordon-edr/cordon/collector/gateway"
 	"github.com/cordon-edr/cordon/collector/incident"
 	"github.com/cordon-edr/cordon/collector/ingest"
@@ -169,7 +172,9 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 	if err != nil {
 		return fmt.Errorf("opening the findings log: %w", err)
 	}
-	incidents := incident.New(incident.Config{DB: db, Log: findings, Findings: findings, Agents: reg}, log)
+	hub := &events.Hub{}
+	incidents := incident.New(incident.Config{DB: db, Log: findings, Findings: findings, Agents: reg,
+		Changed: func() { hub.Publish(events.KindIncident, "") }}, log)
 	cmds := command.New(command.Config{DB: db}, log)
 	keys := auth.New(auth.Config{DB: db}, log)
 	secret, err := keys.EnsureAdmin(ctx, cfg.Data)
@@ -184,10 +189,10 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 	gw, err := gateway.New(gateway.Config{
 		Listen:    cfg.Listen,
 		CA:        ca,
-		Registry:  reg,
+		Registry:  liveRegistry{reg, hub},
 		Enroller:  reg,
 		Ingest:    findings,
-		Commands:  cmds,
+		Commands:  liveCommands{cmds, hub},
 		Logger:    log,
 		Heartbeat: registry.HeartbeatPeriod,
 	})
@@ -198,11 +203,17 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 	if err != nil {
 		return fmt.Errorf("listening for the API on %s: %w", cfg.API.Listen, err)
 	}
+	// Requests' contexts end when the server shuts down, which ends the
+	// long-lived event streams that Shutdown would otherwise wait for.
+	reqCtx, endRequests := context.WithCancel(context.Background())
+	defer endRequests()
 	srv := &http.Server{
 		Handler: api.New(api.Config{
 			Agents: reg, Findings: findings, Incidents: incidents, Commands: cmds, Keys: keys,
+			Audit: audit.New(audit.Config{DB: db}, log), Events: hub, Console: console.Handler(),
 			CAPEM: ca.PEM(), CAPin: ca.Pin(), Logger: log,
 		}),
+		BaseContext:       func(net.Listener) context.Context { return reqCtx },
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -229,6 +240,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		srv.RegisterOnShutdown(endRequests)
 		return srv.Shutdown(sctx)
 	})
 	err = g.Wait()

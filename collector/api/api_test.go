@@ -41,6 +41,7 @@ type env struct {
 	db        *badger.DB
 	audit     *audit.Log
 	hub       *events.Hub
+	commands  *command.Queue
 }
 
 var caDER = []byte("not really a certificate")
@@ -54,6 +55,7 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(func() { db.Close() })
 	e := &env{keys: map[auth.Role]string{}, db: db, hub: &events.Hub{}}
 	e.audit = audit.New(audit.Config{DB: db}, quiet)
+	e.commands = command.New(command.Config{DB: db}, quiet)
 	e.agents = registry.New(registry.Config{DB: db}, quiet)
 	e.findings, err = ingest.New(ingest.Config{DB: db, Agents: e.agents}, quiet)
 	if err != nil {
@@ -70,7 +72,7 @@ func newEnv(t *testing.T) *env {
 	}
 	h := New(Config{
 		Agents: e.agents, Findings: e.findings, Incidents: e.incidents,
-		Commands: command.New(command.Config{DB: db}, quiet), Keys: keys,
+		Commands: e.commands, Keys: keys,
 		Audit: e.audit, Events: e.hub,
 		CAPEM:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
 		Logger: quiet,
@@ -417,6 +419,10 @@ func TestMetrics(t *testing.T) {
 	e := newEnv(t)
 	e.finding(t, "low")
 	e.do(t, "GET", "/api/v1/agents", "", nil)
+	_, c := e.do(t, "POST", "/api/v1/commands", "responder", map[string]any{"agent_id": e.agentID, "action": "drill"})
+	if err := e.commands.Finished(context.Background(), e.agentID, &protocol.CommandResult{Id: c["id"].(string), Ok: true}); err != nil {
+		t.Fatal(err)
+	}
 	resp, err := http.Get(e.srv.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -429,6 +435,11 @@ func TestMetrics(t *testing.T) {
 		"cordon_incidents_opened_total 1\n",
 		"# TYPE cordon_agents_online gauge\ncordon_agents_online 0\n",
 		`cordon_api_requests_total{code="401"} 1` + "\n",
+		"# TYPE cordon_incidents gauge\ncordon_incidents{status=\"new\",priority=\"P5\"} 1\n",
+		"# TYPE cordon_command_latency_seconds histogram\n",
+		`cordon_command_latency_seconds_bucket{action="drill",le="+Inf"} 1` + "\n",
+		`cordon_command_latency_seconds_count{action="drill"} 1` + "\n",
+		"cordon_event_streams 0\n",
 	} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("metrics lack %q:\n%s", want, b)

@@ -143,6 +143,7 @@ type Queue struct {
 
 	mu      sync.Mutex
 	waiters map[string]map[chan struct{}]struct{}
+	lat     latencies
 }
 
 // New returns a Queue over cfg.DB.
@@ -339,7 +340,9 @@ func (q *Queue) Delivered(ctx context.Context, commandID string) error {
 // still recorded: the agent did run it.
 func (q *Queue) Finished(ctx context.Context, agentID string, res *protocol.CommandResult) error {
 	now := q.now().UTC()
+	var finished *Command
 	err := store.Update(ctx, q.db, func(txn *badger.Txn) error {
+		finished = nil
 		var c Command
 		if err := store.Get(txn, commandKey(res.GetId()), &c); err != nil {
 			return err
@@ -360,6 +363,7 @@ func (q *Queue) Finished(ctx context.Context, agentID string, res *protocol.Comm
 		if c.DeliveredAt.IsZero() {
 			c.DeliveredAt = c.FinishedAt
 		}
+		finished = &c
 		return q.finish(txn, &c)
 	})
 	if errors.Is(err, store.ErrNotFound) {
@@ -368,6 +372,9 @@ func (q *Queue) Finished(ctx context.Context, agentID string, res *protocol.Comm
 	}
 	if err != nil {
 		return fmt.Errorf("recording the result of command %s from agent %s: %w", res.GetId(), agentID, err)
+	}
+	if finished != nil {
+		q.lat.observe(finished.Action, finished.FinishedAt.Sub(finished.CreatedAt))
 	}
 	q.log.Info("command finished", "command", res.GetId(), "agent", agentID, "ok", res.GetOk())
 	return nil

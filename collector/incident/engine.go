@@ -47,6 +47,9 @@ type Config struct {
 	MaxFindings int
 	// Now is the clock of API changes; time.Now when nil.
 	Now func() time.Time
+	// Changed, when set, is called after findings from the log changed
+	// incidents (opened or joined), outside any transaction.
+	Changed func()
 }
 
 // Defaults of Config.
@@ -67,6 +70,7 @@ type Engine struct {
 	window   time.Duration
 	max      int
 	now      func() time.Time
+	changed  func()
 	logger   *slog.Logger
 
 	opened atomic.Uint64
@@ -76,7 +80,7 @@ type Engine struct {
 func New(cfg Config, log *slog.Logger) *Engine {
 	e := &Engine{
 		db: cfg.DB, log: cfg.Log, findings: cfg.Findings, agents: cfg.Agents,
-		window: cfg.Window, max: cfg.MaxFindings, now: cfg.Now, logger: log,
+		window: cfg.Window, max: cfg.MaxFindings, now: cfg.Now, changed: cfg.Changed, logger: log,
 	}
 	if e.window <= 0 {
 		e.window = DefaultWindow
@@ -184,6 +188,9 @@ func (e *Engine) apply(ctx context.Context, recs []ingest.Record, next uint64) e
 	}
 	if err == nil {
 		e.opened.Add(uint64(opened))
+		if e.changed != nil {
+			e.changed()
+		}
 	}
 	return err
 }
