@@ -260,3 +260,32 @@ func TestEventStream(t *testing.T) {
 		t.Errorf("event %q %s, want a change of command %v", ev, data, c["id"])
 	}
 }
+
+// A stream ends when the key its ticket came from is revoked.
+func TestEventStreamEndsOnRevocation(t *testing.T) {
+	e := newEnv(t)
+	e.server.keepalive = 20 * time.Millisecond
+	_, created := e.do(t, "POST", "/api/v1/api-keys", "admin", map[string]any{"name": "tab", "role": "viewer"})
+	_, tk := e.do(t, "POST", "/api/v1/events/ticket", created["key"].(string), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.srv.URL+"/api/v1/events/stream?ticket="+tk["ticket"].(string), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	rd := bufio.NewReader(resp.Body)
+	if line, _ := rd.ReadString('\n'); !strings.HasPrefix(line, "retry:") {
+		t.Fatalf("stream starts with %q", line)
+	}
+	e.do(t, "POST", "/api/v1/api-keys/"+created["id"].(string)+"/revoke", "admin", nil)
+	for {
+		if _, err := rd.ReadString('\n'); err != nil {
+			if ctx.Err() != nil {
+				t.Fatal("the stream outlived its key")
+			}
+			return // ended
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/cordon-edr/cordon/collector/audit"
 	"github.com/cordon-edr/cordon/collector/auth"
@@ -51,6 +52,9 @@ type server struct {
 	mu       sync.Mutex
 	requests map[int]uint64
 	tickets  map[string]ticket
+	// keepalive is how often an event stream sends a comment and checks
+	// its key.
+	keepalive time.Duration
 }
 
 // route is one entry of the API: a ServeMux pattern, the role it needs
@@ -100,7 +104,7 @@ var routes = []route{
 
 // New returns the API's handler.
 func New(cfg Config) http.Handler {
-	s := &server{Config: cfg, log: cfg.Logger, mux: http.NewServeMux(), requests: make(map[int]uint64), tickets: make(map[string]ticket)}
+	s := &server{Config: cfg, log: cfg.Logger, mux: http.NewServeMux(), requests: make(map[int]uint64), tickets: make(map[string]ticket), keepalive: keepalive}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}

@@ -42,6 +42,7 @@ type env struct {
 	audit     *audit.Log
 	hub       *events.Hub
 	commands  *command.Queue
+	server    *server
 }
 
 var caDER = []byte("not really a certificate")
@@ -77,6 +78,7 @@ func newEnv(t *testing.T) *env {
 		CAPEM:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
 		Logger: quiet,
 	})
+	e.server = h.(*server)
 	e.srv = httptest.NewServer(h)
 	t.Cleanup(e.srv.Close)
 

@@ -71,7 +71,8 @@ const keepalive = 15 * time.Second
 
 // stream serves server-sent events: one "change" event, with data
 // {"kind","id"}, for every change of an incident, command or agent, until
-// the client goes away or the server shuts down.
+// the client goes away, the server shuts down, or the key the ticket was
+// issued to is revoked (checked at every keepalive).
 func (s *server) stream(w http.ResponseWriter, r *http.Request) error {
 	if s.Events == nil {
 		return fmt.Errorf("the collector has no event hub configured")
@@ -88,13 +89,17 @@ func (s *server) stream(w http.ResponseWriter, r *http.Request) error {
 	if err := rc.Flush(); err != nil {
 		return nil // the client is gone
 	}
-	tick := time.NewTicker(keepalive)
+	key := caller(r)
+	tick := time.NewTicker(s.keepalive)
 	defer tick.Stop()
 	for {
 		select {
 		case <-r.Context().Done():
 			return nil
 		case <-tick.C:
+			if ok, err := s.Keys.Active(r.Context(), key.ID); err != nil || !ok {
+				return nil // the key was revoked, or cannot be checked
+			}
 			fmt.Fprint(w, ": keepalive\n\n")
 		case e := <-ch:
 			b, _ := json.Marshal(e)

@@ -35,3 +35,16 @@ func (k *Keys) Revoke(ctx context.Context, id string) (*Key, error) {
 	k.log.Info("API key revoked", "key", rec.ID, "name", rec.Name)
 	return &rec.Key, nil
 }
+
+// Active reports whether the key with id exists and is not revoked.
+func (k *Keys) Active(ctx context.Context, id string) (bool, error) {
+	var rec keyRecord
+	err := k.db.View(func(txn *badger.Txn) error { return store.Get(txn, keyKey(id), &rec) })
+	if errors.Is(err, store.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("looking up API key %s: %w", id, err)
+	}
+	return !rec.Revoked, nil
+}

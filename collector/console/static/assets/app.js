@@ -112,8 +112,11 @@ $("#signout").addEventListener("click", () => {
 
 let source = null;
 let retry = null;
-let refresh = null; // the current view's re-render, called on change events
+let refresh = null; // re-renders the current view; called with the change events since its last call
 let pending = null;
+let lastRefresh = 0;
+let batch = []; // the change events since the last refresh
+const MIN_REFRESH = 1000; // at most one refetch a second, however busy the fleet
 
 function setLive(on) {
   const el = $("#live");
@@ -138,8 +141,16 @@ async function startLive() {
       e = JSON.parse(ev.data);
     } catch {}
     if (!refresh) return;
-    clearTimeout(pending);
-    pending = setTimeout(() => refresh && refresh(e), 150);
+    batch.push(e);
+    if (pending) return;
+    const wait = Math.max(150, lastRefresh + MIN_REFRESH - Date.now());
+    pending = setTimeout(() => {
+      const events = batch;
+      batch = [];
+      pending = null;
+      lastRefresh = Date.now();
+      if (refresh) refresh(events);
+    }, wait);
   });
   source.onerror = () => {
     // The ticket is used up: a reconnection needs a new one.
@@ -259,7 +270,7 @@ async function queueView() {
       }
     }
   }, 1000);
-  refresh = (e) => !dialog.open && (e.kind === "incident" || e.kind === "agent" || !e.kind) && queueView();
+  refresh = (events) => !dialog.open && events.some((e) => e.kind === "incident") && queueView();
 }
 
 // ---------- incident page ----------
@@ -320,9 +331,15 @@ async function incidentView(id) {
     h("section.card", h("h2", "Timeline"), h("ol.timeline", [...inc.timeline].reverse().map((e) =>
       h("li", h("time", stamp(e.at)), " ", h("span.actor", e.actor), " ", h("span.action", e.action.replaceAll("_", " ")), e.detail ? [" — ", e.detail] : null)))),
   );
-  refresh = (e) => {
+  const hosts = new Set(inc.affected_hosts);
+  const mine = new Set(commands.map((c) => c.id));
+  refresh = (events) => {
     if (dialog.open) return; // never pull the page from under an open dialog
-    if (!e.kind || e.kind === "agent" || e.kind === "command" || (e.kind === "incident" && (!e.id || e.id === id))) incidentView(id);
+    const relevant = events.some((e) =>
+      (e.kind === "incident" && (!e.id || e.id === id)) ||
+      (e.kind === "agent" && hosts.has(e.id)) ||
+      (e.kind === "command" && (mine.has(e.id) || !e.id)));
+    if (relevant) incidentView(id);
   };
 }
 
@@ -569,7 +586,7 @@ async function fleetView() {
           ),
         ),
   );
-  refresh = (e) => !dialog.open && (!e.kind || e.kind === "agent") && fleetView();
+  refresh = (events) => !dialog.open && events.some((e) => e.kind === "agent") && fleetView();
 }
 
 // ---------- audit ----------
