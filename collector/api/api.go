@@ -58,48 +58,77 @@ type server struct {
 }
 
 // route is one entry of the API: a ServeMux pattern, the role it needs
-// ("" for none), its handler and, for a call that changes something, the
-// action its audit entries carry.
+// ("" for none) and its handler.
 type route struct {
 	pattern string
 	role    auth.Role
 	handle  func(s *server, w http.ResponseWriter, r *http.Request) error
-	action  string
+}
+
+// auditActions names the audit action of routes that change something.
+// Every route whose method is not GET is audited (see audited); one
+// missing here is recorded under its pattern.
+var auditActions = map[string]string{
+	"POST /api/v1/agents/{id}/revoke":    "agent.revoke",
+	"PATCH /api/v1/incidents/{id}":       "incident.update",
+	"POST /api/v1/commands":              "command.create",
+	"POST /api/v1/enroll-tokens":         "enroll_token.create",
+	"POST /api/v1/api-keys":              "api_key.create",
+	"POST /api/v1/api-keys/{id}/revoke":  "api_key.revoke",
+	"POST /api/v1/exports/{sink}/replay": "export.replay",
+}
+
+// notAudited lists the routes that use a method other than GET but
+// change nothing.
+var notAudited = map[string]bool{
+	"POST /api/v1/events/ticket": true,
+}
+
+// audited returns the audit action of rt, or "" when its calls are not
+// recorded.
+func audited(rt route) string {
+	if strings.HasPrefix(rt.pattern, "GET ") || notAudited[rt.pattern] {
+		return ""
+	}
+	if a, ok := auditActions[rt.pattern]; ok {
+		return a
+	}
+	return rt.pattern
 }
 
 var routes = []route{
-	{"GET /api/v1/openapi.json", "", (*server).openAPI, ""},
-	{"GET /metrics", "", (*server).metrics, ""},
+	{"GET /api/v1/openapi.json", "", (*server).openAPI},
+	{"GET /metrics", "", (*server).metrics},
 
-	{"GET /api/v1/agents", auth.RoleViewer, (*server).listAgents, ""},
-	{"GET /api/v1/agents/{id}", auth.RoleViewer, (*server).getAgent, ""},
-	{"POST /api/v1/agents/{id}/revoke", auth.RoleAdmin, (*server).revokeAgent, "agent.revoke"},
+	{"GET /api/v1/agents", auth.RoleViewer, (*server).listAgents},
+	{"GET /api/v1/agents/{id}", auth.RoleViewer, (*server).getAgent},
+	{"POST /api/v1/agents/{id}/revoke", auth.RoleAdmin, (*server).revokeAgent},
 
-	{"GET /api/v1/findings", auth.RoleViewer, (*server).listFindings, ""},
-	{"GET /api/v1/findings/{id}", auth.RoleViewer, (*server).getFinding, ""},
+	{"GET /api/v1/findings", auth.RoleViewer, (*server).listFindings},
+	{"GET /api/v1/findings/{id}", auth.RoleViewer, (*server).getFinding},
 
-	{"GET /api/v1/incidents", auth.RoleViewer, (*server).listIncidents, ""},
-	{"GET /api/v1/incidents/{id}", auth.RoleViewer, (*server).getIncident, ""},
-	{"PATCH /api/v1/incidents/{id}", auth.RoleResponder, (*server).updateIncident, "incident.update"},
+	{"GET /api/v1/incidents", auth.RoleViewer, (*server).listIncidents},
+	{"GET /api/v1/incidents/{id}", auth.RoleViewer, (*server).getIncident},
+	{"PATCH /api/v1/incidents/{id}", auth.RoleResponder, (*server).updateIncident},
 
-	{"GET /api/v1/commands", auth.RoleViewer, (*server).listCommands, ""},
-	{"POST /api/v1/commands", auth.RoleResponder, (*server).createCommand, "command.create"},
-	{"GET /api/v1/commands/{id}", auth.RoleViewer, (*server).getCommand, ""},
+	{"GET /api/v1/commands", auth.RoleViewer, (*server).listCommands},
+	{"POST /api/v1/commands", auth.RoleResponder, (*server).createCommand},
+	{"GET /api/v1/commands/{id}", auth.RoleViewer, (*server).getCommand},
 
-	{"GET /api/v1/enroll-tokens", auth.RoleAdmin, (*server).listTokens, ""},
-	{"POST /api/v1/enroll-tokens", auth.RoleAdmin, (*server).createToken, "enroll_token.create"},
-	{"GET /api/v1/ca", auth.RoleViewer, (*server).getCA, ""},
+	{"GET /api/v1/enroll-tokens", auth.RoleAdmin, (*server).listTokens},
+	{"POST /api/v1/enroll-tokens", auth.RoleAdmin, (*server).createToken},
+	{"GET /api/v1/ca", auth.RoleViewer, (*server).getCA},
 
-	{"GET /api/v1/api-keys", auth.RoleAdmin, (*server).listKeys, ""},
-	{"POST /api/v1/api-keys", auth.RoleAdmin, (*server).createKey, "api_key.create"},
-	{"POST /api/v1/api-keys/{id}/revoke", auth.RoleAdmin, (*server).revokeKey, "api_key.revoke"},
+	{"GET /api/v1/api-keys", auth.RoleAdmin, (*server).listKeys},
+	{"POST /api/v1/api-keys", auth.RoleAdmin, (*server).createKey},
+	{"POST /api/v1/api-keys/{id}/revoke", auth.RoleAdmin, (*server).revokeKey},
 
-	{"GET /api/v1/audit", auth.RoleAdmin, (*server).listAudit, ""},
-	{"GET /api/v1/audit/verify", auth.RoleAdmin, (*server).verifyAudit, ""},
+	{"GET /api/v1/audit", auth.RoleAdmin, (*server).listAudit},
+	{"GET /api/v1/audit/verify", auth.RoleAdmin, (*server).verifyAudit},
 
-	{"GET /api/v1/me", auth.RoleViewer, (*server).me, ""},
-	{"POST /api/v1/events/ticket", auth.RoleViewer, (*server).createTicket, ""},
-	{"GET /api/v1/events/stream", roleTicket, (*server).stream, ""},
+	{"GET /api/v1/me", auth.RoleViewer, (*server).me},
+	{"POST /api/v1/events/ticket", auth.RoleViewer, (*server).createTicket},
+	{"GET /api/v1/events/stream", roleTicket, (*server).stream},
 }
 
 // New returns the API's handler.
@@ -176,12 +205,12 @@ const roleTicket auth.Role = "ticket"
 func (s *server) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var note *auditNote
-		if rt.action != "" {
+		if action := audited(rt); action != "" {
 			note = &auditNote{target: r.PathValue("id")}
 			r = r.WithContext(context.WithValue(r.Context(), noteCtx{}, note))
 			sw := &statusWriter{ResponseWriter: w}
 			w = sw
-			defer func() { s.record(r, rt.action, note, sw.status()) }()
+			defer func() { s.record(r, action, note, sw.status()) }()
 		}
 		if rt.role == roleTicket {
 			key, ok := s.redeemTicket(r.URL.Query().Get("ticket"))
