@@ -1,6 +1,8 @@
 // Service-level targets per priority: how long an incident may wait,
 // from detection, to be acknowledged (moved out of "new") and contained.
-// docs/console.md lists them.
+// docs/console.md lists them. When the API gives an incident's own
+// deadlines (sla.acknowledge_by, sla.contain_by, from the collector's
+// configured targets), those win.
 
 const M = 60 * 1000;
 const H = 60 * M;
@@ -32,9 +34,10 @@ const time = (s) => (s ? Date.parse(s) : 0);
 // {state: "met"|"missed"|"due"|"overdue"|"none", text}.
 export function timer(inc, which, now = Date.now()) {
   const target = (TARGETS[inc.priority] || TARGETS.P5)[which];
-  const start = time(inc.detected_at);
+  const start = time(inc.opened_at) || time(inc.detected_at);
   const doneAt = which === "ack" ? time(inc.acknowledged_at) : time(inc.contained_at);
-  const deadline = start + target;
+  const given = inc.sla && time(which === "ack" ? inc.sla.acknowledge_by : inc.sla.contain_by);
+  const deadline = given || start + target;
   if (doneAt) {
     return doneAt <= deadline
       ? { state: "met", text: `met in ${duration(doneAt - start)}` }
