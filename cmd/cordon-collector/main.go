@@ -26,8 +26,11 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/cordon-edr/cordon/collector/api"
+	"github.com/cordon-edr/cordon/collector/audit"
 	"github.com/cordon-edr/cordon/collector/auth"
 	"github.com/cordon-edr/cordon/collector/command"
+	"github.com/cordon-edr/cordon/collector/console"
+	"github.com/cordon-edr/cordon/collector/events"
 	"github.com/cordon-edr/cordon/collector/export"
 	"github.com/cordon-edr/cordon/collector/gateway"
 	"github.com/cordon-edr/cordon/collector/incident"
@@ -171,6 +174,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 	if err != nil {
 		return fmt.Errorf("opening the findings log: %w", err)
 	}
+	hub := &events.Hub{}
 	targets, err := cfg.Incidents.targets()
 	if err != nil {
 		return err
@@ -197,7 +201,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 		DB: db, Log: findings, Findings: findings, Agents: reg, Containment: cmds,
 		Window: cfg.Incidents.Window, Targets: targets,
 		Playbooks: playbooks, DryRun: cfg.Incidents.PlaybookDryRun, Responder: cmds,
-		Hook: outbox,
+		Hook: outbox, Changed: func() { hub.Publish(events.KindIncident, "") },
 	}, log)
 	keys := auth.New(auth.Config{DB: db}, log)
 	secret, err := keys.EnsureAdmin(ctx, cfg.Data)
@@ -212,10 +216,10 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 	gw, err := gateway.New(gateway.Config{
 		Listen:    cfg.Listen,
 		CA:        ca,
-		Registry:  reg,
+		Registry:  liveRegistry{reg, hub},
 		Enroller:  reg,
 		Ingest:    findings,
-		Commands:  cmds,
+		Commands:  liveCommands{cmds, hub},
 		Logger:    log,
 		Heartbeat: registry.HeartbeatPeriod,
 	})
@@ -226,11 +230,17 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 	if err != nil {
 		return fmt.Errorf("listening for the API on %s: %w", cfg.API.Listen, err)
 	}
+	// Requests' contexts end when the server shuts down, which ends the
+	// long-lived event streams that Shutdown would otherwise wait for.
+	reqCtx, endRequests := context.WithCancel(context.Background())
+	defer endRequests()
 	srv := &http.Server{
 		Handler: api.New(api.Config{
 			Agents: reg, Findings: findings, Incidents: incidents, Commands: cmds, Keys: keys,
+			Audit: audit.New(audit.Config{DB: db}, log), Events: hub, Console: console.Handler(),
 			CAPEM: ca.PEM(), CAPin: ca.Pin(), BreakGlass: ca.BreakGlassCode, Logger: log, Exports: outbox,
 		}),
+		BaseContext:       func(net.Listener) context.Context { return reqCtx },
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
@@ -258,6 +268,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		srv.RegisterOnShutdown(endRequests)
 		return srv.Shutdown(sctx)
 	})
 	err = g.Wait()

@@ -47,6 +47,9 @@ var commands = []*command{
 	{name: "api-key list", synopsis: "[--json]", summary: "list API keys", setup: setupAPIKeyList},
 	{name: "exports status", synopsis: "[--json]", summary: "show the export sinks: queue, dead-letter queue, deliveries, last error", setup: setupExportsStatus},
 	{name: "exports replay", synopsis: "SINK [--json]", summary: "send a sink's dead-letter queue again", positional: []string{"SINK"}, setup: setupExportsReplay},
+	{name: "api-key revoke", synopsis: "ID [--json]", summary: "revoke an API key: it is refused from then on", positional: []string{"ID"}, setup: setupAPIKeyRevoke},
+	{name: "audit", synopsis: "[--actor NAME] [--action A] [--target ID] [--outcome success|failure] [--json]", summary: "list the audit trail of changes made through the API", setup: setupAudit},
+	{name: "audit verify", synopsis: "[--json]", summary: "check the audit trail's hash chain (exit 1 when it was tampered with)", setup: setupAuditVerify},
 	{name: "ca-pin", synopsis: "[--json]", summary: "print the collector CA pin for cordon-agent enroll (last line)", setup: setupCAPin},
 	{name: "version", synopsis: "", summary: "print the version of cordonctl", setup: setupVersion},
 }
@@ -80,6 +83,27 @@ func groupOf(word string) []string {
 	}
 	sort.Strings(verbs)
 	return verbs
+}
+
+// isCommand reports whether name is a command by itself, such as
+// "audit", which is also the group of "audit verify".
+func isCommand(name string) bool {
+	for _, c := range commands {
+		if c.name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// isVerb reports whether word is a verb of the group.
+func isVerb(group, word string) bool {
+	for _, v := range groupOf(group) {
+		if v == word {
+			return true
+		}
+	}
+	return false
 }
 
 // globalValueFlags are the flags that may precede the command name and
@@ -119,7 +143,7 @@ func splitCommand(args []string) (words, rest []string, err error) {
 		}
 		words = append(words, a)
 		i++
-		if len(words) == 1 && groupOf(a) != nil {
+		if len(words) == 1 && groupOf(a) != nil && (!isCommand(a) || i < len(args) && isVerb(a, args[i])) {
 			want = 2
 		}
 	}

@@ -90,6 +90,10 @@ func TestSplitCommand(t *testing.T) {
 		{args: []string{"isolate", "a1", "--reason", "x"}, words: []string{"isolate"}, rest: []string{"a1", "--reason", "x"}},
 		{args: []string{"help", "incident", "update"}, words: []string{"help"}, rest: []string{"incident", "update"}},
 		{args: []string{"incident"}, words: []string{"incident"}},
+		// "audit" is a command and the group of "audit verify".
+		{args: []string{"audit", "--actor", "bob"}, words: []string{"audit"}, rest: []string{"--actor", "bob"}},
+		{args: []string{"audit", "verify", "--json"}, words: []string{"audit", "verify"}, rest: []string{"--json"}},
+		{args: []string{"audit"}, words: []string{"audit"}},
 		{args: []string{"--", "agents"}, words: []string{"agents"}},
 		{args: []string{"--help"}, rest: []string{"--help"}},
 		{args: nil},

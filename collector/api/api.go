@@ -11,9 +11,12 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/cordon-edr/cordon/collector/audit"
 	"github.com/cordon-edr/cordon/collector/auth"
 	"github.com/cordon-edr/cordon/collector/command"
+	"github.com/cordon-edr/cordon/collector/events"
 	"github.com/cordon-edr/cordon/collector/incident"
 	"github.com/cordon-edr/cordon/collector/ingest"
 	"github.com/cordon-edr/cordon/collector/registry"
@@ -28,6 +31,12 @@ type Config struct {
 	Incidents *incident.Engine
 	Commands  *command.Queue
 	Keys      *auth.Keys
+	Audit     *audit.Log
+	// Events receives a change event for every change made through the
+	// API, and feeds GET /api/v1/events/stream; optional.
+	Events *events.Hub
+	// Console, when set, serves the web console at / and /assets/.
+	Console http.Handler
 	// CAPEM is the collector CA certificate in PEM; CAPin its pin
 	// ("sha256:<hex>"), computed from CAPEM when empty.
 	CAPEM []byte
@@ -47,6 +56,10 @@ type server struct {
 
 	mu       sync.Mutex
 	requests map[int]uint64
+	tickets  map[string]ticket
+	// keepalive is how often an event stream sends a comment and checks
+	// its key.
+	keepalive time.Duration
 }
 
 // route is one entry of the API: a ServeMux pattern, the role it needs
@@ -55,6 +68,37 @@ type route struct {
 	pattern string
 	role    auth.Role
 	handle  func(s *server, w http.ResponseWriter, r *http.Request) error
+}
+
+// auditActions names the audit action of routes that change something.
+// Every route whose method is not GET is audited (see audited); one
+// missing here is recorded under its pattern.
+var auditActions = map[string]string{
+	"POST /api/v1/agents/{id}/revoke":    "agent.revoke",
+	"PATCH /api/v1/incidents/{id}":       "incident.update",
+	"POST /api/v1/commands":              "command.create",
+	"POST /api/v1/enroll-tokens":         "enroll_token.create",
+	"POST /api/v1/api-keys":              "api_key.create",
+	"POST /api/v1/api-keys/{id}/revoke":  "api_key.revoke",
+	"POST /api/v1/exports/{sink}/replay": "export.replay",
+}
+
+// notAudited lists the routes that use a method other than GET but
+// change nothing.
+var notAudited = map[string]bool{
+	"POST /api/v1/events/ticket": true,
+}
+
+// audited returns the audit action of rt, or "" when its calls are not
+// recorded.
+func audited(rt route) string {
+	if strings.HasPrefix(rt.pattern, "GET ") || notAudited[rt.pattern] {
+		return ""
+	}
+	if a, ok := auditActions[rt.pattern]; ok {
+		return a
+	}
+	return rt.pattern
 }
 
 var routes = []route{
@@ -87,11 +131,19 @@ var routes = []route{
 
 	{"GET /api/v1/exports", auth.RoleViewer, (*server).listExports},
 	{"POST /api/v1/exports/{sink}/replay", auth.RoleAdmin, (*server).replayExport},
+	{"POST /api/v1/api-keys/{id}/revoke", auth.RoleAdmin, (*server).revokeKey},
+
+	{"GET /api/v1/audit", auth.RoleAdmin, (*server).listAudit},
+	{"GET /api/v1/audit/verify", auth.RoleAdmin, (*server).verifyAudit},
+
+	{"GET /api/v1/me", auth.RoleViewer, (*server).me},
+	{"POST /api/v1/events/ticket", auth.RoleViewer, (*server).createTicket},
+	{"GET /api/v1/events/stream", roleTicket, (*server).stream},
 }
 
 // New returns the API's handler.
 func New(cfg Config) http.Handler {
-	s := &server{Config: cfg, log: cfg.Logger, mux: http.NewServeMux(), requests: make(map[int]uint64)}
+	s := &server{Config: cfg, log: cfg.Logger, mux: http.NewServeMux(), requests: make(map[int]uint64), tickets: make(map[string]ticket), keepalive: keepalive}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -104,6 +156,10 @@ func New(cfg Config) http.Handler {
 	}
 	for _, rt := range routes {
 		s.mux.Handle(rt.pattern, s.wrap(rt))
+	}
+	if s.Console != nil {
+		s.mux.Handle("GET /{$}", s.Console)
+		s.mux.Handle("GET /assets/", s.Console)
 	}
 	return s
 }
@@ -148,11 +204,32 @@ func caller(r *http.Request) *auth.Key {
 	return k
 }
 
-// wrap authenticates and authorizes the request for rt, runs its handler
-// and turns a returned error into a JSON error response.
+// roleTicket marks the route that authenticates with a ticket from
+// POST /api/v1/events/ticket in its query instead of a bearer key:
+// browsers cannot set headers on an EventSource.
+const roleTicket auth.Role = "ticket"
+
+// wrap authenticates and authorizes the request for rt, runs its handler,
+// turns a returned error into a JSON error response and, when rt changes
+// something, records the call in the audit trail whatever its outcome.
 func (s *server) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if rt.role != "" {
+		var note *auditNote
+		if action := audited(rt); action != "" {
+			note = &auditNote{target: r.PathValue("id")}
+			r = r.WithContext(context.WithValue(r.Context(), noteCtx{}, note))
+			sw := &statusWriter{ResponseWriter: w}
+			w = sw
+			defer func() { s.record(r, action, note, sw.status()) }()
+		}
+		if rt.role == roleTicket {
+			key, ok := s.redeemTicket(r.URL.Query().Get("ticket"))
+			if !ok {
+				writeError(w, http.StatusUnauthorized, "missing, unknown or expired ticket: get one from POST /api/v1/events/ticket", "ticket")
+				return
+			}
+			r = r.WithContext(context.WithValue(r.Context(), keyCtx{}, key))
+		} else if rt.role != "" {
 			scheme, secret, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 			secret = strings.TrimSpace(secret)
 			if !strings.EqualFold(scheme, "Bearer") || secret == "" {
@@ -170,6 +247,9 @@ func (s *server) wrap(rt route) http.Handler {
 				s.fail(w, r, err)
 				return
 			}
+			if note != nil {
+				note.key = key
+			}
 			if !key.Role.Allows(rt.role) {
 				writeError(w, http.StatusForbidden, fmt.Sprintf("this needs the %s role; key %q has %s", rt.role, key.Name, key.Role), "")
 				return
@@ -177,6 +257,9 @@ func (s *server) wrap(rt route) http.Handler {
 			r = r.WithContext(context.WithValue(r.Context(), keyCtx{}, key))
 		}
 		if err := rt.handle(s, w, r); err != nil {
+			if note != nil {
+				note.detail = err.Error()
+			}
 			s.fail(w, r, err)
 		}
 	})

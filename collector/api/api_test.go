@@ -15,10 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/google/uuid"
 
+	"github.com/cordon-edr/cordon/collector/audit"
 	"github.com/cordon-edr/cordon/collector/auth"
 	"github.com/cordon-edr/cordon/collector/command"
+	"github.com/cordon-edr/cordon/collector/events"
 	"github.com/cordon-edr/cordon/collector/incident"
 	"github.com/cordon-edr/cordon/collector/ingest"
 	"github.com/cordon-edr/cordon/collector/registry"
@@ -36,6 +39,11 @@ type env struct {
 	keys      map[auth.Role]string
 	agentID   string
 	cfg       Config // what the server was made with
+	db        *badger.DB
+	audit     *audit.Log
+	hub       *events.Hub
+	commands  *command.Queue
+	server    *server
 }
 
 var caDER = []byte("not really a certificate")
@@ -47,7 +55,9 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	e := &env{keys: map[auth.Role]string{}}
+	e := &env{keys: map[auth.Role]string{}, db: db, hub: &events.Hub{}}
+	e.audit = audit.New(audit.Config{DB: db}, quiet)
+	e.commands = command.New(command.Config{DB: db}, quiet)
 	e.agents = registry.New(registry.Config{DB: db}, quiet)
 	e.findings, err = ingest.New(ingest.Config{DB: db, Agents: e.agents}, quiet)
 	if err != nil {
@@ -64,11 +74,14 @@ func newEnv(t *testing.T) *env {
 	}
 	e.cfg = Config{
 		Agents: e.agents, Findings: e.findings, Incidents: e.incidents,
-		Commands: command.New(command.Config{DB: db}, quiet), Keys: keys,
+		Commands: e.commands, Keys: keys,
+		Audit: e.audit, Events: e.hub,
 		CAPEM:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
 		Logger: quiet,
 	}
-	e.srv = httptest.NewServer(New(e.cfg))
+	h := New(e.cfg)
+	e.server = h.(*server)
+	e.srv = httptest.NewServer(h)
 	t.Cleanup(e.srv.Close)
 
 	_, tok, err := e.agents.CreateToken(context.Background(), registry.TokenRequest{Tags: map[string]string{"criticality": "high"}})
@@ -414,6 +427,10 @@ func TestMetrics(t *testing.T) {
 	e := newEnv(t)
 	e.finding(t, "low")
 	e.do(t, "GET", "/api/v1/agents", "", nil)
+	_, c := e.do(t, "POST", "/api/v1/commands", "responder", map[string]any{"agent_id": e.agentID, "action": "drill"})
+	if err := e.commands.Finished(context.Background(), e.agentID, &protocol.CommandResult{Id: c["id"].(string), Ok: true}); err != nil {
+		t.Fatal(err)
+	}
 	resp, err := http.Get(e.srv.URL + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -429,6 +446,11 @@ func TestMetrics(t *testing.T) {
 		"# TYPE cordon_incidents_open gauge\ncordon_incidents_open 1\n",
 		"cordon_incidents_mtta_seconds 0\n",
 		"cordon_incidents_acknowledge_breaches 0\n",
+		"# TYPE cordon_incidents gauge\ncordon_incidents{status=\"new\",priority=\"P5\"} 1\n",
+		"# TYPE cordon_command_latency_seconds histogram\n",
+		`cordon_command_latency_seconds_bucket{action="drill",le="+Inf"} 1` + "\n",
+		`cordon_command_latency_seconds_count{action="drill"} 1` + "\n",
+		"cordon_event_streams 0\n",
 	} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("metrics lack %q:\n%s", want, b)
@@ -464,7 +486,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		for method, op := range ops {
 			documented[strings.ToUpper(method)+" "+path] = true
 			opm, _ := op.(map[string]any)
-			_, public := opm["security"]
+			sec, hasSec := opm["security"].([]any)
+			public := hasSec && len(sec) == 0
 			for _, rt := range routes {
 				if rt.pattern == strings.ToUpper(method)+" "+path && (rt.role == "") != public {
 					t.Errorf("%s: route needs role %q but the document says public=%v", rt.pattern, rt.role, public)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cordon-edr/cordon/collector/auth"
 	"github.com/cordon-edr/cordon/collector/command"
+	"github.com/cordon-edr/cordon/collector/events"
 	"github.com/cordon-edr/cordon/collector/incident"
 	"github.com/cordon-edr/cordon/collector/ingest"
 	"github.com/cordon-edr/cordon/collector/registry"
@@ -116,6 +117,7 @@ func (s *server) revokeAgent(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.log.Info("agent revoked through the API", "agent", a.ID, "by", caller(r).Name)
+	s.Events.Publish(events.KindAgent, a.ID)
 	writeJSON(w, http.StatusOK, a)
 	return nil
 }
@@ -197,6 +199,7 @@ func (s *server) updateIncident(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.Events.Publish(events.KindIncident, inc.ID)
 	writeJSON(w, http.StatusOK, inc)
 	return nil
 }
@@ -240,6 +243,7 @@ func (s *server) createCommand(w http.ResponseWriter, r *http.Request) error {
 	if err := decode(w, r, &body); err != nil {
 		return err
 	}
+	setTarget(r, body.AgentID)
 	args, err := stringArgs(body.Args)
 	if err != nil {
 		return err
@@ -281,6 +285,8 @@ func (s *server) createCommand(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	setTarget(r, c.ID)
+	s.Events.Publish(events.KindCommand, c.ID)
 	if c.IncidentID != "" {
 		detail := fmt.Sprintf("%s on %s (command %s)", c.Action, agent.Hostname, c.ID)
 		if c.Reason != "" {
@@ -289,6 +295,7 @@ func (s *server) createCommand(w http.ResponseWriter, r *http.Request) error {
 		if err := s.Incidents.Note(r.Context(), c.IncidentID, c.RequestedBy, incident.ActionCommand, detail); err != nil {
 			s.log.Warn("noting a command on its incident", "command", c.ID, "incident", c.IncidentID, "err", err)
 		}
+		s.Events.Publish(events.KindIncident, c.IncidentID)
 	}
 	writeJSON(w, http.StatusCreated, c)
 	return nil
@@ -355,6 +362,7 @@ func (s *server) createToken(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	setTarget(r, t.ID)
 	writeJSON(w, http.StatusCreated, tokenCreated{ID: t.ID, Token: secret, ExpiresAt: t.ExpiresAt, Uses: t.Uses, Tags: t.Tags})
 	return nil
 }
@@ -405,6 +413,7 @@ func (s *server) createKey(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	setTarget(r, k.ID)
 	s.log.Info("API key created through the API", "key", k.ID, "role", k.Role, "by", caller(r).Name)
 	writeJSON(w, http.StatusCreated, keyCreated{ID: k.ID, Name: k.Name, Role: k.Role, Key: secret, CreatedAt: k.CreatedAt})
 	return nil

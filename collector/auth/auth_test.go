@@ -114,3 +114,41 @@ func TestRoles(t *testing.T) {
 		}
 	}
 }
+
+func TestRevoke(t *testing.T) {
+	db, err := store.Open(t.TempDir(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	k := New(Config{DB: db}, slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+	key, secret, err := k.Create(ctx, "ci", RoleViewer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.Authenticate(ctx, secret); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := k.Active(ctx, key.ID); !ok || err != nil {
+		t.Errorf("new key not active: %v %v", ok, err)
+	}
+	for range 2 { // the second time changes nothing
+		got, err := k.Revoke(ctx, key.ID)
+		if err != nil || !got.Revoked {
+			t.Fatalf("revoke: %+v %v", got, err)
+		}
+	}
+	if _, err := k.Authenticate(ctx, secret); !errors.Is(err, ErrUnknownKey) {
+		t.Errorf("revoked key authenticates: %v", err)
+	}
+	if ok, err := k.Active(ctx, key.ID); ok || err != nil {
+		t.Errorf("revoked key active: %v %v", ok, err)
+	}
+	if ok, err := k.Active(ctx, "nope"); ok || err != nil {
+		t.Errorf("unknown key active: %v %v", ok, err)
+	}
+	if _, err := k.Revoke(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("unknown key: %v", err)
+	}
+}

@@ -167,6 +167,7 @@ type Queue struct {
 
 	mu      sync.Mutex
 	waiters map[string]map[chan struct{}]struct{}
+	lat     latencies
 }
 
 // New returns a Queue over cfg.DB.
@@ -404,6 +405,9 @@ func (q *Queue) Finished(ctx context.Context, agentID string, res *protocol.Comm
 	}
 	if err != nil {
 		return fmt.Errorf("recording the result of command %s from agent %s: %w", res.GetId(), agentID, err)
+	}
+	if done != nil {
+		q.lat.observe(done.Action, done.FinishedAt.Sub(done.CreatedAt))
 	}
 	q.log.Info("command finished", "command", res.GetId(), "agent", agentID, "ok", res.GetOk())
 	if done != nil && q.onFinish != nil {

@@ -66,6 +66,9 @@ type Config struct {
 	// Hook is told of every change, inside the transaction making it;
 	// optional.
 	Hook Hook
+	// Changed, when set, is called after findings from the log changed
+	// incidents (opened or joined), outside any transaction.
+	Changed func()
 }
 
 // Containment looks up the containment commands of an incident.
@@ -120,6 +123,7 @@ type Engine struct {
 	dryRun    bool
 	responder Responder
 	hook      Hook
+	onChanged func()
 
 	opened atomic.Uint64
 }
@@ -128,7 +132,7 @@ type Engine struct {
 func New(cfg Config, log *slog.Logger) *Engine {
 	e := &Engine{
 		db: cfg.DB, log: cfg.Log, findings: cfg.Findings, agents: cfg.Agents,
-		window: cfg.Window, max: cfg.MaxFindings, now: cfg.Now, hook: cfg.Hook, logger: log,
+		window: cfg.Window, max: cfg.MaxFindings, now: cfg.Now, hook: cfg.Hook, onChanged: cfg.Changed, logger: log,
 		contain: cfg.Containment, targets: maps.Clone(DefaultTargets),
 		playbooks: cfg.Playbooks, dryRun: cfg.DryRun, responder: cfg.Responder,
 	}
@@ -251,6 +255,9 @@ func (e *Engine) apply(ctx context.Context, recs []ingest.Record, next uint64) e
 	if err == nil {
 		e.opened.Add(uint64(opened))
 		e.send(ctx, sends)
+		if e.onChanged != nil {
+			e.onChanged()
+		}
 	}
 	return err
 }
