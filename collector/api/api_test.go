@@ -446,7 +446,7 @@ func TestMetrics(t *testing.T) {
 		"# TYPE cordon_incidents_open gauge\ncordon_incidents_open 1\n",
 		"cordon_incidents_mtta_seconds 0\n",
 		"cordon_incidents_acknowledge_breaches 0\n",
-		"# TYPE cordon_incidents gauge\ncordon_incidents{status=\"new\",priority=\"P5\"} 1\n",
+		"# TYPE cordon_incidents gauge\ncordon_incidents{status=\"new\",priority=\"P3\"} 1\n",
 		"# TYPE cordon_command_latency_seconds histogram\n",
 		`cordon_command_latency_seconds_bucket{action="drill",le="+Inf"} 1` + "\n",
 		`cordon_command_latency_seconds_count{action="drill"} 1` + "\n",
