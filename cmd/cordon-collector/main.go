@@ -198,12 +198,24 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 	if err != nil {
 		return fmt.Errorf("listening for the API on %s: %w", cfg.API.Listen, err)
 	}
+	conns := api.NewConnWatch(log)
 	srv := &http.Server{
 		Handler: api.New(api.Config{
 			Agents: reg, Findings: findings, Incidents: incidents, Commands: cmds, Keys: keys,
 			CAPEM: ca.PEM(), CAPin: ca.Pin(), Logger: log,
+			Refusals: func() map[string]uint64 {
+				m := gw.Refusals()
+				m["api_connection"] = conns.Unserved()
+				return m
+			},
 		}),
+		// A slow or idle client cannot hold a connection for long: the
+		// headers must arrive in 10 s, the whole request in a minute, and
+		// an idle keep-alive connection is closed after two.
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ConnState:         conns.State,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	log.Info("collector running", "version", version, "data", cfg.Data, "agents", gw.Addr().String(),

@@ -24,7 +24,7 @@ var (
 
 // loadgen returns the path of cordon-loadgen, built on first use so tests
 // that do not need it do not pay for it.
-func loadgen(t *testing.T) string {
+func loadgen(t testing.TB) string {
 	t.Helper()
 	loadgenOnce.Do(func() {
 		out, err := exec.Command("go", "build", "-o", binDir+"/", "../cordon-loadgen").CombinedOutput()

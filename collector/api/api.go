@@ -33,6 +33,9 @@ type Config struct {
 	CAPEM  []byte
 	CAPin  string
 	Logger *slog.Logger
+	// Refusals, when set, adds cordon_refused_total{reason} to /metrics:
+	// what the agent gateway and the HTTP server turned away.
+	Refusals func() map[string]uint64
 }
 
 type server struct {
@@ -147,12 +150,14 @@ func (s *server) wrap(rt route) http.Handler {
 			secret = strings.TrimSpace(secret)
 			if !strings.EqualFold(scheme, "Bearer") || secret == "" {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="cordon"`)
+				s.log.Warn("API request refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "err", "no API key")
 				writeError(w, http.StatusUnauthorized, "missing bearer API key", "")
 				return
 			}
 			key, err := s.Keys.Authenticate(r.Context(), secret)
 			if errors.Is(err, auth.ErrUnknownKey) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="cordon", error="invalid_token"`)
+				s.log.Warn("API request refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "err", "unknown or revoked API key")
 				writeError(w, http.StatusUnauthorized, "unknown or revoked API key", "")
 				return
 			}
@@ -161,6 +166,7 @@ func (s *server) wrap(rt route) http.Handler {
 				return
 			}
 			if !key.Role.Allows(rt.role) {
+				s.log.Warn("API request refused", "method", r.Method, "path", r.URL.Path, "key", key.Name, "role", key.Role, "needs", rt.role)
 				writeError(w, http.StatusForbidden, fmt.Sprintf("this needs the %s role; key %q has %s", rt.role, key.Name, key.Role), "")
 				return
 			}

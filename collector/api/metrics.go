@@ -21,6 +21,14 @@ func (s *server) metrics(w http.ResponseWriter, r *http.Request) error {
 	metric("cordon_incidents_opened_total", "counter", "Incidents opened since the collector started.", s.Incidents.Stats().Opened)
 	metric("cordon_agents_online", "gauge", "Agents connected with a recent heartbeat.", uint64(s.Agents.Online()))
 
+	if s.Refusals != nil {
+		refused := s.Refusals()
+		b.WriteString("# HELP cordon_refused_total Connections, streams, enrollments and API connections refused, by reason.\n# TYPE cordon_refused_total counter\n")
+		for _, reason := range slices.Sorted(maps.Keys(refused)) {
+			fmt.Fprintf(&b, "cordon_refused_total{reason=%q} %d\n", reason, refused[reason])
+		}
+	}
+
 	s.mu.Lock()
 	requests := maps.Clone(s.requests)
 	s.mu.Unlock()
