@@ -215,9 +215,9 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       time.Minute,
 		IdleTimeout:       2 * time.Minute,
-		ConnState:         conns.State,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	conns.Install(srv)
 	log.Info("collector running", "version", version, "data", cfg.Data, "agents", gw.Addr().String(),
 		"api", apiURL(ln.Addr().String(), cfg.API.TLSCert != ""), "ca_pin", ca.Pin())
 

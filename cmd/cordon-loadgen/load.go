@@ -356,8 +356,18 @@ func (f *fleet) watchRSS(ctx context.Context, agents *sync.WaitGroup, peak *int6
 // driveCommands requests Commands commands, one at a time, each to a
 // random connected agent, and times request → result in the API.
 func (f *fleet) driveCommands(ctx context.Context, api *apiClient, lat *latencies) {
-	// Spread the commands over the generation window.
-	every := f.cfg.Duration / time.Duration(f.cfg.Commands+1)
+	// Commands are timed with the whole fleet connected: wait for it,
+	// then spread them over what is left of the generation window.
+	for f.connected.Load() < int64(len(f.agentsByIdx)) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-f.generateDone:
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	every := max(time.Until(f.generateEnd), time.Second) / time.Duration(f.cfg.Commands+1)
 	for i := 0; i < f.cfg.Commands; i++ {
 		select {
 		case <-ctx.Done():
