@@ -72,6 +72,14 @@ func (a *simAgent) generate(ctx context.Context) {
 func (a *simAgent) add(n int) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	// Checked under the lock finished() reads the queue under: no finding
+	// is queued after the sender has seen generation end with an empty
+	// queue and left.
+	select {
+	case <-a.f.generateDone:
+		return false
+	default:
+	}
 	if lim := a.f.cfg.Findings; lim > 0 {
 		n = min(n, lim-a.made)
 	}
@@ -151,7 +159,8 @@ func (a *simAgent) run(ctx context.Context) {
 	wg.Add(1)
 	go func() { defer wg.Done(); a.generate(genCtx) }()
 
-	const backoffMin, backoffMax = 200 * time.Millisecond, 5 * time.Second
+	// The agent's schedule (agent/uplink): [d/2, d), d from 500ms doubling to 30s.
+	const backoffMin, backoffMax = 500 * time.Millisecond, 30 * time.Second
 	delay := backoffMin
 	for {
 		helloed, err := a.session(ctx)
