@@ -31,6 +31,7 @@ type simAgent struct {
 	notify  chan struct{}
 	samples map[string]bool
 	seen    map[string]bool // command ids answered, executed once
+	helloed bool            // owned by run's goroutine
 }
 
 var severities = []string{"low", "medium", "high", "critical"}
@@ -219,6 +220,10 @@ func (a *simAgent) session(ctx context.Context) (helloed bool, err error) {
 		}
 	}
 	defer a.f.connected.Add(-1)
+	if !a.helloed {
+		a.helloed = true
+		a.f.ever.Add(1)
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.control(gctx, r, w) })

@@ -115,6 +115,7 @@ type Report struct {
 	Agents            int            `json:"agents"`
 	Enrolled          int            `json:"enrolled"`
 	ConnectedPeak     int64          `json:"connected_peak"`
+	ConnectedEver     int64          `json:"agents_connected_at_least_once"`
 	Connected         int64          `json:"connected_at_end"`
 	EnrollSeconds     float64        `json:"enroll_seconds"`
 	RunSeconds        float64        `json:"run_seconds"`
@@ -134,6 +135,8 @@ type Report struct {
 	CollectorRSSBytes int64          `json:"collector_rss_bytes,omitempty"`
 	LoadgenRSSBytes   int64          `json:"loadgen_rss_bytes,omitempty"`
 	Errors            map[string]int `json:"errors"`
+	// ErrorSamples holds the first message of each kind of error.
+	ErrorSamples map[string]string `json:"error_samples,omitempty"`
 }
 
 // fleet is the shared state of all simulated agents.
@@ -147,6 +150,8 @@ type fleet struct {
 	ackLat                                   latencies
 	errMu                                    sync.Mutex
 	errs                                     map[string]int
+	errSamples                               map[string]string
+	ever                                     atomic.Int64 // agents that got at least one HelloAck
 	ackedMu                                  sync.Mutex
 	ackedOut                                 *bufio.Writer
 	samples                                  chan sample // findings whose incident latency is measured
@@ -169,6 +174,9 @@ type sample struct {
 func (f *fleet) fail(kind string, err error) {
 	f.errMu.Lock()
 	f.errs[kind]++
+	if _, ok := f.errSamples[kind]; !ok {
+		f.errSamples[kind] = err.Error()
+	}
 	f.errMu.Unlock()
 	f.log.Info(kind, "err", err)
 }
@@ -180,9 +188,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	api := newAPIClient(cfg.API, cfg.Token)
-	f := &fleet{cfg: cfg, log: cfg.Logger, errs: map[string]int{}, samples: make(chan sample, max(cfg.Incidents, 1)), generateDone: make(chan struct{}), commandsDone: make(chan struct{})}
+	f := &fleet{cfg: cfg, log: cfg.Logger, errs: map[string]int{}, errSamples: map[string]string{}, samples: make(chan sample, max(cfg.Incidents, 1)), generateDone: make(chan struct{}), commandsDone: make(chan struct{})}
 	f.sampleLeft.Store(int64(cfg.Incidents))
-	rep := &Report{Agents: cfg.Agents, Errors: f.errs}
+	rep := &Report{Agents: cfg.Agents, Errors: f.errs, ErrorSamples: f.errSamples}
 
 	if cfg.AckedFile != "" {
 		out, err := os.Create(cfg.AckedFile)
@@ -299,6 +307,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.RunSeconds = time.Since(t1).Seconds()
 	rep.Connected = f.connected.Load()
 	rep.ConnectedPeak = f.peak.Load()
+	rep.ConnectedEver = f.ever.Load()
 	rep.FindingsGenerated = f.generated.Load()
 	rep.FindingsAcked = f.acked.Load()
 	rep.FindingsStored = f.stored.Load()
@@ -356,9 +365,10 @@ func (f *fleet) watchRSS(ctx context.Context, agents *sync.WaitGroup, peak *int6
 // driveCommands requests Commands commands, one at a time, each to a
 // random connected agent, and times request → result in the API.
 func (f *fleet) driveCommands(ctx context.Context, api *apiClient, lat *latencies) {
-	// Commands are timed with the whole fleet connected: wait for it,
+	// Commands are timed with the whole fleet connected: wait for every
+	// agent to have connected,
 	// then spread them over what is left of the generation window.
-	for f.connected.Load() < int64(len(f.agentsByIdx)) {
+	for f.ever.Load() < int64(len(f.agentsByIdx)) {
 		select {
 		case <-ctx.Done():
 			return

@@ -19,6 +19,7 @@ import (
 type fleetReport struct {
 	Enrolled          int     `json:"enrolled"`
 	ConnectedPeak     int     `json:"connected_peak"`
+	ConnectedEver     int     `json:"agents_connected_at_least_once"`
 	EnrollSeconds     float64 `json:"enroll_seconds"`
 	FindingsAcked     uint64  `json:"findings_acked"`
 	FindingsUnacked   uint64  `json:"findings_unacked"`
@@ -89,10 +90,11 @@ func BenchmarkFleet(b *testing.B) {
 		if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
 			b.Fatalf("cordon-loadgen report: %v\n%s", err, stdout.String())
 		}
-		if rep.ConnectedPeak < fleetAgents || rep.FindingsUnacked > 0 {
+		if rep.ConnectedEver < fleetAgents || rep.FindingsUnacked > 0 || rep.CommandLatency.Count == 0 {
 			b.Fatalf("report %s: want all %d agents connected and every finding acknowledged", stdout.String(), fleetAgents)
 		}
-		b.ReportMetric(float64(rep.ConnectedPeak), "agents")
+		b.ReportMetric(float64(rep.ConnectedPeak), "agents-peak")
+		b.ReportMetric(float64(len(rep.Errors)), "error-kinds")
 		b.ReportMetric(float64(rep.CollectorRSSBytes)/(1<<20), "collector-RSS-MiB")
 		b.ReportMetric(rep.AckLatency.P50, "ack-p50-ms")
 		b.ReportMetric(rep.AckLatency.P99, "ack-p99-ms")
