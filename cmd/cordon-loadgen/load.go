@@ -368,16 +368,16 @@ func (f *fleet) driveCommands(ctx context.Context, api *apiClient, lat *latencie
 	// Commands are timed with the whole fleet connected: wait for every
 	// agent to have connected,
 	// then spread them over what is left of the generation window.
+	// Agents refused in a connection burst may come back after the
+	// generation window; they stay connected until the commands are done.
 	for f.ever.Load() < int64(len(f.agentsByIdx)) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-f.generateDone:
-			return
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	every := max(time.Until(f.generateEnd), time.Second) / time.Duration(f.cfg.Commands+1)
+	every := max(time.Until(f.generateEnd)/time.Duration(f.cfg.Commands+1), 50*time.Millisecond)
 	for i := 0; i < f.cfg.Commands; i++ {
 		select {
 		case <-ctx.Done():
