@@ -32,7 +32,7 @@ func TestFleetReconnectSpread(t *testing.T) {
 	c := newCollector(t)
 	const agents = 200
 	run := startLoadgen(t, c, "--agents", fmt.Sprint(agents), "--rate", "0", "--heartbeat", "2s",
-		"--duration", "25s", "--drain", "10s")
+		"--duration", "20s", "--drain", "10s")
 	eventually(t, 60*time.Second, "the fleet connected", func() error {
 		if n := len(connectTimes(t, c.Log())); n < agents {
 			return fmt.Errorf("%d connected", n)
