@@ -172,13 +172,15 @@ func (c *Client) session(ctx context.Context) (helloed bool, err error) {
 	}
 	defer conn.CloseWithError(protocol.CodeShutdown, "agent closing")
 
+	// A refused certificate can surface at any of the first steps, as
+	// the handshake's verdict may arrive after the client finished it.
 	ctrl, err := conn.OpenStreamSync(ctx)
 	if err != nil {
-		return false, fmt.Errorf("opening control stream: %w", err)
+		return false, classifyDial(fmt.Errorf("opening control stream: %w", err))
 	}
 	ctrlW := protocol.NewFrameWriter(ctrl, 0)
 	if err := ctrlW.Write(&protocol.Frame{Body: &protocol.Frame_Hello{Hello: c.cfg.Hello()}}); err != nil {
-		return false, fmt.Errorf("sending hello: %w", err)
+		return false, classifyDial(fmt.Errorf("sending hello: %w", err))
 	}
 	ctrlR := protocol.NewFrameReader(ctrl, 0)
 	ctrl.SetReadDeadline(time.Now().Add(15 * time.Second))
