@@ -9,6 +9,14 @@
 // count of findings dropped because the queue was full is kept under
 // "spool/m/dropped" and survives restarts.
 //
+// When the queue is full the most severe findings are kept: a new finding
+// evicts the oldest pending finding of the lowest severity below its own
+// (counted as dropped, like a refused one), and is refused only when
+// nothing pending is less severe. An index "spool/s/<rank>/<id>" (rank 1
+// low to 4 critical, also kept as the entry's user meta byte) finds that
+// finding without reading the queue. Entries spooled before the index
+// existed carry no rank and are never evicted.
+//
 // The uplink reads with Peek, sends a batch, and calls Ack with the ids
 // once the collector has acknowledged the batch as durable; a finding is
 // deleted only then, so a crash at any point re-sends rather than loses.

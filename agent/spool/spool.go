@@ -22,7 +22,11 @@ const DefaultMaxPending = 100000
 const (
 	prefix        = "spool/"
 	findingPrefix = prefix + "f/"
-	droppedKey    = prefix + "m/dropped"
+	// sevPrefix indexes pending findings by severity rank:
+	// "spool/s/<rank>/<id>", so the oldest of the lowest severity is the
+	// first key under its rank.
+	sevPrefix  = prefix + "s/"
+	droppedKey = prefix + "m/dropped"
 )
 
 const (
@@ -129,9 +133,26 @@ func Open(db *badger.DB, opts Options) (*Queue, error) {
 	return q, nil
 }
 
+// Severity ranks, kept as the user meta byte of a finding's entry and in
+// its index key; 0 means "not indexed" (an entry from before the index).
+var severityRank = map[string]byte{"low": 1, "medium": 2, "high": 3, "critical": 4}
+
+func rankOf(sev string) byte {
+	if r, ok := severityRank[sev]; ok {
+		return r
+	}
+	return 1 // unknown severities rank lowest
+}
+
+func sevKey(rank byte, findingKey []byte) []byte {
+	return append([]byte(fmt.Sprintf("%s%d/", sevPrefix, rank)), findingKey[len(findingPrefix):]...)
+}
+
 // Put stores f durably and returns once it is on disk. A finding whose id
-// is already queued is left as it was. When the queue is full, Put drops
-// f, counts it and returns ErrFull.
+// is already queued is left as it was. When the queue is full, the most
+// severe findings are kept: f evicts the oldest pending finding of the
+// lowest severity below its own, which is counted as dropped; when none
+// is less severe, Put drops f, counts it and returns ErrFull.
 func (q *Queue) Put(f *protocol.Finding) error {
 	if f == nil {
 		return fmt.Errorf("%w: nil", ErrInvalid)
@@ -145,10 +166,14 @@ func (q *Queue) Put(f *protocol.Finding) error {
 		return fmt.Errorf("spool: put %s: encode: %w", f.GetId(), err)
 	}
 
+	rank := rankOf(f.GetSeverity())
+
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	added := false
+	var evicted string
 	err = q.db.Update(func(txn *badger.Txn) error {
+		added, evicted = false, ""
 		_, err := txn.Get(key)
 		if err == nil {
 			return nil // already queued
@@ -157,14 +182,25 @@ func (q *Queue) Put(f *protocol.Finding) error {
 			return err
 		}
 		if q.pending >= q.max {
-			return ErrFull
+			victim, err := q.evict(txn, rank)
+			if err != nil {
+				return err
+			}
+			evicted = victim
+		} else {
+			added = true
 		}
-		added = true
-		return txn.Set(key, val)
+		if err := txn.SetEntry(badger.NewEntry(key, val).WithMeta(rank)); err != nil {
+			return err
+		}
+		return txn.Set(sevKey(rank, key), nil)
 	})
 	if errors.Is(err, ErrFull) {
-		q.dropLocked(f)
+		q.dropLocked(f, "queue full, dropping new findings")
 		return ErrFull
+	}
+	if err == nil && evicted != "" {
+		q.dropLocked(&protocol.Finding{Id: evicted}, "queue full, evicting the oldest less severe finding")
 	}
 	if err == nil {
 		err = q.sync()
@@ -182,9 +218,42 @@ func (q *Queue) Put(f *protocol.Finding) error {
 	return nil
 }
 
-// dropLocked counts a finding refused for want of room, saves the counter
-// at most every droppedSaveEvery and logs at most every dropLogEvery.
-func (q *Queue) dropLocked(f *protocol.Finding) {
+// evict deletes the oldest pending finding whose severity ranks below
+// rank and returns its id; ErrFull when there is none.
+func (q *Queue) evict(txn *badger.Txn, rank byte) (string, error) {
+	for r := byte(1); r < rank; r++ {
+		p := []byte(fmt.Sprintf("%s%d/", sevPrefix, r))
+		var ids []string
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: p})
+		for it.Rewind(); it.Valid() && len(ids) < 16; it.Next() {
+			ids = append(ids, string(it.Item().Key()[len(p):]))
+		}
+		it.Close()
+		for _, id := range ids {
+			fkey := []byte(findingPrefix + id)
+			_, err := txn.Get(fkey)
+			if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
+				return "", err
+			}
+			if err := txn.Delete(append(p, id...)); err != nil {
+				return "", err
+			}
+			if err != nil {
+				continue // an index entry left behind: gone now
+			}
+			if err := txn.Delete(fkey); err != nil {
+				return "", err
+			}
+			return id, nil
+		}
+	}
+	return "", ErrFull
+}
+
+// dropLocked counts a finding refused or evicted for want of room, saves
+// the counter at most every droppedSaveEvery and logs at most every
+// dropLogEvery.
+func (q *Queue) dropLocked(f *protocol.Finding, what string) {
 	q.dropped++
 	q.unlogged++
 	now := q.now()
@@ -195,7 +264,7 @@ func (q *Queue) dropLocked(f *protocol.Finding) {
 		q.savedAt = now
 	}
 	if now.Sub(q.loggedAt) >= dropLogEvery {
-		q.log.Warn("spool: queue full, dropping new findings",
+		q.log.Warn("spool: "+what,
 			"rule_id", f.GetRule().GetId(), "finding_id", f.GetId(),
 			"dropped_since_last_report", q.unlogged, "dropped_total", q.dropped,
 			"max_pending", q.max)
@@ -303,7 +372,7 @@ func (q *Queue) remove(keys [][]byte) error {
 		err := q.db.Update(func(txn *badger.Txn) error {
 			removed, done = 0, 0
 			for _, key := range keys {
-				_, err := txn.Get(key)
+				item, err := txn.Get(key)
 				if errors.Is(err, badger.ErrKeyNotFound) {
 					done++
 					continue
@@ -311,8 +380,18 @@ func (q *Queue) remove(keys [][]byte) error {
 				if err != nil {
 					return err
 				}
+				// The index entry goes first: should the finding's own
+				// delete not fit, the next transaction finds the finding
+				// and deletes both again.
+				if rank := item.UserMeta(); rank != 0 {
+					if err := txn.Delete(sevKey(rank, key)); errors.Is(err, badger.ErrTxnTooBig) {
+						return nil // commit what fits, continue in a new txn
+					} else if err != nil {
+						return err
+					}
+				}
 				if err := txn.Delete(key); errors.Is(err, badger.ErrTxnTooBig) {
-					return nil // commit what fits, continue in a new txn
+					return nil
 				} else if err != nil {
 					return err
 				}

@@ -173,6 +173,8 @@ func (c *Client) session(ctx context.Context) (helloed bool, err error) {
 	}
 	defer conn.CloseWithError(protocol.CodeShutdown, "agent closing")
 
+	// A refused certificate can surface at any of the first steps, as
+	// the handshake's verdict may arrive after the client finished it.
 	ctrl, err := conn.OpenStreamSync(ctx)
 	if err != nil {
 		return false, classifyDial(fmt.Errorf("opening control stream: %w", err))

@@ -234,16 +234,30 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 	// long-lived event streams that Shutdown would otherwise wait for.
 	reqCtx, endRequests := context.WithCancel(context.Background())
 	defer endRequests()
+	conns := api.NewConnWatch(log)
 	srv := &http.Server{
 		Handler: api.New(api.Config{
 			Agents: reg, Findings: findings, Incidents: incidents, Commands: cmds, Keys: keys,
 			Audit: audit.New(audit.Config{DB: db}, log), Events: hub, Console: console.Handler(),
 			CAPEM: ca.PEM(), CAPin: ca.Pin(), BreakGlass: ca.BreakGlassCode, Logger: log, Exports: outbox,
+			Refusals: func() map[string]uint64 {
+				m := gw.Refusals()
+				m["api_connection"] = conns.Unserved()
+				return m
+			},
 		}),
-		BaseContext:       func(net.Listener) context.Context { return reqCtx },
+		BaseContext: func(net.Listener) context.Context { return reqCtx },
+		// A slow or idle client cannot hold a connection for long: the
+		// headers must arrive in 10 s, the whole request in a minute, and
+		// an idle keep-alive connection is closed after two. (Event
+		// streams are not cut: the server clears the read deadline once a
+		// request has been read.)
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	conns.Install(srv)
 	log.Info("collector running", "version", version, "data", cfg.Data, "agents", gw.Addr().String(),
 		"api", apiURL(ln.Addr().String(), cfg.API.TLSCert != ""), "ca_pin", ca.Pin())
 

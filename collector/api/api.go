@@ -47,6 +47,9 @@ type Config struct {
 	Logger     *slog.Logger
 	// Exports is the export outbox; optional (no sinks when nil).
 	Exports Exports
+	// Refusals, when set, adds cordon_refused_total{reason} to /metrics:
+	// what the agent gateway and the HTTP server turned away.
+	Refusals func() map[string]uint64
 }
 
 type server struct {
@@ -234,12 +237,14 @@ func (s *server) wrap(rt route) http.Handler {
 			secret = strings.TrimSpace(secret)
 			if !strings.EqualFold(scheme, "Bearer") || secret == "" {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="cordon"`)
+				s.log.Warn("API request refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "err", "no API key")
 				writeError(w, http.StatusUnauthorized, "missing bearer API key", "")
 				return
 			}
 			key, err := s.Keys.Authenticate(r.Context(), secret)
 			if errors.Is(err, auth.ErrUnknownKey) {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="cordon", error="invalid_token"`)
+				s.log.Warn("API request refused", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr, "err", "unknown or revoked API key")
 				writeError(w, http.StatusUnauthorized, "unknown or revoked API key", "")
 				return
 			}
@@ -251,6 +256,7 @@ func (s *server) wrap(rt route) http.Handler {
 				note.key = key
 			}
 			if !key.Role.Allows(rt.role) {
+				s.log.Warn("API request refused", "method", r.Method, "path", r.URL.Path, "key", key.Name, "role", key.Role, "needs", rt.role)
 				writeError(w, http.StatusForbidden, fmt.Sprintf("this needs the %s role; key %q has %s", rt.role, key.Name, key.Role), "")
 				return
 			}

@@ -40,6 +40,14 @@ func (s *server) metrics(w http.ResponseWriter, r *http.Request) error {
 		metric("cordon_event_streams", "gauge", "Open server-sent event streams (web consoles).", uint64(s.Events.Subscribers()))
 	}
 
+	if s.Refusals != nil {
+		refused := s.Refusals()
+		b.WriteString("# HELP cordon_refused_total Connections, streams, enrollments and API connections refused, by reason.\n# TYPE cordon_refused_total counter\n")
+		for _, reason := range slices.Sorted(maps.Keys(refused)) {
+			fmt.Fprintf(&b, "cordon_refused_total{reason=%q} %d\n", reason, refused[reason])
+		}
+	}
+
 	s.mu.Lock()
 	requests := maps.Clone(s.requests)
 	s.mu.Unlock()

@@ -59,6 +59,8 @@ type Server struct {
 
 	mu    sync.Mutex
 	conns map[string]*quic.Conn // agent id → its current connection
+
+	refused refusals
 }
 
 // New opens the UDP listener; Run serves it.
@@ -87,10 +89,12 @@ func New(cfg Config) (*Server, error) {
 			}
 			id, cert, err := cfg.CA.VerifyAgent(raw)
 			if err != nil {
+				s.refused.add(RefusedCertificate)
 				s.log.Warn("refused agent certificate", "err", err)
 				return err
 			}
 			if err := cfg.Registry.Authorize(id, cert); err != nil {
+				s.refused.add(RefusedAgent)
 				s.log.Warn("refused agent", "agent", id, "err", err)
 				return err
 			}
@@ -158,12 +162,15 @@ func (s *Server) serveEnroll(ctx context.Context, conn *quic.Conn) {
 	defer cancel()
 	st, err := conn.AcceptStream(ctx)
 	if err != nil {
+		s.refused.add(RefusedEnrollment)
+		log.Warn("enrollment refused", "err", "no enrollment request")
 		conn.CloseWithError(protocol.CodeAuth, "no enrollment request")
 		return
 	}
 	st.SetDeadline(time.Now().Add(enrollTimeout))
 	resp, code, err := s.enroll(ctx, st)
 	if err != nil {
+		s.refused.add(RefusedEnrollment)
 		log.Warn("enrollment refused", "err", err)
 		_ = protocol.WriteFrame(st, protocol.ErrorFrameOf(code, err.Error()))
 	} else {
@@ -287,7 +294,8 @@ func (a *agentConn) serveStream(ctx context.Context, st *quic.Stream) {
 
 // refuse sends an Error frame and closes the stream both ways.
 func (a *agentConn) refuse(st *quic.Stream, code string, qcode quic.StreamErrorCode, err error) {
-	a.log.Warn("closing agent stream", "stream", st.StreamID(), "err", err)
+	a.s.refused.add(code)
+	a.log.Warn("closing agent stream", "stream", st.StreamID(), "code", code, "err", err)
 	_ = protocol.WriteFrame(st, protocol.ErrorFrameOf(code, err.Error()))
 	st.CancelRead(qcode)
 	st.Close()

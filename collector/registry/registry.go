@@ -101,6 +101,11 @@ type Registry struct {
 
 	mu   sync.Mutex
 	live map[string]*live
+
+	// redeemMu serializes enrollments: many agents enrolling at once
+	// with one token would otherwise conflict on its use count until
+	// the retries ran out, and be refused.
+	redeemMu sync.Mutex
 }
 
 // New returns a Registry over cfg.DB.

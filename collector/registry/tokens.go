@@ -144,6 +144,8 @@ func (r *Registry) Redeem(ctx context.Context, token string, host *protocol.Host
 		cert    []byte
 		tokenID string
 	)
+	r.redeemMu.Lock()
+	defer r.redeemMu.Unlock()
 	err = store.Update(ctx, r.db, func(txn *badger.Txn) error {
 		t, err := r.usableToken(txn, token)
 		if err != nil {
