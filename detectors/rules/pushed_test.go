@@ -139,3 +139,27 @@ func ruleIDs(fs []detectors.Finding) []string {
 	}
 	return ids
 }
+
+// FuzzCompilePushed feeds pushed file names and contents, as the API and
+// the control stream take them, to the compile step: it returns rules or
+// a *SetError, never panics, and a refused set returns no rules.
+func FuzzCompilePushed(f *testing.F) {
+	f.Add("marker.yml", markerRule)
+	f.Add("../x.yml", markerRule)
+	f.Add("a/b.yaml", "title: x\n  id: [\n")
+	f.Fuzz(func(t *testing.T, name, content string) {
+		rs, err := CompilePushed([]File{{Name: name, Content: []byte(content)}})
+		if err != nil {
+			var se *SetError
+			if !errors.As(err, &se) || len(se.Problems) == 0 || rs != nil {
+				t.Fatalf("CompilePushed(%q) = %d rules, %v", name, len(rs), err)
+			}
+			return
+		}
+		for _, r := range rs {
+			if r.ID == "" {
+				t.Fatalf("a rule without id was accepted from %q", name)
+			}
+		}
+	})
+}
