@@ -29,7 +29,6 @@ import (
 	"github.com/cordon-edr/cordon/agent/spool"
 	"github.com/cordon-edr/cordon/agent/uplink"
 	"github.com/cordon-edr/cordon/detectors"
-	"github.com/cordon-edr/cordon/detectors/rules"
 	"github.com/cordon-edr/cordon/detectors/stateful"
 	"github.com/cordon-edr/cordon/protocol"
 	"github.com/cordon-edr/cordon/protocol/ecs"
@@ -79,6 +78,12 @@ type Agent struct {
 	sensor *sensor.Process
 	srcs   []*source
 	engine *detectors.Engine
+	// rules is the Sigma rule set: the built-in pack and the set pushed
+	// by the collector; sigma names its batch in the engine, and swaps
+	// carries a new one to the detection goroutine.
+	rules  *ruleSets
+	sigma  detectors.BatchID
+	swaps  chan batchSwap
 	exec   *executor.Executor
 	uplink *uplink.Client
 	drills *drillMarks
@@ -106,7 +111,7 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Collector != "" {
 		id.Collector = cfg.Collector
 	}
-	pack, err := rules.Load()
+	ruleSets, err := newRuleSets(cfg.StateDir, cfg.Logger)
 	if err != nil {
 		return nil, err
 	}
@@ -126,6 +131,8 @@ func New(cfg Config) (*Agent, error) {
 		spool:  q,
 		sensor: sensor.NewProcess(sensor.Options{ForcePoll: cfg.ForcePoll, NoEBPF: cfg.NoEBPF, Logger: cfg.Logger}),
 		engine: detectors.NewEngine(append(detectors.Builtin(), stateful.All(time.Now)...)...),
+		rules:  ruleSets,
+		swaps:  make(chan batchSwap),
 		exec:   executor.New(db, cfg.Logger),
 		drills: newDrillMarks(),
 		hub:    localapi.NewHub(1000),
@@ -133,7 +140,7 @@ func New(cfg Config) (*Agent, error) {
 
 		isolator: isolator,
 	}
-	a.engine.AddBatch(pack.Batch())
+	a.sigma = a.engine.AddBatch(ruleSets.initial().Batch())
 	a.engine.SetNoiseWindow(cfg.NoiseWindow)
 	a.engine.SetExceptions(cfg.Exceptions)
 	a.srcs = append(a.srcs, &source{
@@ -178,6 +185,7 @@ func New(cfg Config) (*Agent, error) {
 		Executor:  a.exec,
 		Hello:     a.hello,
 		Heartbeat: a.heartbeat,
+		Rules:     a.applyRules,
 		Logger:    a.log,
 	})
 	return a, nil
@@ -234,6 +242,11 @@ func (a *Agent) detect(ctx context.Context, events <-chan ecs.Event) error {
 				a.report(f)
 			}
 			return nil
+		case sw := <-a.swaps:
+			if err := a.engine.ReplaceBatch(a.sigma, sw.batch); err != nil {
+				return fmt.Errorf("swapping the rule set: %w", err)
+			}
+			close(sw.done)
 		case ev := <-events:
 			a.hub.Publish(ev)
 			for _, f := range a.engine.Process(&ev) {
@@ -279,6 +292,7 @@ func SocketPath(stateDir string) string { return filepath.Join(stateDir, localap
 func (a *Agent) Status() localapi.Status {
 	up := a.uplink.Status()
 	sp := a.spool.Stats()
+	rulesVersion, _, rulesError := a.rules.state()
 	return localapi.Status{
 		AgentID:        a.id.AgentID,
 		Version:        a.cfg.Version,
@@ -290,6 +304,8 @@ func (a *Agent) Status() localapi.Status {
 		Spool:          localapi.Spool{Pending: int64(sp.Pending), Dropped: int64(sp.Dropped)},
 		Sensors:        a.sensorStatus(),
 		Rules:          len(a.engine.Rules()),
+		RulesVersion:   rulesVersion,
+		RulesError:     rulesError,
 		EventsDropped:  a.hub.Dropped(),
 		Isolated:       a.isolator.Isolated(),
 	}
@@ -297,10 +313,11 @@ func (a *Agent) Status() localapi.Status {
 
 func (a *Agent) hello() *protocol.Hello {
 	return &protocol.Hello{
-		Version:     protocol.CurrentVersion(),
-		Host:        identity.HostFacts(a.cfg.Version),
-		SensorModes: a.sensorModes(),
-		Isolated:    a.isolator.Isolated(),
+		Version:      protocol.CurrentVersion(),
+		Host:         identity.HostFacts(a.cfg.Version),
+		SensorModes:  a.sensorModes(),
+		Isolated:     a.isolator.Isolated(),
+		RulesVersion: a.rulesVersion(),
 	}
 }
 
@@ -312,7 +329,13 @@ func (a *Agent) heartbeat() *protocol.Heartbeat {
 		SpoolDropped: uint64(st.Dropped),
 		Isolated:     a.isolator.Isolated(),
 		Sensors:      a.sensorStats(),
+		RulesVersion: a.rulesVersion(),
 	}
+}
+
+func (a *Agent) rulesVersion() string {
+	v, _, _ := a.rules.state()
+	return v
 }
 
 // runDrill runs a drill scenario; the findings it causes are marked as

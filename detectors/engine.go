@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/cordon-edr/cordon/protocol"
@@ -86,10 +87,14 @@ type Match struct {
 // Engine runs a fixed set of detectors and batches over events.
 //
 // Process must not be called from several goroutines at once, because
-// detectors may keep state; Rules may be called at any time. Run one
+// detectors may keep state; ReplaceBatch must be called from the
+// goroutine that calls Process; Rules may be called at any time. Run one
 // Engine per event stream.
 type Engine struct {
-	units   []unit
+	units []unit
+	// rules is written only by the goroutine that runs Process (through
+	// ReplaceBatch), under mu; Rules reads it under mu from anywhere.
+	mu      sync.RWMutex
 	rules   []Rule
 	now     func() time.Time
 	matches []Match // reused by Process
@@ -117,11 +122,41 @@ func NewEngine(ds ...Detector) *Engine {
 	return e
 }
 
+// BatchID names a batch added to an Engine, for ReplaceBatch.
+type BatchID int
+
 // AddBatch adds a batch after the detectors and batches already there.
 // Call it before the first Process.
-func (e *Engine) AddBatch(b Batch) {
+func (e *Engine) AddBatch(b Batch) BatchID {
 	e.units = append(e.units, unit{b: b, first: len(e.rules)})
 	e.rules = append(e.rules, b.Rules()...)
+	return BatchID(len(e.units) - 1)
+}
+
+// ReplaceBatch puts b in the place of the batch that AddBatch returned
+// id for. The change is whole: the next Process runs every rule of b and
+// none of the batch it replaced. Call it from the goroutine that calls
+// Process, between two calls.
+func (e *Engine) ReplaceBatch(id BatchID, b Batch) error {
+	i := int(id)
+	if i < 0 || i >= len(e.units) || e.units[i].b == nil {
+		return fmt.Errorf("detectors: no batch %d to replace", id)
+	}
+	units := slices.Clone(e.units)
+	units[i].b = b
+	var rules []Rule
+	for j := range units {
+		units[j].first = len(rules)
+		if units[j].b != nil {
+			rules = append(rules, units[j].b.Rules()...)
+		} else {
+			rules = append(rules, units[j].d.Rule())
+		}
+	}
+	e.mu.Lock()
+	e.units, e.rules = units, rules
+	e.mu.Unlock()
+	return nil
 }
 
 // SetClock sets the clock that stamps DetectedAt, and ObservedAt for
@@ -132,6 +167,8 @@ func (e *Engine) SetClock(now func() time.Time) {
 
 // Rules returns the rules of the engine's detectors, in order.
 func (e *Engine) Rules() []Rule {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
 	out := make([]Rule, len(e.rules))
 	for i, r := range e.rules {
 		out[i] = r.clone()

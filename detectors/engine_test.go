@@ -284,3 +284,36 @@ func BenchmarkEngineProcess(b *testing.B) {
 		e.Process(&evs[i%len(evs)])
 	}
 }
+
+func TestEngineReplaceBatch(t *testing.T) {
+	e := NewEngine(fixed{rule: Rule{ID: "d1"}, f: Finding{Summary: "d1"}, ok: true})
+	first := e.AddBatch(fixedBatch{rules: []Rule{{ID: "b0"}, {ID: "b1"}}, hits: []int{1}})
+	e.AddBatch(fixedBatch{rules: []Rule{{ID: "c0"}}, hits: []int{0}})
+	process := func() []string {
+		var got []string
+		for _, f := range e.Process(startEvent("/usr/bin/true", "true")) {
+			got = append(got, f.Rule.ID)
+		}
+		return got
+	}
+	if got, want := process(), []string{"d1", "b1", "c0"}; !slices.Equal(got, want) {
+		t.Fatalf("before: %v, want %v", got, want)
+	}
+	if err := e.ReplaceBatch(first, fixedBatch{rules: []Rule{{ID: "n0"}, {ID: "n1"}, {ID: "n2"}}, hits: []int{0, 2}}); err != nil {
+		t.Fatal(err)
+	}
+	// The rules after the replaced batch keep their own metadata.
+	if got, want := process(), []string{"d1", "n0", "n2", "c0"}; !slices.Equal(got, want) {
+		t.Errorf("after: %v, want %v", got, want)
+	}
+	var ids []string
+	for _, r := range e.Rules() {
+		ids = append(ids, r.ID)
+	}
+	if want := []string{"d1", "n0", "n1", "n2", "c0"}; !slices.Equal(ids, want) {
+		t.Errorf("Rules() = %v, want %v", ids, want)
+	}
+	if err := e.ReplaceBatch(BatchID(0), fixedBatch{}); err == nil {
+		t.Error("replacing a detector as if it were a batch succeeded")
+	}
+}

@@ -42,6 +42,8 @@ type Frame struct {
 	//	*Frame_EnrollRequest
 	//	*Frame_EnrollResponse
 	//	*Frame_Error
+	//	*Frame_RuleSet
+	//	*Frame_RuleSetResult
 	Body          isFrame_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -174,6 +176,24 @@ func (x *Frame) GetError() *Error {
 	return nil
 }
 
+func (x *Frame) GetRuleSet() *RuleSet {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_RuleSet); ok {
+			return x.RuleSet
+		}
+	}
+	return nil
+}
+
+func (x *Frame) GetRuleSetResult() *RuleSetResult {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_RuleSetResult); ok {
+			return x.RuleSetResult
+		}
+	}
+	return nil
+}
+
 type isFrame_Body interface {
 	isFrame_Body()
 }
@@ -218,6 +238,16 @@ type Frame_Error struct {
 	Error *Error `protobuf:"bytes,10,opt,name=error,proto3,oneof"`
 }
 
+type Frame_RuleSet struct {
+	// Rule sets pushed from the collector (down) and the agent's answer
+	// (up), both on the control stream.
+	RuleSet *RuleSet `protobuf:"bytes,50,opt,name=rule_set,json=ruleSet,proto3,oneof"`
+}
+
+type Frame_RuleSetResult struct {
+	RuleSetResult *RuleSetResult `protobuf:"bytes,51,opt,name=rule_set_result,json=ruleSetResult,proto3,oneof"`
+}
+
 func (*Frame_Hello) isFrame_Body() {}
 
 func (*Frame_HelloAck) isFrame_Body() {}
@@ -237,6 +267,10 @@ func (*Frame_EnrollRequest) isFrame_Body() {}
 func (*Frame_EnrollResponse) isFrame_Body() {}
 
 func (*Frame_Error) isFrame_Body() {}
+
+func (*Frame_RuleSet) isFrame_Body() {}
+
+func (*Frame_RuleSetResult) isFrame_Body() {}
 
 // Version of the protocol a peer speaks. Peers refuse an unknown major.
 type Version struct {
@@ -399,8 +433,11 @@ type Hello struct {
 	Version *Version               `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
 	Host    *HostFacts             `protobuf:"bytes,2,opt,name=host,proto3" json:"host,omitempty"`
 	// Modes the agent's sensors run in, e.g. "process=netlink".
-	SensorModes   []string `protobuf:"bytes,3,rep,name=sensor_modes,json=sensorModes,proto3" json:"sensor_modes,omitempty"`
-	Isolated      bool     `protobuf:"varint,4,opt,name=isolated,proto3" json:"isolated,omitempty"`
+	SensorModes []string `protobuf:"bytes,3,rep,name=sensor_modes,json=sensorModes,proto3" json:"sensor_modes,omitempty"`
+	Isolated    bool     `protobuf:"varint,4,opt,name=isolated,proto3" json:"isolated,omitempty"`
+	// Version of the pushed rule set the agent runs; empty when it runs
+	// only its built-in pack.
+	RulesVersion  string `protobuf:"bytes,50,opt,name=rules_version,json=rulesVersion,proto3" json:"rules_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -461,6 +498,13 @@ func (x *Hello) GetIsolated() bool {
 		return x.Isolated
 	}
 	return false
+}
+
+func (x *Hello) GetRulesVersion() string {
+	if x != nil {
+		return x.RulesVersion
+	}
+	return ""
 }
 
 type HelloAck struct {
@@ -538,7 +582,9 @@ type Heartbeat struct {
 	SpoolDropped uint64                 `protobuf:"varint,3,opt,name=spool_dropped,json=spoolDropped,proto3" json:"spool_dropped,omitempty"`
 	Isolated     bool                   `protobuf:"varint,4,opt,name=isolated,proto3" json:"isolated,omitempty"`
 	// Per-sensor counters since the agent started.
-	Sensors       []*SensorStats `protobuf:"bytes,5,rep,name=sensors,proto3" json:"sensors,omitempty"`
+	Sensors []*SensorStats `protobuf:"bytes,5,rep,name=sensors,proto3" json:"sensors,omitempty"`
+	// Version of the pushed rule set the agent runs; empty for none.
+	RulesVersion  string `protobuf:"bytes,50,opt,name=rules_version,json=rulesVersion,proto3" json:"rules_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -606,6 +652,13 @@ func (x *Heartbeat) GetSensors() []*SensorStats {
 		return x.Sensors
 	}
 	return nil
+}
+
+func (x *Heartbeat) GetRulesVersion() string {
+	if x != nil {
+		return x.RulesVersion
+	}
+	return ""
 }
 
 // SensorStats is one sensor's health: its mode, the events it delivered,
@@ -1351,11 +1404,204 @@ func (x *Error) GetMessage() string {
 	return ""
 }
 
+// RuleSet is a set of Sigma rule files pushed from the collector. The
+// agent runs them beside its built-in pack; a rule whose id matches a
+// built-in Sigma rule replaces it.
+type RuleSet struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Version        string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	Files          []*RuleFile            `protobuf:"bytes,2,rep,name=files,proto3" json:"files,omitempty"`
+	PushedBy       string                 `protobuf:"bytes,3,opt,name=pushed_by,json=pushedBy,proto3" json:"pushed_by,omitempty"`
+	PushedUnixNano int64                  `protobuf:"varint,4,opt,name=pushed_unix_nano,json=pushedUnixNano,proto3" json:"pushed_unix_nano,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *RuleSet) Reset() {
+	*x = RuleSet{}
+	mi := &file_cordon_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RuleSet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RuleSet) ProtoMessage() {}
+
+func (x *RuleSet) ProtoReflect() protoreflect.Message {
+	mi := &file_cordon_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RuleSet.ProtoReflect.Descriptor instead.
+func (*RuleSet) Descriptor() ([]byte, []int) {
+	return file_cordon_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *RuleSet) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *RuleSet) GetFiles() []*RuleFile {
+	if x != nil {
+		return x.Files
+	}
+	return nil
+}
+
+func (x *RuleSet) GetPushedBy() string {
+	if x != nil {
+		return x.PushedBy
+	}
+	return ""
+}
+
+func (x *RuleSet) GetPushedUnixNano() int64 {
+	if x != nil {
+		return x.PushedUnixNano
+	}
+	return 0
+}
+
+type RuleFile struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`       // slash-separated path inside the pushed folder
+	Content       []byte                 `protobuf:"bytes,2,opt,name=content,proto3" json:"content,omitempty"` // YAML
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RuleFile) Reset() {
+	*x = RuleFile{}
+	mi := &file_cordon_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RuleFile) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RuleFile) ProtoMessage() {}
+
+func (x *RuleFile) ProtoReflect() protoreflect.Message {
+	mi := &file_cordon_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RuleFile.ProtoReflect.Descriptor instead.
+func (*RuleFile) Descriptor() ([]byte, []int) {
+	return file_cordon_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *RuleFile) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RuleFile) GetContent() []byte {
+	if x != nil {
+		return x.Content
+	}
+	return nil
+}
+
+// RuleSetResult is the agent's answer to a RuleSet: applied, or refused
+// with the reason (the previous rules keep running).
+type RuleSetResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	Ok            bool                   `protobuf:"varint,2,opt,name=ok,proto3" json:"ok,omitempty"`
+	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	Rules         uint32                 `protobuf:"varint,4,opt,name=rules,proto3" json:"rules,omitempty"` // rules of the set that compiled
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RuleSetResult) Reset() {
+	*x = RuleSetResult{}
+	mi := &file_cordon_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RuleSetResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RuleSetResult) ProtoMessage() {}
+
+func (x *RuleSetResult) ProtoReflect() protoreflect.Message {
+	mi := &file_cordon_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RuleSetResult.ProtoReflect.Descriptor instead.
+func (*RuleSetResult) Descriptor() ([]byte, []int) {
+	return file_cordon_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *RuleSetResult) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *RuleSetResult) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *RuleSetResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *RuleSetResult) GetRules() uint32 {
+	if x != nil {
+		return x.Rules
+	}
+	return 0
+}
+
 var File_cordon_proto protoreflect.FileDescriptor
 
 const file_cordon_proto_rawDesc = "" +
 	"\n" +
-	"\fcordon.proto\x12\tcordon.v1\"\xbd\x04\n" +
+	"\fcordon.proto\x12\tcordon.v1\"\xb2\x05\n" +
 	"\x05Frame\x12(\n" +
 	"\x05hello\x18\x01 \x01(\v2\x10.cordon.v1.HelloH\x00R\x05hello\x122\n" +
 	"\thello_ack\x18\x02 \x01(\v2\x13.cordon.v1.HelloAckH\x00R\bhelloAck\x124\n" +
@@ -1367,7 +1613,9 @@ const file_cordon_proto_rawDesc = "" +
 	"\x0eenroll_request\x18\b \x01(\v2\x18.cordon.v1.EnrollRequestH\x00R\renrollRequest\x12D\n" +
 	"\x0fenroll_response\x18\t \x01(\v2\x19.cordon.v1.EnrollResponseH\x00R\x0eenrollResponse\x12(\n" +
 	"\x05error\x18\n" +
-	" \x01(\v2\x10.cordon.v1.ErrorH\x00R\x05errorB\x06\n" +
+	" \x01(\v2\x10.cordon.v1.ErrorH\x00R\x05error\x12/\n" +
+	"\brule_set\x182 \x01(\v2\x12.cordon.v1.RuleSetH\x00R\aruleSet\x12B\n" +
+	"\x0frule_set_result\x183 \x01(\v2\x18.cordon.v1.RuleSetResultH\x00R\rruleSetResultB\x06\n" +
 	"\x04body\"5\n" +
 	"\aVersion\x12\x14\n" +
 	"\x05major\x18\x01 \x01(\rR\x05major\x12\x14\n" +
@@ -1380,23 +1628,25 @@ const file_cordon_proto_rawDesc = "" +
 	"\x06kernel\x18\x05 \x01(\tR\x06kernel\x12\x17\n" +
 	"\aboot_id\x18\x06 \x01(\tR\x06bootId\x12\x10\n" +
 	"\x03ips\x18\a \x03(\tR\x03ips\x12#\n" +
-	"\ragent_version\x18\b \x01(\tR\fagentVersion\"\x9e\x01\n" +
+	"\ragent_version\x18\b \x01(\tR\fagentVersion\"\xc3\x01\n" +
 	"\x05Hello\x12,\n" +
 	"\aversion\x18\x01 \x01(\v2\x12.cordon.v1.VersionR\aversion\x12(\n" +
 	"\x04host\x18\x02 \x01(\v2\x14.cordon.v1.HostFactsR\x04host\x12!\n" +
 	"\fsensor_modes\x18\x03 \x03(\tR\vsensorModes\x12\x1a\n" +
-	"\bisolated\x18\x04 \x01(\bR\bisolated\"\xb3\x01\n" +
+	"\bisolated\x18\x04 \x01(\bR\bisolated\x12#\n" +
+	"\rrules_version\x182 \x01(\tR\frulesVersion\"\xb3\x01\n" +
 	"\bHelloAck\x12,\n" +
 	"\aversion\x18\x01 \x01(\v2\x12.cordon.v1.VersionR\aversion\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x121\n" +
 	"\x15server_time_unix_nano\x18\x03 \x01(\x03R\x12serverTimeUnixNano\x12+\n" +
-	"\x11heartbeat_seconds\x18\x04 \x01(\rR\x10heartbeatSeconds\"\xc9\x01\n" +
+	"\x11heartbeat_seconds\x18\x04 \x01(\rR\x10heartbeatSeconds\"\xee\x01\n" +
 	"\tHeartbeat\x12$\n" +
 	"\x0esent_unix_nano\x18\x01 \x01(\x03R\fsentUnixNano\x12#\n" +
 	"\rspool_pending\x18\x02 \x01(\x04R\fspoolPending\x12#\n" +
 	"\rspool_dropped\x18\x03 \x01(\x04R\fspoolDropped\x12\x1a\n" +
 	"\bisolated\x18\x04 \x01(\bR\bisolated\x120\n" +
-	"\asensors\x18\x05 \x03(\v2\x16.cordon.v1.SensorStatsR\asensors\"{\n" +
+	"\asensors\x18\x05 \x03(\v2\x16.cordon.v1.SensorStatsR\asensors\x12#\n" +
+	"\rrules_version\x182 \x01(\tR\frulesVersion\"{\n" +
 	"\vSensorStats\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04mode\x18\x02 \x01(\tR\x04mode\x12\x16\n" +
@@ -1467,7 +1717,20 @@ const file_cordon_proto_rawDesc = "" +
 	"\x06ca_der\x18\x03 \x01(\fR\x05caDer\"5\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessageB'Z%github.com/cordon-edr/cordon/protocolb\x06proto3"
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x95\x01\n" +
+	"\aRuleSet\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12)\n" +
+	"\x05files\x18\x02 \x03(\v2\x13.cordon.v1.RuleFileR\x05files\x12\x1b\n" +
+	"\tpushed_by\x18\x03 \x01(\tR\bpushedBy\x12(\n" +
+	"\x10pushed_unix_nano\x18\x04 \x01(\x03R\x0epushedUnixNano\"8\n" +
+	"\bRuleFile\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\acontent\x18\x02 \x01(\fR\acontent\"e\n" +
+	"\rRuleSetResult\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12\x0e\n" +
+	"\x02ok\x18\x02 \x01(\bR\x02ok\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x12\x14\n" +
+	"\x05rules\x18\x04 \x01(\rR\x05rulesB'Z%github.com/cordon-edr/cordon/protocolb\x06proto3"
 
 var (
 	file_cordon_proto_rawDescOnce sync.Once
@@ -1481,7 +1744,7 @@ func file_cordon_proto_rawDescGZIP() []byte {
 	return file_cordon_proto_rawDescData
 }
 
-var file_cordon_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_cordon_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_cordon_proto_goTypes = []any{
 	(*Frame)(nil),          // 0: cordon.v1.Frame
 	(*Version)(nil),        // 1: cordon.v1.Version
@@ -1499,8 +1762,11 @@ var file_cordon_proto_goTypes = []any{
 	(*EnrollRequest)(nil),  // 13: cordon.v1.EnrollRequest
 	(*EnrollResponse)(nil), // 14: cordon.v1.EnrollResponse
 	(*Error)(nil),          // 15: cordon.v1.Error
-	nil,                    // 16: cordon.v1.Command.ArgsEntry
-	nil,                    // 17: cordon.v1.EnrollRequest.TagsEntry
+	(*RuleSet)(nil),        // 16: cordon.v1.RuleSet
+	(*RuleFile)(nil),       // 17: cordon.v1.RuleFile
+	(*RuleSetResult)(nil),  // 18: cordon.v1.RuleSetResult
+	nil,                    // 19: cordon.v1.Command.ArgsEntry
+	nil,                    // 20: cordon.v1.EnrollRequest.TagsEntry
 }
 var file_cordon_proto_depIdxs = []int32{
 	3,  // 0: cordon.v1.Frame.hello:type_name -> cordon.v1.Hello
@@ -1513,21 +1779,24 @@ var file_cordon_proto_depIdxs = []int32{
 	13, // 7: cordon.v1.Frame.enroll_request:type_name -> cordon.v1.EnrollRequest
 	14, // 8: cordon.v1.Frame.enroll_response:type_name -> cordon.v1.EnrollResponse
 	15, // 9: cordon.v1.Frame.error:type_name -> cordon.v1.Error
-	1,  // 10: cordon.v1.Hello.version:type_name -> cordon.v1.Version
-	2,  // 11: cordon.v1.Hello.host:type_name -> cordon.v1.HostFacts
-	1,  // 12: cordon.v1.HelloAck.version:type_name -> cordon.v1.Version
-	6,  // 13: cordon.v1.Heartbeat.sensors:type_name -> cordon.v1.SensorStats
-	7,  // 14: cordon.v1.Finding.rule:type_name -> cordon.v1.Rule
-	8,  // 15: cordon.v1.FindingBatch.findings:type_name -> cordon.v1.Finding
-	16, // 16: cordon.v1.Command.args:type_name -> cordon.v1.Command.ArgsEntry
-	1,  // 17: cordon.v1.EnrollRequest.version:type_name -> cordon.v1.Version
-	2,  // 18: cordon.v1.EnrollRequest.host:type_name -> cordon.v1.HostFacts
-	17, // 19: cordon.v1.EnrollRequest.tags:type_name -> cordon.v1.EnrollRequest.TagsEntry
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	16, // 10: cordon.v1.Frame.rule_set:type_name -> cordon.v1.RuleSet
+	18, // 11: cordon.v1.Frame.rule_set_result:type_name -> cordon.v1.RuleSetResult
+	1,  // 12: cordon.v1.Hello.version:type_name -> cordon.v1.Version
+	2,  // 13: cordon.v1.Hello.host:type_name -> cordon.v1.HostFacts
+	1,  // 14: cordon.v1.HelloAck.version:type_name -> cordon.v1.Version
+	6,  // 15: cordon.v1.Heartbeat.sensors:type_name -> cordon.v1.SensorStats
+	7,  // 16: cordon.v1.Finding.rule:type_name -> cordon.v1.Rule
+	8,  // 17: cordon.v1.FindingBatch.findings:type_name -> cordon.v1.Finding
+	19, // 18: cordon.v1.Command.args:type_name -> cordon.v1.Command.ArgsEntry
+	1,  // 19: cordon.v1.EnrollRequest.version:type_name -> cordon.v1.Version
+	2,  // 20: cordon.v1.EnrollRequest.host:type_name -> cordon.v1.HostFacts
+	20, // 21: cordon.v1.EnrollRequest.tags:type_name -> cordon.v1.EnrollRequest.TagsEntry
+	17, // 22: cordon.v1.RuleSet.files:type_name -> cordon.v1.RuleFile
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_cordon_proto_init() }
@@ -1546,6 +1815,8 @@ func file_cordon_proto_init() {
 		(*Frame_EnrollRequest)(nil),
 		(*Frame_EnrollResponse)(nil),
 		(*Frame_Error)(nil),
+		(*Frame_RuleSet)(nil),
+		(*Frame_RuleSetResult)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1553,7 +1824,7 @@ func file_cordon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cordon_proto_rawDesc), len(file_cordon_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

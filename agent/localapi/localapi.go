@@ -37,6 +37,11 @@ type Status struct {
 	Spool          Spool     `json:"spool"`
 	Sensors        []Sensor  `json:"sensors"`
 	Rules          int       `json:"rules"`
+	// RulesVersion is the version of the rule set pushed by the
+	// collector that runs, empty for the built-in pack only; RulesError
+	// says why the last pushed set was refused.
+	RulesVersion string `json:"rules_version"`
+	RulesError   string `json:"rules_error,omitempty"`
 	// EventsDropped counts events the local event stream could not hand to
 	// a slow reader (the detectors never skip events).
 	EventsDropped uint64 `json:"events_dropped"`

@@ -47,7 +47,10 @@ type Config struct {
 	// Hello and Heartbeat fill in the agent's current state.
 	Hello     func() *protocol.Hello
 	Heartbeat func() *protocol.Heartbeat
-	Logger    *slog.Logger
+	// Rules applies a rule set pushed by the collector and returns the
+	// answer to send back; when nil, rule sets are ignored.
+	Rules  func(ctx context.Context, rs *protocol.RuleSet) *protocol.RuleSetResult
+	Logger *slog.Logger
 
 	// BatchMax and BatchBytes bound one batch (defaults 500 and 1 MiB).
 	BatchMax   int
@@ -214,8 +217,10 @@ func (c *Client) session(ctx context.Context) (helloed bool, err error) {
 
 	g, gctx := errgroup.WithContext(ctx)
 	cmds := make(chan *protocol.Command, 64)
-	g.Go(func() error { return c.readControl(gctx, ctrlR, cmds) })
+	sets := make(chan *protocol.RuleSet, 1)
+	g.Go(func() error { return c.readControl(gctx, ctrlR, cmds, sets) })
 	g.Go(func() error { return c.execute(gctx, ctrlW, cmds) })
+	g.Go(func() error { return c.applyRules(gctx, ctrlW, sets) })
 	g.Go(func() error { return c.heartbeat(gctx, ctrlW, hb) })
 	g.Go(func() error { return c.sendFindings(gctx, conn) })
 	g.Go(func() error {
@@ -245,7 +250,7 @@ func classifyDial(err error) error {
 	return err
 }
 
-func (c *Client) readControl(ctx context.Context, r *protocol.FrameReader, cmds chan<- *protocol.Command) error {
+func (c *Client) readControl(ctx context.Context, r *protocol.FrameReader, cmds chan<- *protocol.Command, sets chan *protocol.RuleSet) error {
 	for {
 		f, err := r.Read()
 		if err != nil {
@@ -261,6 +266,13 @@ func (c *Client) readControl(ctx context.Context, r *protocol.FrameReader, cmds 
 			case <-ctx.Done():
 				return ctx.Err()
 			}
+		case *protocol.Frame_RuleSet:
+			// Only the newest set matters: one still waiting is dropped.
+			select {
+			case <-sets:
+			default:
+			}
+			sets <- b.RuleSet
 		case *protocol.Frame_Error:
 			return fmt.Errorf("collector closed the control stream: %s: %s", b.Error.GetCode(), b.Error.GetMessage())
 		default:
@@ -283,6 +295,30 @@ func (c *Client) execute(ctx context.Context, w *protocol.FrameWriter, cmds <-ch
 			}
 			// A command may have changed what the heartbeat reports (the
 			// isolation), so the collector hears of it at once.
+			if err := w.Write(&protocol.Frame{Body: &protocol.Frame_Heartbeat{Heartbeat: c.cfg.Heartbeat()}}); err != nil {
+				return fmt.Errorf("sending heartbeat: %w", err)
+			}
+		}
+	}
+}
+
+// applyRules applies the rule sets the collector sends, one at a time,
+// answering each and heartbeating so the collector sees the new version.
+func (c *Client) applyRules(ctx context.Context, w *protocol.FrameWriter, sets <-chan *protocol.RuleSet) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case rs := <-sets:
+			if c.cfg.Rules == nil {
+				c.log.Warn("ignoring a rule set: this agent does not take pushed rules", "version", rs.GetVersion())
+				continue
+			}
+			c.log.Info("rule set received", "version", rs.GetVersion(), "files", len(rs.GetFiles()))
+			res := c.cfg.Rules(ctx, rs)
+			if err := w.Write(&protocol.Frame{Body: &protocol.Frame_RuleSetResult{RuleSetResult: res}}); err != nil {
+				return fmt.Errorf("sending the result of rule set %s: %w", rs.GetVersion(), err)
+			}
 			if err := w.Write(&protocol.Frame{Body: &protocol.Frame_Heartbeat{Heartbeat: c.cfg.Heartbeat()}}); err != nil {
 				return fmt.Errorf("sending heartbeat: %w", err)
 			}

@@ -50,6 +50,14 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(tw, "findings sent\t%d\n", st.FindingsSent)
 	fmt.Fprintf(tw, "spool\t%d pending, %d dropped\n", st.Spool.Pending, st.Spool.Dropped)
 	fmt.Fprintf(tw, "rules loaded\t%d\n", st.Rules)
+	if st.RulesVersion != "" {
+		fmt.Fprintf(tw, "rules version\t%s (pushed by the collector)\n", st.RulesVersion)
+	} else {
+		fmt.Fprintf(tw, "rules version\tbuilt-in pack only\n")
+	}
+	if st.RulesError != "" {
+		fmt.Fprintf(tw, "rules refused\t%s\n", st.RulesError)
+	}
 	for _, s := range st.Sensors {
 		line := fmt.Sprintf("%s: %d events, %d lost, %d dropped", s.Mode, s.Events, s.Lost, s.Dropped)
 		if s.Reason != "" {

@@ -5,6 +5,8 @@ import (
 
 	"github.com/cordon-edr/cordon/collector/events"
 	"github.com/cordon-edr/cordon/collector/gateway"
+	"github.com/cordon-edr/cordon/collector/registry"
+	"github.com/cordon-edr/cordon/collector/ruleset"
 	"github.com/cordon-edr/cordon/protocol"
 )
 
@@ -48,5 +50,19 @@ func (c liveCommands) Delivered(ctx context.Context, commandID string) error {
 func (c liveCommands) Finished(ctx context.Context, agentID string, res *protocol.CommandResult) error {
 	err := c.Commands.Finished(ctx, agentID, res)
 	c.hub.Publish(events.KindCommand, res.GetId())
+	return err
+}
+
+// liveRules hands the gateway the pushed rule sets and records each
+// agent's answer on the agent, telling open consoles.
+type liveRules struct {
+	*ruleset.Store
+	reg *registry.Registry
+	hub *events.Hub
+}
+
+func (r liveRules) Result(ctx context.Context, agentID string, res *protocol.RuleSetResult) error {
+	err := r.reg.RulesResult(ctx, agentID, res)
+	r.hub.Publish(events.KindAgent, agentID)
 	return err
 }

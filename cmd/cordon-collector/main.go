@@ -38,6 +38,7 @@ import (
 	"github.com/cordon-edr/cordon/collector/pki"
 	"github.com/cordon-edr/cordon/collector/playbook"
 	"github.com/cordon-edr/cordon/collector/registry"
+	"github.com/cordon-edr/cordon/collector/ruleset"
 	"github.com/cordon-edr/cordon/collector/store"
 )
 
@@ -170,6 +171,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 	defer db.Close()
 
 	reg := registry.New(registry.Config{DB: db}, log)
+	ruleSets := ruleset.New(db, nil, log)
 	findings, err := ingest.New(ingest.Config{DB: db, Agents: reg}, log)
 	if err != nil {
 		return fmt.Errorf("opening the findings log: %w", err)
@@ -220,6 +222,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 		Enroller:  reg,
 		Ingest:    findings,
 		Commands:  liveCommands{cmds, hub},
+		Rules:     liveRules{ruleSets, reg, hub},
 		Logger:    log,
 		Heartbeat: registry.HeartbeatPeriod,
 	})
@@ -237,7 +240,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 	conns := api.NewConnWatch(log)
 	srv := &http.Server{
 		Handler: api.New(api.Config{
-			Agents: reg, Findings: findings, Incidents: incidents, Commands: cmds, Keys: keys,
+			Agents: reg, Findings: findings, Incidents: incidents, Commands: cmds, Keys: keys, Rules: ruleSets,
 			Audit: audit.New(audit.Config{DB: db}, log), Events: hub, Console: console.Handler(),
 			CAPEM: ca.PEM(), CAPin: ca.Pin(), BreakGlass: ca.BreakGlassCode, Logger: log, Exports: outbox,
 			Refusals: func() map[string]uint64 {

@@ -16,6 +16,10 @@ type agent struct {
 	Revoked  bool              `json:"revoked"`
 	Tags     map[string]string `json:"tags"`
 	LastSeen apiTime           `json:"last_seen"`
+	// RulesVersion is the pushed rule set the agent runs, RulesError why
+	// it refused the last one.
+	RulesVersion string `json:"rules_version"`
+	RulesError   string `json:"rules_error"`
 }
 
 func setupAgents(fs *flag.FlagSet) func(*invocation) error {
@@ -37,13 +41,20 @@ func setupAgents(fs *flag.FlagSet) func(*invocation) error {
 			return nil
 		}
 		now := inv.now()
-		t := newTable(inv.stdout, "ID", "HOSTNAME", "ONLINE", "ISOLATED", "TAGS", "LAST SEEN")
+		t := newTable(inv.stdout, "ID", "HOSTNAME", "ONLINE", "ISOLATED", "RULES", "TAGS", "LAST SEEN")
 		for _, a := range agents {
 			online := yesNo(a.Online)
 			if a.Revoked {
 				online = "revoked"
 			}
-			t.row(a.ID, orDash(a.Hostname), online, yesNo(a.Isolated), orDash(joinTags(a.Tags)), ago(a.LastSeen.Time, now))
+			rules := "built-in"
+			if a.RulesVersion != "" {
+				rules = clean(a.RulesVersion)
+			}
+			if a.RulesError != "" {
+				rules += " (refused a set)"
+			}
+			t.row(a.ID, orDash(a.Hostname), online, yesNo(a.Isolated), rules, orDash(joinTags(a.Tags)), ago(a.LastSeen.Time, now))
 		}
 		return t.flush()
 	}

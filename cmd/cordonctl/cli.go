@@ -50,6 +50,8 @@ var commands = []*command{
 	{name: "api-key revoke", synopsis: "ID [--json]", summary: "revoke an API key: it is refused from then on", positional: []string{"ID"}, setup: setupAPIKeyRevoke},
 	{name: "audit", synopsis: "[--actor NAME] [--action A] [--target ID] [--outcome success|failure] [--json]", summary: "list the audit trail of changes made through the API", setup: setupAudit},
 	{name: "audit verify", synopsis: "[--json]", summary: "check the audit trail's hash chain (exit 1 when it was tampered with)", setup: setupAuditVerify},
+	{name: "rules", synopsis: "[--json]", summary: "show the rule set pushed to the fleet and how many agents run it", setup: setupRules},
+	{name: "rules push", synopsis: "DIR [--json]", summary: "push every rule file (.yml, .yaml) under DIR to all agents; refused whole, with file and line, when any rule does not compile", positional: []string{"DIR"}, setup: setupRulesPush},
 	{name: "ca-pin", synopsis: "[--json]", summary: "print the collector CA pin for cordon-agent enroll (last line)", setup: setupCAPin},
 	{name: "version", synopsis: "", summary: "print the version of cordonctl", setup: setupVersion},
 }

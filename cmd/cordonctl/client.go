@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -56,13 +57,19 @@ type apiError struct {
 	status int
 	msg    string
 	field  string
+	// problems are the lines of a refused rule set, "file:line: reason".
+	problems []string
 }
 
 func (e *apiError) Error() string {
+	msg := e.msg
 	if e.field != "" {
-		return e.field + ": " + e.msg
+		msg = e.field + ": " + e.msg
 	}
-	return e.msg
+	if len(e.problems) > 0 {
+		msg = "rule set refused, nothing was stored or sent:\n  " + strings.Join(e.problems, "\n  ")
+	}
+	return msg
 }
 
 // An unreachableError means no HTTP response came back from the API.
@@ -142,12 +149,24 @@ func (c *client) do(ctx context.Context, method, path string, query url.Values, 
 // {"error", "field"} body, or from the status when the body is not that.
 func (c *client) errorFrom(status int, data []byte) error {
 	var body struct {
-		Error string `json:"error"`
-		Field string `json:"field"`
+		Error    string `json:"error"`
+		Field    string `json:"field"`
+		Problems []struct {
+			File   string `json:"file"`
+			Line   int    `json:"line"`
+			Reason string `json:"reason"`
+		} `json:"problems"`
 	}
 	e := &apiError{status: status}
 	if json.Unmarshal(data, &body) == nil && body.Error != "" {
 		e.msg, e.field = clean(body.Error), clean(body.Field)
+		for _, p := range body.Problems {
+			loc := clean(p.File)
+			if p.Line > 0 {
+				loc += ":" + strconv.Itoa(p.Line)
+			}
+			e.problems = append(e.problems, loc+": "+clean(p.Reason))
+		}
 	} else {
 		e.msg = fmt.Sprintf("%d %s", status, http.StatusText(status))
 		if snippet := strings.TrimSpace(string(data)); snippet != "" && len(snippet) <= 200 {

@@ -105,9 +105,9 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 	f.objects = map[string][]any{
 		"/api/v1/agents": {
 			map[string]any{"id": "a1", "hostname": "web-1", "os": "linux", "online": true, "isolated": false, "revoked": false,
-				"tags": map[string]string{"criticality": "high", "env": "prod"}, "spool_pending": 0, "last_seen": ago(12 * time.Second)},
+				"tags": map[string]string{"criticality": "high", "env": "prod"}, "spool_pending": 0, "last_seen": ago(12 * time.Second), "rules_version": "2-5f1c0a9e2b7d"},
 			map[string]any{"id": "a2", "hostname": "db-1", "os": "linux", "online": false, "isolated": true, "revoked": false,
-				"tags": map[string]string{}, "spool_pending": 4, "last_seen": ago(3 * time.Hour)},
+				"tags": map[string]string{}, "spool_pending": 4, "last_seen": ago(3 * time.Hour), "rules_version": "", "rules_error": "refused rule set 2-5f1c0a9e2b7d: x.yml:3: bad"},
 			map[string]any{"id": "a3", "hostname": "old-1", "os": "linux", "online": false, "isolated": false, "revoked": true,
 				"spool_pending": 0},
 		},

@@ -37,10 +37,10 @@ func TestCommands(t *testing.T) {
 			args: []string{"agents"},
 			reqs: []string{"GET /api/v1/agents?limit=1000", "GET /api/v1/agents?cursor=2&limit=1000"},
 			stdout: []string{
-				"ID  HOSTNAME  ONLINE   ISOLATED  TAGS                       LAST SEEN\n",
-				"a1  web-1     yes      no        criticality=high,env=prod  12s ago\n",
-				"a2  db-1      no       yes       -                          3h ago\n",
-				"a3  old-1     revoked  no        -                          never\n",
+				"ID  HOSTNAME  ONLINE   ISOLATED  RULES                     TAGS                       LAST SEEN\n",
+				"a1  web-1     yes      no        2-5f1c0a9e2b7d            criticality=high,env=prod  12s ago\n",
+				"a2  db-1      no       yes       built-in (refused a set)  -                          3h ago\n",
+				"a3  old-1     revoked  no        built-in                  -                          never\n",
 			},
 		},
 		{

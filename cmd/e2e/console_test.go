@@ -152,8 +152,10 @@ type commandJSON struct {
 // TestConsole drives the web console in a real headless Chromium against
 // the real collector and agent: a responder signs in, sees a drill
 // incident arrive in the queue live, opens it, isolates its host with a
-// reason and sees the command reach its final state, and runs a drill
-// from the fleet page; a viewer sees the same pages without any action.
+// reason and sees the command reach its final state, ticks a step of its
+// playbook checklist, and runs a drill from the fleet page, which shows
+// the pushed rule set's version; a viewer sees the same pages without
+// any action.
 func TestConsole(t *testing.T) {
 	ctx := browser(t)
 	shots := artifacts(t)
@@ -164,6 +166,23 @@ func TestConsole(t *testing.T) {
 	responder := c.apiKey(t, "console-responder", "responder")
 	viewer := c.apiKey(t, "console-viewer", "viewer")
 	url := "http://" + c.api + "/"
+
+	// A pushed rule set, whose version the fleet page shows.
+	rulesDir := writeRules(t, map[string]string{"marker.yml": e2eMarkerRule("0b4b7f0e-3c43-4f5e-9a57-2d1c9e0c7a11", "cordon-console-marker")})
+	if out, err := c.ctl("rules", "push", rulesDir); err != nil {
+		t.Fatalf("rules push: %v\n%s", err, out)
+	}
+	var rules struct {
+		Version string `json:"version"`
+	}
+	c.ctlJSON(t, &rules, "rules", "--json")
+	eventually(t, 30*time.Second, "the agent runs the pushed rules", func() error {
+		got, err := agentRules(c, agentID)
+		if err != nil || got != rules.Version {
+			return fmt.Errorf("agent runs %q (%v), want %q", got, err, rules.Version)
+		}
+		return nil
+	})
 
 	// A wrong key is refused on the sign-in page.
 	run(t, ctx, shots, "refuse a wrong key",
@@ -232,6 +251,48 @@ func TestConsole(t *testing.T) {
 	}
 	screenshot(t, ctx, shots, "03-incident")
 
+	// The playbook checklist: tick its first step, and the tick stays
+	// after a reload.
+	run(t, ctx, shots, "see the playbook checklist",
+		chromedp.WaitVisible(css(`#playbook ul.checklist li[data-step] input[type="checkbox"]`)),
+	)
+	step := value(t, ctx, shots, "read the first step", chromedp.Evaluate[string](`document.querySelector("#playbook li[data-step]:not(.done)")?.dataset.step || ""`))
+	if step == "" {
+		t.Fatal("the playbook has no open step to tick")
+	}
+	stepSel := fmt.Sprintf(`#playbook li[data-step="%s"]`, step)
+	run(t, ctx, shots, "tick a playbook step",
+		chromedp.Click(css(stepSel+` input[type="checkbox"]`)),
+		chromedp.WaitVisible(css(stepSel+`.done`)),
+		chromedp.Reload(),
+		chromedp.WaitVisible(css("#incident-title")),
+		chromedp.WaitVisible(css(stepSel+`.done`)),
+	)
+	ticked := value(t, ctx, shots, "read the step after a reload", chromedp.Evaluate[bool](`document.querySelector('`+stepSel+` input[type="checkbox"]').checked`))
+	if !ticked {
+		t.Error("the ticked step is not checked after a reload")
+	}
+	screenshot(t, ctx, shots, "03b-playbook-ticked")
+	var withPlaybook struct {
+		Playbook struct {
+			Steps []struct {
+				ID     string `json:"id"`
+				Done   bool   `json:"done"`
+				DoneBy string `json:"done_by"`
+			} `json:"steps"`
+		} `json:"playbook"`
+	}
+	c.ctlJSON(t, &withPlaybook, "incident", "show", incID, "--json")
+	if i := slices.IndexFunc(withPlaybook.Playbook.Steps, func(s struct {
+		ID     string `json:"id"`
+		Done   bool   `json:"done"`
+		DoneBy string `json:"done_by"`
+	}) bool {
+		return s.ID == step
+	}); i < 0 || !withPlaybook.Playbook.Steps[i].Done || withPlaybook.Playbook.Steps[i].DoneBy != "console-responder" {
+		t.Errorf("step %s through the API: %+v", step, withPlaybook.Playbook.Steps)
+	}
+
 	// Isolate its host with a reason; the dialog follows the command to
 	// its final state. (Whether this agent can isolate is not the point:
 	// the console must show what the agent answered.)
@@ -272,8 +333,11 @@ func TestConsole(t *testing.T) {
 
 	// A status change from the page lands on the incident.
 	run(t, ctx, shots, "acknowledge the incident",
-		chromedp.SetValue(css("#status"), "triage"),
+		// Typing marks the form as being edited, so live updates (the
+		// agent's heartbeats) leave it alone; SetValue alone fires no
+		// input event, as a person choosing an option would.
 		chromedp.SendKeys(css("#assignee"), "ann"),
+		chromedp.SetValue(css("#status"), "triage"),
 		chromedp.Click(css("#save")),
 		chromedp.WaitVisible(css(`.status.s-triage`)),
 	)
@@ -301,6 +365,10 @@ func TestConsole(t *testing.T) {
 		chromedp.WaitVisible(css(`table.fleet`)),
 	)
 	screenshot(t, ctx, shots, "07-fleet")
+	shown := value(t, ctx, shots, "read the rules version", chromedp.Text(css(fmt.Sprintf(`tr[data-agent="%s"] td.rules`, agentID))))
+	if shown != rules.Version {
+		t.Errorf("the fleet page shows rules %q, want %q", shown, rules.Version)
+	}
 
 	// Every change made from the console is in the audit trail under the
 	// responder's key.
@@ -313,7 +381,7 @@ func TestConsole(t *testing.T) {
 		actions = append(actions, e.Action+":"+e.Outcome)
 	}
 	slices.Sort(actions)
-	if !slices.Equal(actions, []string{"command.create:success", "command.create:success", "incident.update:success"}) {
+	if !slices.Equal(actions, []string{"command.create:success", "command.create:success", "incident.update:success", "incident.update:success"}) {
 		t.Errorf("audit trail of the responder: %v", actions)
 	}
 
@@ -334,11 +402,15 @@ func TestConsole(t *testing.T) {
 		chromedp.WaitVisible(css("#incident-title")),
 		chromedp.WaitVisible(css("table.hosts")),
 	)
+	run(t, vctx, shots, "viewer sees the playbook",
+		chromedp.WaitVisible(css(stepSel+`.done`)),
+	)
 	buttons := value(t, vctx, shots, "count buttons", chromedp.Evaluate[int](`document.querySelectorAll("button[data-action]").length`))
 	forms := value(t, vctx, shots, "count forms", chromedp.Evaluate[int](`document.querySelectorAll("form.update, #save").length`))
+	controls := value(t, vctx, shots, "count playbook controls", chromedp.Evaluate[int](`document.querySelectorAll("#playbook input, #playbook button").length`))
 	screenshot(t, vctx, shots, "08-viewer-incident")
-	if buttons != 0 || forms != 0 {
-		t.Errorf("a viewer sees %d action buttons and %d update forms on the incident", buttons, forms)
+	if buttons != 0 || forms != 0 || controls != 0 {
+		t.Errorf("a viewer sees %d action buttons, %d update forms and %d playbook controls on the incident", buttons, forms, controls)
 	}
 	run(t, vctx, shots, "viewer opens the fleet",
 		chromedp.Click(css(`a[data-nav="fleet"]`)),

@@ -57,6 +57,8 @@ func TestEveryRouteAndRole(t *testing.T) {
 		"GET /api/v1/audit":                 {path: "/api/v1/audit", bad: []badInput{{query: "?outcome=maybe", field: "outcome"}, {query: "?limit=0", field: "limit"}}},
 		"GET /api/v1/audit/verify":          {path: "/api/v1/audit/verify"},
 		"GET /api/v1/me":                    {path: "/api/v1/me"},
+		"GET /api/v1/rules":                 {path: "/api/v1/rules"},
+		"POST /api/v1/rules":                {path: "/api/v1/rules", bad: []badInput{{body: map[string]any{"files": []any{}}, field: "files"}, {body: map[string]any{"files": []any{map[string]any{"name": "a.yml"}}}, field: "files[0].content"}, {body: map[string]any{"files": []any{map[string]any{"name": "a.yml", "content": "title: x\n"}}}, field: "files"}}},
 		"POST /api/v1/events/ticket":        {path: "/api/v1/events/ticket"},
 		"GET /api/v1/events/stream":         {path: "/api/v1/events/stream"},
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/cordon-edr/cordon/collector/incident"
 	"github.com/cordon-edr/cordon/collector/ingest"
 	"github.com/cordon-edr/cordon/collector/registry"
+	"github.com/cordon-edr/cordon/collector/ruleset"
 	"github.com/cordon-edr/cordon/collector/store"
 	"github.com/cordon-edr/cordon/protocol"
 )
@@ -45,6 +46,9 @@ type Config struct {
 	// commands carry no code and the break-glass endpoint answers 404.
 	BreakGlass func(agentID string) (string, error)
 	Logger     *slog.Logger
+	// Rules stores the rule sets pushed to the fleet; optional (the rules
+	// routes answer 404 when nil).
+	Rules *ruleset.Store
 	// Exports is the export outbox; optional (no sinks when nil).
 	Exports Exports
 	// Refusals, when set, adds cordon_refused_total{reason} to /metrics:
@@ -84,6 +88,7 @@ var auditActions = map[string]string{
 	"POST /api/v1/api-keys":              "api_key.create",
 	"POST /api/v1/api-keys/{id}/revoke":  "api_key.revoke",
 	"POST /api/v1/exports/{sink}/replay": "export.replay",
+	"POST /api/v1/rules":                 "rules.push",
 }
 
 // notAudited lists the routes that use a method other than GET but
@@ -135,6 +140,9 @@ var routes = []route{
 	{"GET /api/v1/exports", auth.RoleViewer, (*server).listExports},
 	{"POST /api/v1/exports/{sink}/replay", auth.RoleAdmin, (*server).replayExport},
 	{"POST /api/v1/api-keys/{id}/revoke", auth.RoleAdmin, (*server).revokeKey},
+
+	{"GET /api/v1/rules", auth.RoleViewer, (*server).getRules},
+	{"POST /api/v1/rules", auth.RoleAdmin, (*server).pushRules},
 
 	{"GET /api/v1/audit", auth.RoleAdmin, (*server).listAudit},
 	{"GET /api/v1/audit/verify", auth.RoleAdmin, (*server).verifyAudit},

@@ -25,6 +25,7 @@ import (
 	"github.com/cordon-edr/cordon/collector/incident"
 	"github.com/cordon-edr/cordon/collector/ingest"
 	"github.com/cordon-edr/cordon/collector/registry"
+	"github.com/cordon-edr/cordon/collector/ruleset"
 	"github.com/cordon-edr/cordon/collector/store"
 	"github.com/cordon-edr/cordon/protocol"
 )
@@ -76,6 +77,7 @@ func newEnv(t *testing.T) *env {
 		Agents: e.agents, Findings: e.findings, Incidents: e.incidents,
 		Commands: e.commands, Keys: keys,
 		Audit: e.audit, Events: e.hub,
+		Rules:  ruleset.New(db, nil, quiet),
 		CAPEM:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
 		Logger: quiet,
 	}

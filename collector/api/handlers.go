@@ -52,7 +52,12 @@ func page(r *http.Request) (store.Page, error) {
 
 // decode reads a JSON request body into v, refusing unknown fields.
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	return decodeMax(w, r, v, maxBody)
+}
+
+// decodeMax is decode with its own limit on the body's size.
+func decodeMax(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	var (

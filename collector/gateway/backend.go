@@ -52,3 +52,15 @@ type Commands interface {
 	// for agentID, and a function to stop waiting.
 	Wait(agentID string) (<-chan struct{}, func())
 }
+
+// Rules is the store of rule sets pushed to the fleet.
+type Rules interface {
+	// Current returns the set every agent should run; nil when none was
+	// pushed.
+	Current(ctx context.Context) (*protocol.RuleSet, error)
+	// Wait returns a channel that gets a value when a set is pushed, and
+	// a function to stop waiting.
+	Wait() (<-chan struct{}, func())
+	// Result records an agent's answer to a set it was sent.
+	Result(ctx context.Context, agentID string, res *protocol.RuleSetResult) error
+}

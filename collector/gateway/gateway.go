@@ -33,7 +33,10 @@ type Config struct {
 	Enroller Enroller
 	Ingest   Ingest
 	Commands Commands
-	Logger   *slog.Logger
+	// Rules, when set, has the current pushed rule set delivered to
+	// every agent whose hello reports another version.
+	Rules  Rules
+	Logger *slog.Logger
 	// Heartbeat is the interval agents are asked to heartbeat at
 	// (default 15s).
 	Heartbeat time.Duration
@@ -340,6 +343,9 @@ func (a *agentConn) serveControl(ctx context.Context, st *quic.Stream, fr *proto
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.readControl(ctx, st, fr) })
 	g.Go(func() error { return a.sendCommands(ctx, w) })
+	if a.s.cfg.Rules != nil {
+		g.Go(func() error { return a.sendRules(ctx, w, hello.GetRulesVersion()) })
+	}
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		a.log.Info("control stream ended", "err", err)
 	}
@@ -360,6 +366,18 @@ func (a *agentConn) readControl(ctx context.Context, st *quic.Stream, fr *protoc
 		case *protocol.Frame_Heartbeat:
 			if err := a.s.cfg.Registry.Heartbeat(ctx, a.id, b.Heartbeat); err != nil {
 				return fmt.Errorf("recording heartbeat: %w", err)
+			}
+		case *protocol.Frame_RuleSetResult:
+			res := b.RuleSetResult
+			if res.GetOk() {
+				a.log.Info("agent applied rule set", "version", res.GetVersion(), "rules", res.GetRules())
+			} else {
+				a.log.Warn("agent refused rule set", "version", res.GetVersion(), "err", res.GetError())
+			}
+			if a.s.cfg.Rules != nil {
+				if err := a.s.cfg.Rules.Result(ctx, a.id, res); err != nil {
+					a.log.Warn("recording rule set result", "version", res.GetVersion(), "err", err)
+				}
 			}
 		case *protocol.Frame_CommandResult:
 			if err := a.s.cfg.Commands.Finished(ctx, a.id, b.CommandResult); err != nil {
@@ -405,6 +423,35 @@ func (a *agentConn) sendCommands(ctx context.Context, w *protocol.FrameWriter) e
 			return ctx.Err()
 		case <-wake:
 		case <-t.C:
+		}
+	}
+}
+
+// sendRules sends the current rule set whenever it differs from the one
+// the agent runs: at once when the hello reported another version, and
+// after every push. Each version goes at most once per connection, so a
+// set the agent refused is not sent again until the next push or
+// reconnection.
+func (a *agentConn) sendRules(ctx context.Context, w *protocol.FrameWriter, running string) error {
+	wake, stop := a.s.cfg.Rules.Wait()
+	defer stop()
+	sent := running
+	for {
+		cur, err := a.s.cfg.Rules.Current(ctx)
+		if err != nil {
+			return fmt.Errorf("reading the current rule set: %w", err)
+		}
+		if cur != nil && cur.GetVersion() != sent {
+			if err := w.Write(&protocol.Frame{Body: &protocol.Frame_RuleSet{RuleSet: cur}}); err != nil {
+				return fmt.Errorf("sending rule set %s: %w", cur.GetVersion(), err)
+			}
+			sent = cur.GetVersion()
+			a.log.Info("rule set delivered", "version", sent, "files", len(cur.GetFiles()), "running", running)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-wake:
 		}
 	}
 }

@@ -56,8 +56,13 @@ type Agent struct {
 	SensorModes  []string          `json:"sensor_modes"`
 	SpoolPending uint64            `json:"spool_pending"`
 	SpoolDropped uint64            `json:"spool_dropped"`
-	EnrolledAt   time.Time         `json:"enrolled_at"`
-	LastSeen     time.Time         `json:"last_seen,omitzero"`
+	// RulesVersion is the version of the pushed rule set the agent runs,
+	// empty when it runs only its built-in pack; RulesError is why the
+	// agent refused the last set it was sent, empty once it applied one.
+	RulesVersion string    `json:"rules_version"`
+	RulesError   string    `json:"rules_error,omitempty"`
+	EnrolledAt   time.Time `json:"enrolled_at"`
+	LastSeen     time.Time `json:"last_seen,omitzero"`
 }
 
 // agentRecord is an Agent as stored.
@@ -79,6 +84,7 @@ type live struct {
 	dropped   uint64
 	isolated  bool
 	revoked   bool
+	rules     string
 	persisted time.Time
 }
 
@@ -166,6 +172,7 @@ func (r *Registry) Connected(ctx context.Context, agentID string, hello *protoco
 		}
 		a.SensorModes = nonNil(hello.GetSensorModes())
 		a.Isolated = hello.GetIsolated()
+		a.RulesVersion = hello.GetRulesVersion()
 		a.LastSeen = now
 		return store.Put(txn, agentKey(agentID), a)
 	})
@@ -175,7 +182,7 @@ func (r *Registry) Connected(ctx context.Context, agentID string, hello *protoco
 	r.mu.Lock()
 	l := r.liveOf(agentID)
 	l.connected = true
-	l.lastBeat, l.persisted, l.isolated = now, now, hello.GetIsolated()
+	l.lastBeat, l.persisted, l.isolated, l.rules = now, now, hello.GetIsolated(), hello.GetRulesVersion()
 	r.mu.Unlock()
 	r.log.Info("agent connected", "agent", agentID, "hostname", hello.GetHost().GetHostname(), "remote", remote)
 	return nil
@@ -214,8 +221,8 @@ func (r *Registry) Heartbeat(ctx context.Context, agentID string, hb *protocol.H
 		r.mu.Unlock()
 		return fmt.Errorf("heartbeat of agent %s: %w", agentID, ErrRevoked)
 	}
-	changed := l.isolated != hb.GetIsolated()
-	l.lastBeat, l.pending, l.dropped, l.isolated = now, hb.GetSpoolPending(), hb.GetSpoolDropped(), hb.GetIsolated()
+	changed := l.isolated != hb.GetIsolated() || l.rules != hb.GetRulesVersion()
+	l.lastBeat, l.pending, l.dropped, l.isolated, l.rules = now, hb.GetSpoolPending(), hb.GetSpoolDropped(), hb.GetIsolated(), hb.GetRulesVersion()
 	persist := changed || now.Sub(l.persisted) >= persistEvery
 	if persist {
 		l.persisted = now
@@ -226,6 +233,26 @@ func (r *Registry) Heartbeat(ctx context.Context, agentID string, hb *protocol.H
 	}
 	return r.persist(ctx, agentID, func(a *agentRecord) {
 		a.LastSeen, a.SpoolPending, a.SpoolDropped, a.Isolated = now, hb.GetSpoolPending(), hb.GetSpoolDropped(), hb.GetIsolated()
+		if a.RulesVersion != hb.GetRulesVersion() {
+			a.RulesVersion, a.RulesError = hb.GetRulesVersion(), ""
+		}
+	})
+}
+
+// RulesResult records an agent's answer to a pushed rule set: the
+// version it now runs, or why it refused the set.
+func (r *Registry) RulesResult(ctx context.Context, agentID string, res *protocol.RuleSetResult) error {
+	if res.GetOk() {
+		r.mu.Lock()
+		r.liveOf(agentID).rules = res.GetVersion()
+		r.mu.Unlock()
+	}
+	return r.persist(ctx, agentID, func(a *agentRecord) {
+		if res.GetOk() {
+			a.RulesVersion, a.RulesError = res.GetVersion(), ""
+			return
+		}
+		a.RulesError = fmt.Sprintf("refused rule set %s: %s", res.GetVersion(), res.GetError())
 	})
 }
 
@@ -246,6 +273,7 @@ func (r *Registry) Disconnected(agentID string) {
 	r.mu.Unlock()
 	err := r.persist(context.Background(), agentID, func(a *agentRecord) {
 		a.LastSeen, a.SpoolPending, a.SpoolDropped, a.Isolated = snap.lastBeat, snap.pending, snap.dropped, snap.isolated
+		a.RulesVersion = snap.rules
 	})
 	if err != nil {
 		r.log.Warn("recording a disconnection", "agent", agentID, "err", err)
@@ -278,6 +306,9 @@ func (r *Registry) view(a *agentRecord, now time.Time) *Agent {
 	if l := r.live[a.ID]; l != nil {
 		v.Online = l.online(now) && !v.Revoked
 		v.SpoolPending, v.SpoolDropped, v.Isolated = l.pending, l.dropped, l.isolated
+		if l.connected {
+			v.RulesVersion = l.rules
+		}
 		if l.lastBeat.After(v.LastSeen) {
 			v.LastSeen = l.lastBeat
 		}

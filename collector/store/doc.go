@@ -13,6 +13,7 @@
 //	command    command/<id>, cmd-agent/<agent>/<id>, cmd-open/<agent>/<id>
 //	auth       apikey/<id>, apikey-hash/<sha256>, meta/admin-key
 //	audit      audit/<seq>, meta/audit-head
+//	ruleset    ruleset/<seq>, meta/ruleset-current
 //
 // <seq> is a big-endian uint64, so byte order is numeric order; ids are
 // UUIDv7, so byte order is creation order.

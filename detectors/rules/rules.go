@@ -35,6 +35,16 @@ var Packs = []Pack{
 // Load compiles every pack into one set. A rule that fails to compile
 // fails the load: the pack is tested, so that is a build defect.
 func Load() (*sigma.Set, error) {
+	all, err := Builtin()
+	if err != nil {
+		return nil, err
+	}
+	return sigma.NewSet(all, sigma.Options{}), nil
+}
+
+// Builtin compiles every pack and returns its rules, in load order,
+// for Compose.
+func Builtin() ([]*sigma.Rule, error) {
 	var all []*sigma.Rule
 	for _, p := range Packs {
 		res, err := sigma.LoadFS(FS, p.Dir)
@@ -53,5 +63,5 @@ func Load() (*sigma.Set, error) {
 		}
 		all = append(all, rs...)
 	}
-	return sigma.NewSet(all, sigma.Options{}), nil
+	return all, nil
 }

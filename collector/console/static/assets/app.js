@@ -320,6 +320,7 @@ async function incidentView(id) {
       ),
       canRespond() ? updateForm(inc) : null,
     ),
+    inc.playbook ? playbookCard(inc, agents) : null,
     h("section.card", h("h2", "Affected hosts"), hostsTable(inc, agents, tree)),
     commands.length ? h("section.card", h("h2", "Commands"), commandsTable(commands, agents)) : null,
     h(
@@ -335,12 +336,78 @@ async function incidentView(id) {
   const mine = new Set(commands.map((c) => c.id));
   refresh = (events) => {
     if (dialog.open) return; // never pull the page from under an open dialog
+    // Nor from under a responder half-way through the update form: the
+    // save re-renders the page anyway.
+    if (main.querySelector("form.update[data-dirty]")) return;
     const relevant = events.some((e) =>
       (e.kind === "incident" && (!e.id || e.id === id)) ||
       (e.kind === "agent" && hosts.has(e.id)) ||
       (e.kind === "command" && (mine.has(e.id) || !e.id)));
     if (relevant) incidentView(id);
   };
+}
+
+// playbookCard shows the incident's playbook: its checklist, which a
+// responder ticks and unticks, and its automatic actions per host, which
+// a responder approves where they wait for it. A viewer sees the states
+// only.
+function playbookCard(inc, agents) {
+  const pb = inc.playbook;
+  const names = new Map(agents.map((a) => [a.id, a.hostname]));
+  const out = h("div");
+  const patch = async (body, control) => {
+    control.disabled = true;
+    out.replaceChildren();
+    try {
+      await call("PATCH", `/api/v1/incidents/${encodeURIComponent(inc.id)}`, body);
+      await incidentView(inc.id);
+    } catch (err) {
+      control.disabled = false;
+      if (control.type === "checkbox") control.checked = !control.checked;
+      out.replaceChildren(errorBox(err));
+    }
+  };
+  const done = pb.steps.filter((st) => st.done).length;
+  const step = (st) => {
+    const who = st.done ? h("span.muted.small", ` ${st.done_by || "?"}, ${stamp(st.done_at)}`) : null;
+    if (!canRespond()) {
+      return h(`li${st.done ? ".done" : ""}`, { dataset: { step: st.id } },
+        h("span.mark", { "aria-label": st.done ? "done" : "open" }, st.done ? "✓" : "○"), " ", h("span.step-title", st.title), who);
+    }
+    const box = h("input", {
+      type: "checkbox",
+      id: `step-${st.id}`,
+      checked: st.done,
+      onchange: (ev) => patch(ev.target.checked ? { check: st.id } : { uncheck: st.id }, ev.target),
+    });
+    return h(`li${st.done ? ".done" : ""}`, { dataset: { step: st.id } },
+      h("label.check", { for: `step-${st.id}` }, box, h("span.step-title", st.title)), who);
+  };
+  const action = (a) =>
+    h("tr", { dataset: { ref: a.ref } },
+      h("td", a.action),
+      h("td", names.get(a.agent_id) || a.agent_id),
+      h("td", h(`span.pstatus.p-${a.status}`, a.status.replaceAll("_", " "))),
+      h("td.result", a.detail || "—"),
+      canRespond()
+        ? h("td.actions", a.status === "awaiting_approval"
+            ? h("button", { type: "button", "data-approve": a.ref, onclick: (ev) => patch({ approve: a.ref }, ev.target) }, "Approve")
+            : null)
+        : null);
+  return h(
+    "section.card.playbook",
+    { id: "playbook" },
+    h("div.bar", h("h2", `Playbook: ${pb.name}`), h("span.muted", { id: "playbook-progress" }, `${done} of ${pb.steps.length} steps done`),
+      pb.dry_run ? h("span.drill", "dry run") : null),
+    h("ul.checklist", pb.steps.map(step)),
+    pb.actions.length
+      ? h("table.pactions",
+          h("thead", h("tr", ["Action", "Host", "Status", "Detail", canRespond() ? "" : null].filter((c) => c !== null).map((c) => h("th", c)))),
+          h("tbody", pb.actions.map(action)))
+      : null,
+    h("p.muted.small", `From ${pb.source}`),
+    out,
+  );
 }
 
 function treeNode(n) {
@@ -421,6 +488,8 @@ function updateForm(inc) {
   const form = h(
     "form.card.update",
     {
+      oninput: () => (form.dataset.dirty = "1"),
+      onchange: () => (form.dataset.dirty = "1"),
       onsubmit: async (ev) => {
         ev.preventDefault();
         const body = {};
@@ -563,7 +632,7 @@ async function fleetView() {
       ? h("p.empty", "No agents enrolled yet.")
       : h(
           "table.fleet",
-          h("thead", h("tr", ["Host", "State", "Isolated", "Version", "Platform", "Tags", "Spool", "Last seen", canRespond() ? "Response" : null].filter(Boolean).map((c) => h("th", c)))),
+          h("thead", h("tr", ["Host", "State", "Isolated", "Version", "Rules", "Platform", "Tags", "Spool", "Last seen", canRespond() ? "Response" : null].filter(Boolean).map((c) => h("th", c)))),
           h(
             "tbody",
             agents.map((a) =>
@@ -574,6 +643,9 @@ async function fleetView() {
                 h("td", a.revoked ? h("span.dot.revoked", "revoked") : a.online ? h("span.dot.on", "online") : h("span.dot", "offline")),
                 h("td", a.isolated ? h("span.iso", "isolated") : "no"),
                 h("td", a.version || "—"),
+                h("td.rules", { title: a.rules_error || "" },
+                  a.rules_version ? h("code", a.rules_version) : h("span.muted", "built-in"),
+                  a.rules_error ? h("div.error.small", "refused a set") : null),
                 h("td", [a.os, a.arch, a.platform].filter(Boolean).join(" ") || "—"),
                 h("td", Object.entries(a.tags || {}).map(([k, v]) => h("span.tag", `${k}=${v}`))),
                 h("td", `${a.spool_pending}${a.spool_dropped ? ` (${a.spool_dropped} dropped)` : ""}`),
