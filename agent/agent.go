@@ -68,6 +68,9 @@ type Config struct {
 	FileHashMax int64
 	// NoNetwork turns the network sensor off.
 	NoNetwork bool
+	// RestartWindow spreads the reconnection after a collector shutdown
+	// (uplink.Config.RestartWindow).
+	RestartWindow time.Duration
 }
 
 // Agent is a running cordon-agent.
@@ -179,6 +182,8 @@ func New(cfg Config) (*Agent, error) {
 		Hello:     a.hello,
 		Heartbeat: a.heartbeat,
 		Logger:    a.log,
+
+		RestartWindow: cfg.RestartWindow,
 	})
 	return a, nil
 }

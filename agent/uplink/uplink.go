@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -55,6 +54,11 @@ type Config struct {
 	// BackoffMin and BackoffMax bound the reconnect delay (defaults 500ms
 	// and 30s).
 	BackoffMin, BackoffMax time.Duration
+	// RestartWindow spreads the first reconnection after the collector
+	// closed the connection because it is shutting down: each agent waits
+	// a random delay in [0, RestartWindow) so a fleet does not come back
+	// in one burst (default DefaultRestartWindow).
+	RestartWindow time.Duration
 	// AckTimeout is how long a batch may wait for its acknowledgement
 	// before the connection is considered broken (default 60s).
 	AckTimeout time.Duration
@@ -98,6 +102,9 @@ func New(cfg Config) *Client {
 	if cfg.AckTimeout <= 0 {
 		cfg.AckTimeout = 60 * time.Second
 	}
+	if cfg.RestartWindow <= 0 {
+		cfg.RestartWindow = DefaultRestartWindow
+	}
 	return &Client{cfg: cfg, log: cfg.Logger, status: Status{Since: time.Now()}}
 }
 
@@ -128,7 +135,7 @@ var ErrRefused = errors.New("collector refused this agent")
 
 // Run keeps a session with the collector until ctx ends.
 func (c *Client) Run(ctx context.Context) error {
-	delay := c.cfg.BackoffMin
+	sched := Schedule{Min: c.cfg.BackoffMin, Max: c.cfg.BackoffMax, RestartWindow: c.cfg.RestartWindow}
 	for {
 		helloed, err := c.session(ctx)
 		if ctx.Err() != nil {
@@ -136,26 +143,14 @@ func (c *Client) Run(ctx context.Context) error {
 			return nil
 		}
 		c.setConnected(false, err)
-		if helloed {
-			delay = c.cfg.BackoffMin
-		}
-		wait := jitter(delay)
-		if errors.Is(err, ErrRefused) {
-			wait = c.cfg.BackoffMax
-		}
+		wait := sched.Next(helloed, err)
 		c.log.Warn("collector connection lost; reconnecting", "collector", c.cfg.Collector, "err", err, "in", wait.Round(time.Millisecond))
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(wait):
 		}
-		delay = min(delay*2, c.cfg.BackoffMax)
 	}
-}
-
-// jitter spreads d over [d/2, d) so a fleet does not reconnect in step.
-func jitter(d time.Duration) time.Duration {
-	return d/2 + rand.N(d/2+1)
 }
 
 // session runs one connection; helloed reports whether it got as far as
@@ -228,7 +223,7 @@ func (c *Client) session(ctx context.Context) (helloed bool, err error) {
 	if ctx.Err() != nil {
 		return true, nil
 	}
-	return true, err
+	return true, withCloseCause(conn, err)
 }
 
 // classifyDial turns handshake refusals into ErrRefused with a message a

@@ -195,9 +195,10 @@ func cmdRun(args []string, stderr io.Writer) error {
 		Version:     version,
 		Logger:      log,
 
-		NoiseWindow: cfg.Detection.NoiseWindow,
-		Exceptions:  exceptions,
-		Isolation:   iso,
+		RestartWindow: cfg.Uplink.RestartWindow,
+		NoiseWindow:   cfg.Detection.NoiseWindow,
+		Exceptions:    exceptions,
+		Isolation:     iso,
 
 		ProtectedProcesses: cfg.ProtectedProcesses,
 	})
