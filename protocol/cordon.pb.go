@@ -42,6 +42,7 @@ type Frame struct {
 	//	*Frame_EnrollRequest
 	//	*Frame_EnrollResponse
 	//	*Frame_Error
+	//	*Frame_Goodbye
 	Body          isFrame_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -174,6 +175,15 @@ func (x *Frame) GetError() *Error {
 	return nil
 }
 
+func (x *Frame) GetGoodbye() *Goodbye {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_Goodbye); ok {
+			return x.Goodbye
+		}
+	}
+	return nil
+}
+
 type isFrame_Body interface {
 	isFrame_Body()
 }
@@ -218,6 +228,10 @@ type Frame_Error struct {
 	Error *Error `protobuf:"bytes,10,opt,name=error,proto3,oneof"`
 }
 
+type Frame_Goodbye struct {
+	Goodbye *Goodbye `protobuf:"bytes,60,opt,name=goodbye,proto3,oneof"`
+}
+
 func (*Frame_Hello) isFrame_Body() {}
 
 func (*Frame_HelloAck) isFrame_Body() {}
@@ -238,6 +252,55 @@ func (*Frame_EnrollResponse) isFrame_Body() {}
 
 func (*Frame_Error) isFrame_Body() {}
 
+func (*Frame_Goodbye) isFrame_Body() {}
+
+// Goodbye is the agent's last frame on the control stream when it stops
+// cleanly (a service stop, not a crash): the collector then knows the
+// silence that follows is expected and raises no health finding for it.
+type Goodbye struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Goodbye) Reset() {
+	*x = Goodbye{}
+	mi := &file_cordon_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Goodbye) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Goodbye) ProtoMessage() {}
+
+func (x *Goodbye) ProtoReflect() protoreflect.Message {
+	mi := &file_cordon_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Goodbye.ProtoReflect.Descriptor instead.
+func (*Goodbye) Descriptor() ([]byte, []int) {
+	return file_cordon_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Goodbye) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // Version of the protocol a peer speaks. Peers refuse an unknown major.
 type Version struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -249,7 +312,7 @@ type Version struct {
 
 func (x *Version) Reset() {
 	*x = Version{}
-	mi := &file_cordon_proto_msgTypes[1]
+	mi := &file_cordon_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -261,7 +324,7 @@ func (x *Version) String() string {
 func (*Version) ProtoMessage() {}
 
 func (x *Version) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[1]
+	mi := &file_cordon_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -274,7 +337,7 @@ func (x *Version) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Version.ProtoReflect.Descriptor instead.
 func (*Version) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{1}
+	return file_cordon_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Version) GetMajor() uint32 {
@@ -308,7 +371,7 @@ type HostFacts struct {
 
 func (x *HostFacts) Reset() {
 	*x = HostFacts{}
-	mi := &file_cordon_proto_msgTypes[2]
+	mi := &file_cordon_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -320,7 +383,7 @@ func (x *HostFacts) String() string {
 func (*HostFacts) ProtoMessage() {}
 
 func (x *HostFacts) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[2]
+	mi := &file_cordon_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -333,7 +396,7 @@ func (x *HostFacts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostFacts.ProtoReflect.Descriptor instead.
 func (*HostFacts) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{2}
+	return file_cordon_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *HostFacts) GetHostname() string {
@@ -407,7 +470,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_cordon_proto_msgTypes[3]
+	mi := &file_cordon_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -419,7 +482,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[3]
+	mi := &file_cordon_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -432,7 +495,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{3}
+	return file_cordon_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Hello) GetVersion() *Version {
@@ -475,7 +538,7 @@ type HelloAck struct {
 
 func (x *HelloAck) Reset() {
 	*x = HelloAck{}
-	mi := &file_cordon_proto_msgTypes[4]
+	mi := &file_cordon_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -487,7 +550,7 @@ func (x *HelloAck) String() string {
 func (*HelloAck) ProtoMessage() {}
 
 func (x *HelloAck) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[4]
+	mi := &file_cordon_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -500,7 +563,7 @@ func (x *HelloAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HelloAck.ProtoReflect.Descriptor instead.
 func (*HelloAck) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{4}
+	return file_cordon_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *HelloAck) GetVersion() *Version {
@@ -545,7 +608,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_cordon_proto_msgTypes[5]
+	mi := &file_cordon_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -557,7 +620,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[5]
+	mi := &file_cordon_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -570,7 +633,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{5}
+	return file_cordon_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Heartbeat) GetSentUnixNano() int64 {
@@ -624,7 +687,7 @@ type SensorStats struct {
 
 func (x *SensorStats) Reset() {
 	*x = SensorStats{}
-	mi := &file_cordon_proto_msgTypes[6]
+	mi := &file_cordon_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -636,7 +699,7 @@ func (x *SensorStats) String() string {
 func (*SensorStats) ProtoMessage() {}
 
 func (x *SensorStats) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[6]
+	mi := &file_cordon_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -649,7 +712,7 @@ func (x *SensorStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SensorStats.ProtoReflect.Descriptor instead.
 func (*SensorStats) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{6}
+	return file_cordon_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SensorStats) GetName() string {
@@ -701,7 +764,7 @@ type Rule struct {
 
 func (x *Rule) Reset() {
 	*x = Rule{}
-	mi := &file_cordon_proto_msgTypes[7]
+	mi := &file_cordon_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -713,7 +776,7 @@ func (x *Rule) String() string {
 func (*Rule) ProtoMessage() {}
 
 func (x *Rule) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[7]
+	mi := &file_cordon_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -726,7 +789,7 @@ func (x *Rule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rule.ProtoReflect.Descriptor instead.
 func (*Rule) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{7}
+	return file_cordon_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Rule) GetId() string {
@@ -789,7 +852,7 @@ type Finding struct {
 
 func (x *Finding) Reset() {
 	*x = Finding{}
-	mi := &file_cordon_proto_msgTypes[8]
+	mi := &file_cordon_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -801,7 +864,7 @@ func (x *Finding) String() string {
 func (*Finding) ProtoMessage() {}
 
 func (x *Finding) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[8]
+	mi := &file_cordon_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -814,7 +877,7 @@ func (x *Finding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Finding.ProtoReflect.Descriptor instead.
 func (*Finding) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{8}
+	return file_cordon_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Finding) GetId() string {
@@ -899,7 +962,7 @@ type FindingBatch struct {
 
 func (x *FindingBatch) Reset() {
 	*x = FindingBatch{}
-	mi := &file_cordon_proto_msgTypes[9]
+	mi := &file_cordon_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -911,7 +974,7 @@ func (x *FindingBatch) String() string {
 func (*FindingBatch) ProtoMessage() {}
 
 func (x *FindingBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[9]
+	mi := &file_cordon_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -924,7 +987,7 @@ func (x *FindingBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindingBatch.ProtoReflect.Descriptor instead.
 func (*FindingBatch) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{9}
+	return file_cordon_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *FindingBatch) GetSeq() uint64 {
@@ -952,7 +1015,7 @@ type BatchAck struct {
 
 func (x *BatchAck) Reset() {
 	*x = BatchAck{}
-	mi := &file_cordon_proto_msgTypes[10]
+	mi := &file_cordon_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -964,7 +1027,7 @@ func (x *BatchAck) String() string {
 func (*BatchAck) ProtoMessage() {}
 
 func (x *BatchAck) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[10]
+	mi := &file_cordon_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -977,7 +1040,7 @@ func (x *BatchAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchAck.ProtoReflect.Descriptor instead.
 func (*BatchAck) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{10}
+	return file_cordon_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *BatchAck) GetSeq() uint64 {
@@ -1016,7 +1079,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_cordon_proto_msgTypes[11]
+	mi := &file_cordon_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1028,7 +1091,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[11]
+	mi := &file_cordon_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1041,7 +1104,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{11}
+	return file_cordon_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Command) GetId() string {
@@ -1105,7 +1168,7 @@ type CommandResult struct {
 
 func (x *CommandResult) Reset() {
 	*x = CommandResult{}
-	mi := &file_cordon_proto_msgTypes[12]
+	mi := &file_cordon_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1117,7 +1180,7 @@ func (x *CommandResult) String() string {
 func (*CommandResult) ProtoMessage() {}
 
 func (x *CommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[12]
+	mi := &file_cordon_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1130,7 +1193,7 @@ func (x *CommandResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandResult.ProtoReflect.Descriptor instead.
 func (*CommandResult) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{12}
+	return file_cordon_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CommandResult) GetId() string {
@@ -1175,7 +1238,7 @@ type EnrollRequest struct {
 
 func (x *EnrollRequest) Reset() {
 	*x = EnrollRequest{}
-	mi := &file_cordon_proto_msgTypes[13]
+	mi := &file_cordon_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1187,7 +1250,7 @@ func (x *EnrollRequest) String() string {
 func (*EnrollRequest) ProtoMessage() {}
 
 func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[13]
+	mi := &file_cordon_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1200,7 +1263,7 @@ func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollRequest.ProtoReflect.Descriptor instead.
 func (*EnrollRequest) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{13}
+	return file_cordon_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *EnrollRequest) GetVersion() *Version {
@@ -1249,7 +1312,7 @@ type EnrollResponse struct {
 
 func (x *EnrollResponse) Reset() {
 	*x = EnrollResponse{}
-	mi := &file_cordon_proto_msgTypes[14]
+	mi := &file_cordon_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1261,7 +1324,7 @@ func (x *EnrollResponse) String() string {
 func (*EnrollResponse) ProtoMessage() {}
 
 func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[14]
+	mi := &file_cordon_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1274,7 +1337,7 @@ func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollResponse.ProtoReflect.Descriptor instead.
 func (*EnrollResponse) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{14}
+	return file_cordon_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *EnrollResponse) GetAgentId() string {
@@ -1309,7 +1372,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_cordon_proto_msgTypes[15]
+	mi := &file_cordon_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1321,7 +1384,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[15]
+	mi := &file_cordon_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1334,7 +1397,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{15}
+	return file_cordon_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Error) GetCode() string {
@@ -1355,7 +1418,7 @@ var File_cordon_proto protoreflect.FileDescriptor
 
 const file_cordon_proto_rawDesc = "" +
 	"\n" +
-	"\fcordon.proto\x12\tcordon.v1\"\xbd\x04\n" +
+	"\fcordon.proto\x12\tcordon.v1\"\xed\x04\n" +
 	"\x05Frame\x12(\n" +
 	"\x05hello\x18\x01 \x01(\v2\x10.cordon.v1.HelloH\x00R\x05hello\x122\n" +
 	"\thello_ack\x18\x02 \x01(\v2\x13.cordon.v1.HelloAckH\x00R\bhelloAck\x124\n" +
@@ -1367,8 +1430,11 @@ const file_cordon_proto_rawDesc = "" +
 	"\x0eenroll_request\x18\b \x01(\v2\x18.cordon.v1.EnrollRequestH\x00R\renrollRequest\x12D\n" +
 	"\x0fenroll_response\x18\t \x01(\v2\x19.cordon.v1.EnrollResponseH\x00R\x0eenrollResponse\x12(\n" +
 	"\x05error\x18\n" +
-	" \x01(\v2\x10.cordon.v1.ErrorH\x00R\x05errorB\x06\n" +
-	"\x04body\"5\n" +
+	" \x01(\v2\x10.cordon.v1.ErrorH\x00R\x05error\x12.\n" +
+	"\agoodbye\x18< \x01(\v2\x12.cordon.v1.GoodbyeH\x00R\agoodbyeB\x06\n" +
+	"\x04body\"!\n" +
+	"\aGoodbye\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\"5\n" +
 	"\aVersion\x12\x14\n" +
 	"\x05major\x18\x01 \x01(\rR\x05major\x12\x14\n" +
 	"\x05minor\x18\x02 \x01(\rR\x05minor\"\xcf\x01\n" +
@@ -1481,53 +1547,55 @@ func file_cordon_proto_rawDescGZIP() []byte {
 	return file_cordon_proto_rawDescData
 }
 
-var file_cordon_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_cordon_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_cordon_proto_goTypes = []any{
 	(*Frame)(nil),          // 0: cordon.v1.Frame
-	(*Version)(nil),        // 1: cordon.v1.Version
-	(*HostFacts)(nil),      // 2: cordon.v1.HostFacts
-	(*Hello)(nil),          // 3: cordon.v1.Hello
-	(*HelloAck)(nil),       // 4: cordon.v1.HelloAck
-	(*Heartbeat)(nil),      // 5: cordon.v1.Heartbeat
-	(*SensorStats)(nil),    // 6: cordon.v1.SensorStats
-	(*Rule)(nil),           // 7: cordon.v1.Rule
-	(*Finding)(nil),        // 8: cordon.v1.Finding
-	(*FindingBatch)(nil),   // 9: cordon.v1.FindingBatch
-	(*BatchAck)(nil),       // 10: cordon.v1.BatchAck
-	(*Command)(nil),        // 11: cordon.v1.Command
-	(*CommandResult)(nil),  // 12: cordon.v1.CommandResult
-	(*EnrollRequest)(nil),  // 13: cordon.v1.EnrollRequest
-	(*EnrollResponse)(nil), // 14: cordon.v1.EnrollResponse
-	(*Error)(nil),          // 15: cordon.v1.Error
-	nil,                    // 16: cordon.v1.Command.ArgsEntry
-	nil,                    // 17: cordon.v1.EnrollRequest.TagsEntry
+	(*Goodbye)(nil),        // 1: cordon.v1.Goodbye
+	(*Version)(nil),        // 2: cordon.v1.Version
+	(*HostFacts)(nil),      // 3: cordon.v1.HostFacts
+	(*Hello)(nil),          // 4: cordon.v1.Hello
+	(*HelloAck)(nil),       // 5: cordon.v1.HelloAck
+	(*Heartbeat)(nil),      // 6: cordon.v1.Heartbeat
+	(*SensorStats)(nil),    // 7: cordon.v1.SensorStats
+	(*Rule)(nil),           // 8: cordon.v1.Rule
+	(*Finding)(nil),        // 9: cordon.v1.Finding
+	(*FindingBatch)(nil),   // 10: cordon.v1.FindingBatch
+	(*BatchAck)(nil),       // 11: cordon.v1.BatchAck
+	(*Command)(nil),        // 12: cordon.v1.Command
+	(*CommandResult)(nil),  // 13: cordon.v1.CommandResult
+	(*EnrollRequest)(nil),  // 14: cordon.v1.EnrollRequest
+	(*EnrollResponse)(nil), // 15: cordon.v1.EnrollResponse
+	(*Error)(nil),          // 16: cordon.v1.Error
+	nil,                    // 17: cordon.v1.Command.ArgsEntry
+	nil,                    // 18: cordon.v1.EnrollRequest.TagsEntry
 }
 var file_cordon_proto_depIdxs = []int32{
-	3,  // 0: cordon.v1.Frame.hello:type_name -> cordon.v1.Hello
-	4,  // 1: cordon.v1.Frame.hello_ack:type_name -> cordon.v1.HelloAck
-	5,  // 2: cordon.v1.Frame.heartbeat:type_name -> cordon.v1.Heartbeat
-	9,  // 3: cordon.v1.Frame.finding_batch:type_name -> cordon.v1.FindingBatch
-	10, // 4: cordon.v1.Frame.batch_ack:type_name -> cordon.v1.BatchAck
-	11, // 5: cordon.v1.Frame.command:type_name -> cordon.v1.Command
-	12, // 6: cordon.v1.Frame.command_result:type_name -> cordon.v1.CommandResult
-	13, // 7: cordon.v1.Frame.enroll_request:type_name -> cordon.v1.EnrollRequest
-	14, // 8: cordon.v1.Frame.enroll_response:type_name -> cordon.v1.EnrollResponse
-	15, // 9: cordon.v1.Frame.error:type_name -> cordon.v1.Error
-	1,  // 10: cordon.v1.Hello.version:type_name -> cordon.v1.Version
-	2,  // 11: cordon.v1.Hello.host:type_name -> cordon.v1.HostFacts
-	1,  // 12: cordon.v1.HelloAck.version:type_name -> cordon.v1.Version
-	6,  // 13: cordon.v1.Heartbeat.sensors:type_name -> cordon.v1.SensorStats
-	7,  // 14: cordon.v1.Finding.rule:type_name -> cordon.v1.Rule
-	8,  // 15: cordon.v1.FindingBatch.findings:type_name -> cordon.v1.Finding
-	16, // 16: cordon.v1.Command.args:type_name -> cordon.v1.Command.ArgsEntry
-	1,  // 17: cordon.v1.EnrollRequest.version:type_name -> cordon.v1.Version
-	2,  // 18: cordon.v1.EnrollRequest.host:type_name -> cordon.v1.HostFacts
-	17, // 19: cordon.v1.EnrollRequest.tags:type_name -> cordon.v1.EnrollRequest.TagsEntry
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	4,  // 0: cordon.v1.Frame.hello:type_name -> cordon.v1.Hello
+	5,  // 1: cordon.v1.Frame.hello_ack:type_name -> cordon.v1.HelloAck
+	6,  // 2: cordon.v1.Frame.heartbeat:type_name -> cordon.v1.Heartbeat
+	10, // 3: cordon.v1.Frame.finding_batch:type_name -> cordon.v1.FindingBatch
+	11, // 4: cordon.v1.Frame.batch_ack:type_name -> cordon.v1.BatchAck
+	12, // 5: cordon.v1.Frame.command:type_name -> cordon.v1.Command
+	13, // 6: cordon.v1.Frame.command_result:type_name -> cordon.v1.CommandResult
+	14, // 7: cordon.v1.Frame.enroll_request:type_name -> cordon.v1.EnrollRequest
+	15, // 8: cordon.v1.Frame.enroll_response:type_name -> cordon.v1.EnrollResponse
+	16, // 9: cordon.v1.Frame.error:type_name -> cordon.v1.Error
+	1,  // 10: cordon.v1.Frame.goodbye:type_name -> cordon.v1.Goodbye
+	2,  // 11: cordon.v1.Hello.version:type_name -> cordon.v1.Version
+	3,  // 12: cordon.v1.Hello.host:type_name -> cordon.v1.HostFacts
+	2,  // 13: cordon.v1.HelloAck.version:type_name -> cordon.v1.Version
+	7,  // 14: cordon.v1.Heartbeat.sensors:type_name -> cordon.v1.SensorStats
+	8,  // 15: cordon.v1.Finding.rule:type_name -> cordon.v1.Rule
+	9,  // 16: cordon.v1.FindingBatch.findings:type_name -> cordon.v1.Finding
+	17, // 17: cordon.v1.Command.args:type_name -> cordon.v1.Command.ArgsEntry
+	2,  // 18: cordon.v1.EnrollRequest.version:type_name -> cordon.v1.Version
+	3,  // 19: cordon.v1.EnrollRequest.host:type_name -> cordon.v1.HostFacts
+	18, // 20: cordon.v1.EnrollRequest.tags:type_name -> cordon.v1.EnrollRequest.TagsEntry
+	21, // [21:21] is the sub-list for method output_type
+	21, // [21:21] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_cordon_proto_init() }
@@ -1546,6 +1614,7 @@ func file_cordon_proto_init() {
 		(*Frame_EnrollRequest)(nil),
 		(*Frame_EnrollResponse)(nil),
 		(*Frame_Error)(nil),
+		(*Frame_Goodbye)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1553,7 +1622,7 @@ func file_cordon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cordon_proto_rawDesc), len(file_cordon_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -221,9 +221,35 @@ func (c *Client) session(ctx context.Context) (helloed bool, err error) {
 	})
 	err = g.Wait()
 	if ctx.Err() != nil {
+		sayGoodbye(conn, ctrl, ctrlW, "agent stopping")
 		return true, nil
 	}
 	return true, withCloseCause(conn, err)
+}
+
+// goodbyeWait bounds how long a stopping agent waits for the collector to
+// take its goodbye.
+const goodbyeWait = 2 * time.Second
+
+// sayGoodbye tells the collector this is a clean stop, so it does not
+// take the silence that follows for an agent killed or blinded. Every
+// other writer of the control stream has returned. The collector closes
+// the connection once it has recorded the goodbye; closing first would
+// discard the frame.
+func sayGoodbye(conn *quic.Conn, ctrl *quic.Stream, w *protocol.FrameWriter, reason string) {
+	if err := w.Write(&protocol.Frame{Body: &protocol.Frame_Goodbye{Goodbye: &protocol.Goodbye{Reason: reason}}}); err != nil {
+		return
+	}
+	ctrl.Close()
+	select {
+	case <-conn.Context().Done():
+	case <-time.After(goodbyeWait):
+	}
+}
+
+// SayGoodbye is sayGoodbye for the load generator's sessions.
+func SayGoodbye(conn *quic.Conn, ctrl *quic.Stream, w *protocol.FrameWriter, reason string) {
+	sayGoodbye(conn, ctrl, w, reason)
 }
 
 // classifyDial turns handshake refusals into ErrRefused with a message a

@@ -230,7 +230,13 @@ func (a *simAgent) session(ctx context.Context) (helloed bool, err error) {
 		ctrl.CancelRead(protocol.CodeShutdown)
 		return nil
 	})
-	return true, uplink.WithCloseCause(conn, g.Wait())
+	err = g.Wait()
+	if errors.Is(err, errFinished) || ctx.Err() != nil {
+		// A clean stop, as the agent's: no health finding for the silence.
+		uplink.SayGoodbye(conn, ctrl, w, "loadgen finished")
+		return true, err
+	}
+	return true, uplink.WithCloseCause(conn, err)
 }
 
 // control answers commands: each id is executed once; a redelivered one

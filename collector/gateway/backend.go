@@ -52,3 +52,15 @@ type Commands interface {
 	// for agentID, and a function to stop waiting.
 	Wait(agentID string) (<-chan struct{}, func())
 }
+
+// Health hears of each agent's signs of life, so that an agent that falls
+// silent without saying goodbye, or whose sensors degrade, becomes a
+// finding.
+type Health interface {
+	// Seen is called on each hello.
+	Seen(agentID string)
+	// Heartbeat is called on each heartbeat.
+	Heartbeat(agentID string, hb *protocol.Heartbeat)
+	// Goodbye is called when the agent announces a clean stop.
+	Goodbye(agentID, reason string)
+}

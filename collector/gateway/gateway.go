@@ -33,7 +33,9 @@ type Config struct {
 	Enroller Enroller
 	Ingest   Ingest
 	Commands Commands
-	Logger   *slog.Logger
+	// Health, when set, hears of hellos, heartbeats and goodbyes.
+	Health Health
+	Logger *slog.Logger
 	// Heartbeat is the interval agents are asked to heartbeat at
 	// (default 15s).
 	Heartbeat time.Duration
@@ -325,6 +327,9 @@ func (a *agentConn) serveControl(ctx context.Context, st *quic.Stream, fr *proto
 		}
 	}()
 	a.log.Info("agent connected", "host", hello.GetHost().GetHostname(), "modes", hello.GetSensorModes())
+	if h := a.s.cfg.Health; h != nil {
+		h.Seen(a.id)
+	}
 
 	w := protocol.NewFrameWriter(st, 0)
 	if err := w.Write(&protocol.Frame{Body: &protocol.Frame_HelloAck{HelloAck: &protocol.HelloAck{
@@ -340,12 +345,15 @@ func (a *agentConn) serveControl(ctx context.Context, st *quic.Stream, fr *proto
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.readControl(ctx, st, fr) })
 	g.Go(func() error { return a.sendCommands(ctx, w) })
-	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, errGoodbye) {
 		a.log.Info("control stream ended", "err", err)
 	}
 	st.CancelRead(protocol.CodeShutdown)
 	st.Close()
 }
+
+// errGoodbye ends a control stream after the agent's goodbye.
+var errGoodbye = errors.New("agent said goodbye")
 
 func (a *agentConn) readControl(ctx context.Context, st *quic.Stream, fr *protocol.FrameReader) error {
 	for {
@@ -361,6 +369,17 @@ func (a *agentConn) readControl(ctx context.Context, st *quic.Stream, fr *protoc
 			if err := a.s.cfg.Registry.Heartbeat(ctx, a.id, b.Heartbeat); err != nil {
 				return fmt.Errorf("recording heartbeat: %w", err)
 			}
+			if h := a.s.cfg.Health; h != nil {
+				h.Heartbeat(a.id, b.Heartbeat)
+			}
+		case *protocol.Frame_Goodbye:
+			a.log.Info("agent said goodbye", "reason", b.Goodbye.GetReason())
+			if h := a.s.cfg.Health; h != nil {
+				h.Goodbye(a.id, b.Goodbye.GetReason())
+			}
+			// The agent waits for this close to know its goodbye arrived.
+			a.conn.CloseWithError(protocol.CodeOK, "goodbye")
+			return errGoodbye
 		case *protocol.Frame_CommandResult:
 			if err := a.s.cfg.Commands.Finished(ctx, a.id, b.CommandResult); err != nil {
 				a.log.Warn("recording command result", "command", b.CommandResult.GetId(), "err", err)
