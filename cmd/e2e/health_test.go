@@ -130,3 +130,38 @@ func TestSilentAgentBecomesAFinding(t *testing.T) {
 		t.Errorf("%d health findings for the killed agent, want one", len(got))
 	}
 }
+
+// A change to the agent's own configuration file is reported by the
+// agent itself.
+func TestAgentReportsChangesToItsOwnFiles(t *testing.T) {
+	c := newCollector(t)
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "agent.yml")
+	body := fmt.Sprintf("sensors:\n  process: { mode: poll }\n  file: { paths: [%q] }\n  network: { enabled: false }\n", t.TempDir())
+	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	state, id := c.enroll(t)
+	start(t, "cordon-agent", "run", "--config", conf, "--state", state)
+	c.agentOnline(t, id)
+	eventually(t, 60*time.Second, "a finding for the changed configuration", func() error {
+		// Written again on every try: the sensor may still be starting.
+		if err := os.WriteFile(conf, []byte(body+"# changed\n"), 0o600); err != nil {
+			return err
+		}
+		var all []findingJSON
+		out, err := c.ctl("findings", "--agent", id, "--json")
+		if err != nil {
+			return err
+		}
+		if err := jsonUnmarshal(out, &all); err != nil {
+			return err
+		}
+		for _, f := range all {
+			if f.Rule.ID == "cordon-health-agent-files" {
+				return nil
+			}
+		}
+		return fmt.Errorf("none in %d findings", len(all))
+	})
+}
