@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -67,6 +68,12 @@ type Config struct {
 	FileHashMax int64
 	// NoNetwork turns the network sensor off.
 	NoNetwork bool
+	// RestartWindow spreads the reconnection after a collector shutdown
+	// (uplink.Config.RestartWindow).
+	RestartWindow time.Duration
+	// OwnFiles are the agent's binary, configuration and service unit: a
+	// change to any is a finding. Their folders join the file sensor's.
+	OwnFiles []string
 }
 
 // Agent is a running cordon-agent.
@@ -130,7 +137,7 @@ func New(cfg Config) (*Agent, error) {
 		id:     id,
 		spool:  q,
 		sensor: sensor.NewProcess(sensor.Options{ForcePoll: cfg.ForcePoll, NoEBPF: cfg.NoEBPF, Logger: cfg.Logger}),
-		engine: detectors.NewEngine(append(detectors.Builtin(), stateful.All(time.Now)...)...),
+		engine: detectors.NewEngine(append(append(detectors.Builtin(), stateful.All(time.Now)...), detectors.NewSelfTamper(cfg.OwnFiles))...),
 		rules:  ruleSets,
 		swaps:  make(chan batchSwap),
 		exec:   executor.New(db, cfg.Logger),
@@ -149,7 +156,7 @@ func New(cfg Config) (*Agent, error) {
 	})
 	if !cfg.NoFiles {
 		fs, err := fswatch.New(fswatch.Options{
-			Paths:        cfg.FilePaths,
+			Paths:        withFolders(cfg.FilePaths, cfg.OwnFiles),
 			Exclude:      []string{cfg.StateDir},
 			HashMaxBytes: cfg.FileHashMax,
 			Logger:       cfg.Logger,
@@ -187,6 +194,8 @@ func New(cfg Config) (*Agent, error) {
 		Heartbeat: a.heartbeat,
 		Rules:     a.applyRules,
 		Logger:    a.log,
+
+		RestartWindow: cfg.RestartWindow,
 	})
 	return a, nil
 }
@@ -404,4 +413,22 @@ func connectedSince(s uplink.Status) time.Time {
 		return time.Time{}
 	}
 	return s.Since
+}
+
+// withFolders returns the file sensor's paths (the defaults when none
+// are configured) with the folders of files added, each once.
+func withFolders(paths, files []string) []string {
+	if len(files) == 0 {
+		return paths
+	}
+	if len(paths) == 0 {
+		paths = fswatch.DefaultPaths()
+	}
+	out := slices.Clone(paths)
+	for _, f := range files {
+		if d := filepath.Dir(f); f != "" && filepath.IsAbs(f) && !slices.Contains(out, d) && !slices.Contains(out, d+"/...") {
+			out = append(out, d)
+		}
+	}
+	return out
 }

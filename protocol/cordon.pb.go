@@ -44,6 +44,7 @@ type Frame struct {
 	//	*Frame_Error
 	//	*Frame_RuleSet
 	//	*Frame_RuleSetResult
+	//	*Frame_Goodbye
 	Body          isFrame_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -194,6 +195,15 @@ func (x *Frame) GetRuleSetResult() *RuleSetResult {
 	return nil
 }
 
+func (x *Frame) GetGoodbye() *Goodbye {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_Goodbye); ok {
+			return x.Goodbye
+		}
+	}
+	return nil
+}
+
 type isFrame_Body interface {
 	isFrame_Body()
 }
@@ -248,6 +258,10 @@ type Frame_RuleSetResult struct {
 	RuleSetResult *RuleSetResult `protobuf:"bytes,51,opt,name=rule_set_result,json=ruleSetResult,proto3,oneof"`
 }
 
+type Frame_Goodbye struct {
+	Goodbye *Goodbye `protobuf:"bytes,60,opt,name=goodbye,proto3,oneof"`
+}
+
 func (*Frame_Hello) isFrame_Body() {}
 
 func (*Frame_HelloAck) isFrame_Body() {}
@@ -272,6 +286,55 @@ func (*Frame_RuleSet) isFrame_Body() {}
 
 func (*Frame_RuleSetResult) isFrame_Body() {}
 
+func (*Frame_Goodbye) isFrame_Body() {}
+
+// Goodbye is the agent's last frame on the control stream when it stops
+// cleanly (a service stop, not a crash): the collector then knows the
+// silence that follows is expected and raises no health finding for it.
+type Goodbye struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Reason        string                 `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Goodbye) Reset() {
+	*x = Goodbye{}
+	mi := &file_cordon_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Goodbye) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Goodbye) ProtoMessage() {}
+
+func (x *Goodbye) ProtoReflect() protoreflect.Message {
+	mi := &file_cordon_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Goodbye.ProtoReflect.Descriptor instead.
+func (*Goodbye) Descriptor() ([]byte, []int) {
+	return file_cordon_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Goodbye) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 // Version of the protocol a peer speaks. Peers refuse an unknown major.
 type Version struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -283,7 +346,7 @@ type Version struct {
 
 func (x *Version) Reset() {
 	*x = Version{}
-	mi := &file_cordon_proto_msgTypes[1]
+	mi := &file_cordon_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -295,7 +358,7 @@ func (x *Version) String() string {
 func (*Version) ProtoMessage() {}
 
 func (x *Version) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[1]
+	mi := &file_cordon_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -308,7 +371,7 @@ func (x *Version) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Version.ProtoReflect.Descriptor instead.
 func (*Version) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{1}
+	return file_cordon_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Version) GetMajor() uint32 {
@@ -342,7 +405,7 @@ type HostFacts struct {
 
 func (x *HostFacts) Reset() {
 	*x = HostFacts{}
-	mi := &file_cordon_proto_msgTypes[2]
+	mi := &file_cordon_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -354,7 +417,7 @@ func (x *HostFacts) String() string {
 func (*HostFacts) ProtoMessage() {}
 
 func (x *HostFacts) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[2]
+	mi := &file_cordon_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -367,7 +430,7 @@ func (x *HostFacts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostFacts.ProtoReflect.Descriptor instead.
 func (*HostFacts) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{2}
+	return file_cordon_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *HostFacts) GetHostname() string {
@@ -444,7 +507,7 @@ type Hello struct {
 
 func (x *Hello) Reset() {
 	*x = Hello{}
-	mi := &file_cordon_proto_msgTypes[3]
+	mi := &file_cordon_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -456,7 +519,7 @@ func (x *Hello) String() string {
 func (*Hello) ProtoMessage() {}
 
 func (x *Hello) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[3]
+	mi := &file_cordon_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -469,7 +532,7 @@ func (x *Hello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Hello.ProtoReflect.Descriptor instead.
 func (*Hello) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{3}
+	return file_cordon_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Hello) GetVersion() *Version {
@@ -519,7 +582,7 @@ type HelloAck struct {
 
 func (x *HelloAck) Reset() {
 	*x = HelloAck{}
-	mi := &file_cordon_proto_msgTypes[4]
+	mi := &file_cordon_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -531,7 +594,7 @@ func (x *HelloAck) String() string {
 func (*HelloAck) ProtoMessage() {}
 
 func (x *HelloAck) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[4]
+	mi := &file_cordon_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -544,7 +607,7 @@ func (x *HelloAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HelloAck.ProtoReflect.Descriptor instead.
 func (*HelloAck) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{4}
+	return file_cordon_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *HelloAck) GetVersion() *Version {
@@ -591,7 +654,7 @@ type Heartbeat struct {
 
 func (x *Heartbeat) Reset() {
 	*x = Heartbeat{}
-	mi := &file_cordon_proto_msgTypes[5]
+	mi := &file_cordon_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -603,7 +666,7 @@ func (x *Heartbeat) String() string {
 func (*Heartbeat) ProtoMessage() {}
 
 func (x *Heartbeat) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[5]
+	mi := &file_cordon_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -616,7 +679,7 @@ func (x *Heartbeat) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Heartbeat.ProtoReflect.Descriptor instead.
 func (*Heartbeat) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{5}
+	return file_cordon_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Heartbeat) GetSentUnixNano() int64 {
@@ -677,7 +740,7 @@ type SensorStats struct {
 
 func (x *SensorStats) Reset() {
 	*x = SensorStats{}
-	mi := &file_cordon_proto_msgTypes[6]
+	mi := &file_cordon_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -689,7 +752,7 @@ func (x *SensorStats) String() string {
 func (*SensorStats) ProtoMessage() {}
 
 func (x *SensorStats) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[6]
+	mi := &file_cordon_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -702,7 +765,7 @@ func (x *SensorStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SensorStats.ProtoReflect.Descriptor instead.
 func (*SensorStats) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{6}
+	return file_cordon_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SensorStats) GetName() string {
@@ -754,7 +817,7 @@ type Rule struct {
 
 func (x *Rule) Reset() {
 	*x = Rule{}
-	mi := &file_cordon_proto_msgTypes[7]
+	mi := &file_cordon_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -766,7 +829,7 @@ func (x *Rule) String() string {
 func (*Rule) ProtoMessage() {}
 
 func (x *Rule) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[7]
+	mi := &file_cordon_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -779,7 +842,7 @@ func (x *Rule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rule.ProtoReflect.Descriptor instead.
 func (*Rule) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{7}
+	return file_cordon_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Rule) GetId() string {
@@ -842,7 +905,7 @@ type Finding struct {
 
 func (x *Finding) Reset() {
 	*x = Finding{}
-	mi := &file_cordon_proto_msgTypes[8]
+	mi := &file_cordon_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -854,7 +917,7 @@ func (x *Finding) String() string {
 func (*Finding) ProtoMessage() {}
 
 func (x *Finding) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[8]
+	mi := &file_cordon_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -867,7 +930,7 @@ func (x *Finding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Finding.ProtoReflect.Descriptor instead.
 func (*Finding) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{8}
+	return file_cordon_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Finding) GetId() string {
@@ -952,7 +1015,7 @@ type FindingBatch struct {
 
 func (x *FindingBatch) Reset() {
 	*x = FindingBatch{}
-	mi := &file_cordon_proto_msgTypes[9]
+	mi := &file_cordon_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -964,7 +1027,7 @@ func (x *FindingBatch) String() string {
 func (*FindingBatch) ProtoMessage() {}
 
 func (x *FindingBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[9]
+	mi := &file_cordon_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -977,7 +1040,7 @@ func (x *FindingBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindingBatch.ProtoReflect.Descriptor instead.
 func (*FindingBatch) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{9}
+	return file_cordon_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *FindingBatch) GetSeq() uint64 {
@@ -1005,7 +1068,7 @@ type BatchAck struct {
 
 func (x *BatchAck) Reset() {
 	*x = BatchAck{}
-	mi := &file_cordon_proto_msgTypes[10]
+	mi := &file_cordon_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1017,7 +1080,7 @@ func (x *BatchAck) String() string {
 func (*BatchAck) ProtoMessage() {}
 
 func (x *BatchAck) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[10]
+	mi := &file_cordon_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1030,7 +1093,7 @@ func (x *BatchAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchAck.ProtoReflect.Descriptor instead.
 func (*BatchAck) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{10}
+	return file_cordon_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *BatchAck) GetSeq() uint64 {
@@ -1069,7 +1132,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_cordon_proto_msgTypes[11]
+	mi := &file_cordon_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1081,7 +1144,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[11]
+	mi := &file_cordon_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1094,7 +1157,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{11}
+	return file_cordon_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Command) GetId() string {
@@ -1158,7 +1221,7 @@ type CommandResult struct {
 
 func (x *CommandResult) Reset() {
 	*x = CommandResult{}
-	mi := &file_cordon_proto_msgTypes[12]
+	mi := &file_cordon_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1170,7 +1233,7 @@ func (x *CommandResult) String() string {
 func (*CommandResult) ProtoMessage() {}
 
 func (x *CommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[12]
+	mi := &file_cordon_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1183,7 +1246,7 @@ func (x *CommandResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandResult.ProtoReflect.Descriptor instead.
 func (*CommandResult) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{12}
+	return file_cordon_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CommandResult) GetId() string {
@@ -1228,7 +1291,7 @@ type EnrollRequest struct {
 
 func (x *EnrollRequest) Reset() {
 	*x = EnrollRequest{}
-	mi := &file_cordon_proto_msgTypes[13]
+	mi := &file_cordon_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1240,7 +1303,7 @@ func (x *EnrollRequest) String() string {
 func (*EnrollRequest) ProtoMessage() {}
 
 func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[13]
+	mi := &file_cordon_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1253,7 +1316,7 @@ func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollRequest.ProtoReflect.Descriptor instead.
 func (*EnrollRequest) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{13}
+	return file_cordon_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *EnrollRequest) GetVersion() *Version {
@@ -1302,7 +1365,7 @@ type EnrollResponse struct {
 
 func (x *EnrollResponse) Reset() {
 	*x = EnrollResponse{}
-	mi := &file_cordon_proto_msgTypes[14]
+	mi := &file_cordon_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1314,7 +1377,7 @@ func (x *EnrollResponse) String() string {
 func (*EnrollResponse) ProtoMessage() {}
 
 func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[14]
+	mi := &file_cordon_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1327,7 +1390,7 @@ func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollResponse.ProtoReflect.Descriptor instead.
 func (*EnrollResponse) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{14}
+	return file_cordon_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *EnrollResponse) GetAgentId() string {
@@ -1362,7 +1425,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_cordon_proto_msgTypes[15]
+	mi := &file_cordon_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1374,7 +1437,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[15]
+	mi := &file_cordon_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1387,7 +1450,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{15}
+	return file_cordon_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Error) GetCode() string {
@@ -1419,7 +1482,7 @@ type RuleSet struct {
 
 func (x *RuleSet) Reset() {
 	*x = RuleSet{}
-	mi := &file_cordon_proto_msgTypes[16]
+	mi := &file_cordon_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1431,7 +1494,7 @@ func (x *RuleSet) String() string {
 func (*RuleSet) ProtoMessage() {}
 
 func (x *RuleSet) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[16]
+	mi := &file_cordon_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1444,7 +1507,7 @@ func (x *RuleSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RuleSet.ProtoReflect.Descriptor instead.
 func (*RuleSet) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{16}
+	return file_cordon_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RuleSet) GetVersion() string {
@@ -1485,7 +1548,7 @@ type RuleFile struct {
 
 func (x *RuleFile) Reset() {
 	*x = RuleFile{}
-	mi := &file_cordon_proto_msgTypes[17]
+	mi := &file_cordon_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1497,7 +1560,7 @@ func (x *RuleFile) String() string {
 func (*RuleFile) ProtoMessage() {}
 
 func (x *RuleFile) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[17]
+	mi := &file_cordon_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1510,7 +1573,7 @@ func (x *RuleFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RuleFile.ProtoReflect.Descriptor instead.
 func (*RuleFile) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{17}
+	return file_cordon_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RuleFile) GetName() string {
@@ -1541,7 +1604,7 @@ type RuleSetResult struct {
 
 func (x *RuleSetResult) Reset() {
 	*x = RuleSetResult{}
-	mi := &file_cordon_proto_msgTypes[18]
+	mi := &file_cordon_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1553,7 +1616,7 @@ func (x *RuleSetResult) String() string {
 func (*RuleSetResult) ProtoMessage() {}
 
 func (x *RuleSetResult) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[18]
+	mi := &file_cordon_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1566,7 +1629,7 @@ func (x *RuleSetResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RuleSetResult.ProtoReflect.Descriptor instead.
 func (*RuleSetResult) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{18}
+	return file_cordon_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RuleSetResult) GetVersion() string {
@@ -1601,7 +1664,7 @@ var File_cordon_proto protoreflect.FileDescriptor
 
 const file_cordon_proto_rawDesc = "" +
 	"\n" +
-	"\fcordon.proto\x12\tcordon.v1\"\xb2\x05\n" +
+	"\fcordon.proto\x12\tcordon.v1\"\xe2\x05\n" +
 	"\x05Frame\x12(\n" +
 	"\x05hello\x18\x01 \x01(\v2\x10.cordon.v1.HelloH\x00R\x05hello\x122\n" +
 	"\thello_ack\x18\x02 \x01(\v2\x13.cordon.v1.HelloAckH\x00R\bhelloAck\x124\n" +
@@ -1615,8 +1678,11 @@ const file_cordon_proto_rawDesc = "" +
 	"\x05error\x18\n" +
 	" \x01(\v2\x10.cordon.v1.ErrorH\x00R\x05error\x12/\n" +
 	"\brule_set\x182 \x01(\v2\x12.cordon.v1.RuleSetH\x00R\aruleSet\x12B\n" +
-	"\x0frule_set_result\x183 \x01(\v2\x18.cordon.v1.RuleSetResultH\x00R\rruleSetResultB\x06\n" +
-	"\x04body\"5\n" +
+	"\x0frule_set_result\x183 \x01(\v2\x18.cordon.v1.RuleSetResultH\x00R\rruleSetResult\x12.\n" +
+	"\agoodbye\x18< \x01(\v2\x12.cordon.v1.GoodbyeH\x00R\agoodbyeB\x06\n" +
+	"\x04body\"!\n" +
+	"\aGoodbye\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\"5\n" +
 	"\aVersion\x12\x14\n" +
 	"\x05major\x18\x01 \x01(\rR\x05major\x12\x14\n" +
 	"\x05minor\x18\x02 \x01(\rR\x05minor\"\xcf\x01\n" +
@@ -1744,59 +1810,61 @@ func file_cordon_proto_rawDescGZIP() []byte {
 	return file_cordon_proto_rawDescData
 }
 
-var file_cordon_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_cordon_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_cordon_proto_goTypes = []any{
 	(*Frame)(nil),          // 0: cordon.v1.Frame
-	(*Version)(nil),        // 1: cordon.v1.Version
-	(*HostFacts)(nil),      // 2: cordon.v1.HostFacts
-	(*Hello)(nil),          // 3: cordon.v1.Hello
-	(*HelloAck)(nil),       // 4: cordon.v1.HelloAck
-	(*Heartbeat)(nil),      // 5: cordon.v1.Heartbeat
-	(*SensorStats)(nil),    // 6: cordon.v1.SensorStats
-	(*Rule)(nil),           // 7: cordon.v1.Rule
-	(*Finding)(nil),        // 8: cordon.v1.Finding
-	(*FindingBatch)(nil),   // 9: cordon.v1.FindingBatch
-	(*BatchAck)(nil),       // 10: cordon.v1.BatchAck
-	(*Command)(nil),        // 11: cordon.v1.Command
-	(*CommandResult)(nil),  // 12: cordon.v1.CommandResult
-	(*EnrollRequest)(nil),  // 13: cordon.v1.EnrollRequest
-	(*EnrollResponse)(nil), // 14: cordon.v1.EnrollResponse
-	(*Error)(nil),          // 15: cordon.v1.Error
-	(*RuleSet)(nil),        // 16: cordon.v1.RuleSet
-	(*RuleFile)(nil),       // 17: cordon.v1.RuleFile
-	(*RuleSetResult)(nil),  // 18: cordon.v1.RuleSetResult
-	nil,                    // 19: cordon.v1.Command.ArgsEntry
-	nil,                    // 20: cordon.v1.EnrollRequest.TagsEntry
+	(*Goodbye)(nil),        // 1: cordon.v1.Goodbye
+	(*Version)(nil),        // 2: cordon.v1.Version
+	(*HostFacts)(nil),      // 3: cordon.v1.HostFacts
+	(*Hello)(nil),          // 4: cordon.v1.Hello
+	(*HelloAck)(nil),       // 5: cordon.v1.HelloAck
+	(*Heartbeat)(nil),      // 6: cordon.v1.Heartbeat
+	(*SensorStats)(nil),    // 7: cordon.v1.SensorStats
+	(*Rule)(nil),           // 8: cordon.v1.Rule
+	(*Finding)(nil),        // 9: cordon.v1.Finding
+	(*FindingBatch)(nil),   // 10: cordon.v1.FindingBatch
+	(*BatchAck)(nil),       // 11: cordon.v1.BatchAck
+	(*Command)(nil),        // 12: cordon.v1.Command
+	(*CommandResult)(nil),  // 13: cordon.v1.CommandResult
+	(*EnrollRequest)(nil),  // 14: cordon.v1.EnrollRequest
+	(*EnrollResponse)(nil), // 15: cordon.v1.EnrollResponse
+	(*Error)(nil),          // 16: cordon.v1.Error
+	(*RuleSet)(nil),        // 17: cordon.v1.RuleSet
+	(*RuleFile)(nil),       // 18: cordon.v1.RuleFile
+	(*RuleSetResult)(nil),  // 19: cordon.v1.RuleSetResult
+	nil,                    // 20: cordon.v1.Command.ArgsEntry
+	nil,                    // 21: cordon.v1.EnrollRequest.TagsEntry
 }
 var file_cordon_proto_depIdxs = []int32{
-	3,  // 0: cordon.v1.Frame.hello:type_name -> cordon.v1.Hello
-	4,  // 1: cordon.v1.Frame.hello_ack:type_name -> cordon.v1.HelloAck
-	5,  // 2: cordon.v1.Frame.heartbeat:type_name -> cordon.v1.Heartbeat
-	9,  // 3: cordon.v1.Frame.finding_batch:type_name -> cordon.v1.FindingBatch
-	10, // 4: cordon.v1.Frame.batch_ack:type_name -> cordon.v1.BatchAck
-	11, // 5: cordon.v1.Frame.command:type_name -> cordon.v1.Command
-	12, // 6: cordon.v1.Frame.command_result:type_name -> cordon.v1.CommandResult
-	13, // 7: cordon.v1.Frame.enroll_request:type_name -> cordon.v1.EnrollRequest
-	14, // 8: cordon.v1.Frame.enroll_response:type_name -> cordon.v1.EnrollResponse
-	15, // 9: cordon.v1.Frame.error:type_name -> cordon.v1.Error
-	16, // 10: cordon.v1.Frame.rule_set:type_name -> cordon.v1.RuleSet
-	18, // 11: cordon.v1.Frame.rule_set_result:type_name -> cordon.v1.RuleSetResult
-	1,  // 12: cordon.v1.Hello.version:type_name -> cordon.v1.Version
-	2,  // 13: cordon.v1.Hello.host:type_name -> cordon.v1.HostFacts
-	1,  // 14: cordon.v1.HelloAck.version:type_name -> cordon.v1.Version
-	6,  // 15: cordon.v1.Heartbeat.sensors:type_name -> cordon.v1.SensorStats
-	7,  // 16: cordon.v1.Finding.rule:type_name -> cordon.v1.Rule
-	8,  // 17: cordon.v1.FindingBatch.findings:type_name -> cordon.v1.Finding
-	19, // 18: cordon.v1.Command.args:type_name -> cordon.v1.Command.ArgsEntry
-	1,  // 19: cordon.v1.EnrollRequest.version:type_name -> cordon.v1.Version
-	2,  // 20: cordon.v1.EnrollRequest.host:type_name -> cordon.v1.HostFacts
-	20, // 21: cordon.v1.EnrollRequest.tags:type_name -> cordon.v1.EnrollRequest.TagsEntry
-	17, // 22: cordon.v1.RuleSet.files:type_name -> cordon.v1.RuleFile
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	4,  // 0: cordon.v1.Frame.hello:type_name -> cordon.v1.Hello
+	5,  // 1: cordon.v1.Frame.hello_ack:type_name -> cordon.v1.HelloAck
+	6,  // 2: cordon.v1.Frame.heartbeat:type_name -> cordon.v1.Heartbeat
+	10, // 3: cordon.v1.Frame.finding_batch:type_name -> cordon.v1.FindingBatch
+	11, // 4: cordon.v1.Frame.batch_ack:type_name -> cordon.v1.BatchAck
+	12, // 5: cordon.v1.Frame.command:type_name -> cordon.v1.Command
+	13, // 6: cordon.v1.Frame.command_result:type_name -> cordon.v1.CommandResult
+	14, // 7: cordon.v1.Frame.enroll_request:type_name -> cordon.v1.EnrollRequest
+	15, // 8: cordon.v1.Frame.enroll_response:type_name -> cordon.v1.EnrollResponse
+	16, // 9: cordon.v1.Frame.error:type_name -> cordon.v1.Error
+	17, // 10: cordon.v1.Frame.rule_set:type_name -> cordon.v1.RuleSet
+	19, // 11: cordon.v1.Frame.rule_set_result:type_name -> cordon.v1.RuleSetResult
+	1,  // 12: cordon.v1.Frame.goodbye:type_name -> cordon.v1.Goodbye
+	2,  // 13: cordon.v1.Hello.version:type_name -> cordon.v1.Version
+	3,  // 14: cordon.v1.Hello.host:type_name -> cordon.v1.HostFacts
+	2,  // 15: cordon.v1.HelloAck.version:type_name -> cordon.v1.Version
+	7,  // 16: cordon.v1.Heartbeat.sensors:type_name -> cordon.v1.SensorStats
+	8,  // 17: cordon.v1.Finding.rule:type_name -> cordon.v1.Rule
+	9,  // 18: cordon.v1.FindingBatch.findings:type_name -> cordon.v1.Finding
+	20, // 19: cordon.v1.Command.args:type_name -> cordon.v1.Command.ArgsEntry
+	2,  // 20: cordon.v1.EnrollRequest.version:type_name -> cordon.v1.Version
+	3,  // 21: cordon.v1.EnrollRequest.host:type_name -> cordon.v1.HostFacts
+	21, // 22: cordon.v1.EnrollRequest.tags:type_name -> cordon.v1.EnrollRequest.TagsEntry
+	18, // 23: cordon.v1.RuleSet.files:type_name -> cordon.v1.RuleFile
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_cordon_proto_init() }
@@ -1817,6 +1885,7 @@ func file_cordon_proto_init() {
 		(*Frame_Error)(nil),
 		(*Frame_RuleSet)(nil),
 		(*Frame_RuleSetResult)(nil),
+		(*Frame_Goodbye)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1824,7 +1893,7 @@ func file_cordon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cordon_proto_rawDesc), len(file_cordon_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

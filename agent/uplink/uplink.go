@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -58,6 +57,11 @@ type Config struct {
 	// BackoffMin and BackoffMax bound the reconnect delay (defaults 500ms
 	// and 30s).
 	BackoffMin, BackoffMax time.Duration
+	// RestartWindow spreads the first reconnection after the collector
+	// closed the connection because it is shutting down: each agent waits
+	// a random delay in [0, RestartWindow) so a fleet does not come back
+	// in one burst (default DefaultRestartWindow).
+	RestartWindow time.Duration
 	// AckTimeout is how long a batch may wait for its acknowledgement
 	// before the connection is considered broken (default 60s).
 	AckTimeout time.Duration
@@ -101,6 +105,9 @@ func New(cfg Config) *Client {
 	if cfg.AckTimeout <= 0 {
 		cfg.AckTimeout = 60 * time.Second
 	}
+	if cfg.RestartWindow <= 0 {
+		cfg.RestartWindow = DefaultRestartWindow
+	}
 	return &Client{cfg: cfg, log: cfg.Logger, status: Status{Since: time.Now()}}
 }
 
@@ -131,7 +138,7 @@ var ErrRefused = errors.New("collector refused this agent")
 
 // Run keeps a session with the collector until ctx ends.
 func (c *Client) Run(ctx context.Context) error {
-	delay := c.cfg.BackoffMin
+	sched := Schedule{Min: c.cfg.BackoffMin, Max: c.cfg.BackoffMax, RestartWindow: c.cfg.RestartWindow}
 	for {
 		helloed, err := c.session(ctx)
 		if ctx.Err() != nil {
@@ -139,26 +146,14 @@ func (c *Client) Run(ctx context.Context) error {
 			return nil
 		}
 		c.setConnected(false, err)
-		if helloed {
-			delay = c.cfg.BackoffMin
-		}
-		wait := jitter(delay)
-		if errors.Is(err, ErrRefused) {
-			wait = c.cfg.BackoffMax
-		}
+		wait := sched.Next(helloed, err)
 		c.log.Warn("collector connection lost; reconnecting", "collector", c.cfg.Collector, "err", err, "in", wait.Round(time.Millisecond))
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(wait):
 		}
-		delay = min(delay*2, c.cfg.BackoffMax)
 	}
-}
-
-// jitter spreads d over [d/2, d) so a fleet does not reconnect in step.
-func jitter(d time.Duration) time.Duration {
-	return d/2 + rand.N(d/2+1)
 }
 
 // session runs one connection; helloed reports whether it got as far as
@@ -231,9 +226,35 @@ func (c *Client) session(ctx context.Context) (helloed bool, err error) {
 	})
 	err = g.Wait()
 	if ctx.Err() != nil {
+		sayGoodbye(conn, ctrl, ctrlW, "agent stopping")
 		return true, nil
 	}
-	return true, err
+	return true, withCloseCause(conn, err)
+}
+
+// goodbyeWait bounds how long a stopping agent waits for the collector to
+// take its goodbye.
+const goodbyeWait = 2 * time.Second
+
+// sayGoodbye tells the collector this is a clean stop, so it does not
+// take the silence that follows for an agent killed or blinded. Every
+// other writer of the control stream has returned. The collector closes
+// the connection once it has recorded the goodbye; closing first would
+// discard the frame.
+func sayGoodbye(conn *quic.Conn, ctrl *quic.Stream, w *protocol.FrameWriter, reason string) {
+	if err := w.Write(&protocol.Frame{Body: &protocol.Frame_Goodbye{Goodbye: &protocol.Goodbye{Reason: reason}}}); err != nil {
+		return
+	}
+	ctrl.Close()
+	select {
+	case <-conn.Context().Done():
+	case <-time.After(goodbyeWait):
+	}
+}
+
+// SayGoodbye is sayGoodbye for the load generator's sessions.
+func SayGoodbye(conn *quic.Conn, ctrl *quic.Stream, w *protocol.FrameWriter, reason string) {
+	sayGoodbye(conn, ctrl, w, reason)
 }
 
 // classifyDial turns handshake refusals into ErrRefused with a message a

@@ -12,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/cordon-edr/cordon/agent/sensor/fswatch"
+	"github.com/cordon-edr/cordon/agent/uplink"
 	"github.com/cordon-edr/cordon/detectors"
 	"github.com/cordon-edr/cordon/detectors/sigma"
 )
@@ -23,7 +24,12 @@ type config struct {
 	// Collector overrides the collector address stored at enrollment.
 	Collector string `yaml:"collector"`
 	LogLevel  string `yaml:"log_level"`
-	Sensors   struct {
+	Uplink    struct {
+		// RestartWindow spreads the first reconnection after the
+		// collector shut down: a random wait in [0, restart_window).
+		RestartWindow time.Duration `yaml:"restart_window"`
+	} `yaml:"uplink"`
+	Sensors struct {
 		Process struct {
 			// Mode is "auto" (kernel events, with argv captured by eBPF
 			// where it loads), "netlink" (kernel events without eBPF) or
@@ -83,6 +89,7 @@ func defaultConfig() config {
 	c.Sensors.File.Enabled = true
 	c.Sensors.File.HashMaxBytes = fswatch.DefaultHashMaxBytes
 	c.Sensors.Network.Enabled = true
+	c.Uplink.RestartWindow = uplink.DefaultRestartWindow
 	return c
 }
 
@@ -143,6 +150,9 @@ func loadConfig(path string, c *config) error {
 			}
 			c.Detection.Exceptions[i].expires = t
 		}
+	}
+	if c.Uplink.RestartWindow <= 0 || c.Uplink.RestartWindow > 10*time.Minute {
+		return fmt.Errorf("%s: line %d: uplink.restart_window: %s is not above 0 and at most 10m", path, findLine(&root, "uplink", "restart_window"), c.Uplink.RestartWindow)
 	}
 	if c.Detection.NoiseWindow < 0 {
 		return fmt.Errorf("%s: line %d: detection.noise_window: %s is negative", path, findLine(&root, "detection", "noise_window"), c.Detection.NoiseWindow)

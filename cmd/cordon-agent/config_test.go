@@ -122,3 +122,34 @@ func TestConfigExceptions(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigRestartWindow(t *testing.T) {
+	tests := []struct {
+		yaml string
+		want time.Duration
+		err  string
+	}{
+		{"log_level: info\n", 10 * time.Second, ""},
+		{"uplink:\n  restart_window: 30s\n", 30 * time.Second, ""},
+		{"uplink:\n  restart_window: 0s\n", 0, "line 2: uplink.restart_window"},
+		{"uplink:\n  restart_window: 1h\n", 0, "line 2: uplink.restart_window"},
+		{"uplink:\n  restart_window: soon\n", 0, "line 2"},
+	}
+	for _, tt := range tests {
+		p := filepath.Join(t.TempDir(), "agent.yml")
+		if err := os.WriteFile(p, []byte(tt.yaml), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c := defaultConfig()
+		err := loadConfig(p, &c)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("%q: error %v, want one containing %q", tt.yaml, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || c.Uplink.RestartWindow != tt.want {
+			t.Errorf("%q: %v, %v; want %v", tt.yaml, c.Uplink.RestartWindow, err, tt.want)
+		}
+	}
+}

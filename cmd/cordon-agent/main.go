@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -195,9 +196,11 @@ func cmdRun(args []string, stderr io.Writer) error {
 		Version:     version,
 		Logger:      log,
 
-		NoiseWindow: cfg.Detection.NoiseWindow,
-		Exceptions:  exceptions,
-		Isolation:   iso,
+		OwnFiles:      ownFiles(*configPath),
+		RestartWindow: cfg.Uplink.RestartWindow,
+		NoiseWindow:   cfg.Detection.NoiseWindow,
+		Exceptions:    exceptions,
+		Isolation:     iso,
 
 		ProtectedProcesses: cfg.ProtectedProcesses,
 	})
@@ -220,4 +223,29 @@ func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 		return nil, fmt.Errorf("log_level %q: want debug, info, warn or error", level)
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// unitPaths are where the agent's systemd unit may be installed.
+var unitPaths = []string{
+	"/etc/systemd/system/cordon-agent.service",
+	"/lib/systemd/system/cordon-agent.service",
+	"/usr/lib/systemd/system/cordon-agent.service",
+}
+
+// ownFiles returns the agent's binary, configuration file and unit paths,
+// whose changes the agent reports.
+func ownFiles(configPath string) []string {
+	var out []string
+	if exe, err := os.Executable(); err == nil {
+		if p, err := filepath.EvalSymlinks(exe); err == nil {
+			exe = p
+		}
+		out = append(out, exe)
+	}
+	if configPath != "" {
+		if p, err := filepath.Abs(configPath); err == nil {
+			out = append(out, p)
+		}
+	}
+	return append(out, unitPaths...)
 }

@@ -12,7 +12,9 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/cordon-edr/cordon/collector/export"
+	"github.com/cordon-edr/cordon/collector/health"
 	"github.com/cordon-edr/cordon/collector/incident"
+	"github.com/cordon-edr/cordon/collector/registry"
 )
 
 // config is the collector's YAML configuration; every key is optional.
@@ -28,6 +30,19 @@ type config struct {
 	Incidents incidentsConfig `yaml:"incidents"`
 	// Exports are the sinks incidents and findings are delivered to.
 	Exports []export.SinkConfig `yaml:"exports"`
+	Health  healthConfig        `yaml:"health"`
+}
+
+// healthConfig tunes the agents' heartbeat and the health findings.
+type healthConfig struct {
+	// Heartbeat is the interval agents are asked to heartbeat at.
+	Heartbeat time.Duration `yaml:"heartbeat"`
+	// SilenceGrace is how long an agent may be silent without having
+	// said goodbye before a finding is raised.
+	SilenceGrace time.Duration `yaml:"silence_grace"`
+	// SensorLossThreshold is how many events a sensor may lose or drop
+	// between two heartbeats before a finding is raised.
+	SensorLossThreshold uint64 `yaml:"sensor_loss_threshold"`
 }
 
 // incidentsConfig tunes incident handling.
@@ -72,6 +87,9 @@ func (c incidentsConfig) targets() (map[string]incident.Target, error) {
 func defaultConfig() config {
 	c := config{Data: "./cordon-data", Listen: ":7443", LogLevel: "info"}
 	c.API.Listen = "127.0.0.1:7480"
+	c.Health.Heartbeat = registry.HeartbeatPeriod
+	c.Health.SilenceGrace = health.DefaultGrace
+	c.Health.SensorLossThreshold = health.DefaultLossThreshold
 	return c
 }
 
@@ -103,6 +121,14 @@ func parseConfig(b []byte, path string, c *config) error {
 	}
 	if (c.API.TLSCert == "") != (c.API.TLSKey == "") {
 		return fmt.Errorf("%s: api.tls_cert and api.tls_key go together: set both or neither", path)
+	}
+	switch h := c.Health; {
+	case h.Heartbeat < time.Second || h.Heartbeat > 10*time.Minute:
+		return fmt.Errorf("%s: health.heartbeat: %s is not between 1s and 10m", path, h.Heartbeat)
+	case h.SilenceGrace < 2*h.Heartbeat:
+		return fmt.Errorf("%s: health.silence_grace: %s is shorter than two heartbeats (health.heartbeat %s): a healthy agent would be reported", path, h.SilenceGrace, h.Heartbeat)
+	case h.SensorLossThreshold == 0:
+		return fmt.Errorf("%s: health.sensor_loss_threshold: must be at least 1", path)
 	}
 	if c.Incidents.Window < 0 {
 		return fmt.Errorf("%s: incidents.window must be positive", path)

@@ -112,3 +112,18 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+func TestConfigHealth(t *testing.T) {
+	for _, tt := range []struct{ yaml, err string }{
+		{"health:\n  heartbeat: 1s\n  silence_grace: 3s\n", ""},
+		{"health:\n  silence_grace: 20s\n", "health.silence_grace"},
+		{"health:\n  heartbeat: 100ms\n", "health.heartbeat"},
+		{"health:\n  sensor_loss_threshold: 0\n", "health.sensor_loss_threshold"},
+	} {
+		c := defaultConfig()
+		err := parseConfig([]byte(tt.yaml), "collector.yml", &c)
+		if tt.err == "" && err != nil || tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)) {
+			t.Errorf("%q: error %v, want %q", tt.yaml, err, tt.err)
+		}
+	}
+}

@@ -33,6 +33,7 @@ import (
 	"github.com/cordon-edr/cordon/collector/events"
 	"github.com/cordon-edr/cordon/collector/export"
 	"github.com/cordon-edr/cordon/collector/gateway"
+	"github.com/cordon-edr/cordon/collector/health"
 	"github.com/cordon-edr/cordon/collector/incident"
 	"github.com/cordon-edr/cordon/collector/ingest"
 	"github.com/cordon-edr/cordon/collector/pki"
@@ -170,7 +171,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 	}
 	defer db.Close()
 
-	reg := registry.New(registry.Config{DB: db}, log)
+	reg := registry.New(registry.Config{DB: db, Heartbeat: cfg.Health.Heartbeat}, log)
 	ruleSets := ruleset.New(db, nil, log)
 	findings, err := ingest.New(ingest.Config{DB: db, Agents: reg}, log)
 	if err != nil {
@@ -215,6 +216,10 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 			filepath.Join(cfg.Data, "admin.token"), secret)
 	}
 
+	monitor := health.New(health.Config{
+		DB: db, Ingest: findings, Agents: reg, Logger: log,
+		Grace: cfg.Health.SilenceGrace, LossThreshold: cfg.Health.SensorLossThreshold,
+	})
 	gw, err := gateway.New(gateway.Config{
 		Listen:    cfg.Listen,
 		CA:        ca,
@@ -223,8 +228,9 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 		Ingest:    findings,
 		Commands:  liveCommands{cmds, hub},
 		Rules:     liveRules{ruleSets, reg, hub},
+		Health:    monitor,
 		Logger:    log,
-		Heartbeat: registry.HeartbeatPeriod,
+		Heartbeat: cfg.Health.Heartbeat,
 	})
 	if err != nil {
 		return err
@@ -267,6 +273,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return gw.Run(ctx) })
 	g.Go(func() error { return incidents.Run(ctx) })
+	g.Go(func() error { return monitor.Run(ctx) })
 	g.Go(func() error { return outbox.Run(ctx) })
 	g.Go(func() error { return store.RunGC(ctx, db, log) })
 	g.Go(func() error {

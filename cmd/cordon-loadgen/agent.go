@@ -13,6 +13,7 @@ import (
 	"github.com/quic-go/quic-go"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/cordon-edr/cordon/agent/uplink"
 	"github.com/cordon-edr/cordon/protocol"
 )
 
@@ -160,9 +161,8 @@ func (a *simAgent) run(ctx context.Context) {
 	wg.Add(1)
 	go func() { defer wg.Done(); a.generate(genCtx) }()
 
-	// The agent's schedule (agent/uplink): [d/2, d), d from 500ms doubling to 30s.
-	const backoffMin, backoffMax = 500 * time.Millisecond, 30 * time.Second
-	delay := backoffMin
+	// The agent's schedule (agent/uplink).
+	sched := uplink.Schedule{Min: 500 * time.Millisecond, Max: 30 * time.Second, RestartWindow: a.f.cfg.RestartWindow}
 	for {
 		helloed, err := a.session(ctx)
 		if errors.Is(err, errFinished) || ctx.Err() != nil {
@@ -170,15 +170,11 @@ func (a *simAgent) run(ctx context.Context) {
 		}
 		a.f.fail("session", fmt.Errorf("agent %s: %w", a.id, err))
 		a.f.reconnects.Add(1)
-		if helloed {
-			delay = backoffMin
-		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(delay/2 + rand.N(delay/2+1)):
+		case <-time.After(sched.Next(helloed, err)):
 		}
-		delay = min(delay*2, backoffMax)
 	}
 }
 
@@ -234,7 +230,13 @@ func (a *simAgent) session(ctx context.Context) (helloed bool, err error) {
 		ctrl.CancelRead(protocol.CodeShutdown)
 		return nil
 	})
-	return true, g.Wait()
+	err = g.Wait()
+	if errors.Is(err, errFinished) || ctx.Err() != nil {
+		// A clean stop, as the agent's: no health finding for the silence.
+		uplink.SayGoodbye(conn, ctrl, w, "loadgen finished")
+		return true, err
+	}
+	return true, uplink.WithCloseCause(conn, err)
 }
 
 // control answers commands: each id is executed once; a redelivered one

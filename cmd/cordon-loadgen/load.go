@@ -39,6 +39,8 @@ type Config struct {
 	Incidents   int
 	Concurrency int
 	AckedFile   string
+	// RestartWindow is the agent's uplink.Config.RestartWindow.
+	RestartWindow time.Duration
 	// CollectorPID, when set, is sampled for the collector's peak RSS.
 	CollectorPID int
 	Logger       *slog.Logger
@@ -72,6 +74,8 @@ func (c *Config) check() error {
 		return errors.New("--drain and --hold must not be negative (and --hold at most an hour)")
 	case c.Commands < 0 || c.Incidents < 0:
 		return errors.New("--commands and --incidents must not be negative")
+	case c.RestartWindow <= 0:
+		return fmt.Errorf("--restart-window: %s is not above 0", c.RestartWindow)
 	case c.Concurrency < 1:
 		return fmt.Errorf("--concurrency: %d is below 1", c.Concurrency)
 	}

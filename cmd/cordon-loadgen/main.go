@@ -27,6 +27,8 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/cordon-edr/cordon/agent/uplink"
 )
 
 func main() {
@@ -79,6 +81,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&cfg.Incidents, "incidents", 0, "findings whose time from sending to an incident visible in the API is measured")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 16, "enrollments in flight at once")
 	fs.IntVar(&cfg.CollectorPID, "collector-pid", 0, "report the peak resident memory of this process (the collector)")
+	fs.DurationVar(&cfg.RestartWindow, "restart-window", uplink.DefaultRestartWindow, "after the collector shut down, reconnect after a random wait below this (the agent's uplink.restart_window)")
 	fs.StringVar(&cfg.AckedFile, "acked", "", "write the id of every acknowledged finding to this file, one a line")
 	verbose := fs.Bool("v", false, "log reconnects and errors to stderr")
 	if err := fs.Parse(args); err != nil {

@@ -26,15 +26,20 @@ func connectTimes(t *testing.T, log string) []time.Time {
 	return ts
 }
 
-// A fleet whose collector restarts comes back with jittered backoff: every
-// agent reconnects, spread over time. The busiest 100 ms is logged as a
-// measurement (docs/reliability.md): today a large share of the fleet
-// still lands in one burst right after the restart.
+// A fleet whose collector restarts comes back spread out: the collector
+// closes every connection with its shutdown code, each agent waits a
+// random delay within its restart window (10 s, the default) before its
+// first reconnection, and those that dial while the collector is still
+// down retry on their own schedule. Every agent reconnects, over more than
+// a second, and no 100 ms holds a quarter of the fleet. The bounds are far
+// from what a uniform spread gives (200 agents over 10 s put about 2 in a
+// 100 ms window), so a slow machine that delays the restart or the
+// handshakes does not make them flaky: it spreads the fleet further.
 func TestFleetReconnectSpread(t *testing.T) {
 	c := newCollector(t)
 	const agents = 200
 	run := startLoadgen(t, c, "--agents", fmt.Sprint(agents), "--rate", "0", "--heartbeat", "2s",
-		"--duration", "20s", "--drain", "10s")
+		"--duration", "30s", "--drain", "10s")
 	eventually(t, 60*time.Second, "the fleet connected", func() error {
 		if n := len(connectTimes(t, c.Log())); n < agents {
 			return fmt.Errorf("%d connected", n)
@@ -65,8 +70,11 @@ func TestFleetReconnectSpread(t *testing.T) {
 		busiest = max(busiest, j-i)
 	}
 	t.Logf("%d agents reconnected over %s; busiest 100 ms: %d", len(ts), spread.Round(time.Millisecond), busiest)
-	if spread < 500*time.Millisecond {
-		t.Errorf("all reconnections within %s: no jitter", spread)
+	if spread < time.Second {
+		t.Errorf("all reconnections within %s, want them spread over at least 1s", spread)
+	}
+	if busiest >= agents/4 {
+		t.Errorf("%d of %d agents reconnected within one 100 ms: a thundering herd", busiest, agents)
 	}
 	rep := run.wait(t, 60*time.Second)
 	if rep.Reconnects < agents {

@@ -64,3 +64,15 @@ type Rules interface {
 	// Result records an agent's answer to a set it was sent.
 	Result(ctx context.Context, agentID string, res *protocol.RuleSetResult) error
 }
+
+// Health hears of each agent's signs of life, so that an agent that falls
+// silent without saying goodbye, or whose sensors degrade, becomes a
+// finding.
+type Health interface {
+	// Seen is called on each hello.
+	Seen(agentID string)
+	// Heartbeat is called on each heartbeat.
+	Heartbeat(agentID string, hb *protocol.Heartbeat)
+	// Goodbye is called when the agent announces a clean stop.
+	Goodbye(agentID, reason string)
+}

@@ -35,7 +35,9 @@ type Config struct {
 	Commands Commands
 	// Rules, when set, has the current pushed rule set delivered to
 	// every agent whose hello reports another version.
-	Rules  Rules
+	Rules Rules
+	// Health, when set, hears of hellos, heartbeats and goodbyes.
+	Health Health
 	Logger *slog.Logger
 	// Heartbeat is the interval agents are asked to heartbeat at
 	// (default 15s).
@@ -328,6 +330,9 @@ func (a *agentConn) serveControl(ctx context.Context, st *quic.Stream, fr *proto
 		}
 	}()
 	a.log.Info("agent connected", "host", hello.GetHost().GetHostname(), "modes", hello.GetSensorModes())
+	if h := a.s.cfg.Health; h != nil {
+		h.Seen(a.id)
+	}
 
 	w := protocol.NewFrameWriter(st, 0)
 	if err := w.Write(&protocol.Frame{Body: &protocol.Frame_HelloAck{HelloAck: &protocol.HelloAck{
@@ -346,12 +351,15 @@ func (a *agentConn) serveControl(ctx context.Context, st *quic.Stream, fr *proto
 	if a.s.cfg.Rules != nil {
 		g.Go(func() error { return a.sendRules(ctx, w, hello.GetRulesVersion()) })
 	}
-	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, errGoodbye) {
 		a.log.Info("control stream ended", "err", err)
 	}
 	st.CancelRead(protocol.CodeShutdown)
 	st.Close()
 }
+
+// errGoodbye ends a control stream after the agent's goodbye.
+var errGoodbye = errors.New("agent said goodbye")
 
 func (a *agentConn) readControl(ctx context.Context, st *quic.Stream, fr *protocol.FrameReader) error {
 	for {
@@ -367,6 +375,17 @@ func (a *agentConn) readControl(ctx context.Context, st *quic.Stream, fr *protoc
 			if err := a.s.cfg.Registry.Heartbeat(ctx, a.id, b.Heartbeat); err != nil {
 				return fmt.Errorf("recording heartbeat: %w", err)
 			}
+			if h := a.s.cfg.Health; h != nil {
+				h.Heartbeat(a.id, b.Heartbeat)
+			}
+		case *protocol.Frame_Goodbye:
+			a.log.Info("agent said goodbye", "reason", b.Goodbye.GetReason())
+			if h := a.s.cfg.Health; h != nil {
+				h.Goodbye(a.id, b.Goodbye.GetReason())
+			}
+			// The agent waits for this close to know its goodbye arrived.
+			a.conn.CloseWithError(protocol.CodeOK, "goodbye")
+			return errGoodbye
 		case *protocol.Frame_RuleSetResult:
 			res := b.RuleSetResult
 			if res.GetOk() {

@@ -16,9 +16,9 @@ import (
 	"github.com/cordon-edr/cordon/protocol"
 )
 
-// HeartbeatPeriod is how often agents send a heartbeat. An agent is
-// online while connected and its last heartbeat is younger than three
-// periods.
+// HeartbeatPeriod is how often agents send a heartbeat by default
+// (Config.Heartbeat). An agent is online while connected and its last
+// heartbeat is younger than three periods.
 const HeartbeatPeriod = 15 * time.Second
 
 // persistEvery is the longest a heartbeat's counters stay only in memory.
@@ -88,8 +88,8 @@ type live struct {
 	persisted time.Time
 }
 
-func (l *live) online(now time.Time) bool {
-	return l.connected && now.Sub(l.lastBeat) < 3*HeartbeatPeriod
+func (l *live) online(now time.Time, beat time.Duration) bool {
+	return l.connected && now.Sub(l.lastBeat) < 3*beat
 }
 
 // Config configures a Registry.
@@ -97,13 +97,16 @@ type Config struct {
 	DB *badger.DB
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Heartbeat is the agents' heartbeat interval; HeartbeatPeriod when 0.
+	Heartbeat time.Duration
 }
 
 // Registry is the agent registry and enrollment-token store.
 type Registry struct {
-	db  *badger.DB
-	now func() time.Time
-	log *slog.Logger
+	db   *badger.DB
+	now  func() time.Time
+	log  *slog.Logger
+	beat time.Duration
 
 	mu   sync.Mutex
 	live map[string]*live
@@ -116,9 +119,12 @@ type Registry struct {
 
 // New returns a Registry over cfg.DB.
 func New(cfg Config, log *slog.Logger) *Registry {
-	r := &Registry{db: cfg.DB, now: cfg.Now, log: log, live: make(map[string]*live)}
+	r := &Registry{db: cfg.DB, now: cfg.Now, log: log, beat: cfg.Heartbeat, live: make(map[string]*live)}
 	if r.now == nil {
 		r.now = time.Now
+	}
+	if r.beat <= 0 {
+		r.beat = HeartbeatPeriod
 	}
 	return r
 }
@@ -304,7 +310,7 @@ func (r *Registry) view(a *agentRecord, now time.Time) *Agent {
 	v.SensorModes = nonNil(v.SensorModes)
 	r.mu.Lock()
 	if l := r.live[a.ID]; l != nil {
-		v.Online = l.online(now) && !v.Revoked
+		v.Online = l.online(now, r.beat) && !v.Revoked
 		v.SpoolPending, v.SpoolDropped, v.Isolated = l.pending, l.dropped, l.isolated
 		if l.connected {
 			v.RulesVersion = l.rules
@@ -406,7 +412,7 @@ func (r *Registry) Online() int {
 	defer r.mu.Unlock()
 	n := 0
 	for _, l := range r.live {
-		if l.online(now) && !l.revoked {
+		if l.online(now, r.beat) && !l.revoked {
 			n++
 		}
 	}
@@ -441,4 +447,33 @@ func nonNilMap(m map[string]string) map[string]string {
 		return map[string]string{}
 	}
 	return m
+}
+
+// Seen returns the ids of the unrevoked agents that connected at least
+// once, for watching their health.
+func (r *Registry) Seen(ctx context.Context) ([]string, error) {
+	var ids []string
+	err := r.db.View(func(txn *badger.Txn) error {
+		opts := badger.DefaultIteratorOptions
+		opts.Prefix = store.Prefix("agent")
+		it := txn.NewIterator(opts)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			var a agentRecord
+			if err := it.Item().Value(func(val []byte) error { return store.Decode(val, &a) }); err != nil {
+				return err
+			}
+			if !a.Revoked && !a.LastSeen.IsZero() {
+				ids = append(ids, a.ID)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing agents seen: %w", err)
+	}
+	return ids, nil
 }

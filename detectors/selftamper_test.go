@@ -1,0 +1,31 @@
+package detectors
+
+import (
+	"testing"
+
+	"github.com/cordon-edr/cordon/protocol/ecs"
+)
+
+func TestSelfTamperFlagsOnlyTheAgentsFiles(t *testing.T) {
+	eng := NewEngine(NewSelfTamper([]string{"/usr/local/bin/cordon-agent", "/etc/cordon/agent.yml", ""}))
+	file := func(path, typ, action string) *ecs.Event {
+		return &ecs.Event{Event: ecs.Meta{Category: ecs.CategoryFile, Type: typ, Action: action}, File: &ecs.File{Path: path}}
+	}
+	for _, tt := range []struct {
+		ev   *ecs.Event
+		want bool
+	}{
+		{file("/usr/local/bin/cordon-agent", ecs.TypeChange, "updated"), true},
+		{file("/etc/cordon/./agent.yml", ecs.TypeDeletion, "deleted"), true},
+		{file("/usr/local/bin/other", ecs.TypeChange, "updated"), false},
+		{&ecs.Event{Event: ecs.Meta{Category: ecs.CategoryProcess, Type: ecs.TypeStart}, Process: &ecs.Process{Executable: "/usr/local/bin/cordon-agent"}}, false},
+	} {
+		fs := eng.Process(tt.ev)
+		if got := len(fs) == 1 && fs[0].Rule.ID == RuleIDAgentFilesModified; got != tt.want {
+			t.Errorf("%+v: findings %+v, want %v", tt.ev.File, fs, tt.want)
+		}
+		if tt.want && (fs[0].Severity != SeverityHigh || fs[0].Techniques[0] != techDisableTools) {
+			t.Errorf("finding %+v", fs[0])
+		}
+	}
+}
