@@ -59,12 +59,9 @@ type Process struct {
 	open func() (connector, error)
 	// openCapture loads the eBPF exec capture.
 	openCapture func() (*execCapture, error)
-	// execs holds the eBPF exec records; nil without eBPF. Set by Run
-	// before the first event.
-	execs *execStore
-	// execMiss is when a wait for an exec record last came up empty;
-	// used by the connector's reader only.
-	execMiss time.Time
+	// execs is the eBPF exec capture, read by the connector's reader
+	// only; nil without eBPF. Set by Run before the first event.
+	execs *execCapture
 
 	events, lost atomic.Uint64
 
