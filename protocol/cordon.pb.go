@@ -538,7 +538,9 @@ type Heartbeat struct {
 	SpoolDropped uint64                 `protobuf:"varint,3,opt,name=spool_dropped,json=spoolDropped,proto3" json:"spool_dropped,omitempty"`
 	Isolated     bool                   `protobuf:"varint,4,opt,name=isolated,proto3" json:"isolated,omitempty"`
 	// Per-sensor counters since the agent started.
-	Sensors       []*SensorStats `protobuf:"bytes,5,rep,name=sensors,proto3" json:"sensors,omitempty"`
+	Sensors []*SensorStats `protobuf:"bytes,5,rep,name=sensors,proto3" json:"sensors,omitempty"`
+	// The agent's own resource use against its budget.
+	Self          *SelfUsage `protobuf:"bytes,80,opt,name=self,proto3" json:"self,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -608,6 +610,102 @@ func (x *Heartbeat) GetSensors() []*SensorStats {
 	return nil
 }
 
+func (x *Heartbeat) GetSelf() *SelfUsage {
+	if x != nil {
+		return x.Self
+	}
+	return nil
+}
+
+// SelfUsage is the agent's own CPU and memory use, watched against its
+// budget, and the work it shed to stay within it.
+type SelfUsage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Share of one core over the watchdog's window, in percent.
+	CpuPercent       float64 `protobuf:"fixed64,1,opt,name=cpu_percent,json=cpuPercent,proto3" json:"cpu_percent,omitempty"`
+	RssBytes         uint64  `protobuf:"varint,2,opt,name=rss_bytes,json=rssBytes,proto3" json:"rss_bytes,omitempty"`
+	BudgetCpuPercent float64 `protobuf:"fixed64,3,opt,name=budget_cpu_percent,json=budgetCpuPercent,proto3" json:"budget_cpu_percent,omitempty"`
+	BudgetRssBytes   uint64  `protobuf:"varint,4,opt,name=budget_rss_bytes,json=budgetRssBytes,proto3" json:"budget_rss_bytes,omitempty"`
+	// "cpu", "memory", "cpu and memory" while over budget; empty otherwise.
+	OverBudget string `protobuf:"bytes,5,opt,name=over_budget,json=overBudget,proto3" json:"over_budget,omitempty"`
+	// The steps in force, in the order they were taken ("file hashing off").
+	Shed          []string `protobuf:"bytes,6,rep,name=shed,proto3" json:"shed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SelfUsage) Reset() {
+	*x = SelfUsage{}
+	mi := &file_cordon_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SelfUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SelfUsage) ProtoMessage() {}
+
+func (x *SelfUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_cordon_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SelfUsage.ProtoReflect.Descriptor instead.
+func (*SelfUsage) Descriptor() ([]byte, []int) {
+	return file_cordon_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *SelfUsage) GetCpuPercent() float64 {
+	if x != nil {
+		return x.CpuPercent
+	}
+	return 0
+}
+
+func (x *SelfUsage) GetRssBytes() uint64 {
+	if x != nil {
+		return x.RssBytes
+	}
+	return 0
+}
+
+func (x *SelfUsage) GetBudgetCpuPercent() float64 {
+	if x != nil {
+		return x.BudgetCpuPercent
+	}
+	return 0
+}
+
+func (x *SelfUsage) GetBudgetRssBytes() uint64 {
+	if x != nil {
+		return x.BudgetRssBytes
+	}
+	return 0
+}
+
+func (x *SelfUsage) GetOverBudget() string {
+	if x != nil {
+		return x.OverBudget
+	}
+	return ""
+}
+
+func (x *SelfUsage) GetShed() []string {
+	if x != nil {
+		return x.Shed
+	}
+	return nil
+}
+
 // SensorStats is one sensor's health: its mode, the events it delivered,
 // what it lost (kernel overflows, unreadable sources) and what the agent
 // dropped from it because the queue to the detectors was full.
@@ -624,7 +722,7 @@ type SensorStats struct {
 
 func (x *SensorStats) Reset() {
 	*x = SensorStats{}
-	mi := &file_cordon_proto_msgTypes[6]
+	mi := &file_cordon_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -636,7 +734,7 @@ func (x *SensorStats) String() string {
 func (*SensorStats) ProtoMessage() {}
 
 func (x *SensorStats) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[6]
+	mi := &file_cordon_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -649,7 +747,7 @@ func (x *SensorStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SensorStats.ProtoReflect.Descriptor instead.
 func (*SensorStats) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{6}
+	return file_cordon_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SensorStats) GetName() string {
@@ -701,7 +799,7 @@ type Rule struct {
 
 func (x *Rule) Reset() {
 	*x = Rule{}
-	mi := &file_cordon_proto_msgTypes[7]
+	mi := &file_cordon_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -713,7 +811,7 @@ func (x *Rule) String() string {
 func (*Rule) ProtoMessage() {}
 
 func (x *Rule) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[7]
+	mi := &file_cordon_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -726,7 +824,7 @@ func (x *Rule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rule.ProtoReflect.Descriptor instead.
 func (*Rule) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{7}
+	return file_cordon_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Rule) GetId() string {
@@ -789,7 +887,7 @@ type Finding struct {
 
 func (x *Finding) Reset() {
 	*x = Finding{}
-	mi := &file_cordon_proto_msgTypes[8]
+	mi := &file_cordon_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -801,7 +899,7 @@ func (x *Finding) String() string {
 func (*Finding) ProtoMessage() {}
 
 func (x *Finding) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[8]
+	mi := &file_cordon_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -814,7 +912,7 @@ func (x *Finding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Finding.ProtoReflect.Descriptor instead.
 func (*Finding) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{8}
+	return file_cordon_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Finding) GetId() string {
@@ -899,7 +997,7 @@ type FindingBatch struct {
 
 func (x *FindingBatch) Reset() {
 	*x = FindingBatch{}
-	mi := &file_cordon_proto_msgTypes[9]
+	mi := &file_cordon_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -911,7 +1009,7 @@ func (x *FindingBatch) String() string {
 func (*FindingBatch) ProtoMessage() {}
 
 func (x *FindingBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[9]
+	mi := &file_cordon_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -924,7 +1022,7 @@ func (x *FindingBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindingBatch.ProtoReflect.Descriptor instead.
 func (*FindingBatch) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{9}
+	return file_cordon_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *FindingBatch) GetSeq() uint64 {
@@ -952,7 +1050,7 @@ type BatchAck struct {
 
 func (x *BatchAck) Reset() {
 	*x = BatchAck{}
-	mi := &file_cordon_proto_msgTypes[10]
+	mi := &file_cordon_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -964,7 +1062,7 @@ func (x *BatchAck) String() string {
 func (*BatchAck) ProtoMessage() {}
 
 func (x *BatchAck) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[10]
+	mi := &file_cordon_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -977,7 +1075,7 @@ func (x *BatchAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchAck.ProtoReflect.Descriptor instead.
 func (*BatchAck) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{10}
+	return file_cordon_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *BatchAck) GetSeq() uint64 {
@@ -1016,7 +1114,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_cordon_proto_msgTypes[11]
+	mi := &file_cordon_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1028,7 +1126,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[11]
+	mi := &file_cordon_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1041,7 +1139,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{11}
+	return file_cordon_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Command) GetId() string {
@@ -1105,7 +1203,7 @@ type CommandResult struct {
 
 func (x *CommandResult) Reset() {
 	*x = CommandResult{}
-	mi := &file_cordon_proto_msgTypes[12]
+	mi := &file_cordon_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1117,7 +1215,7 @@ func (x *CommandResult) String() string {
 func (*CommandResult) ProtoMessage() {}
 
 func (x *CommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[12]
+	mi := &file_cordon_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1130,7 +1228,7 @@ func (x *CommandResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandResult.ProtoReflect.Descriptor instead.
 func (*CommandResult) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{12}
+	return file_cordon_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *CommandResult) GetId() string {
@@ -1175,7 +1273,7 @@ type EnrollRequest struct {
 
 func (x *EnrollRequest) Reset() {
 	*x = EnrollRequest{}
-	mi := &file_cordon_proto_msgTypes[13]
+	mi := &file_cordon_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1187,7 +1285,7 @@ func (x *EnrollRequest) String() string {
 func (*EnrollRequest) ProtoMessage() {}
 
 func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[13]
+	mi := &file_cordon_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1200,7 +1298,7 @@ func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollRequest.ProtoReflect.Descriptor instead.
 func (*EnrollRequest) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{13}
+	return file_cordon_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *EnrollRequest) GetVersion() *Version {
@@ -1249,7 +1347,7 @@ type EnrollResponse struct {
 
 func (x *EnrollResponse) Reset() {
 	*x = EnrollResponse{}
-	mi := &file_cordon_proto_msgTypes[14]
+	mi := &file_cordon_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1261,7 +1359,7 @@ func (x *EnrollResponse) String() string {
 func (*EnrollResponse) ProtoMessage() {}
 
 func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[14]
+	mi := &file_cordon_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1274,7 +1372,7 @@ func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollResponse.ProtoReflect.Descriptor instead.
 func (*EnrollResponse) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{14}
+	return file_cordon_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *EnrollResponse) GetAgentId() string {
@@ -1309,7 +1407,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_cordon_proto_msgTypes[15]
+	mi := &file_cordon_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1321,7 +1419,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[15]
+	mi := &file_cordon_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1334,7 +1432,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{15}
+	return file_cordon_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Error) GetCode() string {
@@ -1390,13 +1488,23 @@ const file_cordon_proto_rawDesc = "" +
 	"\aversion\x18\x01 \x01(\v2\x12.cordon.v1.VersionR\aversion\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x121\n" +
 	"\x15server_time_unix_nano\x18\x03 \x01(\x03R\x12serverTimeUnixNano\x12+\n" +
-	"\x11heartbeat_seconds\x18\x04 \x01(\rR\x10heartbeatSeconds\"\xc9\x01\n" +
+	"\x11heartbeat_seconds\x18\x04 \x01(\rR\x10heartbeatSeconds\"\xf3\x01\n" +
 	"\tHeartbeat\x12$\n" +
 	"\x0esent_unix_nano\x18\x01 \x01(\x03R\fsentUnixNano\x12#\n" +
 	"\rspool_pending\x18\x02 \x01(\x04R\fspoolPending\x12#\n" +
 	"\rspool_dropped\x18\x03 \x01(\x04R\fspoolDropped\x12\x1a\n" +
 	"\bisolated\x18\x04 \x01(\bR\bisolated\x120\n" +
-	"\asensors\x18\x05 \x03(\v2\x16.cordon.v1.SensorStatsR\asensors\"{\n" +
+	"\asensors\x18\x05 \x03(\v2\x16.cordon.v1.SensorStatsR\asensors\x12(\n" +
+	"\x04self\x18P \x01(\v2\x14.cordon.v1.SelfUsageR\x04self\"\xd6\x01\n" +
+	"\tSelfUsage\x12\x1f\n" +
+	"\vcpu_percent\x18\x01 \x01(\x01R\n" +
+	"cpuPercent\x12\x1b\n" +
+	"\trss_bytes\x18\x02 \x01(\x04R\brssBytes\x12,\n" +
+	"\x12budget_cpu_percent\x18\x03 \x01(\x01R\x10budgetCpuPercent\x12(\n" +
+	"\x10budget_rss_bytes\x18\x04 \x01(\x04R\x0ebudgetRssBytes\x12\x1f\n" +
+	"\vover_budget\x18\x05 \x01(\tR\n" +
+	"overBudget\x12\x12\n" +
+	"\x04shed\x18\x06 \x03(\tR\x04shed\"{\n" +
 	"\vSensorStats\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04mode\x18\x02 \x01(\tR\x04mode\x12\x16\n" +
@@ -1481,7 +1589,7 @@ func file_cordon_proto_rawDescGZIP() []byte {
 	return file_cordon_proto_rawDescData
 }
 
-var file_cordon_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_cordon_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_cordon_proto_goTypes = []any{
 	(*Frame)(nil),          // 0: cordon.v1.Frame
 	(*Version)(nil),        // 1: cordon.v1.Version
@@ -1489,45 +1597,47 @@ var file_cordon_proto_goTypes = []any{
 	(*Hello)(nil),          // 3: cordon.v1.Hello
 	(*HelloAck)(nil),       // 4: cordon.v1.HelloAck
 	(*Heartbeat)(nil),      // 5: cordon.v1.Heartbeat
-	(*SensorStats)(nil),    // 6: cordon.v1.SensorStats
-	(*Rule)(nil),           // 7: cordon.v1.Rule
-	(*Finding)(nil),        // 8: cordon.v1.Finding
-	(*FindingBatch)(nil),   // 9: cordon.v1.FindingBatch
-	(*BatchAck)(nil),       // 10: cordon.v1.BatchAck
-	(*Command)(nil),        // 11: cordon.v1.Command
-	(*CommandResult)(nil),  // 12: cordon.v1.CommandResult
-	(*EnrollRequest)(nil),  // 13: cordon.v1.EnrollRequest
-	(*EnrollResponse)(nil), // 14: cordon.v1.EnrollResponse
-	(*Error)(nil),          // 15: cordon.v1.Error
-	nil,                    // 16: cordon.v1.Command.ArgsEntry
-	nil,                    // 17: cordon.v1.EnrollRequest.TagsEntry
+	(*SelfUsage)(nil),      // 6: cordon.v1.SelfUsage
+	(*SensorStats)(nil),    // 7: cordon.v1.SensorStats
+	(*Rule)(nil),           // 8: cordon.v1.Rule
+	(*Finding)(nil),        // 9: cordon.v1.Finding
+	(*FindingBatch)(nil),   // 10: cordon.v1.FindingBatch
+	(*BatchAck)(nil),       // 11: cordon.v1.BatchAck
+	(*Command)(nil),        // 12: cordon.v1.Command
+	(*CommandResult)(nil),  // 13: cordon.v1.CommandResult
+	(*EnrollRequest)(nil),  // 14: cordon.v1.EnrollRequest
+	(*EnrollResponse)(nil), // 15: cordon.v1.EnrollResponse
+	(*Error)(nil),          // 16: cordon.v1.Error
+	nil,                    // 17: cordon.v1.Command.ArgsEntry
+	nil,                    // 18: cordon.v1.EnrollRequest.TagsEntry
 }
 var file_cordon_proto_depIdxs = []int32{
 	3,  // 0: cordon.v1.Frame.hello:type_name -> cordon.v1.Hello
 	4,  // 1: cordon.v1.Frame.hello_ack:type_name -> cordon.v1.HelloAck
 	5,  // 2: cordon.v1.Frame.heartbeat:type_name -> cordon.v1.Heartbeat
-	9,  // 3: cordon.v1.Frame.finding_batch:type_name -> cordon.v1.FindingBatch
-	10, // 4: cordon.v1.Frame.batch_ack:type_name -> cordon.v1.BatchAck
-	11, // 5: cordon.v1.Frame.command:type_name -> cordon.v1.Command
-	12, // 6: cordon.v1.Frame.command_result:type_name -> cordon.v1.CommandResult
-	13, // 7: cordon.v1.Frame.enroll_request:type_name -> cordon.v1.EnrollRequest
-	14, // 8: cordon.v1.Frame.enroll_response:type_name -> cordon.v1.EnrollResponse
-	15, // 9: cordon.v1.Frame.error:type_name -> cordon.v1.Error
+	10, // 3: cordon.v1.Frame.finding_batch:type_name -> cordon.v1.FindingBatch
+	11, // 4: cordon.v1.Frame.batch_ack:type_name -> cordon.v1.BatchAck
+	12, // 5: cordon.v1.Frame.command:type_name -> cordon.v1.Command
+	13, // 6: cordon.v1.Frame.command_result:type_name -> cordon.v1.CommandResult
+	14, // 7: cordon.v1.Frame.enroll_request:type_name -> cordon.v1.EnrollRequest
+	15, // 8: cordon.v1.Frame.enroll_response:type_name -> cordon.v1.EnrollResponse
+	16, // 9: cordon.v1.Frame.error:type_name -> cordon.v1.Error
 	1,  // 10: cordon.v1.Hello.version:type_name -> cordon.v1.Version
 	2,  // 11: cordon.v1.Hello.host:type_name -> cordon.v1.HostFacts
 	1,  // 12: cordon.v1.HelloAck.version:type_name -> cordon.v1.Version
-	6,  // 13: cordon.v1.Heartbeat.sensors:type_name -> cordon.v1.SensorStats
-	7,  // 14: cordon.v1.Finding.rule:type_name -> cordon.v1.Rule
-	8,  // 15: cordon.v1.FindingBatch.findings:type_name -> cordon.v1.Finding
-	16, // 16: cordon.v1.Command.args:type_name -> cordon.v1.Command.ArgsEntry
-	1,  // 17: cordon.v1.EnrollRequest.version:type_name -> cordon.v1.Version
-	2,  // 18: cordon.v1.EnrollRequest.host:type_name -> cordon.v1.HostFacts
-	17, // 19: cordon.v1.EnrollRequest.tags:type_name -> cordon.v1.EnrollRequest.TagsEntry
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	7,  // 13: cordon.v1.Heartbeat.sensors:type_name -> cordon.v1.SensorStats
+	6,  // 14: cordon.v1.Heartbeat.self:type_name -> cordon.v1.SelfUsage
+	8,  // 15: cordon.v1.Finding.rule:type_name -> cordon.v1.Rule
+	9,  // 16: cordon.v1.FindingBatch.findings:type_name -> cordon.v1.Finding
+	17, // 17: cordon.v1.Command.args:type_name -> cordon.v1.Command.ArgsEntry
+	1,  // 18: cordon.v1.EnrollRequest.version:type_name -> cordon.v1.Version
+	2,  // 19: cordon.v1.EnrollRequest.host:type_name -> cordon.v1.HostFacts
+	18, // 20: cordon.v1.EnrollRequest.tags:type_name -> cordon.v1.EnrollRequest.TagsEntry
+	21, // [21:21] is the sub-list for method output_type
+	21, // [21:21] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_cordon_proto_init() }
@@ -1553,7 +1663,7 @@ func file_cordon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cordon_proto_rawDesc), len(file_cordon_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

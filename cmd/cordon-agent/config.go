@@ -12,6 +12,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/cordon-edr/cordon/agent/sensor/fswatch"
+	"github.com/cordon-edr/cordon/agent/watchdog"
 	"github.com/cordon-edr/cordon/detectors"
 	"github.com/cordon-edr/cordon/detectors/sigma"
 )
@@ -53,6 +54,15 @@ type config struct {
 		// isolation proof must fail to reach.
 		Probe string `yaml:"probe"`
 	} `yaml:"isolation"`
+	// Budget is the CPU and memory the agent allows itself before it
+	// sheds work.
+	Budget struct {
+		// CPUPercent is a share of one core averaged over Window.
+		CPUPercent float64 `yaml:"cpu_percent"`
+		// MemoryMiB bounds the resident memory.
+		MemoryMiB uint64        `yaml:"memory_mib"`
+		Window    time.Duration `yaml:"window"`
+	} `yaml:"budget"`
 	// ProtectedProcesses are executables (full paths) or process names
 	// that kill and suspend refuse.
 	ProtectedProcesses []string `yaml:"protected_processes"`
@@ -83,6 +93,9 @@ func defaultConfig() config {
 	c.Sensors.File.Enabled = true
 	c.Sensors.File.HashMaxBytes = fswatch.DefaultHashMaxBytes
 	c.Sensors.Network.Enabled = true
+	c.Budget.CPUPercent = 100 * watchdog.DefaultCPU
+	c.Budget.MemoryMiB = watchdog.DefaultRSS >> 20
+	c.Budget.Window = watchdog.DefaultWindow
 	return c
 }
 
@@ -143,6 +156,15 @@ func loadConfig(path string, c *config) error {
 			}
 			c.Detection.Exceptions[i].expires = t
 		}
+	}
+	if b := c.Budget.CPUPercent; b <= 0 || b > 100 {
+		return fmt.Errorf("%s: line %d: budget.cpu_percent: %v is not above 0 and at most 100", path, findLine(&root, "budget", "cpu_percent"), b)
+	}
+	if c.Budget.MemoryMiB < 16 || c.Budget.MemoryMiB > 1<<20 {
+		return fmt.Errorf("%s: line %d: budget.memory_mib: %d is not between 16 and 1048576", path, findLine(&root, "budget", "memory_mib"), c.Budget.MemoryMiB)
+	}
+	if c.Budget.Window < 10*time.Second || c.Budget.Window > time.Hour {
+		return fmt.Errorf("%s: line %d: budget.window: %s is not between 10s and 1h", path, findLine(&root, "budget", "window"), c.Budget.Window)
 	}
 	if c.Detection.NoiseWindow < 0 {
 		return fmt.Errorf("%s: line %d: detection.noise_window: %s is negative", path, findLine(&root, "detection", "noise_window"), c.Detection.NoiseWindow)

@@ -192,8 +192,13 @@ func cmdRun(args []string, stderr io.Writer) error {
 		NoFiles:     !cfg.Sensors.File.Enabled,
 		FileHashMax: cfg.fileHashMax(),
 		NoNetwork:   !cfg.Sensors.Network.Enabled,
-		Version:     version,
-		Logger:      log,
+		Budget: agent.Budget{
+			CPU:    cfg.Budget.CPUPercent / 100,
+			RSS:    cfg.Budget.MemoryMiB << 20,
+			Window: cfg.Budget.Window,
+		},
+		Version: version,
+		Logger:  log,
 
 		NoiseWindow: cfg.Detection.NoiseWindow,
 		Exceptions:  exceptions,
