@@ -88,8 +88,18 @@ func TestExecCaptureLiveProcess(t *testing.T) {
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	pid := cmd.Process.Pid
-	// Start returns once the child has exec'd: the kernel's record is in
-	// the ring, and nothing waits for it.
+	// Start returns once the exec is past its point of no return, which
+	// comes before the tracepoint: wait for the record, as the
+	// connector's event, sent after the tracepoint, would.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		c.drain()
+		if len(c.store.byPID[pid]) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no kernel record of the exec")
+		}
+	}
 	ev := p.execEvent(procEvent{kind: procEventExec, pid: pid, tgid: pid}, time.Now())
 	pr := ev.Process
 	exe, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
