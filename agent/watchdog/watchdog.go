@@ -15,13 +15,12 @@ import (
 	"time"
 )
 
-// Defaults. A quiet host costs the agent well under 1 % of a core and
-// about 25 MiB; an exec storm of 2,000 a second costs it about a tenth of
-// a core, which no host sustains for long. 5 % of one core averaged over
-// a minute lets bursts through and still catches a sustained load the
-// agent should not impose; 200 MiB is eight times the quiet figure, left
-// for the spool, the caches and the detectors' state under load, and
-// stays clear of where an operator would call the agent a problem.
+// Defaults. The agent's cost follows the host's activity (every process,
+// file change and connection is an event); 5 % of one core averaged over
+// a minute lets bursts through and still catches a sustained cost the
+// agent should not impose. 200 MiB is five times what the agent measured
+// on a busy build host, room for the spool, the caches and the
+// detectors' state under load. See docs/sensors.md.
 const (
 	DefaultCPU      = 0.05
 	DefaultRSS      = 200 << 20

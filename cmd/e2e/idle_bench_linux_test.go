@@ -39,8 +39,9 @@ func procUsage(pid int) (cpu time.Duration, rss int64, err error) {
 // and then watches it for CORDON_BENCH_IDLE (60 s by default): its CPU
 // share of one core and its resident memory, the mean and the peak. Only
 // the agent process is measured; the host is whatever else runs on it.
-// A second agent with its sensors off, watched in the same run, is the
-// baseline: what the uplink, spool and runtime cost alone.
+// A second agent with the file and network sensors off and the process
+// sensor without eBPF, watched in the same run, is the baseline: mostly
+// what the uplink, spool, rules and runtime cost.
 func BenchmarkAgentIdle(b *testing.B) {
 	needRoot(b)
 	d := 60 * time.Second
@@ -49,7 +50,7 @@ func BenchmarkAgentIdle(b *testing.B) {
 	}
 	c := newCollector(b)
 	bare := filepath.Join(b.TempDir(), "bare.yaml")
-	if err := os.WriteFile(bare, []byte("sensors:\n  process: {mode: poll}\n  file: {enabled: false}\n  network: {enabled: false}\n"), 0o600); err != nil {
+	if err := os.WriteFile(bare, []byte("sensors:\n  process: {mode: netlink}\n  file: {enabled: false}\n  network: {enabled: false}\n"), 0o600); err != nil {
 		b.Fatal(err)
 	}
 	for b.Loop() {
@@ -96,7 +97,28 @@ func BenchmarkAgentIdle(b *testing.B) {
 			b.ReportMetric(float64(w.rssSum)/float64(samples)/(1<<20), name+"_rss_MiB")
 			b.ReportMetric(float64(w.rssPeak)/(1<<20), name+"_rss_peak_MiB")
 		}
+		// Where the agent's resident memory is: its own (anonymous:
+		// heap, stacks), mapped files (the binary, the spool) and shared
+		// memory (the eBPF ring buffer).
+		for _, f := range []string{"RssAnon", "RssFile", "RssShmem"} {
+			b.ReportMetric(float64(statusKB(agent.cmd.Process.Pid, f))/1024, "agent_"+f+"_MiB")
+		}
 		agent.stop()
 		baseline.stop()
 	}
+}
+
+// statusKB reads a kB field of /proc/PID/status, 0 when missing.
+func statusKB(pid int, field string) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for line := range bytes.Lines(b) {
+		if v, ok := bytes.CutPrefix(line, []byte(field+":")); ok {
+			kb, _ := strconv.ParseInt(string(bytes.TrimSuffix(bytes.TrimSpace(v), []byte(" kB"))), 10, 64)
+			return kb
+		}
+	}
+	return 0
 }
