@@ -29,6 +29,7 @@ import (
 	"github.com/cordon-edr/cordon/agent/sensor/netwatch"
 	"github.com/cordon-edr/cordon/agent/spool"
 	"github.com/cordon-edr/cordon/agent/uplink"
+	"github.com/cordon-edr/cordon/agent/watchdog"
 	"github.com/cordon-edr/cordon/detectors"
 	"github.com/cordon-edr/cordon/detectors/stateful"
 	"github.com/cordon-edr/cordon/protocol"
@@ -74,7 +75,22 @@ type Config struct {
 	// OwnFiles are the agent's binary, configuration and service unit: a
 	// change to any is a finding. Their folders join the file sensor's.
 	OwnFiles []string
+	// Budget is the CPU and memory the agent allows itself; zero values
+	// take the watchdog's defaults.
+	Budget Budget
 }
+
+// Budget is the agent's resource budget (see watchdog.Options).
+type Budget struct {
+	// CPU is a share of one core averaged over Window (0.05 is 5 %).
+	CPU    float64
+	RSS    uint64
+	Window time.Duration
+}
+
+// networkSlowdown is how many times less often the network sensor reads
+// the socket table when the watchdog sheds it.
+const networkSlowdown = 10
 
 // Agent is a running cordon-agent.
 type Agent struct {
@@ -95,6 +111,7 @@ type Agent struct {
 	uplink *uplink.Client
 	drills *drillMarks
 	hub    *localapi.Hub
+	dog    *watchdog.Watchdog
 	close  func() error
 
 	isolator *isolation.Isolator
@@ -154,6 +171,10 @@ func New(cfg Config) (*Agent, error) {
 		name: "process", run: a.sensor.Run, mode: a.sensor.Mode,
 		stats: func() (uint64, uint64) { st := a.sensor.Stats(); return st.Events, st.Lost },
 	})
+	// The watchdog sheds the least valuable work first: the hashes of
+	// changed files (the changes are still reported), then the rate at
+	// which the socket table is read.
+	var steps []watchdog.Step
 	if !cfg.NoFiles {
 		fs, err := fswatch.New(fswatch.Options{
 			Paths:        withFolders(cfg.FilePaths, cfg.OwnFiles),
@@ -169,6 +190,9 @@ func New(cfg Config) (*Agent, error) {
 			name: "file", run: fs.Run, mode: fs.Mode,
 			stats: func() (uint64, uint64) { st := fs.Stats(); return st.Events, st.Lost },
 		})
+		if cfg.FileHashMax >= 0 {
+			steps = append(steps, watchdog.Step{Name: "file hashing off", Shed: func(on bool) { fs.SetHashing(!on) }})
+		}
 	}
 	if !cfg.NoNetwork {
 		ns := netwatch.New(netwatch.Options{Process: a.sensor.Lookup, Logger: cfg.Logger})
@@ -176,7 +200,21 @@ func New(cfg Config) (*Agent, error) {
 			name: "network", run: ns.Run, mode: ns.Mode,
 			stats: func() (uint64, uint64) { st := ns.Stats(); return st.Events, st.Lost },
 		})
+		steps = append(steps, watchdog.Step{
+			Name: fmt.Sprintf("socket table read every %s", networkSlowdown*netwatch.DefaultInterval),
+			Shed: func(on bool) {
+				if on {
+					ns.SetSlowdown(networkSlowdown)
+				} else {
+					ns.SetSlowdown(1)
+				}
+			},
+		})
 	}
+	a.dog = watchdog.New(watchdog.Options{
+		CPU: cfg.Budget.CPU, RSS: cfg.Budget.RSS, Window: cfg.Budget.Window,
+		Steps: steps, Logger: cfg.Logger,
+	})
 	a.exec.Handle("drill", a.runDrill)
 	a.exec.Handle("isolate", a.runIsolate)
 	a.exec.Handle("release", a.runRelease)
@@ -220,6 +258,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		})
 	}
 	g.Go(func() error { return a.detect(ctx, events) })
+	g.Go(func() error { return a.dog.Run(ctx) })
 	g.Go(func() error {
 		// The hello names the sensor modes: give the sensors a moment to
 		// pick theirs before the first connection.
@@ -317,6 +356,22 @@ func (a *Agent) Status() localapi.Status {
 		RulesError:     rulesError,
 		EventsDropped:  a.hub.Dropped(),
 		Isolated:       a.isolator.Isolated(),
+		Self:           a.selfStatus(),
+	}
+}
+
+// selfStatus is the watchdog's view for the local status.
+func (a *Agent) selfStatus() localapi.Self {
+	st := a.dog.Status()
+	return localapi.Self{
+		CPUPercent:       100 * st.CPU,
+		RSSBytes:         st.RSS,
+		BudgetCPUPercent: 100 * st.BudgetCPU,
+		BudgetRSSBytes:   st.BudgetRSS,
+		Window:           st.Window.String(),
+		OverBudget:       st.Over,
+		Shed:             st.Shed,
+		Error:            st.Err,
 	}
 }
 
@@ -339,6 +394,19 @@ func (a *Agent) heartbeat() *protocol.Heartbeat {
 		Isolated:     a.isolator.Isolated(),
 		Sensors:      a.sensorStats(),
 		RulesVersion: a.rulesVersion(),
+		Self:         a.selfUsage(),
+	}
+}
+
+func (a *Agent) selfUsage() *protocol.SelfUsage {
+	st := a.dog.Status()
+	return &protocol.SelfUsage{
+		CpuPercent:       100 * st.CPU,
+		RssBytes:         st.RSS,
+		BudgetCpuPercent: 100 * st.BudgetCPU,
+		BudgetRssBytes:   st.BudgetRSS,
+		OverBudget:       st.Over,
+		Shed:             st.Shed,
 	}
 }
 

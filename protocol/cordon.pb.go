@@ -647,7 +647,9 @@ type Heartbeat struct {
 	// Per-sensor counters since the agent started.
 	Sensors []*SensorStats `protobuf:"bytes,5,rep,name=sensors,proto3" json:"sensors,omitempty"`
 	// Version of the pushed rule set the agent runs; empty for none.
-	RulesVersion  string `protobuf:"bytes,50,opt,name=rules_version,json=rulesVersion,proto3" json:"rules_version,omitempty"`
+	RulesVersion string `protobuf:"bytes,50,opt,name=rules_version,json=rulesVersion,proto3" json:"rules_version,omitempty"`
+	// The agent's own resource use against its budget.
+	Self          *SelfUsage `protobuf:"bytes,80,opt,name=self,proto3" json:"self,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -724,6 +726,102 @@ func (x *Heartbeat) GetRulesVersion() string {
 	return ""
 }
 
+func (x *Heartbeat) GetSelf() *SelfUsage {
+	if x != nil {
+		return x.Self
+	}
+	return nil
+}
+
+// SelfUsage is the agent's own CPU and memory use, watched against its
+// budget, and the work it shed to stay within it.
+type SelfUsage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Share of one core over the watchdog's window, in percent.
+	CpuPercent       float64 `protobuf:"fixed64,1,opt,name=cpu_percent,json=cpuPercent,proto3" json:"cpu_percent,omitempty"`
+	RssBytes         uint64  `protobuf:"varint,2,opt,name=rss_bytes,json=rssBytes,proto3" json:"rss_bytes,omitempty"`
+	BudgetCpuPercent float64 `protobuf:"fixed64,3,opt,name=budget_cpu_percent,json=budgetCpuPercent,proto3" json:"budget_cpu_percent,omitempty"`
+	BudgetRssBytes   uint64  `protobuf:"varint,4,opt,name=budget_rss_bytes,json=budgetRssBytes,proto3" json:"budget_rss_bytes,omitempty"`
+	// "cpu", "memory", "cpu and memory" while over budget; empty otherwise.
+	OverBudget string `protobuf:"bytes,5,opt,name=over_budget,json=overBudget,proto3" json:"over_budget,omitempty"`
+	// The steps in force, in the order they were taken ("file hashing off").
+	Shed          []string `protobuf:"bytes,6,rep,name=shed,proto3" json:"shed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SelfUsage) Reset() {
+	*x = SelfUsage{}
+	mi := &file_cordon_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SelfUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SelfUsage) ProtoMessage() {}
+
+func (x *SelfUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_cordon_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SelfUsage.ProtoReflect.Descriptor instead.
+func (*SelfUsage) Descriptor() ([]byte, []int) {
+	return file_cordon_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SelfUsage) GetCpuPercent() float64 {
+	if x != nil {
+		return x.CpuPercent
+	}
+	return 0
+}
+
+func (x *SelfUsage) GetRssBytes() uint64 {
+	if x != nil {
+		return x.RssBytes
+	}
+	return 0
+}
+
+func (x *SelfUsage) GetBudgetCpuPercent() float64 {
+	if x != nil {
+		return x.BudgetCpuPercent
+	}
+	return 0
+}
+
+func (x *SelfUsage) GetBudgetRssBytes() uint64 {
+	if x != nil {
+		return x.BudgetRssBytes
+	}
+	return 0
+}
+
+func (x *SelfUsage) GetOverBudget() string {
+	if x != nil {
+		return x.OverBudget
+	}
+	return ""
+}
+
+func (x *SelfUsage) GetShed() []string {
+	if x != nil {
+		return x.Shed
+	}
+	return nil
+}
+
 // SensorStats is one sensor's health: its mode, the events it delivered,
 // what it lost (kernel overflows, unreadable sources) and what the agent
 // dropped from it because the queue to the detectors was full.
@@ -740,7 +838,7 @@ type SensorStats struct {
 
 func (x *SensorStats) Reset() {
 	*x = SensorStats{}
-	mi := &file_cordon_proto_msgTypes[7]
+	mi := &file_cordon_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -752,7 +850,7 @@ func (x *SensorStats) String() string {
 func (*SensorStats) ProtoMessage() {}
 
 func (x *SensorStats) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[7]
+	mi := &file_cordon_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -765,7 +863,7 @@ func (x *SensorStats) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SensorStats.ProtoReflect.Descriptor instead.
 func (*SensorStats) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{7}
+	return file_cordon_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SensorStats) GetName() string {
@@ -817,7 +915,7 @@ type Rule struct {
 
 func (x *Rule) Reset() {
 	*x = Rule{}
-	mi := &file_cordon_proto_msgTypes[8]
+	mi := &file_cordon_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -829,7 +927,7 @@ func (x *Rule) String() string {
 func (*Rule) ProtoMessage() {}
 
 func (x *Rule) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[8]
+	mi := &file_cordon_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -842,7 +940,7 @@ func (x *Rule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rule.ProtoReflect.Descriptor instead.
 func (*Rule) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{8}
+	return file_cordon_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Rule) GetId() string {
@@ -905,7 +1003,7 @@ type Finding struct {
 
 func (x *Finding) Reset() {
 	*x = Finding{}
-	mi := &file_cordon_proto_msgTypes[9]
+	mi := &file_cordon_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -917,7 +1015,7 @@ func (x *Finding) String() string {
 func (*Finding) ProtoMessage() {}
 
 func (x *Finding) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[9]
+	mi := &file_cordon_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -930,7 +1028,7 @@ func (x *Finding) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Finding.ProtoReflect.Descriptor instead.
 func (*Finding) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{9}
+	return file_cordon_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Finding) GetId() string {
@@ -1015,7 +1113,7 @@ type FindingBatch struct {
 
 func (x *FindingBatch) Reset() {
 	*x = FindingBatch{}
-	mi := &file_cordon_proto_msgTypes[10]
+	mi := &file_cordon_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1027,7 +1125,7 @@ func (x *FindingBatch) String() string {
 func (*FindingBatch) ProtoMessage() {}
 
 func (x *FindingBatch) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[10]
+	mi := &file_cordon_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1040,7 +1138,7 @@ func (x *FindingBatch) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindingBatch.ProtoReflect.Descriptor instead.
 func (*FindingBatch) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{10}
+	return file_cordon_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *FindingBatch) GetSeq() uint64 {
@@ -1068,7 +1166,7 @@ type BatchAck struct {
 
 func (x *BatchAck) Reset() {
 	*x = BatchAck{}
-	mi := &file_cordon_proto_msgTypes[11]
+	mi := &file_cordon_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1080,7 +1178,7 @@ func (x *BatchAck) String() string {
 func (*BatchAck) ProtoMessage() {}
 
 func (x *BatchAck) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[11]
+	mi := &file_cordon_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1093,7 +1191,7 @@ func (x *BatchAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchAck.ProtoReflect.Descriptor instead.
 func (*BatchAck) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{11}
+	return file_cordon_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *BatchAck) GetSeq() uint64 {
@@ -1132,7 +1230,7 @@ type Command struct {
 
 func (x *Command) Reset() {
 	*x = Command{}
-	mi := &file_cordon_proto_msgTypes[12]
+	mi := &file_cordon_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1144,7 +1242,7 @@ func (x *Command) String() string {
 func (*Command) ProtoMessage() {}
 
 func (x *Command) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[12]
+	mi := &file_cordon_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1157,7 +1255,7 @@ func (x *Command) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Command.ProtoReflect.Descriptor instead.
 func (*Command) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{12}
+	return file_cordon_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Command) GetId() string {
@@ -1221,7 +1319,7 @@ type CommandResult struct {
 
 func (x *CommandResult) Reset() {
 	*x = CommandResult{}
-	mi := &file_cordon_proto_msgTypes[13]
+	mi := &file_cordon_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1233,7 +1331,7 @@ func (x *CommandResult) String() string {
 func (*CommandResult) ProtoMessage() {}
 
 func (x *CommandResult) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[13]
+	mi := &file_cordon_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1246,7 +1344,7 @@ func (x *CommandResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandResult.ProtoReflect.Descriptor instead.
 func (*CommandResult) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{13}
+	return file_cordon_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CommandResult) GetId() string {
@@ -1291,7 +1389,7 @@ type EnrollRequest struct {
 
 func (x *EnrollRequest) Reset() {
 	*x = EnrollRequest{}
-	mi := &file_cordon_proto_msgTypes[14]
+	mi := &file_cordon_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1303,7 +1401,7 @@ func (x *EnrollRequest) String() string {
 func (*EnrollRequest) ProtoMessage() {}
 
 func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[14]
+	mi := &file_cordon_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1316,7 +1414,7 @@ func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollRequest.ProtoReflect.Descriptor instead.
 func (*EnrollRequest) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{14}
+	return file_cordon_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *EnrollRequest) GetVersion() *Version {
@@ -1365,7 +1463,7 @@ type EnrollResponse struct {
 
 func (x *EnrollResponse) Reset() {
 	*x = EnrollResponse{}
-	mi := &file_cordon_proto_msgTypes[15]
+	mi := &file_cordon_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1377,7 +1475,7 @@ func (x *EnrollResponse) String() string {
 func (*EnrollResponse) ProtoMessage() {}
 
 func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[15]
+	mi := &file_cordon_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1390,7 +1488,7 @@ func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollResponse.ProtoReflect.Descriptor instead.
 func (*EnrollResponse) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{15}
+	return file_cordon_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *EnrollResponse) GetAgentId() string {
@@ -1425,7 +1523,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_cordon_proto_msgTypes[16]
+	mi := &file_cordon_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1437,7 +1535,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[16]
+	mi := &file_cordon_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1450,7 +1548,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{16}
+	return file_cordon_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Error) GetCode() string {
@@ -1482,7 +1580,7 @@ type RuleSet struct {
 
 func (x *RuleSet) Reset() {
 	*x = RuleSet{}
-	mi := &file_cordon_proto_msgTypes[17]
+	mi := &file_cordon_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1494,7 +1592,7 @@ func (x *RuleSet) String() string {
 func (*RuleSet) ProtoMessage() {}
 
 func (x *RuleSet) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[17]
+	mi := &file_cordon_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1507,7 +1605,7 @@ func (x *RuleSet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RuleSet.ProtoReflect.Descriptor instead.
 func (*RuleSet) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{17}
+	return file_cordon_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RuleSet) GetVersion() string {
@@ -1548,7 +1646,7 @@ type RuleFile struct {
 
 func (x *RuleFile) Reset() {
 	*x = RuleFile{}
-	mi := &file_cordon_proto_msgTypes[18]
+	mi := &file_cordon_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1560,7 +1658,7 @@ func (x *RuleFile) String() string {
 func (*RuleFile) ProtoMessage() {}
 
 func (x *RuleFile) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[18]
+	mi := &file_cordon_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1573,7 +1671,7 @@ func (x *RuleFile) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RuleFile.ProtoReflect.Descriptor instead.
 func (*RuleFile) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{18}
+	return file_cordon_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RuleFile) GetName() string {
@@ -1604,7 +1702,7 @@ type RuleSetResult struct {
 
 func (x *RuleSetResult) Reset() {
 	*x = RuleSetResult{}
-	mi := &file_cordon_proto_msgTypes[19]
+	mi := &file_cordon_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1616,7 +1714,7 @@ func (x *RuleSetResult) String() string {
 func (*RuleSetResult) ProtoMessage() {}
 
 func (x *RuleSetResult) ProtoReflect() protoreflect.Message {
-	mi := &file_cordon_proto_msgTypes[19]
+	mi := &file_cordon_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1629,7 +1727,7 @@ func (x *RuleSetResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RuleSetResult.ProtoReflect.Descriptor instead.
 func (*RuleSetResult) Descriptor() ([]byte, []int) {
-	return file_cordon_proto_rawDescGZIP(), []int{19}
+	return file_cordon_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *RuleSetResult) GetVersion() string {
@@ -1705,14 +1803,24 @@ const file_cordon_proto_rawDesc = "" +
 	"\aversion\x18\x01 \x01(\v2\x12.cordon.v1.VersionR\aversion\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x121\n" +
 	"\x15server_time_unix_nano\x18\x03 \x01(\x03R\x12serverTimeUnixNano\x12+\n" +
-	"\x11heartbeat_seconds\x18\x04 \x01(\rR\x10heartbeatSeconds\"\xee\x01\n" +
+	"\x11heartbeat_seconds\x18\x04 \x01(\rR\x10heartbeatSeconds\"\x98\x02\n" +
 	"\tHeartbeat\x12$\n" +
 	"\x0esent_unix_nano\x18\x01 \x01(\x03R\fsentUnixNano\x12#\n" +
 	"\rspool_pending\x18\x02 \x01(\x04R\fspoolPending\x12#\n" +
 	"\rspool_dropped\x18\x03 \x01(\x04R\fspoolDropped\x12\x1a\n" +
 	"\bisolated\x18\x04 \x01(\bR\bisolated\x120\n" +
 	"\asensors\x18\x05 \x03(\v2\x16.cordon.v1.SensorStatsR\asensors\x12#\n" +
-	"\rrules_version\x182 \x01(\tR\frulesVersion\"{\n" +
+	"\rrules_version\x182 \x01(\tR\frulesVersion\x12(\n" +
+	"\x04self\x18P \x01(\v2\x14.cordon.v1.SelfUsageR\x04self\"\xd6\x01\n" +
+	"\tSelfUsage\x12\x1f\n" +
+	"\vcpu_percent\x18\x01 \x01(\x01R\n" +
+	"cpuPercent\x12\x1b\n" +
+	"\trss_bytes\x18\x02 \x01(\x04R\brssBytes\x12,\n" +
+	"\x12budget_cpu_percent\x18\x03 \x01(\x01R\x10budgetCpuPercent\x12(\n" +
+	"\x10budget_rss_bytes\x18\x04 \x01(\x04R\x0ebudgetRssBytes\x12\x1f\n" +
+	"\vover_budget\x18\x05 \x01(\tR\n" +
+	"overBudget\x12\x12\n" +
+	"\x04shed\x18\x06 \x03(\tR\x04shed\"{\n" +
 	"\vSensorStats\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04mode\x18\x02 \x01(\tR\x04mode\x12\x16\n" +
@@ -1810,7 +1918,7 @@ func file_cordon_proto_rawDescGZIP() []byte {
 	return file_cordon_proto_rawDescData
 }
 
-var file_cordon_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_cordon_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_cordon_proto_goTypes = []any{
 	(*Frame)(nil),          // 0: cordon.v1.Frame
 	(*Goodbye)(nil),        // 1: cordon.v1.Goodbye
@@ -1819,52 +1927,54 @@ var file_cordon_proto_goTypes = []any{
 	(*Hello)(nil),          // 4: cordon.v1.Hello
 	(*HelloAck)(nil),       // 5: cordon.v1.HelloAck
 	(*Heartbeat)(nil),      // 6: cordon.v1.Heartbeat
-	(*SensorStats)(nil),    // 7: cordon.v1.SensorStats
-	(*Rule)(nil),           // 8: cordon.v1.Rule
-	(*Finding)(nil),        // 9: cordon.v1.Finding
-	(*FindingBatch)(nil),   // 10: cordon.v1.FindingBatch
-	(*BatchAck)(nil),       // 11: cordon.v1.BatchAck
-	(*Command)(nil),        // 12: cordon.v1.Command
-	(*CommandResult)(nil),  // 13: cordon.v1.CommandResult
-	(*EnrollRequest)(nil),  // 14: cordon.v1.EnrollRequest
-	(*EnrollResponse)(nil), // 15: cordon.v1.EnrollResponse
-	(*Error)(nil),          // 16: cordon.v1.Error
-	(*RuleSet)(nil),        // 17: cordon.v1.RuleSet
-	(*RuleFile)(nil),       // 18: cordon.v1.RuleFile
-	(*RuleSetResult)(nil),  // 19: cordon.v1.RuleSetResult
-	nil,                    // 20: cordon.v1.Command.ArgsEntry
-	nil,                    // 21: cordon.v1.EnrollRequest.TagsEntry
+	(*SelfUsage)(nil),      // 7: cordon.v1.SelfUsage
+	(*SensorStats)(nil),    // 8: cordon.v1.SensorStats
+	(*Rule)(nil),           // 9: cordon.v1.Rule
+	(*Finding)(nil),        // 10: cordon.v1.Finding
+	(*FindingBatch)(nil),   // 11: cordon.v1.FindingBatch
+	(*BatchAck)(nil),       // 12: cordon.v1.BatchAck
+	(*Command)(nil),        // 13: cordon.v1.Command
+	(*CommandResult)(nil),  // 14: cordon.v1.CommandResult
+	(*EnrollRequest)(nil),  // 15: cordon.v1.EnrollRequest
+	(*EnrollResponse)(nil), // 16: cordon.v1.EnrollResponse
+	(*Error)(nil),          // 17: cordon.v1.Error
+	(*RuleSet)(nil),        // 18: cordon.v1.RuleSet
+	(*RuleFile)(nil),       // 19: cordon.v1.RuleFile
+	(*RuleSetResult)(nil),  // 20: cordon.v1.RuleSetResult
+	nil,                    // 21: cordon.v1.Command.ArgsEntry
+	nil,                    // 22: cordon.v1.EnrollRequest.TagsEntry
 }
 var file_cordon_proto_depIdxs = []int32{
 	4,  // 0: cordon.v1.Frame.hello:type_name -> cordon.v1.Hello
 	5,  // 1: cordon.v1.Frame.hello_ack:type_name -> cordon.v1.HelloAck
 	6,  // 2: cordon.v1.Frame.heartbeat:type_name -> cordon.v1.Heartbeat
-	10, // 3: cordon.v1.Frame.finding_batch:type_name -> cordon.v1.FindingBatch
-	11, // 4: cordon.v1.Frame.batch_ack:type_name -> cordon.v1.BatchAck
-	12, // 5: cordon.v1.Frame.command:type_name -> cordon.v1.Command
-	13, // 6: cordon.v1.Frame.command_result:type_name -> cordon.v1.CommandResult
-	14, // 7: cordon.v1.Frame.enroll_request:type_name -> cordon.v1.EnrollRequest
-	15, // 8: cordon.v1.Frame.enroll_response:type_name -> cordon.v1.EnrollResponse
-	16, // 9: cordon.v1.Frame.error:type_name -> cordon.v1.Error
-	17, // 10: cordon.v1.Frame.rule_set:type_name -> cordon.v1.RuleSet
-	19, // 11: cordon.v1.Frame.rule_set_result:type_name -> cordon.v1.RuleSetResult
+	11, // 3: cordon.v1.Frame.finding_batch:type_name -> cordon.v1.FindingBatch
+	12, // 4: cordon.v1.Frame.batch_ack:type_name -> cordon.v1.BatchAck
+	13, // 5: cordon.v1.Frame.command:type_name -> cordon.v1.Command
+	14, // 6: cordon.v1.Frame.command_result:type_name -> cordon.v1.CommandResult
+	15, // 7: cordon.v1.Frame.enroll_request:type_name -> cordon.v1.EnrollRequest
+	16, // 8: cordon.v1.Frame.enroll_response:type_name -> cordon.v1.EnrollResponse
+	17, // 9: cordon.v1.Frame.error:type_name -> cordon.v1.Error
+	18, // 10: cordon.v1.Frame.rule_set:type_name -> cordon.v1.RuleSet
+	20, // 11: cordon.v1.Frame.rule_set_result:type_name -> cordon.v1.RuleSetResult
 	1,  // 12: cordon.v1.Frame.goodbye:type_name -> cordon.v1.Goodbye
 	2,  // 13: cordon.v1.Hello.version:type_name -> cordon.v1.Version
 	3,  // 14: cordon.v1.Hello.host:type_name -> cordon.v1.HostFacts
 	2,  // 15: cordon.v1.HelloAck.version:type_name -> cordon.v1.Version
-	7,  // 16: cordon.v1.Heartbeat.sensors:type_name -> cordon.v1.SensorStats
-	8,  // 17: cordon.v1.Finding.rule:type_name -> cordon.v1.Rule
-	9,  // 18: cordon.v1.FindingBatch.findings:type_name -> cordon.v1.Finding
-	20, // 19: cordon.v1.Command.args:type_name -> cordon.v1.Command.ArgsEntry
-	2,  // 20: cordon.v1.EnrollRequest.version:type_name -> cordon.v1.Version
-	3,  // 21: cordon.v1.EnrollRequest.host:type_name -> cordon.v1.HostFacts
-	21, // 22: cordon.v1.EnrollRequest.tags:type_name -> cordon.v1.EnrollRequest.TagsEntry
-	18, // 23: cordon.v1.RuleSet.files:type_name -> cordon.v1.RuleFile
-	24, // [24:24] is the sub-list for method output_type
-	24, // [24:24] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	8,  // 16: cordon.v1.Heartbeat.sensors:type_name -> cordon.v1.SensorStats
+	7,  // 17: cordon.v1.Heartbeat.self:type_name -> cordon.v1.SelfUsage
+	9,  // 18: cordon.v1.Finding.rule:type_name -> cordon.v1.Rule
+	10, // 19: cordon.v1.FindingBatch.findings:type_name -> cordon.v1.Finding
+	21, // 20: cordon.v1.Command.args:type_name -> cordon.v1.Command.ArgsEntry
+	2,  // 21: cordon.v1.EnrollRequest.version:type_name -> cordon.v1.Version
+	3,  // 22: cordon.v1.EnrollRequest.host:type_name -> cordon.v1.HostFacts
+	22, // 23: cordon.v1.EnrollRequest.tags:type_name -> cordon.v1.EnrollRequest.TagsEntry
+	19, // 24: cordon.v1.RuleSet.files:type_name -> cordon.v1.RuleFile
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_cordon_proto_init() }
@@ -1893,7 +2003,7 @@ func file_cordon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cordon_proto_rawDesc), len(file_cordon_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

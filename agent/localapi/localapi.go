@@ -45,6 +45,27 @@ type Status struct {
 	// EventsDropped counts events the local event stream could not hand to
 	// a slow reader (the detectors never skip events).
 	EventsDropped uint64 `json:"events_dropped"`
+	// Self is the agent's own resource use against its budget.
+	Self Self `json:"self"`
+}
+
+// Self is the agent's own CPU and memory use, watched against its budget,
+// and the work it shed to stay within it.
+type Self struct {
+	// CPUPercent is the share of one core used over the last window.
+	CPUPercent       float64 `json:"cpu_percent"`
+	RSSBytes         uint64  `json:"rss_bytes"`
+	BudgetCPUPercent float64 `json:"budget_cpu_percent"`
+	BudgetRSSBytes   uint64  `json:"budget_rss_bytes"`
+	// Window is the period CPU is averaged over ("1m0s").
+	Window string `json:"window"`
+	// OverBudget is "cpu", "memory" or "cpu and memory" while over
+	// budget, empty otherwise.
+	OverBudget string `json:"over_budget,omitempty"`
+	// Shed lists the steps in force, in the order they were taken.
+	Shed []string `json:"shed,omitempty"`
+	// Error is why the agent could not read its own usage, if it cannot.
+	Error string `json:"error,omitempty"`
 }
 
 // Spool is the spool's part of the status.

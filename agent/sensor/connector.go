@@ -12,10 +12,6 @@ import (
 )
 
 const (
-	// queueLen is how many built events may wait for the consumer of
-	// Run's channel before the reader blocks (and the kernel, once the
-	// socket buffer is full too, drops events).
-	queueLen = 4096
 	// resyncEvery bounds how often an overrun triggers a rescan of procfs.
 	resyncEvery = 10 * time.Second
 	// readBufLen is the size of the datagram buffer; a process connector
@@ -69,17 +65,11 @@ func (p *Process) runConnector(ctx context.Context, c connector, out chan<- ecs.
 			p.log.Warn("process sensor: eBPF exec capture unavailable, reading command lines from /proc only", logError, err)
 		} else {
 			mode, how = ModeNetlinkEBPF, "; argv captured in the kernel by eBPF at sched_process_exec"
-			p.execs = capture.store
-			capDone := make(chan struct{})
-			go func() {
-				defer close(capDone)
-				capture.run(ctx, func(err error) {
-					p.log.Debug("process sensor: bad eBPF exec record", logError, err)
-				})
-			}()
+			capture.bad = func(err error) {
+				p.log.Debug("process sensor: bad eBPF exec record", logError, err)
+			}
+			p.execs = capture
 			defer func() {
-				cancel()
-				<-capDone
 				if err := capture.close(); err != nil {
 					p.log.Debug("process sensor: closing eBPF exec capture", logError, err)
 				}
@@ -87,23 +77,15 @@ func (p *Process) runConnector(ctx context.Context, c connector, out chan<- ecs.
 		}
 	}
 
-	queue := make(chan ecs.Event, queueLen)
+	// The reader delivers on out itself: a hand-over to another goroutine
+	// per event would cost a wakeup each.
 	done := make(chan error, 1)
 	ready := make(chan string, 1)
 	go func() {
-		defer close(queue)
 		ready <- c.startReader()
-		done <- p.receive(ctx, c, queue)
+		done <- p.receive(ctx, c, out)
 	}()
 	p.setMode(mode, c.describe()+<-ready+how)
-	for ev := range queue {
-		select {
-		case out <- ev:
-			p.events.Add(1)
-		case <-ctx.Done():
-			// Keep draining until receive sees the closed connector.
-		}
-	}
 	return <-done
 }
 
@@ -155,7 +137,7 @@ func (p *Process) seed() {
 
 // receive reads c until it fails, handling each event at once: an exec's
 // /proc details must be read before the process exits.
-func (p *Process) receive(ctx context.Context, c connector, queue chan<- ecs.Event) error {
+func (p *Process) receive(ctx context.Context, c connector, out chan<- ecs.Event) error {
 	buf := make([]byte, readBufLen)
 	var lastResync time.Time
 	for {
@@ -185,7 +167,8 @@ func (p *Process) receive(ctx context.Context, c connector, queue chan<- ecs.Eve
 			continue
 		}
 		select {
-		case queue <- e:
+		case out <- e:
+			p.events.Add(1)
 		case <-ctx.Done():
 			return nil
 		}
@@ -225,28 +208,15 @@ func (p *Process) execEvent(ev procEvent, ts time.Time) ecs.Event {
 	var info procInfo
 	var err error
 	recovered := false
-	// The kernel's record is normally in before the connector's event:
-	// with it, /proc is read only for what the record lacks.
-	if r, ok := p.takeExec(pid, 0); ok {
+	// The kernel writes its record of an exec before it sends the
+	// connector's event: unless the ring was full, it is there, and /proc
+	// is read only for what it lacks.
+	if r, ok := p.takeExec(pid); ok {
 		// A truncated record leaves the arguments to /proc.
 		info, err = p.fs.readSome(pid, r.truncated)
 		recovered = fillFromKernel(&info, r, !r.truncated)
 	} else {
 		info, err = p.fs.read(pid)
-		if info.exe == "" || len(info.args) == 0 {
-			// Wait for a record in flight, unless the last wait came up
-			// empty: then the ring is dropping records, and waiting
-			// would only slow the connector's reader down.
-			wait := execWait
-			if time.Since(p.execMiss) < time.Second {
-				wait = 0
-			}
-			if r, ok := p.takeExec(pid, wait); ok {
-				recovered = fillFromKernel(&info, r, false)
-			} else if p.execs != nil {
-				p.execMiss = time.Now()
-			}
-		}
 	}
 	if err != nil {
 		if errors.Is(err, errGone) && !recovered {
@@ -263,17 +233,12 @@ func (p *Process) execEvent(ev procEvent, ts time.Time) ecs.Event {
 	return p.processEvent(ModeNetlink, ecs.TypeStart, ts, pr, p.lineage(pr.ppid, p.fetchProc))
 }
 
-// execWait bounds how long an exec whose process is gone waits for the
-// kernel's record of it; the record is written before the connector's
-// event, so it is normally there already.
-const execWait = 10 * time.Millisecond
-
 // takeExec takes the eBPF record of pid's exec, if eBPF runs.
-func (p *Process) takeExec(pid int, wait time.Duration) (execRecord, bool) {
+func (p *Process) takeExec(pid int) (execRecord, bool) {
 	if p.execs == nil {
 		return execRecord{}, false
 	}
-	return p.execs.take(pid, wait)
+	return p.execs.take(pid)
 }
 
 // fillFromKernel completes what /proc gave with the kernel's record of

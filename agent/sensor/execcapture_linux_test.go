@@ -1,7 +1,6 @@
 package sensor
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"slices"
@@ -21,13 +20,11 @@ func TestExecCaptureFillsReapedProcess(t *testing.T) {
 	if err != nil {
 		t.Skipf("skipping: eBPF exec capture unavailable here: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); c.run(ctx, func(err error) { t.Errorf("record: %v", err) }) }()
-	defer func() { cancel(); <-done; c.close() }()
+	c.bad = func(err error) { t.Errorf("record: %v", err) }
+	defer c.close()
 
 	p := NewProcess(Options{NoEBPF: true})
-	p.execs = c.store
+	p.execs = c
 	p.bootID, _ = p.fs.bootID()
 	p.boot, _ = p.fs.bootTime()
 
@@ -77,12 +74,10 @@ func TestExecCaptureLiveProcess(t *testing.T) {
 	if err != nil {
 		t.Skipf("skipping: eBPF exec capture unavailable here: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); c.run(ctx, func(err error) { t.Errorf("record: %v", err) }) }()
-	defer func() { cancel(); <-done; c.close() }()
+	c.bad = func(err error) { t.Errorf("record: %v", err) }
+	defer c.close()
 	p := NewProcess(Options{NoEBPF: true})
-	p.execs = c.store
+	p.execs = c
 	p.bootID, _ = p.fs.bootID()
 	p.boot, _ = p.fs.bootTime()
 
@@ -93,18 +88,17 @@ func TestExecCaptureLiveProcess(t *testing.T) {
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	pid := cmd.Process.Pid
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c.store.mu.Lock()
-		n := len(c.store.byPID[pid])
-		c.store.mu.Unlock()
-		if n > 0 {
+	// Start returns once the exec is past its point of no return, which
+	// comes before the tracepoint: wait for the record, as the
+	// connector's event, sent after the tracepoint, would.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		c.drain()
+		if len(c.store.byPID[pid]) > 0 {
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatal("no kernel record of the exec")
 		}
-		time.Sleep(time.Millisecond)
 	}
 	ev := p.execEvent(procEvent{kind: procEventExec, pid: pid, tgid: pid}, time.Now())
 	pr := ev.Process

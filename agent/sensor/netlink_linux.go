@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sync"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -35,6 +36,8 @@ type netlinkConn struct {
 	bufNote  string
 	// pending holds events that arrived while waiting for the ack.
 	pending [][]byte
+	// fds is wait's poll set, kept to spare an allocation per wait.
+	fds [2]unix.PollFd
 
 	// mu is held by read while it uses the descriptors, so that Close
 	// closes them only once no read is using them.
@@ -131,28 +134,50 @@ func (c *netlinkConn) read(b []byte) (int, error) {
 // recv receives one datagram from the kernel, skipping any other sender.
 // It waits at most timeout, forever if timeout is negative, and returns
 // os.ErrClosed once Close has been called.
+//
+// It polls before it receives: the reader keeps up with the kernel and
+// usually finds the socket empty, so polling first costs two system calls
+// per datagram where receiving first costs three (the receive that finds
+// nothing, the poll, the receive).
 func (c *netlinkConn) recv(b []byte, timeout time.Duration) (int, error) {
 	for {
-		n, from, err := unix.Recvfrom(c.fd, b, 0)
-		switch err {
-		case nil:
-			// Only the kernel speaks for the process connector.
-			if sa, ok := from.(*unix.SockaddrNetlink); ok && sa.Pid == 0 {
-				return n, nil
-			}
-			continue
-		case unix.EINTR:
-			continue
-		case unix.ENOBUFS:
-			return 0, errOverrun
-		case unix.EAGAIN:
-		default:
-			return 0, fmt.Errorf("receive: %w", err)
-		}
 		if err := c.wait(timeout); err != nil {
 			return 0, err
 		}
+		n, from, err := recvfrom(c.fd, b)
+		switch err {
+		case nil:
+			// Only the kernel speaks for the process connector.
+			if from == 0 {
+				return n, nil
+			}
+			continue
+		case unix.EINTR, unix.EAGAIN:
+			continue
+		case unix.ENOBUFS:
+			return 0, errOverrun
+		default:
+			return 0, fmt.Errorf("receive: %w", err)
+		}
 	}
+}
+
+// recvfrom receives one datagram without blocking and returns its length
+// and the sender's port id (0 for the kernel). Unlike unix.Recvfrom, it
+// allocates nothing.
+func recvfrom(fd int, b []byte) (int, uint32, error) {
+	var sa unix.RawSockaddrNetlink
+	salen := uint32(unsafe.Sizeof(sa))
+	var p unsafe.Pointer
+	if len(b) > 0 {
+		p = unsafe.Pointer(&b[0])
+	}
+	n, _, errno := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(p), uintptr(len(b)),
+		unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&sa)), uintptr(unsafe.Pointer(&salen)))
+	if errno != 0 {
+		return 0, 0, errno
+	}
+	return int(n), sa.Pid, nil
 }
 
 // wait blocks until the socket is readable, Close is called or timeout
@@ -162,15 +187,15 @@ func (c *netlinkConn) wait(timeout time.Duration) error {
 	if timeout >= 0 {
 		ms = int((timeout + time.Millisecond - 1) / time.Millisecond)
 	}
-	fds := []unix.PollFd{{Fd: int32(c.fd), Events: unix.POLLIN}, {Fd: int32(c.wake), Events: unix.POLLIN}}
+	c.fds = [2]unix.PollFd{{Fd: int32(c.fd), Events: unix.POLLIN}, {Fd: int32(c.wake), Events: unix.POLLIN}}
 	for {
-		n, err := unix.Poll(fds, ms)
+		n, err := unix.Poll(c.fds[:], ms)
 		switch {
 		case err == unix.EINTR:
 			continue
 		case err != nil:
 			return fmt.Errorf("poll: %w", err)
-		case fds[1].Revents != 0:
+		case c.fds[1].Revents != 0:
 			return os.ErrClosed
 		case n == 0:
 			return os.ErrDeadlineExceeded

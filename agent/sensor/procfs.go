@@ -37,6 +37,22 @@ func (p *procfs) readFile(path string) ([]byte, error) {
 	return b, err
 }
 
+// readlink reads a symbolic link into the shared buffer; the caller
+// holds p.mu. Unlike os.Readlink it allocates only the result.
+func (p *procfs) readlink(path string) (string, error) {
+	for {
+		n, err := readlink(path, p.buf)
+		if err != nil {
+			return "", &fs.PathError{Op: "readlink", Path: path, Err: err}
+		}
+		if n < len(p.buf) {
+			return string(p.buf[:n]), nil
+		}
+		// Possibly truncated: try again with room to spare.
+		p.buf = make([]byte, 2*len(p.buf))
+	}
+}
+
 // procInfo is what procfs knows about one process.
 type procInfo struct {
 	pid  int
@@ -85,7 +101,7 @@ func (p *procfs) readSome(pid int, full bool) (procInfo, error) {
 			firstErr = err
 		}
 	}
-	exe, err := os.Readlink(p.path(pid, "exe"))
+	exe, err := p.readlink(p.path(pid, "exe"))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			note(fmt.Errorf("read executable of pid %d: %w", pid, errGone))
@@ -99,7 +115,7 @@ func (p *procfs) readSome(pid int, full bool) (procInfo, error) {
 			info.args = parseCmdline(b)
 		}
 	}
-	if cwd, err := os.Readlink(p.path(pid, "cwd")); err == nil {
+	if cwd, err := p.readlink(p.path(pid, "cwd")); err == nil {
 		info.cwd = cwd
 	}
 	if !full {

@@ -37,3 +37,13 @@ func readFile(path string, buf []byte) ([]byte, error) {
 		}
 	}
 }
+
+// readlink is readlink(2), retried on EINTR.
+func readlink(path string, buf []byte) (int, error) {
+	for {
+		n, err := unix.Readlink(path, buf)
+		if !errors.Is(err, unix.EINTR) {
+			return n, err
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -59,12 +60,9 @@ type Process struct {
 	open func() (connector, error)
 	// openCapture loads the eBPF exec capture.
 	openCapture func() (*execCapture, error)
-	// execs holds the eBPF exec records; nil without eBPF. Set by Run
-	// before the first event.
-	execs *execStore
-	// execMiss is when a wait for an exec record last came up empty;
-	// used by the connector's reader only.
-	execMiss time.Time
+	// execs is the eBPF exec capture, read by the connector's reader
+	// only; nil without eBPF. Set by Run before the first event.
+	execs *execCapture
 
 	events, lost atomic.Uint64
 
@@ -211,10 +209,12 @@ func processName(exe, comm string) string {
 // from the cache, or without an entity id, are fetched (fetch may be nil)
 // and cached. An unreadable parent is still named by its pid.
 func (p *Process) lineage(ppid int, fetch func(pid int) (*proc, error)) []ecs.Parent {
-	var out []ecs.Parent
-	seen := make(map[int]bool, maxAncestors)
-	for pid := ppid; pid > 0 && len(out) < maxAncestors && !seen[pid]; {
-		seen[pid] = true
+	out := make([]ecs.Parent, 0, maxAncestors)
+	// The chain is short: a slice scan finds loops without the map an
+	// exec would otherwise allocate.
+	var seen [maxAncestors]int
+	for pid := ppid; pid > 0 && len(out) < maxAncestors && !slices.Contains(seen[:len(out)], pid); {
+		seen[len(out)] = pid
 		pr, ok := p.cache.get(pid)
 		if (!ok || pr.entityID == "") && fetch != nil {
 			if f, err := fetch(pid); err == nil {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/cordon-edr/cordon/agent/sensor/fswatch"
 	"github.com/cordon-edr/cordon/agent/uplink"
+	"github.com/cordon-edr/cordon/agent/watchdog"
 	"github.com/cordon-edr/cordon/detectors"
 	"github.com/cordon-edr/cordon/detectors/sigma"
 )
@@ -59,6 +60,15 @@ type config struct {
 		// isolation proof must fail to reach.
 		Probe string `yaml:"probe"`
 	} `yaml:"isolation"`
+	// Budget is the CPU and memory the agent allows itself before it
+	// sheds work.
+	Budget struct {
+		// CPUPercent is a share of one core averaged over Window.
+		CPUPercent float64 `yaml:"cpu_percent"`
+		// MemoryMiB bounds the resident memory.
+		MemoryMiB uint64        `yaml:"memory_mib"`
+		Window    time.Duration `yaml:"window"`
+	} `yaml:"budget"`
 	// ProtectedProcesses are executables (full paths) or process names
 	// that kill and suspend refuse.
 	ProtectedProcesses []string `yaml:"protected_processes"`
@@ -90,6 +100,9 @@ func defaultConfig() config {
 	c.Sensors.File.HashMaxBytes = fswatch.DefaultHashMaxBytes
 	c.Sensors.Network.Enabled = true
 	c.Uplink.RestartWindow = uplink.DefaultRestartWindow
+	c.Budget.CPUPercent = 100 * watchdog.DefaultCPU
+	c.Budget.MemoryMiB = watchdog.DefaultRSS >> 20
+	c.Budget.Window = watchdog.DefaultWindow
 	return c
 }
 
@@ -153,6 +166,15 @@ func loadConfig(path string, c *config) error {
 	}
 	if c.Uplink.RestartWindow <= 0 || c.Uplink.RestartWindow > 10*time.Minute {
 		return fmt.Errorf("%s: line %d: uplink.restart_window: %s is not above 0 and at most 10m", path, findLine(&root, "uplink", "restart_window"), c.Uplink.RestartWindow)
+	}
+	if b := c.Budget.CPUPercent; b <= 0 || b > 100 {
+		return fmt.Errorf("%s: line %d: budget.cpu_percent: %v is not above 0 and at most 100", path, findLine(&root, "budget", "cpu_percent"), b)
+	}
+	if c.Budget.MemoryMiB < 16 || c.Budget.MemoryMiB > 1<<20 {
+		return fmt.Errorf("%s: line %d: budget.memory_mib: %d is not between 16 and 1048576", path, findLine(&root, "budget", "memory_mib"), c.Budget.MemoryMiB)
+	}
+	if c.Budget.Window < 10*time.Second || c.Budget.Window > time.Hour {
+		return fmt.Errorf("%s: line %d: budget.window: %s is not between 10s and 1h", path, findLine(&root, "budget", "window"), c.Budget.Window)
 	}
 	if c.Detection.NoiseWindow < 0 {
 		return fmt.Errorf("%s: line %d: detection.noise_window: %s is negative", path, findLine(&root, "detection", "noise_window"), c.Detection.NoiseWindow)

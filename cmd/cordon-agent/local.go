@@ -58,6 +58,18 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 	if st.RulesError != "" {
 		fmt.Fprintf(tw, "rules refused\t%s\n", st.RulesError)
 	}
+	self := fmt.Sprintf("cpu %.2f%% of a core over %s (budget %.2f%%), memory %.1f MiB (budget %.0f MiB)",
+		st.Self.CPUPercent, st.Self.Window, st.Self.BudgetCPUPercent, float64(st.Self.RSSBytes)/(1<<20), float64(st.Self.BudgetRSSBytes)/(1<<20))
+	if st.Self.OverBudget != "" {
+		self += "; over budget: " + st.Self.OverBudget
+	}
+	if len(st.Self.Shed) > 0 {
+		self += "; shed: " + strings.Join(st.Self.Shed, ", ")
+	}
+	if st.Self.Error != "" {
+		self += "; " + st.Self.Error
+	}
+	fmt.Fprintf(tw, "self\t%s\n", self)
 	for _, s := range st.Sensors {
 		line := fmt.Sprintf("%s: %d events, %d lost, %d dropped", s.Mode, s.Events, s.Lost, s.Dropped)
 		if s.Reason != "" {

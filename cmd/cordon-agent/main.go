@@ -193,8 +193,13 @@ func cmdRun(args []string, stderr io.Writer) error {
 		NoFiles:     !cfg.Sensors.File.Enabled,
 		FileHashMax: cfg.fileHashMax(),
 		NoNetwork:   !cfg.Sensors.Network.Enabled,
-		Version:     version,
-		Logger:      log,
+		Budget: agent.Budget{
+			CPU:    cfg.Budget.CPUPercent / 100,
+			RSS:    cfg.Budget.MemoryMiB << 20,
+			Window: cfg.Budget.Window,
+		},
+		Version: version,
+		Logger:  log,
 
 		OwnFiles:      ownFiles(*configPath),
 		RestartWindow: cfg.Uplink.RestartWindow,

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -164,5 +165,90 @@ func TestFileAndNetworkSensors(t *testing.T) {
 		if (s.Name == "file" || s.Name == "network") && s.Events == 0 {
 			t.Errorf("sensor %s reports no events after delivering some: %+v", s.Name, s)
 		}
+	}
+}
+
+// An agent over its memory budget sheds the hashing of changed files, says
+// so in status, and still reports the changes. The budget here is below
+// what any agent needs, so it is over from its first sample.
+func TestWatchdogShedsOverBudget(t *testing.T) {
+	needRoot(t)
+	c := newCollector(t)
+	state, id := c.enroll(t)
+	watched := t.TempDir()
+	conf := filepath.Join(t.TempDir(), "agent.yaml")
+	yaml := fmt.Sprintf("sensors:\n  file:\n    paths: [%q]\nbudget:\n  memory_mib: 16\n", watched+"/...")
+	if err := os.WriteFile(conf, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	start(t, "cordon-agent", "run", "--state", state, "--config", conf)
+	c.agentOnline(t, id)
+
+	var st struct {
+		Self struct {
+			CPUPercent     float64  `json:"cpu_percent"`
+			RSSBytes       uint64   `json:"rss_bytes"`
+			BudgetRSSBytes uint64   `json:"budget_rss_bytes"`
+			OverBudget     string   `json:"over_budget"`
+			Shed           []string `json:"shed"`
+		} `json:"self"`
+	}
+	eventually(t, 30*time.Second, "file hashing shed in status", func() error {
+		out, err := exec.Command(bin("cordon-agent"), "status", "--state", state, "--json").Output()
+		if err != nil {
+			return err
+		}
+		if err := json.Unmarshal(out, &st); err != nil {
+			return err
+		}
+		if len(st.Self.Shed) == 0 || st.Self.Shed[0] != "file hashing off" || st.Self.OverBudget == "" {
+			return fmt.Errorf("self %+v", st.Self)
+		}
+		return nil
+	})
+	if st.Self.RSSBytes <= 16<<20 || st.Self.BudgetRSSBytes != 16<<20 {
+		t.Errorf("self %+v, want resident memory over the 16 MiB budget", st.Self)
+	}
+	human, err := exec.Command(bin("cordon-agent"), "status", "--state", state).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(human), "shed: file hashing off") {
+		t.Errorf("status does not say what was shed:\n%s", human)
+	}
+
+	follow := exec.Command(bin("cordon-agent"), "events", "--state", state, "--json", "--follow")
+	out, err := follow.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { follow.Process.Kill(); follow.Wait() })
+	time.Sleep(500 * time.Millisecond) // let the follower subscribe
+	path := filepath.Join(watched, "payload")
+	if err := os.WriteFile(path, []byte("#!/bin/sh\nid\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	got := make(chan sensorEvent, 1)
+	go func() {
+		for sc.Scan() {
+			var ev sensorEvent
+			if json.Unmarshal(sc.Bytes(), &ev) == nil && ev.File != nil && ev.File.Path == path {
+				got <- ev
+				return
+			}
+		}
+	}()
+	select {
+	case ev := <-got:
+		if ev.File.Hash != nil {
+			t.Errorf("file event hashed while hashing is shed: %+v", ev.File)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no event for the written file")
 	}
 }

@@ -155,36 +155,45 @@ func runStorm(b *testing.B, p *sensor.Process, wantMode string, d time.Duration)
 	return r
 }
 
-// BenchmarkExecStorm runs three storms of CORDON_BENCH_STORM (10 s) each,
+// BenchmarkExecStorm runs storms of CORDON_BENCH_STORM (10 s) each,
 // watched by the process sensor with its eBPF exec capture, by the
 // netlink connector alone, and by a 100 ms gopsutil poll (the baseline),
-// and reports for each the share of execs seen, the share seen with full
-// command line and parent, and the sensor's CPU per exec.
+// one sub-benchmark each so that one mode can be profiled alone
+// (-bench ExecStorm/ebpf), and reports for each the share of execs seen,
+// the share seen with full command line and parent, and the sensor's CPU
+// per exec.
 func BenchmarkExecStorm(b *testing.B) {
 	if os.Getuid() != 0 {
 		b.Skip("needs root for the netlink process connector")
 	}
 	d := duration("CORDON_BENCH_STORM", 10*time.Second)
-	for b.Loop() {
-		ebpf := runStorm(b, sensor.NewProcess(sensor.Options{}), sensor.ModeNetlinkEBPF, d)
-		netlink := runStorm(b, sensor.NewProcess(sensor.Options{NoEBPF: true}), sensor.ModeNetlink, d)
-		poll := runStorm(b, sensor.NewProcess(sensor.Options{ForcePoll: true, PollInterval: 100 * time.Millisecond}), sensor.ModePoll, d)
-		report(b, "ebpf", ebpf)
-		report(b, "netlink", netlink)
-		report(b, "poll", poll)
+	modes := []struct {
+		name, mode string
+		opts       sensor.Options
+	}{
+		{"ebpf", sensor.ModeNetlinkEBPF, sensor.Options{}},
+		{"netlink", sensor.ModeNetlink, sensor.Options{NoEBPF: true}},
+		{"poll", sensor.ModePoll, sensor.Options{ForcePoll: true, PollInterval: 100 * time.Millisecond}},
+	}
+	for _, m := range modes {
+		b.Run(m.name, func(b *testing.B) {
+			for b.Loop() {
+				report(b, runStorm(b, sensor.NewProcess(m.opts), m.mode, d))
+			}
+		})
 	}
 }
 
-func report(b *testing.B, name string, r stormResult) {
+func report(b *testing.B, r stormResult) {
 	if r.spawned == 0 {
 		b.Fatal("the storm spawned nothing")
 	}
-	b.ReportMetric(float64(r.spawned)/r.elapsed.Seconds(), name+"_execs/s")
-	b.ReportMetric(100*float64(r.seen)/float64(r.spawned), name+"_seen_%")
-	b.ReportMetric(100*float64(r.full)/float64(r.spawned), name+"_full_%")
-	b.ReportMetric(float64(r.cpu.Microseconds())/float64(r.spawned), name+"_cpu_µs/exec")
+	b.ReportMetric(float64(r.spawned)/r.elapsed.Seconds(), "execs/s")
+	b.ReportMetric(100*float64(r.seen)/float64(r.spawned), "seen_%")
+	b.ReportMetric(100*float64(r.full)/float64(r.spawned), "full_%")
+	b.ReportMetric(float64(r.cpu.Microseconds())/float64(r.spawned), "cpu_µs/exec")
 	if r.events > 0 {
-		b.ReportMetric(float64(r.cpu.Microseconds())/float64(r.events), name+"_cpu_µs/event")
+		b.ReportMetric(float64(r.cpu.Microseconds())/float64(r.events), "cpu_µs/event")
 	}
 }
 

@@ -92,6 +92,9 @@ type Sensor struct {
 	exclude []string
 
 	events, lost, unhashed atomic.Uint64
+	// noHash turns hashing off for now (SetHashing), on top of
+	// Options.HashMaxBytes.
+	noHash atomic.Bool
 
 	mu     sync.Mutex
 	mode   string
@@ -105,6 +108,12 @@ type Sensor struct {
 	// degraded is what the last log said was degraded.
 	degraded string
 }
+
+// SetHashing turns the hashing of changed files off (on=false) or back
+// on, as configured, while the sensor runs: the agent sheds it first when
+// over its resource budget. Changes are still reported, without a hash.
+// It is safe to call from any goroutine.
+func (s *Sensor) SetHashing(on bool) { s.noHash.Store(!on) }
 
 // New returns a file sensor configured by opts, or an error naming a bad
 // path.
@@ -440,7 +449,7 @@ func (s *Sensor) handle(ev fsnotify.Event, hq *hashQueue, emit func(ecs.Event)) 
 // changed reports a created or written file, through the hash worker
 // when it is a regular file to hash.
 func (s *Sensor) changed(hq *hashQueue, emit func(ecs.Event), now time.Time, typ, action, path string, fi fs.FileInfo) {
-	if !fi.Mode().IsRegular() || s.opts.HashMaxBytes < 0 {
+	if !fi.Mode().IsRegular() || s.opts.HashMaxBytes < 0 || s.noHash.Load() {
 		emit(fileEvent(now, typ, action, path, fi))
 		return
 	}

@@ -77,6 +77,8 @@ type Sensor struct {
 	open func() (osImpl, string, string, error)
 
 	events, lost, unowned atomic.Uint64
+	// slowdown multiplies the interval (SetSlowdown); 0 or 1 is none.
+	slowdown atomic.Int64
 
 	mu           sync.Mutex
 	mode, reason string
@@ -92,6 +94,17 @@ func New(opts Options) *Sensor {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &Sensor{opts: opts, log: log, open: openImpl}
+}
+
+// SetSlowdown makes the sensor read the socket table factor times less
+// often than configured (1 or less restores the configured interval),
+// while it runs: the agent slows it when over its resource budget.
+// Sockets that live less than the longer interval are missed more often.
+// It is safe to call from any goroutine.
+func (s *Sensor) SetSlowdown(factor int) { s.slowdown.Store(int64(max(factor, 1))) }
+
+func (s *Sensor) interval() time.Duration {
+	return s.opts.Interval * time.Duration(max(s.slowdown.Load(), 1))
 }
 
 // Mode reports how the sensor reads the socket table and why. Both are
@@ -132,13 +145,18 @@ func (s *Sensor) Run(ctx context.Context, out chan<- ecs.Event) error {
 	s.mu.Unlock()
 	s.log.Info("network sensor: started", "mode", mode, "reason", reason)
 
-	t := time.NewTicker(s.opts.Interval)
+	interval := s.interval()
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		}
+		if d := s.interval(); d != interval {
+			interval = d
+			t.Reset(d)
 		}
 		cur, err = impl.sockets(ctx, cur[:0])
 		if err != nil {
