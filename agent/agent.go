@@ -21,6 +21,7 @@ import (
 	"github.com/cordon-edr/cordon/actions"
 	"github.com/cordon-edr/cordon/actions/isolation"
 	"github.com/cordon-edr/cordon/agent/executor"
+	"github.com/cordon-edr/cordon/agent/history"
 	"github.com/cordon-edr/cordon/agent/identity"
 	"github.com/cordon-edr/cordon/agent/localapi"
 	"github.com/cordon-edr/cordon/agent/sensor"
@@ -68,6 +69,16 @@ type Config struct {
 	FileHashMax int64
 	// NoNetwork turns the network sensor off.
 	NoNetwork bool
+	// History bounds the local telemetry history that hunts read.
+	History HistoryConfig
+}
+
+// HistoryConfig configures the local telemetry history.
+type HistoryConfig struct {
+	Disabled bool
+	// MaxAge and MaxBytes bound it; zero means history's defaults.
+	MaxAge   time.Duration
+	MaxBytes int64
 }
 
 // Agent is a running cordon-agent.
@@ -83,6 +94,7 @@ type Agent struct {
 	uplink *uplink.Client
 	drills *drillMarks
 	hub    *localapi.Hub
+	hist   *history.Store // nil when the history is off
 	close  func() error
 
 	isolator *isolation.Isolator
@@ -132,6 +144,19 @@ func New(cfg Config) (*Agent, error) {
 		close:  db.Close,
 
 		isolator: isolator,
+	}
+	if !cfg.History.Disabled {
+		// The history has its own database: it is written without syncs
+		// and may grow to its size bound, and neither its load nor its
+		// loss may ever touch the spool's and the journal's.
+		h, err := history.Open(filepath.Join(cfg.StateDir, "history"), history.Options{
+			MaxAge: cfg.History.MaxAge, MaxBytes: cfg.History.MaxBytes, Logger: cfg.Logger,
+		})
+		if err != nil {
+			a.Close()
+			return nil, fmt.Errorf("opening the event history: %w", err)
+		}
+		a.hist = h
 	}
 	a.engine.AddBatch(pack.Batch())
 	a.engine.SetNoiseWindow(cfg.NoiseWindow)
@@ -186,7 +211,11 @@ func New(cfg Config) (*Agent, error) {
 // Close releases the spool and the state store; call it after Run
 // returns.
 func (a *Agent) Close() error {
-	return errors.Join(a.spool.Close(), a.close())
+	err := errors.Join(a.spool.Close(), a.close())
+	if a.hist != nil {
+		err = errors.Join(err, a.hist.Close())
+	}
+	return err
 }
 
 // ID is the agent id.
@@ -203,6 +232,9 @@ func (a *Agent) Run(ctx context.Context) error {
 		})
 	}
 	g.Go(func() error { return a.detect(ctx, events) })
+	if a.hist != nil {
+		g.Go(func() error { return a.hist.Run(ctx) })
+	}
 	g.Go(func() error {
 		// The hello names the sensor modes: give the sensors a moment to
 		// pick theirs before the first connection.
@@ -236,6 +268,9 @@ func (a *Agent) detect(ctx context.Context, events <-chan ecs.Event) error {
 			return nil
 		case ev := <-events:
 			a.hub.Publish(ev)
+			if a.hist != nil {
+				a.hist.Add(ev)
+			}
 			for _, f := range a.engine.Process(&ev) {
 				a.report(f)
 			}
@@ -292,6 +327,19 @@ func (a *Agent) Status() localapi.Status {
 		Rules:          len(a.engine.Rules()),
 		EventsDropped:  a.hub.Dropped(),
 		Isolated:       a.isolator.Isolated(),
+		History:        a.historyStatus(),
+	}
+}
+
+func (a *Agent) historyStatus() *localapi.History {
+	if a.hist == nil {
+		return nil
+	}
+	st := a.hist.Stats()
+	return &localapi.History{
+		Events: st.Events, Bytes: st.Bytes, DiskBytes: st.DiskBytes,
+		Oldest: st.Oldest, Newest: st.Newest, Dropped: st.Dropped,
+		MaxAge: st.MaxAge.String(), MaxBytes: st.MaxBytes,
 	}
 }
 

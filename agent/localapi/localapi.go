@@ -40,6 +40,23 @@ type Status struct {
 	// EventsDropped counts events the local event stream could not hand to
 	// a slow reader (the detectors never skip events).
 	EventsDropped uint64 `json:"events_dropped"`
+	// History is the local event history; absent when it is off.
+	History *History `json:"history,omitempty"`
+}
+
+// History is the event history's part of the status.
+type History struct {
+	Events int64 `json:"events"`
+	// Bytes is the logical size held, the figure bounded by MaxBytes;
+	// DiskBytes what the database takes on disk.
+	Bytes     int64     `json:"bytes"`
+	DiskBytes int64     `json:"disk_bytes"`
+	Oldest    time.Time `json:"oldest,omitzero"`
+	Newest    time.Time `json:"newest,omitzero"`
+	// Dropped counts events not written because the writer fell behind.
+	Dropped  uint64 `json:"dropped"`
+	MaxAge   string `json:"max_age"`
+	MaxBytes int64  `json:"max_bytes"`
 }
 
 // Spool is the spool's part of the status.

@@ -50,6 +50,16 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(tw, "findings sent\t%d\n", st.FindingsSent)
 	fmt.Fprintf(tw, "spool\t%d pending, %d dropped\n", st.Spool.Pending, st.Spool.Dropped)
 	fmt.Fprintf(tw, "rules loaded\t%d\n", st.Rules)
+	if h := st.History; h != nil {
+		oldest := "none"
+		if !h.Oldest.IsZero() {
+			oldest = "oldest " + h.Oldest.Local().Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "history\t%d events, %s of %s (%s on disk), %s, %d dropped, kept %s\n",
+			h.Events, mib(h.Bytes), mib(h.MaxBytes), mib(h.DiskBytes), oldest, h.Dropped, h.MaxAge)
+	} else {
+		fmt.Fprintf(tw, "history\toff\n")
+	}
 	for _, s := range st.Sensors {
 		line := fmt.Sprintf("%s: %d events, %d lost, %d dropped", s.Mode, s.Events, s.Lost, s.Dropped)
 		if s.Reason != "" {
@@ -113,3 +123,5 @@ func describe(ev ecs.Event) string {
 	}
 	return b.String()
 }
+
+func mib(n int64) string { return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20)) }

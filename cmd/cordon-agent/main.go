@@ -192,8 +192,13 @@ func cmdRun(args []string, stderr io.Writer) error {
 		NoFiles:     !cfg.Sensors.File.Enabled,
 		FileHashMax: cfg.fileHashMax(),
 		NoNetwork:   !cfg.Sensors.Network.Enabled,
-		Version:     version,
-		Logger:      log,
+		History: agent.HistoryConfig{
+			Disabled: !cfg.History.Enabled,
+			MaxAge:   cfg.History.MaxAge,
+			MaxBytes: int64(cfg.History.MaxBytes),
+		},
+		Version: version,
+		Logger:  log,
 
 		NoiseWindow: cfg.Detection.NoiseWindow,
 		Exceptions:  exceptions,
