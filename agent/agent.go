@@ -22,6 +22,7 @@ import (
 	"github.com/cordon-edr/cordon/actions/isolation"
 	"github.com/cordon-edr/cordon/agent/executor"
 	"github.com/cordon-edr/cordon/agent/history"
+	"github.com/cordon-edr/cordon/agent/hunter"
 	"github.com/cordon-edr/cordon/agent/identity"
 	"github.com/cordon-edr/cordon/agent/localapi"
 	"github.com/cordon-edr/cordon/agent/sensor"
@@ -201,6 +202,12 @@ func New(cfg Config) (*Agent, error) {
 		TLS:       tlsConf,
 		Spool:     q,
 		Executor:  a.exec,
+		Hunter: hunter.New(hunter.Config{
+			History: a.hist,
+			HashMax: cfg.FileHashMax,
+			Exclude: []string{cfg.StateDir},
+			Logger:  a.log,
+		}),
 		Hello:     a.hello,
 		Heartbeat: a.heartbeat,
 		Logger:    a.log,

@@ -42,6 +42,8 @@ type Frame struct {
 	//	*Frame_EnrollRequest
 	//	*Frame_EnrollResponse
 	//	*Frame_Error
+	//	*Frame_HuntRequest
+	//	*Frame_HuntResult
 	Body          isFrame_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -174,6 +176,24 @@ func (x *Frame) GetError() *Error {
 	return nil
 }
 
+func (x *Frame) GetHuntRequest() *HuntRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_HuntRequest); ok {
+			return x.HuntRequest
+		}
+	}
+	return nil
+}
+
+func (x *Frame) GetHuntResult() *HuntResult {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_HuntResult); ok {
+			return x.HuntResult
+		}
+	}
+	return nil
+}
+
 type isFrame_Body interface {
 	isFrame_Body()
 }
@@ -218,6 +238,14 @@ type Frame_Error struct {
 	Error *Error `protobuf:"bytes,10,opt,name=error,proto3,oneof"`
 }
 
+type Frame_HuntRequest struct {
+	HuntRequest *HuntRequest `protobuf:"bytes,40,opt,name=hunt_request,json=huntRequest,proto3,oneof"`
+}
+
+type Frame_HuntResult struct {
+	HuntResult *HuntResult `protobuf:"bytes,41,opt,name=hunt_result,json=huntResult,proto3,oneof"`
+}
+
 func (*Frame_Hello) isFrame_Body() {}
 
 func (*Frame_HelloAck) isFrame_Body() {}
@@ -237,6 +265,10 @@ func (*Frame_EnrollRequest) isFrame_Body() {}
 func (*Frame_EnrollResponse) isFrame_Body() {}
 
 func (*Frame_Error) isFrame_Body() {}
+
+func (*Frame_HuntRequest) isFrame_Body() {}
+
+func (*Frame_HuntResult) isFrame_Body() {}
 
 // Version of the protocol a peer speaks. Peers refuse an unknown major.
 type Version struct {
@@ -1351,11 +1383,248 @@ func (x *Error) GetMessage() string {
 	return ""
 }
 
+// HuntRequest asks an agent to search its event history and its current
+// state (processes, sockets, files under the paths the query names) for
+// events matching a query (protocol/query). Sent on the control stream,
+// again on every connection until the agent answers or the hunt expires;
+// answering twice is harmless, as a hunt changes nothing on the host.
+type HuntRequest struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Id              string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Query           string                 `protobuf:"bytes,2,opt,name=query,proto3" json:"query,omitempty"`
+	SinceUnixNano   int64                  `protobuf:"varint,3,opt,name=since_unix_nano,json=sinceUnixNano,proto3" json:"since_unix_nano,omitempty"` // history from this time on; 0: all of it
+	ExpiresUnixNano int64                  `protobuf:"varint,4,opt,name=expires_unix_nano,json=expiresUnixNano,proto3" json:"expires_unix_nano,omitempty"`
+	MaxMatches      uint32                 `protobuf:"varint,5,opt,name=max_matches,json=maxMatches,proto3" json:"max_matches,omitempty"`       // the result-size budget
+	BudgetMillis    uint32                 `protobuf:"varint,6,opt,name=budget_millis,json=budgetMillis,proto3" json:"budget_millis,omitempty"` // the time budget
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *HuntRequest) Reset() {
+	*x = HuntRequest{}
+	mi := &file_cordon_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HuntRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HuntRequest) ProtoMessage() {}
+
+func (x *HuntRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cordon_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HuntRequest.ProtoReflect.Descriptor instead.
+func (*HuntRequest) Descriptor() ([]byte, []int) {
+	return file_cordon_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *HuntRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *HuntRequest) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+func (x *HuntRequest) GetSinceUnixNano() int64 {
+	if x != nil {
+		return x.SinceUnixNano
+	}
+	return 0
+}
+
+func (x *HuntRequest) GetExpiresUnixNano() int64 {
+	if x != nil {
+		return x.ExpiresUnixNano
+	}
+	return 0
+}
+
+func (x *HuntRequest) GetMaxMatches() uint32 {
+	if x != nil {
+		return x.MaxMatches
+	}
+	return 0
+}
+
+func (x *HuntRequest) GetBudgetMillis() uint32 {
+	if x != nil {
+		return x.BudgetMillis
+	}
+	return 0
+}
+
+// HuntMatch is one matching event.
+type HuntMatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TimeUnixNano  int64                  `protobuf:"varint,1,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
+	Source        string                 `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`                        // "history", "process", "socket" or "file"
+	EventJson     []byte                 `protobuf:"bytes,3,opt,name=event_json,json=eventJson,proto3" json:"event_json,omitempty"` // the ECS event (protocol/ecs)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HuntMatch) Reset() {
+	*x = HuntMatch{}
+	mi := &file_cordon_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HuntMatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HuntMatch) ProtoMessage() {}
+
+func (x *HuntMatch) ProtoReflect() protoreflect.Message {
+	mi := &file_cordon_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HuntMatch.ProtoReflect.Descriptor instead.
+func (*HuntMatch) Descriptor() ([]byte, []int) {
+	return file_cordon_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *HuntMatch) GetTimeUnixNano() int64 {
+	if x != nil {
+		return x.TimeUnixNano
+	}
+	return 0
+}
+
+func (x *HuntMatch) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *HuntMatch) GetEventJson() []byte {
+	if x != nil {
+		return x.EventJson
+	}
+	return nil
+}
+
+// HuntResult is an agent's answer to a hunt.
+type HuntResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// "answered", "partial" (stopped at a budget; reason says which) or
+	// "failed" (reason says why).
+	Status           string       `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	Reason           string       `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Matches          []*HuntMatch `protobuf:"bytes,4,rep,name=matches,proto3" json:"matches,omitempty"`
+	Scanned          uint64       `protobuf:"varint,5,opt,name=scanned,proto3" json:"scanned,omitempty"` // events read from history and current state
+	FinishedUnixNano int64        `protobuf:"varint,6,opt,name=finished_unix_nano,json=finishedUnixNano,proto3" json:"finished_unix_nano,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *HuntResult) Reset() {
+	*x = HuntResult{}
+	mi := &file_cordon_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HuntResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HuntResult) ProtoMessage() {}
+
+func (x *HuntResult) ProtoReflect() protoreflect.Message {
+	mi := &file_cordon_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HuntResult.ProtoReflect.Descriptor instead.
+func (*HuntResult) Descriptor() ([]byte, []int) {
+	return file_cordon_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *HuntResult) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *HuntResult) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *HuntResult) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *HuntResult) GetMatches() []*HuntMatch {
+	if x != nil {
+		return x.Matches
+	}
+	return nil
+}
+
+func (x *HuntResult) GetScanned() uint64 {
+	if x != nil {
+		return x.Scanned
+	}
+	return 0
+}
+
+func (x *HuntResult) GetFinishedUnixNano() int64 {
+	if x != nil {
+		return x.FinishedUnixNano
+	}
+	return 0
+}
+
 var File_cordon_proto protoreflect.FileDescriptor
 
 const file_cordon_proto_rawDesc = "" +
 	"\n" +
-	"\fcordon.proto\x12\tcordon.v1\"\xbd\x04\n" +
+	"\fcordon.proto\x12\tcordon.v1\"\xb4\x05\n" +
 	"\x05Frame\x12(\n" +
 	"\x05hello\x18\x01 \x01(\v2\x10.cordon.v1.HelloH\x00R\x05hello\x122\n" +
 	"\thello_ack\x18\x02 \x01(\v2\x13.cordon.v1.HelloAckH\x00R\bhelloAck\x124\n" +
@@ -1367,7 +1636,10 @@ const file_cordon_proto_rawDesc = "" +
 	"\x0eenroll_request\x18\b \x01(\v2\x18.cordon.v1.EnrollRequestH\x00R\renrollRequest\x12D\n" +
 	"\x0fenroll_response\x18\t \x01(\v2\x19.cordon.v1.EnrollResponseH\x00R\x0eenrollResponse\x12(\n" +
 	"\x05error\x18\n" +
-	" \x01(\v2\x10.cordon.v1.ErrorH\x00R\x05errorB\x06\n" +
+	" \x01(\v2\x10.cordon.v1.ErrorH\x00R\x05error\x12;\n" +
+	"\fhunt_request\x18( \x01(\v2\x16.cordon.v1.HuntRequestH\x00R\vhuntRequest\x128\n" +
+	"\vhunt_result\x18) \x01(\v2\x15.cordon.v1.HuntResultH\x00R\n" +
+	"huntResultB\x06\n" +
 	"\x04body\"5\n" +
 	"\aVersion\x12\x14\n" +
 	"\x05major\x18\x01 \x01(\rR\x05major\x12\x14\n" +
@@ -1467,7 +1739,28 @@ const file_cordon_proto_rawDesc = "" +
 	"\x06ca_der\x18\x03 \x01(\fR\x05caDer\"5\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessageB'Z%github.com/cordon-edr/cordon/protocolb\x06proto3"
+	"\amessage\x18\x02 \x01(\tR\amessage\"\xcd\x01\n" +
+	"\vHuntRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05query\x18\x02 \x01(\tR\x05query\x12&\n" +
+	"\x0fsince_unix_nano\x18\x03 \x01(\x03R\rsinceUnixNano\x12*\n" +
+	"\x11expires_unix_nano\x18\x04 \x01(\x03R\x0fexpiresUnixNano\x12\x1f\n" +
+	"\vmax_matches\x18\x05 \x01(\rR\n" +
+	"maxMatches\x12#\n" +
+	"\rbudget_millis\x18\x06 \x01(\rR\fbudgetMillis\"h\n" +
+	"\tHuntMatch\x12$\n" +
+	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\x12\x1d\n" +
+	"\n" +
+	"event_json\x18\x03 \x01(\fR\teventJson\"\xc4\x01\n" +
+	"\n" +
+	"HuntResult\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\tR\x06status\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12.\n" +
+	"\amatches\x18\x04 \x03(\v2\x14.cordon.v1.HuntMatchR\amatches\x12\x18\n" +
+	"\ascanned\x18\x05 \x01(\x04R\ascanned\x12,\n" +
+	"\x12finished_unix_nano\x18\x06 \x01(\x03R\x10finishedUnixNanoB'Z%github.com/cordon-edr/cordon/protocolb\x06proto3"
 
 var (
 	file_cordon_proto_rawDescOnce sync.Once
@@ -1481,7 +1774,7 @@ func file_cordon_proto_rawDescGZIP() []byte {
 	return file_cordon_proto_rawDescData
 }
 
-var file_cordon_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_cordon_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_cordon_proto_goTypes = []any{
 	(*Frame)(nil),          // 0: cordon.v1.Frame
 	(*Version)(nil),        // 1: cordon.v1.Version
@@ -1499,8 +1792,11 @@ var file_cordon_proto_goTypes = []any{
 	(*EnrollRequest)(nil),  // 13: cordon.v1.EnrollRequest
 	(*EnrollResponse)(nil), // 14: cordon.v1.EnrollResponse
 	(*Error)(nil),          // 15: cordon.v1.Error
-	nil,                    // 16: cordon.v1.Command.ArgsEntry
-	nil,                    // 17: cordon.v1.EnrollRequest.TagsEntry
+	(*HuntRequest)(nil),    // 16: cordon.v1.HuntRequest
+	(*HuntMatch)(nil),      // 17: cordon.v1.HuntMatch
+	(*HuntResult)(nil),     // 18: cordon.v1.HuntResult
+	nil,                    // 19: cordon.v1.Command.ArgsEntry
+	nil,                    // 20: cordon.v1.EnrollRequest.TagsEntry
 }
 var file_cordon_proto_depIdxs = []int32{
 	3,  // 0: cordon.v1.Frame.hello:type_name -> cordon.v1.Hello
@@ -1513,21 +1809,24 @@ var file_cordon_proto_depIdxs = []int32{
 	13, // 7: cordon.v1.Frame.enroll_request:type_name -> cordon.v1.EnrollRequest
 	14, // 8: cordon.v1.Frame.enroll_response:type_name -> cordon.v1.EnrollResponse
 	15, // 9: cordon.v1.Frame.error:type_name -> cordon.v1.Error
-	1,  // 10: cordon.v1.Hello.version:type_name -> cordon.v1.Version
-	2,  // 11: cordon.v1.Hello.host:type_name -> cordon.v1.HostFacts
-	1,  // 12: cordon.v1.HelloAck.version:type_name -> cordon.v1.Version
-	6,  // 13: cordon.v1.Heartbeat.sensors:type_name -> cordon.v1.SensorStats
-	7,  // 14: cordon.v1.Finding.rule:type_name -> cordon.v1.Rule
-	8,  // 15: cordon.v1.FindingBatch.findings:type_name -> cordon.v1.Finding
-	16, // 16: cordon.v1.Command.args:type_name -> cordon.v1.Command.ArgsEntry
-	1,  // 17: cordon.v1.EnrollRequest.version:type_name -> cordon.v1.Version
-	2,  // 18: cordon.v1.EnrollRequest.host:type_name -> cordon.v1.HostFacts
-	17, // 19: cordon.v1.EnrollRequest.tags:type_name -> cordon.v1.EnrollRequest.TagsEntry
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	16, // 10: cordon.v1.Frame.hunt_request:type_name -> cordon.v1.HuntRequest
+	18, // 11: cordon.v1.Frame.hunt_result:type_name -> cordon.v1.HuntResult
+	1,  // 12: cordon.v1.Hello.version:type_name -> cordon.v1.Version
+	2,  // 13: cordon.v1.Hello.host:type_name -> cordon.v1.HostFacts
+	1,  // 14: cordon.v1.HelloAck.version:type_name -> cordon.v1.Version
+	6,  // 15: cordon.v1.Heartbeat.sensors:type_name -> cordon.v1.SensorStats
+	7,  // 16: cordon.v1.Finding.rule:type_name -> cordon.v1.Rule
+	8,  // 17: cordon.v1.FindingBatch.findings:type_name -> cordon.v1.Finding
+	19, // 18: cordon.v1.Command.args:type_name -> cordon.v1.Command.ArgsEntry
+	1,  // 19: cordon.v1.EnrollRequest.version:type_name -> cordon.v1.Version
+	2,  // 20: cordon.v1.EnrollRequest.host:type_name -> cordon.v1.HostFacts
+	20, // 21: cordon.v1.EnrollRequest.tags:type_name -> cordon.v1.EnrollRequest.TagsEntry
+	17, // 22: cordon.v1.HuntResult.matches:type_name -> cordon.v1.HuntMatch
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_cordon_proto_init() }
@@ -1546,6 +1845,8 @@ func file_cordon_proto_init() {
 		(*Frame_EnrollRequest)(nil),
 		(*Frame_EnrollResponse)(nil),
 		(*Frame_Error)(nil),
+		(*Frame_HuntRequest)(nil),
+		(*Frame_HuntResult)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1553,7 +1854,7 @@ func file_cordon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cordon_proto_rawDesc), len(file_cordon_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

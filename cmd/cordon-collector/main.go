@@ -33,6 +33,7 @@ import (
 	"github.com/cordon-edr/cordon/collector/events"
 	"github.com/cordon-edr/cordon/collector/export"
 	"github.com/cordon-edr/cordon/collector/gateway"
+	"github.com/cordon-edr/cordon/collector/hunt"
 	"github.com/cordon-edr/cordon/collector/incident"
 	"github.com/cordon-edr/cordon/collector/ingest"
 	"github.com/cordon-edr/cordon/collector/pki"
@@ -213,6 +214,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 			filepath.Join(cfg.Data, "admin.token"), secret)
 	}
 
+	hunts := hunt.New(hunt.Config{DB: db}, log)
 	gw, err := gateway.New(gateway.Config{
 		Listen:    cfg.Listen,
 		CA:        ca,
@@ -220,6 +222,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 		Enroller:  reg,
 		Ingest:    findings,
 		Commands:  liveCommands{cmds, hub},
+		Hunts:     hunts,
 		Logger:    log,
 		Heartbeat: registry.HeartbeatPeriod,
 	})
@@ -237,7 +240,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 	conns := api.NewConnWatch(log)
 	srv := &http.Server{
 		Handler: api.New(api.Config{
-			Agents: reg, Findings: findings, Incidents: incidents, Commands: cmds, Keys: keys,
+			Agents: reg, Findings: findings, Incidents: incidents, Commands: cmds, Keys: keys, Hunts: hunts,
 			Audit: audit.New(audit.Config{DB: db}, log), Events: hub, Console: console.Handler(),
 			CAPEM: ca.PEM(), CAPin: ca.Pin(), BreakGlass: ca.BreakGlassCode, Logger: log, Exports: outbox,
 			Refusals: func() map[string]uint64 {
