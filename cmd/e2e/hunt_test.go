@@ -65,7 +65,7 @@ func TestHuntFindsMarkerOnTwoOfThreeAgents(t *testing.T) {
 	c := newCollector(t)
 	type agent struct {
 		state, id, watched, conf string
-		p                         *proc
+		p                        *proc
 	}
 	var agents []*agent
 	for i := range 3 {
