@@ -22,6 +22,8 @@ import (
 	"github.com/cordon-edr/cordon/actions"
 	"github.com/cordon-edr/cordon/actions/isolation"
 	"github.com/cordon-edr/cordon/agent/executor"
+	"github.com/cordon-edr/cordon/agent/history"
+	"github.com/cordon-edr/cordon/agent/hunter"
 	"github.com/cordon-edr/cordon/agent/identity"
 	"github.com/cordon-edr/cordon/agent/localapi"
 	"github.com/cordon-edr/cordon/agent/sensor"
@@ -78,6 +80,16 @@ type Config struct {
 	// Budget is the CPU and memory the agent allows itself; zero values
 	// take the watchdog's defaults.
 	Budget Budget
+	// History bounds the local telemetry history that hunts read.
+	History HistoryConfig
+}
+
+// HistoryConfig configures the local telemetry history.
+type HistoryConfig struct {
+	Disabled bool
+	// MaxAge and MaxBytes bound it; zero means history's defaults.
+	MaxAge   time.Duration
+	MaxBytes int64
 }
 
 // Budget is the agent's resource budget (see watchdog.Options).
@@ -112,6 +124,7 @@ type Agent struct {
 	drills *drillMarks
 	hub    *localapi.Hub
 	dog    *watchdog.Watchdog
+	hist   *history.Store // nil when the history is off
 	close  func() error
 
 	isolator *isolation.Isolator
@@ -163,6 +176,19 @@ func New(cfg Config) (*Agent, error) {
 		close:  db.Close,
 
 		isolator: isolator,
+	}
+	if !cfg.History.Disabled {
+		// The history has its own database: it is written without syncs
+		// and may grow to its size bound, and neither its load nor its
+		// loss may ever touch the spool's and the journal's.
+		h, err := history.Open(filepath.Join(cfg.StateDir, "history"), history.Options{
+			MaxAge: cfg.History.MaxAge, MaxBytes: cfg.History.MaxBytes, Logger: cfg.Logger,
+		})
+		if err != nil {
+			a.Close()
+			return nil, fmt.Errorf("opening the event history: %w", err)
+		}
+		a.hist = h
 	}
 	a.sigma = a.engine.AddBatch(ruleSets.initial().Batch())
 	a.engine.SetNoiseWindow(cfg.NoiseWindow)
@@ -228,6 +254,12 @@ func New(cfg Config) (*Agent, error) {
 		TLS:       tlsConf,
 		Spool:     q,
 		Executor:  a.exec,
+		Hunter: hunter.New(hunter.Config{
+			History: a.hist,
+			HashMax: cfg.FileHashMax,
+			Exclude: []string{cfg.StateDir},
+			Logger:  a.log,
+		}),
 		Hello:     a.hello,
 		Heartbeat: a.heartbeat,
 		Rules:     a.applyRules,
@@ -241,7 +273,11 @@ func New(cfg Config) (*Agent, error) {
 // Close releases the spool and the state store; call it after Run
 // returns.
 func (a *Agent) Close() error {
-	return errors.Join(a.spool.Close(), a.close())
+	err := errors.Join(a.spool.Close(), a.close())
+	if a.hist != nil {
+		err = errors.Join(err, a.hist.Close())
+	}
+	return err
 }
 
 // ID is the agent id.
@@ -259,6 +295,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return a.detect(ctx, events) })
 	g.Go(func() error { return a.dog.Run(ctx) })
+	if a.hist != nil {
+		g.Go(func() error { return a.hist.Run(ctx) })
+	}
 	g.Go(func() error {
 		// The hello names the sensor modes: give the sensors a moment to
 		// pick theirs before the first connection.
@@ -297,6 +336,9 @@ func (a *Agent) detect(ctx context.Context, events <-chan ecs.Event) error {
 			close(sw.done)
 		case ev := <-events:
 			a.hub.Publish(ev)
+			if a.hist != nil {
+				a.hist.Add(ev)
+			}
 			for _, f := range a.engine.Process(&ev) {
 				a.report(f)
 			}
@@ -356,6 +398,7 @@ func (a *Agent) Status() localapi.Status {
 		RulesError:     rulesError,
 		EventsDropped:  a.hub.Dropped(),
 		Isolated:       a.isolator.Isolated(),
+		History:        a.historyStatus(),
 		Self:           a.selfStatus(),
 	}
 }
@@ -372,6 +415,18 @@ func (a *Agent) selfStatus() localapi.Self {
 		OverBudget:       st.Over,
 		Shed:             st.Shed,
 		Error:            st.Err,
+	}
+}
+
+func (a *Agent) historyStatus() *localapi.History {
+	if a.hist == nil {
+		return nil
+	}
+	st := a.hist.Stats()
+	return &localapi.History{
+		Events: st.Events, Bytes: st.Bytes, DiskBytes: st.DiskBytes,
+		Oldest: st.Oldest, Newest: st.Newest, Dropped: st.Dropped,
+		MaxAge: st.MaxAge.String(), MaxBytes: st.MaxBytes,
 	}
 }
 

@@ -45,6 +45,8 @@ type Frame struct {
 	//	*Frame_RuleSet
 	//	*Frame_RuleSetResult
 	//	*Frame_Goodbye
+	//	*Frame_HuntRequest
+	//	*Frame_HuntResult
 	Body          isFrame_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -204,6 +206,24 @@ func (x *Frame) GetGoodbye() *Goodbye {
 	return nil
 }
 
+func (x *Frame) GetHuntRequest() *HuntRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_HuntRequest); ok {
+			return x.HuntRequest
+		}
+	}
+	return nil
+}
+
+func (x *Frame) GetHuntResult() *HuntResult {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_HuntResult); ok {
+			return x.HuntResult
+		}
+	}
+	return nil
+}
+
 type isFrame_Body interface {
 	isFrame_Body()
 }
@@ -262,6 +282,14 @@ type Frame_Goodbye struct {
 	Goodbye *Goodbye `protobuf:"bytes,60,opt,name=goodbye,proto3,oneof"`
 }
 
+type Frame_HuntRequest struct {
+	HuntRequest *HuntRequest `protobuf:"bytes,40,opt,name=hunt_request,json=huntRequest,proto3,oneof"`
+}
+
+type Frame_HuntResult struct {
+	HuntResult *HuntResult `protobuf:"bytes,41,opt,name=hunt_result,json=huntResult,proto3,oneof"`
+}
+
 func (*Frame_Hello) isFrame_Body() {}
 
 func (*Frame_HelloAck) isFrame_Body() {}
@@ -287,6 +315,10 @@ func (*Frame_RuleSet) isFrame_Body() {}
 func (*Frame_RuleSetResult) isFrame_Body() {}
 
 func (*Frame_Goodbye) isFrame_Body() {}
+
+func (*Frame_HuntRequest) isFrame_Body() {}
+
+func (*Frame_HuntResult) isFrame_Body() {}
 
 // Goodbye is the agent's last frame on the control stream when it stops
 // cleanly (a service stop, not a crash): the collector then knows the
@@ -1758,11 +1790,248 @@ func (x *RuleSetResult) GetRules() uint32 {
 	return 0
 }
 
+// HuntRequest asks an agent to search its event history and its current
+// state (processes, sockets, files under the paths the query names) for
+// events matching a query (protocol/query). Sent on the control stream,
+// again on every connection until the agent answers or the hunt expires;
+// answering twice is harmless, as a hunt changes nothing on the host.
+type HuntRequest struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Id              string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Query           string                 `protobuf:"bytes,2,opt,name=query,proto3" json:"query,omitempty"`
+	SinceUnixNano   int64                  `protobuf:"varint,3,opt,name=since_unix_nano,json=sinceUnixNano,proto3" json:"since_unix_nano,omitempty"` // history from this time on; 0: all of it
+	ExpiresUnixNano int64                  `protobuf:"varint,4,opt,name=expires_unix_nano,json=expiresUnixNano,proto3" json:"expires_unix_nano,omitempty"`
+	MaxMatches      uint32                 `protobuf:"varint,5,opt,name=max_matches,json=maxMatches,proto3" json:"max_matches,omitempty"`       // the result-size budget
+	BudgetMillis    uint32                 `protobuf:"varint,6,opt,name=budget_millis,json=budgetMillis,proto3" json:"budget_millis,omitempty"` // the time budget
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *HuntRequest) Reset() {
+	*x = HuntRequest{}
+	mi := &file_cordon_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HuntRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HuntRequest) ProtoMessage() {}
+
+func (x *HuntRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_cordon_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HuntRequest.ProtoReflect.Descriptor instead.
+func (*HuntRequest) Descriptor() ([]byte, []int) {
+	return file_cordon_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *HuntRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *HuntRequest) GetQuery() string {
+	if x != nil {
+		return x.Query
+	}
+	return ""
+}
+
+func (x *HuntRequest) GetSinceUnixNano() int64 {
+	if x != nil {
+		return x.SinceUnixNano
+	}
+	return 0
+}
+
+func (x *HuntRequest) GetExpiresUnixNano() int64 {
+	if x != nil {
+		return x.ExpiresUnixNano
+	}
+	return 0
+}
+
+func (x *HuntRequest) GetMaxMatches() uint32 {
+	if x != nil {
+		return x.MaxMatches
+	}
+	return 0
+}
+
+func (x *HuntRequest) GetBudgetMillis() uint32 {
+	if x != nil {
+		return x.BudgetMillis
+	}
+	return 0
+}
+
+// HuntMatch is one matching event.
+type HuntMatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TimeUnixNano  int64                  `protobuf:"varint,1,opt,name=time_unix_nano,json=timeUnixNano,proto3" json:"time_unix_nano,omitempty"`
+	Source        string                 `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`                        // "history", "process", "socket" or "file"
+	EventJson     []byte                 `protobuf:"bytes,3,opt,name=event_json,json=eventJson,proto3" json:"event_json,omitempty"` // the ECS event (protocol/ecs)
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HuntMatch) Reset() {
+	*x = HuntMatch{}
+	mi := &file_cordon_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HuntMatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HuntMatch) ProtoMessage() {}
+
+func (x *HuntMatch) ProtoReflect() protoreflect.Message {
+	mi := &file_cordon_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HuntMatch.ProtoReflect.Descriptor instead.
+func (*HuntMatch) Descriptor() ([]byte, []int) {
+	return file_cordon_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *HuntMatch) GetTimeUnixNano() int64 {
+	if x != nil {
+		return x.TimeUnixNano
+	}
+	return 0
+}
+
+func (x *HuntMatch) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *HuntMatch) GetEventJson() []byte {
+	if x != nil {
+		return x.EventJson
+	}
+	return nil
+}
+
+// HuntResult is an agent's answer to a hunt.
+type HuntResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// "answered", "partial" (stopped at a budget; reason says which) or
+	// "failed" (reason says why).
+	Status           string       `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	Reason           string       `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	Matches          []*HuntMatch `protobuf:"bytes,4,rep,name=matches,proto3" json:"matches,omitempty"`
+	Scanned          uint64       `protobuf:"varint,5,opt,name=scanned,proto3" json:"scanned,omitempty"` // events read from history and current state
+	FinishedUnixNano int64        `protobuf:"varint,6,opt,name=finished_unix_nano,json=finishedUnixNano,proto3" json:"finished_unix_nano,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *HuntResult) Reset() {
+	*x = HuntResult{}
+	mi := &file_cordon_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HuntResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HuntResult) ProtoMessage() {}
+
+func (x *HuntResult) ProtoReflect() protoreflect.Message {
+	mi := &file_cordon_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HuntResult.ProtoReflect.Descriptor instead.
+func (*HuntResult) Descriptor() ([]byte, []int) {
+	return file_cordon_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *HuntResult) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *HuntResult) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *HuntResult) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *HuntResult) GetMatches() []*HuntMatch {
+	if x != nil {
+		return x.Matches
+	}
+	return nil
+}
+
+func (x *HuntResult) GetScanned() uint64 {
+	if x != nil {
+		return x.Scanned
+	}
+	return 0
+}
+
+func (x *HuntResult) GetFinishedUnixNano() int64 {
+	if x != nil {
+		return x.FinishedUnixNano
+	}
+	return 0
+}
+
 var File_cordon_proto protoreflect.FileDescriptor
 
 const file_cordon_proto_rawDesc = "" +
 	"\n" +
-	"\fcordon.proto\x12\tcordon.v1\"\xe2\x05\n" +
+	"\fcordon.proto\x12\tcordon.v1\"\xd9\x06\n" +
 	"\x05Frame\x12(\n" +
 	"\x05hello\x18\x01 \x01(\v2\x10.cordon.v1.HelloH\x00R\x05hello\x122\n" +
 	"\thello_ack\x18\x02 \x01(\v2\x13.cordon.v1.HelloAckH\x00R\bhelloAck\x124\n" +
@@ -1777,7 +2046,10 @@ const file_cordon_proto_rawDesc = "" +
 	" \x01(\v2\x10.cordon.v1.ErrorH\x00R\x05error\x12/\n" +
 	"\brule_set\x182 \x01(\v2\x12.cordon.v1.RuleSetH\x00R\aruleSet\x12B\n" +
 	"\x0frule_set_result\x183 \x01(\v2\x18.cordon.v1.RuleSetResultH\x00R\rruleSetResult\x12.\n" +
-	"\agoodbye\x18< \x01(\v2\x12.cordon.v1.GoodbyeH\x00R\agoodbyeB\x06\n" +
+	"\agoodbye\x18< \x01(\v2\x12.cordon.v1.GoodbyeH\x00R\agoodbye\x12;\n" +
+	"\fhunt_request\x18( \x01(\v2\x16.cordon.v1.HuntRequestH\x00R\vhuntRequest\x128\n" +
+	"\vhunt_result\x18) \x01(\v2\x15.cordon.v1.HuntResultH\x00R\n" +
+	"huntResultB\x06\n" +
 	"\x04body\"!\n" +
 	"\aGoodbye\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\"5\n" +
@@ -1904,7 +2176,28 @@ const file_cordon_proto_rawDesc = "" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x0e\n" +
 	"\x02ok\x18\x02 \x01(\bR\x02ok\x12\x14\n" +
 	"\x05error\x18\x03 \x01(\tR\x05error\x12\x14\n" +
-	"\x05rules\x18\x04 \x01(\rR\x05rulesB'Z%github.com/cordon-edr/cordon/protocolb\x06proto3"
+	"\x05rules\x18\x04 \x01(\rR\x05rules\"\xcd\x01\n" +
+	"\vHuntRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05query\x18\x02 \x01(\tR\x05query\x12&\n" +
+	"\x0fsince_unix_nano\x18\x03 \x01(\x03R\rsinceUnixNano\x12*\n" +
+	"\x11expires_unix_nano\x18\x04 \x01(\x03R\x0fexpiresUnixNano\x12\x1f\n" +
+	"\vmax_matches\x18\x05 \x01(\rR\n" +
+	"maxMatches\x12#\n" +
+	"\rbudget_millis\x18\x06 \x01(\rR\fbudgetMillis\"h\n" +
+	"\tHuntMatch\x12$\n" +
+	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\x12\x1d\n" +
+	"\n" +
+	"event_json\x18\x03 \x01(\fR\teventJson\"\xc4\x01\n" +
+	"\n" +
+	"HuntResult\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
+	"\x06status\x18\x02 \x01(\tR\x06status\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12.\n" +
+	"\amatches\x18\x04 \x03(\v2\x14.cordon.v1.HuntMatchR\amatches\x12\x18\n" +
+	"\ascanned\x18\x05 \x01(\x04R\ascanned\x12,\n" +
+	"\x12finished_unix_nano\x18\x06 \x01(\x03R\x10finishedUnixNanoB'Z%github.com/cordon-edr/cordon/protocolb\x06proto3"
 
 var (
 	file_cordon_proto_rawDescOnce sync.Once
@@ -1918,7 +2211,7 @@ func file_cordon_proto_rawDescGZIP() []byte {
 	return file_cordon_proto_rawDescData
 }
 
-var file_cordon_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_cordon_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
 var file_cordon_proto_goTypes = []any{
 	(*Frame)(nil),          // 0: cordon.v1.Frame
 	(*Goodbye)(nil),        // 1: cordon.v1.Goodbye
@@ -1941,8 +2234,11 @@ var file_cordon_proto_goTypes = []any{
 	(*RuleSet)(nil),        // 18: cordon.v1.RuleSet
 	(*RuleFile)(nil),       // 19: cordon.v1.RuleFile
 	(*RuleSetResult)(nil),  // 20: cordon.v1.RuleSetResult
-	nil,                    // 21: cordon.v1.Command.ArgsEntry
-	nil,                    // 22: cordon.v1.EnrollRequest.TagsEntry
+	(*HuntRequest)(nil),    // 21: cordon.v1.HuntRequest
+	(*HuntMatch)(nil),      // 22: cordon.v1.HuntMatch
+	(*HuntResult)(nil),     // 23: cordon.v1.HuntResult
+	nil,                    // 24: cordon.v1.Command.ArgsEntry
+	nil,                    // 25: cordon.v1.EnrollRequest.TagsEntry
 }
 var file_cordon_proto_depIdxs = []int32{
 	4,  // 0: cordon.v1.Frame.hello:type_name -> cordon.v1.Hello
@@ -1958,23 +2254,26 @@ var file_cordon_proto_depIdxs = []int32{
 	18, // 10: cordon.v1.Frame.rule_set:type_name -> cordon.v1.RuleSet
 	20, // 11: cordon.v1.Frame.rule_set_result:type_name -> cordon.v1.RuleSetResult
 	1,  // 12: cordon.v1.Frame.goodbye:type_name -> cordon.v1.Goodbye
-	2,  // 13: cordon.v1.Hello.version:type_name -> cordon.v1.Version
-	3,  // 14: cordon.v1.Hello.host:type_name -> cordon.v1.HostFacts
-	2,  // 15: cordon.v1.HelloAck.version:type_name -> cordon.v1.Version
-	8,  // 16: cordon.v1.Heartbeat.sensors:type_name -> cordon.v1.SensorStats
-	7,  // 17: cordon.v1.Heartbeat.self:type_name -> cordon.v1.SelfUsage
-	9,  // 18: cordon.v1.Finding.rule:type_name -> cordon.v1.Rule
-	10, // 19: cordon.v1.FindingBatch.findings:type_name -> cordon.v1.Finding
-	21, // 20: cordon.v1.Command.args:type_name -> cordon.v1.Command.ArgsEntry
-	2,  // 21: cordon.v1.EnrollRequest.version:type_name -> cordon.v1.Version
-	3,  // 22: cordon.v1.EnrollRequest.host:type_name -> cordon.v1.HostFacts
-	22, // 23: cordon.v1.EnrollRequest.tags:type_name -> cordon.v1.EnrollRequest.TagsEntry
-	19, // 24: cordon.v1.RuleSet.files:type_name -> cordon.v1.RuleFile
-	25, // [25:25] is the sub-list for method output_type
-	25, // [25:25] is the sub-list for method input_type
-	25, // [25:25] is the sub-list for extension type_name
-	25, // [25:25] is the sub-list for extension extendee
-	0,  // [0:25] is the sub-list for field type_name
+	21, // 13: cordon.v1.Frame.hunt_request:type_name -> cordon.v1.HuntRequest
+	23, // 14: cordon.v1.Frame.hunt_result:type_name -> cordon.v1.HuntResult
+	2,  // 15: cordon.v1.Hello.version:type_name -> cordon.v1.Version
+	3,  // 16: cordon.v1.Hello.host:type_name -> cordon.v1.HostFacts
+	2,  // 17: cordon.v1.HelloAck.version:type_name -> cordon.v1.Version
+	8,  // 18: cordon.v1.Heartbeat.sensors:type_name -> cordon.v1.SensorStats
+	7,  // 19: cordon.v1.Heartbeat.self:type_name -> cordon.v1.SelfUsage
+	9,  // 20: cordon.v1.Finding.rule:type_name -> cordon.v1.Rule
+	10, // 21: cordon.v1.FindingBatch.findings:type_name -> cordon.v1.Finding
+	24, // 22: cordon.v1.Command.args:type_name -> cordon.v1.Command.ArgsEntry
+	2,  // 23: cordon.v1.EnrollRequest.version:type_name -> cordon.v1.Version
+	3,  // 24: cordon.v1.EnrollRequest.host:type_name -> cordon.v1.HostFacts
+	25, // 25: cordon.v1.EnrollRequest.tags:type_name -> cordon.v1.EnrollRequest.TagsEntry
+	19, // 26: cordon.v1.RuleSet.files:type_name -> cordon.v1.RuleFile
+	22, // 27: cordon.v1.HuntResult.matches:type_name -> cordon.v1.HuntMatch
+	28, // [28:28] is the sub-list for method output_type
+	28, // [28:28] is the sub-list for method input_type
+	28, // [28:28] is the sub-list for extension type_name
+	28, // [28:28] is the sub-list for extension extendee
+	0,  // [0:28] is the sub-list for field type_name
 }
 
 func init() { file_cordon_proto_init() }
@@ -1996,6 +2295,8 @@ func file_cordon_proto_init() {
 		(*Frame_RuleSet)(nil),
 		(*Frame_RuleSetResult)(nil),
 		(*Frame_Goodbye)(nil),
+		(*Frame_HuntRequest)(nil),
+		(*Frame_HuntResult)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2003,7 +2304,7 @@ func file_cordon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cordon_proto_rawDesc), len(file_cordon_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   23,
+			NumMessages:   26,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -20,4 +20,7 @@
 //
 //   - 1.0 (2026-11): hello, heartbeat, finding batches and acks, commands
 //     and results, enrollment.
+//   - 1.0, added (no version change: only a collector that hunts sends a
+//     hunt, and an agent without hunts ignores the frame): hunt requests
+//     down and hunt results up the control stream (Frame fields 40, 41).
 package protocol

@@ -47,6 +47,8 @@ type Status struct {
 	EventsDropped uint64 `json:"events_dropped"`
 	// Self is the agent's own resource use against its budget.
 	Self Self `json:"self"`
+	// History is the local event history; absent when it is off.
+	History *History `json:"history,omitempty"`
 }
 
 // Self is the agent's own CPU and memory use, watched against its budget,
@@ -66,6 +68,21 @@ type Self struct {
 	Shed []string `json:"shed,omitempty"`
 	// Error is why the agent could not read its own usage, if it cannot.
 	Error string `json:"error,omitempty"`
+}
+
+// History is the event history's part of the status.
+type History struct {
+	Events int64 `json:"events"`
+	// Bytes is the logical size held, the figure bounded by MaxBytes;
+	// DiskBytes what the database takes on disk.
+	Bytes     int64     `json:"bytes"`
+	DiskBytes int64     `json:"disk_bytes"`
+	Oldest    time.Time `json:"oldest,omitzero"`
+	Newest    time.Time `json:"newest,omitzero"`
+	// Dropped counts events not written because the writer fell behind.
+	Dropped  uint64 `json:"dropped"`
+	MaxAge   string `json:"max_age"`
+	MaxBytes int64  `json:"max_bytes"`
 }
 
 // Spool is the spool's part of the status.

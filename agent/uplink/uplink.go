@@ -37,12 +37,19 @@ type Executor interface {
 	Execute(ctx context.Context, c *protocol.Command) *protocol.CommandResult
 }
 
+// Hunter answers hunts from the collector.
+type Hunter interface {
+	Hunt(ctx context.Context, req *protocol.HuntRequest) *protocol.HuntResult
+}
+
 // Config holds what a Client needs.
 type Config struct {
 	Collector string      // host:port
 	TLS       *tls.Config // client certificate and the collector's CA
 	Spool     Spool
 	Executor  Executor
+	// Hunter answers hunts; nil answers each hunt as failed.
+	Hunter Hunter
 	// Hello and Heartbeat fill in the agent's current state.
 	Hello     func() *protocol.Hello
 	Heartbeat func() *protocol.Heartbeat
@@ -213,7 +220,9 @@ func (c *Client) session(ctx context.Context) (helloed bool, err error) {
 	g, gctx := errgroup.WithContext(ctx)
 	cmds := make(chan *protocol.Command, 64)
 	sets := make(chan *protocol.RuleSet, 1)
-	g.Go(func() error { return c.readControl(gctx, ctrlR, cmds, sets) })
+	hunts := make(chan *protocol.HuntRequest, 64)
+	g.Go(func() error { return c.readControl(gctx, ctrlR, cmds, sets, hunts) })
+	g.Go(func() error { return c.hunt(gctx, ctrlW, hunts) })
 	g.Go(func() error { return c.execute(gctx, ctrlW, cmds) })
 	g.Go(func() error { return c.applyRules(gctx, ctrlW, sets) })
 	g.Go(func() error { return c.heartbeat(gctx, ctrlW, hb) })
@@ -271,7 +280,7 @@ func classifyDial(err error) error {
 	return err
 }
 
-func (c *Client) readControl(ctx context.Context, r *protocol.FrameReader, cmds chan<- *protocol.Command, sets chan *protocol.RuleSet) error {
+func (c *Client) readControl(ctx context.Context, r *protocol.FrameReader, cmds chan<- *protocol.Command, sets chan *protocol.RuleSet, hunts chan<- *protocol.HuntRequest) error {
 	for {
 		f, err := r.Read()
 		if err != nil {
@@ -294,6 +303,12 @@ func (c *Client) readControl(ctx context.Context, r *protocol.FrameReader, cmds 
 			default:
 			}
 			sets <- b.RuleSet
+		case *protocol.Frame_HuntRequest:
+			select {
+			case hunts <- b.HuntRequest:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		case *protocol.Frame_Error:
 			return fmt.Errorf("collector closed the control stream: %s: %s", b.Error.GetCode(), b.Error.GetMessage())
 		default:
@@ -342,6 +357,34 @@ func (c *Client) applyRules(ctx context.Context, w *protocol.FrameWriter, sets <
 			}
 			if err := w.Write(&protocol.Frame{Body: &protocol.Frame_Heartbeat{Heartbeat: c.cfg.Heartbeat()}}); err != nil {
 				return fmt.Errorf("sending heartbeat: %w", err)
+			}
+		}
+	}
+}
+
+// hunt answers hunts one at a time, apart from commands so that a long
+// hunt never delays a containment command.
+func (c *Client) hunt(ctx context.Context, w *protocol.FrameWriter, hunts <-chan *protocol.HuntRequest) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case req := <-hunts:
+			if exp := req.GetExpiresUnixNano(); exp > 0 && time.Now().UnixNano() >= exp {
+				continue
+			}
+			c.log.Info("hunt received", "hunt", req.GetId(), "query", req.GetQuery())
+			var res *protocol.HuntResult
+			if c.cfg.Hunter == nil {
+				res = &protocol.HuntResult{Id: req.GetId(), Status: "failed", Reason: "this agent does not answer hunts", FinishedUnixNano: time.Now().UnixNano()}
+			} else {
+				res = c.cfg.Hunter.Hunt(ctx, req)
+			}
+			if ctx.Err() != nil {
+				return ctx.Err() // the collector sends the hunt again on the next connection
+			}
+			if err := w.Write(&protocol.Frame{Body: &protocol.Frame_HuntResult{HuntResult: res}}); err != nil {
+				return fmt.Errorf("sending the answer to hunt %s: %w", req.GetId(), err)
 			}
 		}
 	}

@@ -7,10 +7,12 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/cordon-edr/cordon/agent/history"
 	"github.com/cordon-edr/cordon/agent/sensor/fswatch"
 	"github.com/cordon-edr/cordon/agent/uplink"
 	"github.com/cordon-edr/cordon/agent/watchdog"
@@ -72,7 +74,14 @@ type config struct {
 	// ProtectedProcesses are executables (full paths) or process names
 	// that kill and suspend refuse.
 	ProtectedProcesses []string `yaml:"protected_processes"`
-	Detection          struct {
+	// History is the local telemetry history that hunts read.
+	History struct {
+		Enabled bool          `yaml:"enabled"`
+		MaxAge  time.Duration `yaml:"max_age"`
+		// MaxBytes is a number of bytes or a size such as "512MiB".
+		MaxBytes byteSize `yaml:"max_bytes"`
+	} `yaml:"history"`
+	Detection struct {
 		// NoiseWindow reports a rule once per window per process tree,
 		// with a count of the repeats; 0 reports every finding.
 		NoiseWindow time.Duration `yaml:"noise_window"`
@@ -103,6 +112,9 @@ func defaultConfig() config {
 	c.Budget.CPUPercent = 100 * watchdog.DefaultCPU
 	c.Budget.MemoryMiB = watchdog.DefaultRSS >> 20
 	c.Budget.Window = watchdog.DefaultWindow
+	c.History.Enabled = true
+	c.History.MaxAge = history.DefaultMaxAge
+	c.History.MaxBytes = history.DefaultMaxBytes
 	return c
 }
 
@@ -175,6 +187,12 @@ func loadConfig(path string, c *config) error {
 	}
 	if c.Budget.Window < 10*time.Second || c.Budget.Window > time.Hour {
 		return fmt.Errorf("%s: line %d: budget.window: %s is not between 10s and 1h", path, findLine(&root, "budget", "window"), c.Budget.Window)
+	}
+	if c.History.MaxAge <= 0 {
+		return fmt.Errorf("%s: line %d: history.max_age: %s is not positive", path, findLine(&root, "history", "max_age"), c.History.MaxAge)
+	}
+	if c.History.MaxBytes < 1<<20 {
+		return fmt.Errorf("%s: line %d: history.max_bytes: %d is below 1MiB", path, findLine(&root, "history", "max_bytes"), c.History.MaxBytes)
 	}
 	if c.Detection.NoiseWindow < 0 {
 		return fmt.Errorf("%s: line %d: detection.noise_window: %s is negative", path, findLine(&root, "detection", "noise_window"), c.Detection.NoiseWindow)
@@ -253,4 +271,37 @@ func findLine(n *yaml.Node, path ...string) int {
 		n = next
 	}
 	return n.Line
+}
+
+// byteSize is a size in bytes, written as a number or with a unit
+// (KiB, MiB, GiB, KB, MB, GB).
+type byteSize int64
+
+func (b *byteSize) UnmarshalYAML(n *yaml.Node) error {
+	v, err := parseByteSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*b = byteSize(v)
+	return nil
+}
+
+func parseByteSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+	t := strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/mult {
+		return 0, fmt.Errorf("%q is not a size such as 536870912 or 512MiB", s)
+	}
+	return n * mult, nil
 }

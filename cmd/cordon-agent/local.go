@@ -70,6 +70,16 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 		self += "; " + st.Self.Error
 	}
 	fmt.Fprintf(tw, "self\t%s\n", self)
+	if h := st.History; h != nil {
+		oldest := "none"
+		if !h.Oldest.IsZero() {
+			oldest = "oldest " + h.Oldest.Local().Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "history\t%d events, %s of %s (%s on disk), %s, %d dropped, kept %s\n",
+			h.Events, mib(h.Bytes), mib(h.MaxBytes), mib(h.DiskBytes), oldest, h.Dropped, h.MaxAge)
+	} else {
+		fmt.Fprintf(tw, "history\toff\n")
+	}
 	for _, s := range st.Sensors {
 		line := fmt.Sprintf("%s: %d events, %d lost, %d dropped", s.Mode, s.Events, s.Lost, s.Dropped)
 		if s.Reason != "" {
@@ -133,3 +143,5 @@ func describe(ev ecs.Event) string {
 	}
 	return b.String()
 }
+
+func mib(n int64) string { return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20)) }

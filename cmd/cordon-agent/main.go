@@ -198,6 +198,11 @@ func cmdRun(args []string, stderr io.Writer) error {
 			RSS:    cfg.Budget.MemoryMiB << 20,
 			Window: cfg.Budget.Window,
 		},
+		History: agent.HistoryConfig{
+			Disabled: !cfg.History.Enabled,
+			MaxAge:   cfg.History.MaxAge,
+			MaxBytes: int64(cfg.History.MaxBytes),
+		},
 		Version: version,
 		Logger:  log,
 

@@ -34,6 +34,7 @@ import (
 	"github.com/cordon-edr/cordon/collector/export"
 	"github.com/cordon-edr/cordon/collector/gateway"
 	"github.com/cordon-edr/cordon/collector/health"
+	"github.com/cordon-edr/cordon/collector/hunt"
 	"github.com/cordon-edr/cordon/collector/incident"
 	"github.com/cordon-edr/cordon/collector/ingest"
 	"github.com/cordon-edr/cordon/collector/pki"
@@ -220,6 +221,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 		DB: db, Ingest: findings, Agents: reg, Logger: log,
 		Grace: cfg.Health.SilenceGrace, LossThreshold: cfg.Health.SensorLossThreshold,
 	})
+	hunts := hunt.New(hunt.Config{DB: db}, log)
 	gw, err := gateway.New(gateway.Config{
 		Listen:    cfg.Listen,
 		CA:        ca,
@@ -229,6 +231,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 		Commands:  liveCommands{cmds, hub},
 		Rules:     liveRules{ruleSets, reg, hub},
 		Health:    monitor,
+		Hunts:     hunts,
 		Logger:    log,
 		Heartbeat: cfg.Health.Heartbeat,
 	})
@@ -246,7 +249,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 	conns := api.NewConnWatch(log)
 	srv := &http.Server{
 		Handler: api.New(api.Config{
-			Agents: reg, Findings: findings, Incidents: incidents, Commands: cmds, Keys: keys, Rules: ruleSets,
+			Agents: reg, Findings: findings, Incidents: incidents, Commands: cmds, Keys: keys, Rules: ruleSets, Hunts: hunts,
 			Audit: audit.New(audit.Config{DB: db}, log), Events: hub, Console: console.Handler(),
 			CAPEM: ca.PEM(), CAPin: ca.Pin(), BreakGlass: ca.BreakGlassCode, Logger: log, Exports: outbox,
 			Refusals: func() map[string]uint64 {

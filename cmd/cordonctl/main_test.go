@@ -492,7 +492,7 @@ func TestCommands(t *testing.T) {
 			args:   []string{"incident", "delete", "i1"},
 			code:   2,
 			reqs:   []string{},
-			stderr: []string{`cordonctl: incident: unknown subcommand "delete" (want approve, check, comment, report, show, stats, update)`, "cordonctl incident show ID"},
+			stderr: []string{`cordonctl: incident: unknown subcommand "delete" (want add-host, approve, check, comment, hunt, hunt-results, report, show, stats, update)`, "cordonctl incident show ID"},
 		},
 		{
 			name:   "bad API address",

@@ -17,6 +17,7 @@ import (
 	"github.com/cordon-edr/cordon/collector/auth"
 	"github.com/cordon-edr/cordon/collector/command"
 	"github.com/cordon-edr/cordon/collector/events"
+	"github.com/cordon-edr/cordon/collector/hunt"
 	"github.com/cordon-edr/cordon/collector/incident"
 	"github.com/cordon-edr/cordon/collector/ingest"
 	"github.com/cordon-edr/cordon/collector/registry"
@@ -31,8 +32,11 @@ type Config struct {
 	Findings  *ingest.Store
 	Incidents *incident.Engine
 	Commands  *command.Queue
-	Keys      *auth.Keys
-	Audit     *audit.Log
+	// Hunts is the hunt store; optional (the hunt routes answer 404
+	// without it).
+	Hunts *hunt.Store
+	Keys  *auth.Keys
+	Audit *audit.Log
 	// Events receives a change event for every change made through the
 	// API, and feeds GET /api/v1/events/stream; optional.
 	Events *events.Hub
@@ -89,6 +93,9 @@ var auditActions = map[string]string{
 	"POST /api/v1/api-keys/{id}/revoke":  "api_key.revoke",
 	"POST /api/v1/exports/{sink}/replay": "export.replay",
 	"POST /api/v1/rules":                 "rules.push",
+	"POST /api/v1/hunts":                 "hunt.create",
+	"POST /api/v1/incidents/{id}/hunt":   "incident.hunt",
+	"POST /api/v1/incidents/{id}/hosts":  "incident.add_host",
 }
 
 // notAudited lists the routes that use a method other than GET but
@@ -125,6 +132,12 @@ var routes = []route{
 	{"GET /api/v1/incidents/stats", auth.RoleViewer, (*server).incidentStats},
 	{"GET /api/v1/incidents/{id}", auth.RoleViewer, (*server).getIncident},
 	{"PATCH /api/v1/incidents/{id}", auth.RoleResponder, (*server).updateIncident},
+	{"POST /api/v1/incidents/{id}/hunt", auth.RoleResponder, (*server).huntIncident},
+	{"POST /api/v1/incidents/{id}/hosts", auth.RoleResponder, (*server).addIncidentHost},
+
+	{"GET /api/v1/hunts", auth.RoleViewer, (*server).listHunts},
+	{"POST /api/v1/hunts", auth.RoleResponder, (*server).createHunt},
+	{"GET /api/v1/hunts/{id}", auth.RoleViewer, (*server).getHunt},
 
 	{"GET /api/v1/commands", auth.RoleViewer, (*server).listCommands},
 	{"POST /api/v1/commands", auth.RoleResponder, (*server).createCommand},

@@ -76,3 +76,17 @@ type Health interface {
 	// Goodbye is called when the agent announces a clean stop.
 	Goodbye(agentID, reason string)
 }
+
+// Hunts is the collector's hunt store.
+type Hunts interface {
+	// Pending returns the hunts the agent has not answered and that have
+	// not expired, oldest first.
+	Pending(ctx context.Context, agentID string) ([]*protocol.HuntRequest, error)
+	// Delivered records that a hunt was written to the agent's stream.
+	Delivered(ctx context.Context, agentID, huntID string) error
+	// Answered records the agent's answer.
+	Answered(ctx context.Context, agentID string, res *protocol.HuntResult) error
+	// Wait returns a channel that gets a value when a hunt is created for
+	// agentID, and a function to stop waiting.
+	Wait(agentID string) (<-chan struct{}, func())
+}

@@ -38,6 +38,8 @@ type Config struct {
 	Rules Rules
 	// Health, when set, hears of hellos, heartbeats and goodbyes.
 	Health Health
+	// Hunts delivers hunts on the control stream; optional.
+	Hunts  Hunts
 	Logger *slog.Logger
 	// Heartbeat is the interval agents are asked to heartbeat at
 	// (default 15s).
@@ -351,6 +353,9 @@ func (a *agentConn) serveControl(ctx context.Context, st *quic.Stream, fr *proto
 	if a.s.cfg.Rules != nil {
 		g.Go(func() error { return a.sendRules(ctx, w, hello.GetRulesVersion()) })
 	}
+	if a.s.cfg.Hunts != nil {
+		g.Go(func() error { return a.sendHunts(ctx, w) })
+	}
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, errGoodbye) {
 		a.log.Info("control stream ended", "err", err)
 	}
@@ -401,6 +406,14 @@ func (a *agentConn) readControl(ctx context.Context, st *quic.Stream, fr *protoc
 		case *protocol.Frame_CommandResult:
 			if err := a.s.cfg.Commands.Finished(ctx, a.id, b.CommandResult); err != nil {
 				a.log.Warn("recording command result", "command", b.CommandResult.GetId(), "err", err)
+			}
+		case *protocol.Frame_HuntResult:
+			if a.s.cfg.Hunts == nil {
+				a.log.Warn("hunt result without a hunt store", "hunt", b.HuntResult.GetId())
+				continue
+			}
+			if err := a.s.cfg.Hunts.Answered(ctx, a.id, b.HuntResult); err != nil {
+				a.log.Warn("recording hunt result", "hunt", b.HuntResult.GetId(), "err", err)
 			}
 		default:
 			err := fmt.Errorf("unexpected %T on the control stream", b)
@@ -471,6 +484,42 @@ func (a *agentConn) sendRules(ctx context.Context, w *protocol.FrameWriter, runn
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-wake:
+		}
+	}
+}
+
+// sendHunts delivers the hunts the agent has not answered, once per
+// connection: a hunt sent on an earlier connection is sent again, and the
+// agent answering it twice changes nothing.
+func (a *agentConn) sendHunts(ctx context.Context, w *protocol.FrameWriter) error {
+	wake, stop := a.s.cfg.Hunts.Wait(a.id)
+	defer stop()
+	sent := map[string]bool{}
+	t := time.NewTicker(commandRescan)
+	defer t.Stop()
+	for {
+		hunts, err := a.s.cfg.Hunts.Pending(ctx, a.id)
+		if err != nil {
+			return fmt.Errorf("reading pending hunts: %w", err)
+		}
+		for _, h := range hunts {
+			if sent[h.GetId()] {
+				continue
+			}
+			if err := w.Write(&protocol.Frame{Body: &protocol.Frame_HuntRequest{HuntRequest: h}}); err != nil {
+				return fmt.Errorf("sending hunt %s: %w", h.GetId(), err)
+			}
+			sent[h.GetId()] = true
+			if err := a.s.cfg.Hunts.Delivered(ctx, a.id, h.GetId()); err != nil {
+				a.log.Warn("marking hunt delivered", "hunt", h.GetId(), "err", err)
+			}
+			a.log.Info("hunt delivered", "hunt", h.GetId())
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-wake:
+		case <-t.C:
 		}
 	}
 }

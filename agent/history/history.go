@@ -1,0 +1,515 @@
+package history
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/cordon-edr/cordon/protocol/ecs"
+)
+
+// Defaults of Options.
+const (
+	DefaultMaxAge   = 72 * time.Hour
+	DefaultMaxBytes = 512 << 20
+	DefaultQueue    = 8192
+)
+
+const (
+	// flushEvery and flushMax bound how long and how many events wait in
+	// memory before they are written.
+	flushEvery = 250 * time.Millisecond
+	flushMax   = 2000
+	// sweepEvery is how often expired and excess events are deleted.
+	sweepEvery = 30 * time.Second
+	// ttlSlack keeps badger's own expiry behind the sweeper's, so a
+	// running store counts every deletion itself.
+	ttlSlack = 15 * time.Minute
+	// sweepBatch bounds the deletions of one write batch.
+	sweepBatch = 5000
+)
+
+// Key layout: "e/" time(8) seq(4) holds the event's JSON; an index entry
+// "x/" code(1) value 0x00 time(8) seq(4) points at it (empty value).
+var (
+	eventPrefix = []byte("e/")
+	indexPrefix = []byte("x/")
+)
+
+// Indexed fields and their one-byte codes in index keys.
+var indexCodes = map[string]byte{
+	"process.executable": 'x',
+	"file.hash.sha256":   'h',
+	"file.path":          'p',
+	"destination.ip":     'd',
+	"source.ip":          's',
+}
+
+// Options configure a Store. The zero value is valid.
+type Options struct {
+	// MaxAge is how long events are kept; DefaultMaxAge when zero.
+	MaxAge time.Duration
+	// MaxBytes bounds the events and their index entries (as stored
+	// logically, before badger's own overhead); DefaultMaxBytes when zero.
+	MaxBytes int64
+	// Queue is how many events may wait for the writer; DefaultQueue when
+	// zero.
+	Queue int
+	// Now is the clock; time.Now when nil.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Stats is a snapshot of a Store.
+type Stats struct {
+	Events int64 `json:"events"`
+	// Bytes is the logical size of the events and their index entries.
+	Bytes int64 `json:"bytes"`
+	// DiskBytes is what the database takes on disk (LSM and value log).
+	DiskBytes int64     `json:"disk_bytes"`
+	Oldest    time.Time `json:"oldest,omitzero"`
+	Newest    time.Time `json:"newest,omitzero"`
+	// Dropped counts events the writer's queue had no room for, or that
+	// failed to be written.
+	Dropped  uint64        `json:"dropped"`
+	MaxAge   time.Duration `json:"max_age"`
+	MaxBytes int64         `json:"max_bytes"`
+}
+
+// Store is the history. Add is safe for concurrent use; Run owns the
+// writer and sweeper.
+type Store struct {
+	db   *badger.DB
+	opts Options
+	log  *slog.Logger
+	in   chan ecs.Event
+	seq  atomic.Uint32
+
+	dropped atomic.Uint64
+
+	mu     sync.Mutex
+	events int64
+	bytes  int64
+	oldest time.Time
+	newest time.Time
+}
+
+// Open opens (creating it if needed) the history database in dir and
+// counts what it holds. Close releases it.
+func Open(dir string, opts Options) (*Store, error) {
+	if opts.MaxAge <= 0 {
+		opts.MaxAge = DefaultMaxAge
+	}
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = DefaultMaxBytes
+	}
+	if opts.Queue <= 0 {
+		opts.Queue = DefaultQueue
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	// The history is a cache of what the sensors saw: losing the last
+	// moments in a crash is acceptable, so writes are not synced, unlike
+	// the spool's.
+	bopts := badger.DefaultOptions(dir).
+		WithLogger(nil).
+		WithSyncWrites(false).
+		WithMemTableSize(8 << 20).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(8).
+		WithValueLogFileSize(16 << 20).
+		WithBlockCacheSize(8 << 20).
+		WithIndexCacheSize(4 << 20).
+		WithNumCompactors(2).
+		WithCompactL0OnClose(true).
+		WithMetricsEnabled(false)
+	db, err := badger.Open(bopts)
+	if err != nil {
+		return nil, fmt.Errorf("history: opening database %s: %w", dir, err)
+	}
+	s := &Store{db: db, opts: opts, log: opts.Logger, in: make(chan ecs.Event, opts.Queue)}
+	if err := s.count(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the database; call it after Run returned.
+func (s *Store) Close() error { return s.db.Close() }
+
+func (s *Store) count() error {
+	return s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: eventPrefix})
+		defer it.Close()
+		first := true
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			t, ok := keyTime(item.Key())
+			if !ok {
+				continue
+			}
+			if first {
+				s.oldest, first = t, false
+			}
+			s.newest = t
+			s.events++
+			s.bytes += int64(len(item.Key())) + item.ValueSize()
+		}
+		xit := txn.NewIterator(badger.IteratorOptions{Prefix: indexPrefix})
+		defer xit.Close()
+		for xit.Rewind(); xit.Valid(); xit.Next() {
+			s.bytes += int64(len(xit.Item().Key()))
+		}
+		return nil
+	})
+}
+
+// Add queues ev for the history without waiting: when the queue is full
+// the event is dropped and counted. It reports whether ev was queued.
+func (s *Store) Add(ev ecs.Event) bool {
+	select {
+	case s.in <- ev:
+		return true
+	default:
+		if s.dropped.Add(1) == 1 {
+			s.log.Warn("history events dropped: the writer falls behind")
+		}
+		return false
+	}
+}
+
+// Stats returns the store's counters.
+func (s *Store) Stats() Stats {
+	lsm, vlog := s.db.Size()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Stats{
+		Events: s.events, Bytes: s.bytes, DiskBytes: lsm + vlog,
+		Oldest: s.oldest, Newest: s.newest, Dropped: s.dropped.Load(),
+		MaxAge: s.opts.MaxAge, MaxBytes: s.opts.MaxBytes,
+	}
+}
+
+// Run writes queued events and sweeps expired ones until ctx ends, then
+// writes what is still queued.
+func (s *Store) Run(ctx context.Context) error {
+	flush := time.NewTicker(flushEvery)
+	defer flush.Stop()
+	sweep := time.NewTicker(sweepEvery)
+	defer sweep.Stop()
+	gc := time.NewTicker(10 * time.Minute)
+	defer gc.Stop()
+	var pending []ecs.Event
+	write := func() {
+		if len(pending) == 0 {
+			return
+		}
+		if err := s.write(pending); err != nil {
+			s.dropped.Add(uint64(len(pending)))
+			s.log.Warn("writing history", "events", len(pending), "err", err)
+		}
+		pending = pending[:0]
+		if s.over() {
+			s.sweepNow()
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			for {
+				select {
+				case ev := <-s.in:
+					pending = append(pending, ev)
+					continue
+				default:
+				}
+				break
+			}
+			write()
+			return nil
+		case ev := <-s.in:
+			pending = append(pending, ev)
+			if len(pending) >= flushMax {
+				write()
+			}
+		case <-flush.C:
+			write()
+		case <-sweep.C:
+			write()
+			s.sweepNow()
+		case <-gc.C:
+			for s.db.RunValueLogGC(0.5) == nil {
+			}
+		}
+	}
+}
+
+func (s *Store) over() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bytes > s.opts.MaxBytes
+}
+
+func (s *Store) sweepNow() {
+	n, err := s.Sweep()
+	if err != nil {
+		s.log.Warn("sweeping history", "err", err)
+	} else if n > 0 {
+		s.log.Debug("history swept", "deleted", n)
+	}
+}
+
+// Flush writes the queued events at once (for tests and benchmarks).
+func (s *Store) Flush() error {
+	var evs []ecs.Event
+	for {
+		select {
+		case ev := <-s.in:
+			evs = append(evs, ev)
+			continue
+		default:
+		}
+		break
+	}
+	return s.write(evs)
+}
+
+func eventKey(t time.Time, seq uint32) []byte {
+	k := make([]byte, 0, len(eventPrefix)+12)
+	k = append(k, eventPrefix...)
+	k = binary.BigEndian.AppendUint64(k, uint64(t.UnixNano()))
+	return binary.BigEndian.AppendUint32(k, seq)
+}
+
+func keyTime(k []byte) (time.Time, bool) {
+	if len(k) < len(eventPrefix)+12 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(k[len(eventPrefix):]))).UTC(), true
+}
+
+// indexValue normalizes a value for an index key: addresses lose their
+// IPv4-in-IPv6 mapping so both spellings find the same entries.
+func indexValue(field, v string) string {
+	if field == "destination.ip" || field == "source.ip" {
+		if a, err := netip.ParseAddr(v); err == nil {
+			return a.Unmap().String()
+		}
+	}
+	return v
+}
+
+func indexKeyPrefix(field, value string) []byte {
+	code := indexCodes[field]
+	k := make([]byte, 0, len(indexPrefix)+len(value)+14)
+	k = append(k, indexPrefix...)
+	k = append(k, code)
+	k = append(k, indexValue(field, value)...)
+	return append(k, 0)
+}
+
+// indexKeys returns the index entries of an event stored under ek.
+func indexKeys(ev *ecs.Event, ek []byte) [][]byte {
+	var out [][]byte
+	add := func(field, v string) {
+		if v == "" || len(v) > 4096 || bytes.IndexByte([]byte(v), 0) >= 0 {
+			return
+		}
+		out = append(out, append(indexKeyPrefix(field, v), ek[len(eventPrefix):]...))
+	}
+	if p := ev.Process; p != nil {
+		add("process.executable", p.Executable)
+	}
+	if f := ev.File; f != nil {
+		add("file.path", f.Path)
+		if f.Hash != nil {
+			add("file.hash.sha256", f.Hash.SHA256)
+		}
+	}
+	if e := ev.Destination; e != nil {
+		add("destination.ip", e.IP)
+	}
+	if e := ev.Source; e != nil {
+		add("source.ip", e.IP)
+	}
+	return out
+}
+
+func (s *Store) write(evs []ecs.Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	ttl := s.opts.MaxAge + ttlSlack
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	var (
+		n, size        int64
+		oldest, newest time.Time
+	)
+	for i := range evs {
+		ev := &evs[i]
+		if ev.Timestamp.IsZero() {
+			ev.Timestamp = s.opts.Now()
+		}
+		val, err := json.Marshal(ev)
+		if err != nil {
+			s.dropped.Add(1)
+			continue
+		}
+		ek := eventKey(ev.Timestamp, s.seq.Add(1))
+		if err := wb.SetEntry(badger.NewEntry(ek, val).WithTTL(ttl)); err != nil {
+			return fmt.Errorf("writing event: %w", err)
+		}
+		size += int64(len(ek) + len(val))
+		for _, xk := range indexKeys(ev, ek) {
+			if err := wb.SetEntry(badger.NewEntry(xk, nil).WithTTL(ttl)); err != nil {
+				return fmt.Errorf("writing index entry: %w", err)
+			}
+			size += int64(len(xk))
+		}
+		n++
+		t := ev.Timestamp.UTC()
+		if oldest.IsZero() || t.Before(oldest) {
+			oldest = t
+		}
+		if t.After(newest) {
+			newest = t
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("committing events: %w", err)
+	}
+	s.mu.Lock()
+	s.events += n
+	s.bytes += size
+	if s.oldest.IsZero() || oldest.Before(s.oldest) {
+		s.oldest = oldest
+	}
+	if newest.After(s.newest) {
+		s.newest = newest
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// Sweep deletes the events older than the age bound, then the oldest
+// events while the store is over its size bound, and returns how many it
+// deleted.
+func (s *Store) Sweep() (int, error) {
+	cutoff := s.opts.Now().Add(-s.opts.MaxAge)
+	total := 0
+	for {
+		n, more, err := s.sweepBatch(cutoff)
+		total += n
+		if err != nil || !more {
+			return total, err
+		}
+	}
+}
+
+// sweepBatch deletes up to sweepBatch events; more reports whether it
+// stopped at that bound with work left.
+func (s *Store) sweepBatch(cutoff time.Time) (n int, more bool, err error) {
+	type victim struct {
+		key  []byte
+		keys [][]byte
+		size int64
+	}
+	var victims []victim
+	s.mu.Lock()
+	excess := s.bytes - s.opts.MaxBytes
+	s.mu.Unlock()
+	var next time.Time
+	err = s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: eventPrefix, PrefetchValues: false})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			t, ok := keyTime(item.Key())
+			if !ok {
+				continue
+			}
+			if !t.Before(cutoff) && excess <= 0 {
+				next = t
+				return nil
+			}
+			if len(victims) == sweepBatch {
+				more = true
+				return nil
+			}
+			v := victim{key: item.KeyCopy(nil)}
+			err := item.Value(func(val []byte) error {
+				var ev ecs.Event
+				if json.Unmarshal(val, &ev) == nil {
+					v.keys = indexKeys(&ev, v.key)
+				}
+				v.size = int64(len(v.key) + len(val))
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			for _, k := range v.keys {
+				v.size += int64(len(k))
+			}
+			excess -= v.size
+			victims = append(victims, v)
+		}
+		return nil
+	})
+	if err != nil || len(victims) == 0 {
+		if err == nil {
+			s.mu.Lock()
+			if s.events == 0 {
+				s.oldest, s.newest = time.Time{}, time.Time{}
+			}
+			s.mu.Unlock()
+		}
+		return 0, false, err
+	}
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	var size int64
+	for _, v := range victims {
+		if err := wb.Delete(v.key); err != nil {
+			return 0, false, fmt.Errorf("deleting event: %w", err)
+		}
+		for _, k := range v.keys {
+			if err := wb.Delete(k); err != nil {
+				return 0, false, fmt.Errorf("deleting index entry: %w", err)
+			}
+		}
+		size += v.size
+	}
+	if err := wb.Flush(); err != nil {
+		return 0, false, fmt.Errorf("committing deletions: %w", err)
+	}
+	s.mu.Lock()
+	s.events -= int64(len(victims))
+	s.bytes -= size
+	if s.events <= 0 {
+		s.events, s.bytes = 0, max(s.bytes, 0)
+		s.oldest, s.newest = time.Time{}, time.Time{}
+	} else if !next.IsZero() {
+		s.oldest = next
+	} else if t, ok := keyTime(victims[len(victims)-1].key); ok {
+		s.oldest = t
+	}
+	s.mu.Unlock()
+	return len(victims), more, nil
+}

@@ -1,0 +1,195 @@
+package history
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cordon-edr/cordon/protocol/ecs"
+	"github.com/cordon-edr/cordon/protocol/query"
+)
+
+var t0 = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+
+func openTest(t testing.TB, opts Options) *Store {
+	t.Helper()
+	s, err := Open(t.TempDir(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func procEvent(i int, exe string) ecs.Event {
+	return ecs.Event{
+		Timestamp: t0.Add(time.Duration(i) * time.Second),
+		Event:     ecs.Meta{Category: "process", Type: "start"},
+		Process:   &ecs.Process{PID: 1000 + i, Executable: exe, Name: exe[len(exe)-3:], CommandLine: fmt.Sprintf("%s --n %d", exe, i)},
+	}
+}
+
+func search(t *testing.T, s *Store, q string, since time.Time) ([]ecs.Event, SearchStats) {
+	t.Helper()
+	qq, err := query.Parse(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []ecs.Event
+	st, err := s.Search(context.Background(), qq, since, func(ev ecs.Event) bool { out = append(out, ev); return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out, st
+}
+
+func TestSearchIndexAndScan(t *testing.T) {
+	s := openTest(t, Options{Now: func() time.Time { return t0.Add(time.Hour) }})
+	for i := range 100 {
+		exe := "/usr/bin/cat"
+		if i%10 == 0 {
+			exe = "/tmp/xmrig"
+		}
+		s.Add(procEvent(i, exe))
+	}
+	s.Add(ecs.Event{Timestamp: t0.Add(50 * time.Second), Event: ecs.Meta{Category: "network", Type: "connection"},
+		Destination: &ecs.Endpoint{IP: "::ffff:203.0.113.7", Port: 443}})
+	s.Add(ecs.Event{Timestamp: t0.Add(51 * time.Second), Event: ecs.Meta{Category: "file", Type: "creation"},
+		File: &ecs.File{Path: "/srv/a/marker", Hash: &ecs.Hash{SHA256: "abc"}}})
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Events != 102 || st.Bytes <= 0 || !st.Oldest.Equal(t0) {
+		t.Fatalf("stats = %+v", st)
+	}
+
+	got, st := search(t, s, `process.executable == "/tmp/xmrig"`, time.Time{})
+	if len(got) != 10 || st.Index != "process.executable" || st.Scanned != 10 {
+		t.Fatalf("indexed search: %d events, %+v", len(got), st)
+	}
+	if !slices.IsSortedFunc(got, func(a, b ecs.Event) int { return a.Timestamp.Compare(b.Timestamp) }) {
+		t.Error("events not in time order")
+	}
+	got, _ = search(t, s, `process.executable == "/tmp/xmrig"`, t0.Add(45*time.Second))
+	if len(got) != 5 || !got[0].Timestamp.Equal(t0.Add(50*time.Second)) {
+		t.Fatalf("since: %d events, first %v", len(got), got[0].Timestamp)
+	}
+	got, st = search(t, s, `process.command_line endswith "--n 7" or process.command_line contains "--n 7"`, time.Time{})
+	if len(got) != 11 || st.Index != "" || st.Scanned != 102 { // 7 and 70 to 79
+		t.Fatalf("scan: %d events, %+v", len(got), st)
+	}
+	got, st = search(t, s, `destination.ip == 203.0.113.7`, time.Time{})
+	if len(got) != 1 || st.Index != "destination.ip" {
+		t.Fatalf("address index: %d events, %+v", len(got), st)
+	}
+	got, st = search(t, s, `file.hash.sha256 == "abc" and file.path startswith "/srv/"`, time.Time{})
+	if len(got) != 1 || st.Index != "file.hash.sha256" {
+		t.Fatalf("hash index: %d events, %+v", len(got), st)
+	}
+}
+
+func TestSearchStopsAtBudget(t *testing.T) {
+	s := openTest(t, Options{})
+	for i := range 50 {
+		s.Add(procEvent(i, "/usr/bin/cat"))
+	}
+	s.Flush()
+	q, _ := query.Parse(`process.name == "cat"`)
+	n := 0
+	if _, err := s.Search(context.Background(), q, time.Time{}, func(ecs.Event) bool { n++; return n < 5 }); err != nil || n != 5 {
+		t.Fatalf("stopped after %d events, err %v", n, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := s.Search(ctx, q, time.Time{}, func(ecs.Event) bool { return true }); err == nil {
+		t.Fatal("a cancelled search returned no error")
+	}
+}
+
+func TestSweepByAgeAndSize(t *testing.T) {
+	now := t0.Add(100 * time.Second)
+	s := openTest(t, Options{MaxAge: 60 * time.Second, Now: func() time.Time { return now }})
+	for i := range 100 {
+		s.Add(procEvent(i, "/usr/bin/cat"))
+	}
+	s.Flush()
+	n, err := s.Sweep()
+	if err != nil || n != 40 {
+		t.Fatalf("age sweep deleted %d, err %v", n, err)
+	}
+	st := s.Stats()
+	if st.Events != 60 || !st.Oldest.Equal(t0.Add(40*time.Second)) {
+		t.Fatalf("after the age sweep: %+v", st)
+	}
+	// Index entries go with their events.
+	got, _ := search(t, s, `process.executable == "/usr/bin/cat"`, time.Time{})
+	if len(got) != 60 {
+		t.Fatalf("index still finds %d events", len(got))
+	}
+
+	// Size: allow about half of what is held; the oldest go first.
+	s.opts.MaxBytes = st.Bytes / 2
+	if _, err := s.Sweep(); err != nil {
+		t.Fatal(err)
+	}
+	st2 := s.Stats()
+	if st2.Bytes > s.opts.MaxBytes || st2.Events < 25 || st2.Events > 31 || !st2.Newest.Equal(t0.Add(99*time.Second)) {
+		t.Fatalf("after the size sweep: %+v (bound %d)", st2, s.opts.MaxBytes)
+	}
+	got, _ = search(t, s, `process.name == "cat"`, time.Time{})
+	if int64(len(got)) != st2.Events || !got[0].Timestamp.Equal(st2.Oldest) {
+		t.Fatalf("search sees %d events from %v, stats %+v", len(got), got[0].Timestamp, st2)
+	}
+}
+
+func TestReopenCounts(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		s.Add(procEvent(i, "/usr/bin/cat"))
+	}
+	s.Flush()
+	want := s.Stats()
+	s.Close()
+	s, err = Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	got := s.Stats()
+	if got.Events != want.Events || got.Bytes != want.Bytes || !got.Oldest.Equal(want.Oldest) {
+		t.Fatalf("reopened: %+v, want %+v", got, want)
+	}
+}
+
+func TestAddNeverBlocks(t *testing.T) {
+	s := openTest(t, Options{Queue: 4})
+	for i := range 10 {
+		s.Add(procEvent(i, "/usr/bin/cat"))
+	}
+	if st := s.Stats(); st.Dropped != 6 {
+		t.Fatalf("dropped %d, want 6", st.Dropped)
+	}
+}
+
+func TestRunWritesAndStops(t *testing.T) {
+	s := openTest(t, Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	for i := range 10 {
+		s.Add(procEvent(i, "/usr/bin/cat"))
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Events != 10 {
+		t.Fatalf("held %d events after Run stopped", st.Events)
+	}
+}

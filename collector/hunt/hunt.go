@@ -1,0 +1,486 @@
+package hunt
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/google/uuid"
+
+	"github.com/cordon-edr/cordon/collector/store"
+	"github.com/cordon-edr/cordon/protocol"
+	"github.com/cordon-edr/cordon/protocol/query"
+)
+
+// Per-agent statuses.
+const (
+	StatusPending  = "pending"
+	StatusAnswered = "answered"
+	StatusPartial  = "partial"
+	StatusFailed   = "failed"
+	// StatusExpired is an agent that did not answer before the hunt
+	// expired.
+	StatusExpired = "expired"
+)
+
+// Hunt statuses.
+const (
+	HuntRunning = "running"
+	HuntDone    = "done"
+	HuntExpired = "expired"
+)
+
+// Limits and defaults of a Request.
+const (
+	DefaultSince      = 24 * time.Hour
+	DefaultTTL        = 24 * time.Hour
+	MaxTTL            = 7 * 24 * time.Hour
+	DefaultMaxMatches = 1000
+	MaxMatches        = 10000
+	DefaultBudget     = 30 * time.Second
+	MaxBudget         = 10 * time.Minute
+)
+
+// Match is one event an agent found.
+type Match struct {
+	Time   time.Time       `json:"time"`
+	Source string          `json:"source"`
+	Event  json.RawMessage `json:"event"`
+}
+
+// Agent is one agent's part of a hunt.
+type Agent struct {
+	AgentID     string    `json:"agent_id"`
+	Hostname    string    `json:"hostname,omitempty"`
+	Status      string    `json:"status"`
+	Reason      string    `json:"reason,omitempty"`
+	Scanned     uint64    `json:"scanned"`
+	Matches     []Match   `json:"matches"`
+	DeliveredAt time.Time `json:"delivered_at,omitzero"`
+	AnsweredAt  time.Time `json:"answered_at,omitzero"`
+}
+
+// Counts sum up a hunt's agents.
+type Counts struct {
+	Agents   int `json:"agents"`
+	Pending  int `json:"pending"`
+	Answered int `json:"answered"`
+	Partial  int `json:"partial"`
+	Failed   int `json:"failed"`
+	Expired  int `json:"expired"`
+	// Matched counts the agents with at least one match; Matches the
+	// matches of all agents.
+	Matched int `json:"matched"`
+	Matches int `json:"matches"`
+}
+
+// Hunt is a hunt as the REST API shows it; Agents is filled by Get.
+type Hunt struct {
+	ID         string    `json:"id"`
+	Query      string    `json:"query"`
+	Selector   string    `json:"selector"`
+	Since      time.Time `json:"since"`
+	MaxMatches int       `json:"max_matches"`
+	// Budget is the time each agent may spend, e.g. "30s".
+	Budget     string    `json:"budget"`
+	IncidentID string    `json:"incident_id,omitempty"`
+	CreatedBy  string    `json:"created_by"`
+	CreatedAt  time.Time `json:"created_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	Status     string    `json:"status"`
+	Counts     Counts    `json:"counts"`
+	Agents     []*Agent  `json:"agents,omitempty"`
+}
+
+// Request asks for a hunt.
+type Request struct {
+	Query    string
+	Selector Selector
+	// Since is how far back the agents look in their history;
+	// DefaultSince when zero.
+	Since      time.Duration
+	TTL        time.Duration
+	MaxMatches int
+	Budget     time.Duration
+	IncidentID string
+	CreatedBy  string
+}
+
+// Target is an agent a hunt goes to.
+type Target struct {
+	ID       string
+	Hostname string
+}
+
+// Validate checks a request, parsing its query.
+func (r *Request) Validate() error {
+	if r.Query == "" {
+		return store.Invalid("query", "missing")
+	}
+	if _, err := query.Parse(r.Query); err != nil {
+		var qe *query.Error
+		if errors.As(err, &qe) {
+			return store.Invalid("query", "position %d: %s", qe.Pos, qe.Msg)
+		}
+		return store.Invalid("query", "%v", err)
+	}
+	switch {
+	case r.Since < 0:
+		return store.Invalid("since", "must be positive")
+	case r.TTL < 0 || r.TTL > MaxTTL:
+		return store.Invalid("ttl", "must be positive and at most %s", MaxTTL)
+	case r.MaxMatches < 0 || r.MaxMatches > MaxMatches:
+		return store.Invalid("max_matches", "must be between 1 and %d", MaxMatches)
+	case r.Budget < 0 || r.Budget > MaxBudget:
+		return store.Invalid("budget", "must be positive and at most %s", MaxBudget)
+	}
+	return nil
+}
+
+// Config configures a Store.
+type Config struct {
+	DB *badger.DB
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// OnChange, when set, is called with a hunt's id after an agent's
+	// answer is stored.
+	OnChange func(huntID string)
+}
+
+// Store keeps hunts and hands them to the gateway.
+type Store struct {
+	db       *badger.DB
+	now      func() time.Time
+	log      *slog.Logger
+	onChange func(string)
+
+	mu      sync.Mutex
+	waiters map[string]map[chan struct{}]struct{}
+}
+
+// New returns a Store over cfg.DB.
+func New(cfg Config, log *slog.Logger) *Store {
+	s := &Store{db: cfg.DB, now: cfg.Now, log: log, onChange: cfg.OnChange, waiters: map[string]map[chan struct{}]struct{}{}}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s
+}
+
+func huntKey(id string) []byte             { return store.Key("hunt", id) }
+func agentKey(huntID, agent string) []byte { return store.Key("hunt-agent", huntID, agent) }
+func agentsPrefix(huntID string) []byte    { return store.Prefix("hunt-agent", huntID) }
+func openPrefix(agent string) []byte       { return store.Prefix("hunt-open", agent) }
+func openKey(agent, huntID string) []byte {
+	return append(openPrefix(agent), huntID...)
+}
+
+// effective returns h with its status as of now.
+func (h *Hunt) effective(now time.Time) *Hunt {
+	c := &h.Counts
+	if !now.Before(h.ExpiresAt) && c.Pending > 0 {
+		c.Expired += c.Pending
+		c.Pending = 0
+	}
+	switch {
+	case c.Pending > 0:
+		h.Status = HuntRunning
+	case c.Expired > 0:
+		h.Status = HuntExpired
+	default:
+		h.Status = HuntDone
+	}
+	for _, a := range h.Agents {
+		if a.Status == StatusPending && !now.Before(h.ExpiresAt) {
+			a.Status = StatusExpired
+		}
+	}
+	return h
+}
+
+// Create stores a hunt for targets and wakes their connections.
+func (s *Store) Create(ctx context.Context, req Request, targets []Target) (*Hunt, error) {
+	if err := req.Validate(); err != nil {
+		return nil, err
+	}
+	if len(targets) == 0 {
+		return nil, store.Invalid("agents", "%s selects no agent", req.Selector.describe())
+	}
+	if req.Since == 0 {
+		req.Since = DefaultSince
+	}
+	if req.TTL == 0 {
+		req.TTL = DefaultTTL
+	}
+	if req.MaxMatches == 0 {
+		req.MaxMatches = DefaultMaxMatches
+	}
+	if req.Budget == 0 {
+		req.Budget = DefaultBudget
+	}
+	u, err := uuid.NewV7()
+	if err != nil {
+		return nil, fmt.Errorf("minting a hunt id: %w", err)
+	}
+	now := s.now().UTC()
+	h := &Hunt{
+		ID: u.String(), Query: req.Query, Selector: req.Selector.String(), Since: now.Add(-req.Since),
+		MaxMatches: req.MaxMatches, Budget: req.Budget.String(), IncidentID: req.IncidentID,
+		CreatedBy: req.CreatedBy, CreatedAt: now, ExpiresAt: now.Add(req.TTL),
+		Counts: Counts{Agents: len(targets), Pending: len(targets)},
+	}
+	err = store.Update(ctx, s.db, func(txn *badger.Txn) error {
+		if err := store.Put(txn, huntKey(h.ID), h); err != nil {
+			return err
+		}
+		for _, t := range targets {
+			a := &Agent{AgentID: t.ID, Hostname: t.Hostname, Status: StatusPending, Matches: []Match{}}
+			if err := store.Put(txn, agentKey(h.ID, t.ID), a); err != nil {
+				return err
+			}
+			if err := txn.Set(openKey(t.ID, h.ID), []byte(h.ID)); err != nil {
+				return fmt.Errorf("indexing hunt for agent %s: %w", t.ID, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("storing hunt: %w", err)
+	}
+	s.log.Info("hunt created", "hunt", h.ID, "agents", len(targets), "by", h.CreatedBy, "query", h.Query)
+	for _, t := range targets {
+		s.wake(t.ID)
+	}
+	return h.effective(now), nil
+}
+
+// Get returns a hunt with every agent's part.
+func (s *Store) Get(ctx context.Context, id string) (*Hunt, error) {
+	var h Hunt
+	err := s.db.View(func(txn *badger.Txn) error {
+		if err := store.Get(txn, huntKey(id), &h); err != nil {
+			return err
+		}
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: agentsPrefix(id), PrefetchValues: true})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var a Agent
+			if err := it.Item().Value(func(v []byte) error { return store.Decode(v, &a) }); err != nil {
+				return err
+			}
+			h.Agents = append(h.Agents, &a)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("hunt %s: %w", id, err)
+	}
+	sort.Slice(h.Agents, func(i, j int) bool {
+		if (len(h.Agents[i].Matches) > 0) != (len(h.Agents[j].Matches) > 0) {
+			return len(h.Agents[i].Matches) > 0
+		}
+		return h.Agents[i].AgentID < h.Agents[j].AgentID
+	})
+	return h.effective(s.now()), nil
+}
+
+// List returns hunts newest first, without their agents' parts.
+func (s *Store) List(ctx context.Context, p store.Page) ([]*Hunt, string, error) {
+	now := s.now()
+	var (
+		items []*Hunt
+		next  string
+	)
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		items, next, err = store.Newest(txn, store.Prefix("hunt"), p, func(_, val []byte) (*Hunt, bool, error) {
+			var h Hunt
+			if err := store.Decode(val, &h); err != nil {
+				return nil, false, err
+			}
+			return h.effective(now), true, nil
+		})
+		return err
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("listing hunts: %w", err)
+	}
+	return items, next, nil
+}
+
+// Pending implements the gateway's Hunts: the hunts the agent has not
+// answered, oldest first. Hunts found expired are closed for the agent.
+func (s *Store) Pending(ctx context.Context, agentID string) ([]*protocol.HuntRequest, error) {
+	now := s.now()
+	var out []*protocol.HuntRequest
+	err := store.Update(ctx, s.db, func(txn *badger.Txn) error {
+		out = out[:0]
+		var expired []string
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: openPrefix(agentID), PrefetchValues: true})
+		for it.Rewind(); it.Valid(); it.Next() {
+			id, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				it.Close()
+				return err
+			}
+			var h Hunt
+			if err := store.Get(txn, huntKey(string(id)), &h); err != nil {
+				it.Close()
+				return fmt.Errorf("hunt %s: %w", id, err)
+			}
+			if !now.Before(h.ExpiresAt) {
+				expired = append(expired, h.ID)
+				continue
+			}
+			budget, _ := time.ParseDuration(h.Budget)
+			out = append(out, &protocol.HuntRequest{
+				Id: h.ID, Query: h.Query, SinceUnixNano: h.Since.UnixNano(), ExpiresUnixNano: h.ExpiresAt.UnixNano(),
+				MaxMatches: uint32(h.MaxMatches), BudgetMillis: uint32(budget.Milliseconds()),
+			})
+		}
+		it.Close()
+		for _, id := range expired {
+			if err := txn.Delete(openKey(agentID, id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("pending hunts of agent %s: %w", agentID, err)
+	}
+	return out, nil
+}
+
+// Delivered implements the gateway's Hunts: it records when the hunt was
+// first written to the agent's control stream.
+func (s *Store) Delivered(ctx context.Context, agentID, huntID string) error {
+	now := s.now().UTC()
+	return store.Update(ctx, s.db, func(txn *badger.Txn) error {
+		var a Agent
+		if err := store.Get(txn, agentKey(huntID, agentID), &a); err != nil {
+			return err
+		}
+		if !a.DeliveredAt.IsZero() {
+			return nil
+		}
+		a.DeliveredAt = now
+		return store.Put(txn, agentKey(huntID, agentID), &a)
+	})
+}
+
+// Answered implements the gateway's Hunts: it stores the agent's answer.
+// An answer to an unknown hunt, or a repeated one, is logged and dropped;
+// an answer that arrives after the hunt expired is still recorded.
+func (s *Store) Answered(ctx context.Context, agentID string, res *protocol.HuntResult) error {
+	now := s.now().UTC()
+	huntID := res.GetId()
+	var stored bool
+	err := store.Update(ctx, s.db, func(txn *badger.Txn) error {
+		stored = false
+		var h Hunt
+		if err := store.Get(txn, huntKey(huntID), &h); err != nil {
+			return err
+		}
+		var a Agent
+		if err := store.Get(txn, agentKey(huntID, agentID), &a); err != nil {
+			return err
+		}
+		if a.Status != StatusPending {
+			return nil
+		}
+		a.Status, a.Reason, a.Scanned = res.GetStatus(), res.GetReason(), res.GetScanned()
+		switch a.Status {
+		case StatusAnswered, StatusPartial, StatusFailed:
+		default:
+			a.Status, a.Reason = StatusFailed, fmt.Sprintf("the agent answered with status %q", res.GetStatus())
+		}
+		a.AnsweredAt = now
+		if t := res.GetFinishedUnixNano(); t > 0 {
+			a.AnsweredAt = time.Unix(0, t).UTC()
+		}
+		a.Matches = a.Matches[:0]
+		for _, m := range res.GetMatches() {
+			if len(a.Matches) >= h.MaxMatches {
+				break
+			}
+			ev := json.RawMessage(m.GetEventJson())
+			if !json.Valid(ev) {
+				continue
+			}
+			a.Matches = append(a.Matches, Match{Time: time.Unix(0, m.GetTimeUnixNano()).UTC(), Source: m.GetSource(), Event: ev})
+		}
+		if err := store.Put(txn, agentKey(huntID, agentID), &a); err != nil {
+			return err
+		}
+		if err := txn.Delete(openKey(agentID, huntID)); err != nil {
+			return err
+		}
+		c := &h.Counts
+		c.Pending--
+		switch a.Status {
+		case StatusAnswered:
+			c.Answered++
+		case StatusPartial:
+			c.Partial++
+		default:
+			c.Failed++
+		}
+		if len(a.Matches) > 0 {
+			c.Matched++
+			c.Matches += len(a.Matches)
+		}
+		stored = true
+		return store.Put(txn, huntKey(huntID), &h)
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		s.log.Warn("answer to an unknown hunt", "agent", agentID, "hunt", huntID)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("recording the answer of agent %s to hunt %s: %w", agentID, huntID, err)
+	}
+	if stored {
+		s.log.Info("hunt answered", "hunt", huntID, "agent", agentID, "status", res.GetStatus(), "matches", len(res.GetMatches()))
+		if s.onChange != nil {
+			s.onChange(huntID)
+		}
+	}
+	return nil
+}
+
+// Wait implements the gateway's Hunts.
+func (s *Store) Wait(agentID string) (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	s.mu.Lock()
+	if s.waiters[agentID] == nil {
+		s.waiters[agentID] = map[chan struct{}]struct{}{}
+	}
+	s.waiters[agentID][ch] = struct{}{}
+	s.mu.Unlock()
+	return ch, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		delete(s.waiters[agentID], ch)
+		if len(s.waiters[agentID]) == 0 {
+			delete(s.waiters, agentID)
+		}
+	}
+}
+
+func (s *Store) wake(agentID string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for ch := range s.waiters[agentID] {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
