@@ -11,6 +11,7 @@ import (
 	"github.com/cordon-edr/cordon/actions/isolation"
 	"github.com/cordon-edr/cordon/agent/localapi"
 	"github.com/cordon-edr/cordon/agent/spool"
+	"github.com/cordon-edr/cordon/agent/watchdog"
 	"github.com/cordon-edr/cordon/detectors"
 	"github.com/cordon-edr/cordon/protocol"
 	"github.com/cordon-edr/cordon/protocol/ecs"
@@ -53,7 +54,8 @@ func testAgent(t *testing.T, stateDir string) *Agent {
 		t.Fatal(err)
 	}
 	a := &Agent{log: log, spool: q, engine: detectors.NewEngine(), rules: rs, swaps: make(chan batchSwap),
-		drills: newDrillMarks(), hub: localapi.NewHub(10), isolator: isolation.New(stateDir, log)}
+		drills: newDrillMarks(), hub: localapi.NewHub(10), isolator: isolation.New(stateDir, log),
+		dog: watchdog.New(watchdog.Options{Logger: log})}
 	a.sigma = a.engine.AddBatch(rs.initial().Batch())
 	return a
 }
