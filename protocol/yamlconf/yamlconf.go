@@ -87,9 +87,19 @@ func (d *Doc) Errorf(key, format string, args ...any) error {
 	return &Error{File: d.File, Line: d.Line(key), Key: key, Err: fmt.Errorf(format, args...)}
 }
 
-// Wrap returns err as an *Error for key, at its line.
+// Wrap returns err as an *Error for key, at its line; an error that
+// starts with "line N: " (from a parser of the key's subtree) gives its
+// own line.
 func (d *Doc) Wrap(key string, err error) error {
-	return &Error{File: d.File, Line: d.Line(key), Key: key, Err: err}
+	line := d.Line(key)
+	if rest, ok := strings.CutPrefix(err.Error(), "line "); ok {
+		if num, tail, ok := strings.Cut(rest, ": "); ok {
+			if l, perr := strconv.Atoi(num); perr == nil && l > 0 {
+				line, err = l, errors.New(tail)
+			}
+		}
+	}
+	return &Error{File: d.File, Line: line, Key: key, Err: err}
 }
 
 // parent drops the last element of a key path.
