@@ -1,12 +1,21 @@
-# Cordon: make build | test | demo | bench | fuzz | package | generate | check
+# Cordon: make build | test | demo | bench | fuzz | package | release | reproducible | generate | check
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
-BINARIES := cordon-agent cordon-collector cordonctl
+COMMIT   ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+# The build date is the commit's time (or SOURCE_DATE_EPOCH when set), so
+# the same sources give the same bytes.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+DATE     := $(shell date -u -d @$(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ 2>/dev/null || date -u -r $(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ)
+BUILDINFO := github.com/cordon-edr/cordon/cmd/internal/buildinfo
+LDFLAGS  := -s -w -buildid= -X $(BUILDINFO).Version=$(VERSION) -X $(BUILDINFO).Commit=$(COMMIT) -X $(BUILDINFO).Date=$(DATE)
+BINARIES := cordon-agent cordon-collector cordonctl cordon-loadgen
+# make release: every platform a release ships for.
+PLATFORMS := linux/amd64 linux/arm64 windows/amd64 darwin/amd64 darwin/arm64
 FUZZTIME ?= 20s
 
-.PHONY: all build test demo bench fuzz package generate check clean
+export SOURCE_DATE_EPOCH
+
+.PHONY: all build test demo bench fuzz package release reproducible generate check clean
 
 all: build
 
