@@ -1,18 +1,31 @@
-# Cordon: make build | test | demo | bench | fuzz | package | generate | check
+# Cordon: make build | test | demo | bench | fuzz | package | release | reproducible | generate | check
 GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-COMMIT   ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
-LDFLAGS  := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
-BINARIES := cordon-agent cordon-collector cordonctl
+COMMIT   ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+# The build date is the commit's time (or SOURCE_DATE_EPOCH when set), so
+# the same sources give the same bytes.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+DATE     := $(shell date -u -d @$(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ 2>/dev/null || date -u -r $(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ)
+BUILDINFO := github.com/cordon-edr/cordon/cmd/internal/buildinfo
+LDFLAGS  := -s -w -buildid= -X $(BUILDINFO).Version=$(VERSION) -X $(BUILDINFO).Commit=$(COMMIT) -X $(BUILDINFO).Date=$(DATE)
+BINARIES := cordon-agent cordon-collector cordonctl cordon-loadgen
+# make release: the binaries and platforms a release ships.
+RELEASE_BINARIES := cordon-agent cordon-collector cordonctl
+PLATFORMS := linux/amd64 linux/arm64 windows/amd64 darwin/amd64 darwin/arm64
+# Stamped by -ldflags, so the go tool's own VCS stamp would only make a
+# build from a checkout differ from one from a source archive.
+BUILDFLAGS := -trimpath -buildvcs=false
 FUZZTIME ?= 20s
 
-.PHONY: all build test demo bench fuzz package generate check clean
+export SOURCE_DATE_EPOCH
+
+.PHONY: all build test demo bench fuzz package release reproducible cross generate check clean
 
 all: build
 
 build:
 	@mkdir -p bin
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./cmd/,$(BINARIES))
+	$(GO) build $(BUILDFLAGS) -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./cmd/,$(BINARIES))
 
 # The end-to-end tests start the binaries from bin/, so test builds first.
 test: build
@@ -42,14 +55,49 @@ generate:
 	$(GO) install google.golang.org/protobuf/cmd/protoc-gen-go
 	cd protocol && PATH="$$($(GO) env GOPATH)/bin:$$PATH" protoc --go_out=. --go_opt=paths=source_relative cordon.proto
 
-# Tarballs of the binaries for this platform in dist/.
-package: build
-	@mkdir -p dist
-	tar -czf dist/cordon-$(VERSION)-$$($(GO) env GOOS)-$$($(GO) env GOARCH).tar.gz bin/ README.md docs/
+# dist/OS-ARCH/: static, stamped binaries for every platform, and
+# dist/SHA256SUMS.
+release:
+	@set -e; for p in $(PLATFORMS); do os=$${p%/*}; arch=$${p#*/}; \
+	  echo "== $$os/$$arch"; \
+	  CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build $(BUILDFLAGS) -ldflags '$(LDFLAGS)' \
+	    -o dist/$$os-$$arch/ $(addprefix ./cmd/,$(RELEASE_BINARIES)); \
+	done
+	cd dist && find . -path './*-*/cordon*' -type f | LC_ALL=C sort | xargs sha256sum > SHA256SUMS
 
-check: test
-	GOOS=windows $(GO) build ./...
-	GOOS=darwin $(GO) build ./...
+# dist/: .deb and .rpm of the agent and the collector for linux amd64 and
+# arm64 (nfpm, see packaging/), and a tarball for every other platform.
+package: release
+	@set -e; for p in $(filter linux/%,$(PLATFORMS)); do arch=$${p#*/}; \
+	  $(GO) run ./packaging/cmd/mkpkg --bin dist/linux-$$arch --arch $$arch \
+	    --version $(VERSION) --commit $(COMMIT) --date $(SOURCE_DATE_EPOCH) --out dist; \
+	done
+	@set -e; for p in $(filter-out linux/%,$(PLATFORMS)); do os=$${p%/*}; arch=$${p#*/}; \
+	  tar --sort=name --mtime=@$(SOURCE_DATE_EPOCH) --owner=0 --group=0 --numeric-owner \
+	    -cf - -C dist/$$os-$$arch . -C $(CURDIR) README.md docs packaging/etc | gzip -n > dist/cordon-$(VERSION)-$$os-$$arch.tar.gz; \
+	  echo dist/cordon-$(VERSION)-$$os-$$arch.tar.gz; \
+	done
+
+# Builds the release twice, the second time from an archive of HEAD in
+# another folder with an empty build cache, and compares every byte.
+reproducible:
+	@test -z "$$(git status --porcelain)" || { echo "reproducible: commit first, the check builds HEAD"; exit 1; }
+	rm -rf dist && $(MAKE) --no-print-directory release PLATFORMS=linux/amd64
+	@set -e; tmp=$$(mktemp -d); trap 'chmod -R u+w $$tmp; rm -rf $$tmp' EXIT; \
+	  git archive HEAD | tar -x -C $$tmp; \
+	  GOCACHE=$$tmp/.cache $(MAKE) --no-print-directory -C $$tmp release PLATFORMS=linux/amd64 \
+	    VERSION=$(VERSION) COMMIT=$(COMMIT) SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH); \
+	  diff dist/SHA256SUMS $$tmp/dist/SHA256SUMS && echo "reproducible: identical" && cat dist/SHA256SUMS
+
+check: test cross
+
+# Compiles every package for the release platforms other than this one
+# (compiling, not linking); CI narrows CROSS to one per OS.
+CROSS ?= $(filter-out linux/amd64,$(PLATFORMS))
+cross:
+	@set -e; for p in $(CROSS); do \
+	  echo "== $$p"; CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build ./...; \
+	done
 
 clean:
 	rm -rf bin dist

@@ -2,13 +2,18 @@
 // processes, detects threats locally, keeps findings in a durable spool
 // and streams them to the collector over QUIC with mutual TLS.
 //
-//	cordon-agent enroll --collector HOST:PORT --token TOKEN --ca-pin PIN [--state DIR] [--tag k=v]...
+//	cordon-agent enroll [--config FILE] [--collector HOST:PORT --token TOKEN --ca-pin PIN] [--state DIR] [--tag k=v]...
 //	cordon-agent run [--config FILE] [--state DIR]
+//	cordon-agent config check [--config FILE]
+//	cordon-agent service install|uninstall|start|stop|status [--config FILE]
 //	cordon-agent status [--state DIR] [--json]
 //	cordon-agent events [--state DIR] [--json] [--follow]
 //	cordon-agent rules check PATH... [--json]
 //	cordon-agent release --break-glass CODE [--state DIR]
-//	cordon-agent version
+//	cordon-agent version | --version
+//
+// The configuration is /etc/cordon/agent.yaml when it exists; see
+// docs/configuration.md.
 package main
 
 import (
@@ -21,21 +26,19 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 
 	"github.com/cordon-edr/cordon/agent"
+	"github.com/cordon-edr/cordon/agent/config"
 	"github.com/cordon-edr/cordon/agent/identity"
+	"github.com/cordon-edr/cordon/cmd/internal/buildinfo"
 )
 
-// Stamped by the build.
-var (
-	version = "dev"
-	commit  = "unknown"
-)
+const defaultState = config.DefaultState
 
-const defaultState = "/var/lib/cordon-agent"
+// version is the agent's version, reported to the collector.
+var version = buildinfo.Get().Version
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -50,7 +53,9 @@ commands:
   events   the running agent's normalized events (root only)
   rules    check rule files: rules check PATH... [--json]
   release  lift this host's isolation locally with its break-glass code
-  version  print the version
+  config   check the configuration: config check [--config FILE]
+  service  install|uninstall|start|stop|status the agent's OS service
+  version  print the version, commit and build date
 
 Run 'cordon-agent COMMAND -h' for a command's flags.
 `
@@ -74,8 +79,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = cmdRules(args[1:], stdout, stderr)
 	case "release":
 		err = cmdRelease(args[1:], stdout, stderr)
+	case "config":
+		err = cmdConfig(args[1:], stdout, stderr)
+	case "service":
+		err = cmdService(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
-		fmt.Fprintf(stdout, "cordon-agent %s (commit %s, %s/%s)\n", version, commit, runtime.GOOS, runtime.GOARCH)
+		fmt.Fprintln(stdout, buildinfo.String("cordon-agent"))
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
@@ -131,24 +140,48 @@ func parse(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// loadConfig reads the configuration named by --config, else the default
+// file when it exists, then the environment.
+func loadConfig(flagPath string) (config.Config, error) {
+	return config.Load(config.Resolve(flagPath), os.Getenv)
+}
+
 func cmdEnroll(args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("enroll", stderr)
-	collector := fs.String("collector", os.Getenv("CORDON_COLLECTOR"), "collector address `HOST:PORT` (env CORDON_COLLECTOR)")
-	token := fs.String("token", os.Getenv("CORDON_ENROLL_TOKEN"), "enrollment `TOKEN` (env CORDON_ENROLL_TOKEN)")
-	pin := fs.String("ca-pin", os.Getenv("CORDON_CA_PIN"), "collector CA `PIN`, sha256:<hex> (env CORDON_CA_PIN)")
-	state := fs.String("state", defaultState, "state `DIR`")
+	configPath := fs.String("config", "", "configuration `FILE` (default "+config.DefaultPath+" when it exists)")
+	collector := fs.String("collector", "", "collector address `HOST:PORT` (default: the configuration's collector, env "+config.EnvCollector+")")
+	token := fs.String("token", "", "enrollment `TOKEN` (default: enroll.token, env "+config.EnvToken+")")
+	pin := fs.String("ca-pin", "", "collector CA `PIN`, sha256:<hex> (default: enroll.ca_pin, env "+config.EnvCAPin+")")
+	state := fs.String("state", "", "state `DIR` (default: the configuration's state, "+defaultState+")")
 	force := fs.Bool("force", false, "enroll again over an existing enrollment")
 	t := tags{}
-	fs.Var(t, "tag", "agent tag `k=v` (repeatable), e.g. criticality=high")
+	fs.Var(t, "tag", "agent tag `k=v` (repeatable), e.g. criticality=high; added to enroll.tags and env "+config.EnvTags)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	opts := identity.Options{
+		Collector: cfg.Collector, Token: cfg.Enroll.Token, CAPin: cfg.Enroll.CAPin, StateDir: cfg.State,
+		Tags: map[string]string{}, Force: *force,
+	}
+	for k, v := range cfg.Enroll.Tags {
+		opts.Tags[k] = v
+	}
+	for k, v := range t {
+		opts.Tags[k] = v
+	}
+	for _, f := range []struct{ flag, to *string }{{collector, &opts.Collector}, {token, &opts.Token}, {pin, &opts.CAPin}, {state, &opts.StateDir}} {
+		if *f.flag != "" {
+			*f.to = *f.flag
+		}
+	}
+	opts.Host = identity.HostFacts(version)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	id, err := identity.Enroll(ctx, identity.Options{
-		Collector: *collector, Token: *token, CAPin: *pin, StateDir: *state,
-		Tags: t, Host: identity.HostFacts(version), Force: *force,
-	})
+	id, err := identity.Enroll(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("enroll: %w", err)
 	}
@@ -156,31 +189,40 @@ func cmdEnroll(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// cmdConfig is "config check": it prints ok and where the configuration
+// came from, or the first mistake with its file, line and key.
+func cmdConfig(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "check" {
+		return usageError{fmt.Errorf("config: want config check [--config FILE]")}
+	}
+	fs := newFlags("config check", stderr)
+	configPath := fs.String("config", "", "configuration `FILE` (default "+config.DefaultPath+" when it exists)")
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "ok: %s\n", cfg.Source)
+	return nil
+}
+
 func cmdRun(args []string, stderr io.Writer) error {
 	fs := newFlags("run", stderr)
-	configPath := fs.String("config", "", "configuration `FILE` (YAML)")
+	configPath := fs.String("config", "", "configuration `FILE` (default "+config.DefaultPath+" when it exists)")
 	state := fs.String("state", "", "state `DIR` (default "+defaultState+")")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cfg := defaultConfig()
-	if *configPath != "" {
-		if err := loadConfig(*configPath, &cfg); err != nil {
-			return err
-		}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return err
 	}
 	if *state != "" {
 		cfg.State = *state
 	}
 	log, err := newLogger(stderr, cfg.LogLevel)
-	if err != nil {
-		return err
-	}
-	exceptions, err := cfg.exceptions(*configPath)
-	if err != nil {
-		return err
-	}
-	iso, err := isolationConfig(&cfg)
 	if err != nil {
 		return err
 	}
@@ -191,7 +233,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 		Collector:   cfg.Collector,
 		FilePaths:   cfg.Sensors.File.Paths,
 		NoFiles:     !cfg.Sensors.File.Enabled,
-		FileHashMax: cfg.fileHashMax(),
+		FileHashMax: cfg.FileHashMax(),
 		NoNetwork:   !cfg.Sensors.Network.Enabled,
 		Budget: agent.Budget{
 			CPU:    cfg.Budget.CPUPercent / 100,
@@ -206,11 +248,11 @@ func cmdRun(args []string, stderr io.Writer) error {
 		Version: version,
 		Logger:  log,
 
-		OwnFiles:      ownFiles(*configPath),
+		OwnFiles:      ownFiles(config.Resolve(*configPath)),
 		RestartWindow: cfg.Uplink.RestartWindow,
 		NoiseWindow:   cfg.Detection.NoiseWindow,
-		Exceptions:    exceptions,
-		Isolation:     iso,
+		Exceptions:    cfg.Exceptions(),
+		Isolation:     cfg.IsolationAllowances(),
 
 		ProtectedProcesses: cfg.ProtectedProcesses,
 	})
@@ -218,13 +260,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 		return fmt.Errorf("run: %w", err)
 	}
 	defer a.Close()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := a.Run(ctx); err != nil {
-		return fmt.Errorf("run: %w", err)
-	}
-	log.Info("agent stopped")
-	return nil
+	return runService(log, a.Run)
 }
 
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {

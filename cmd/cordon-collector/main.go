@@ -4,7 +4,12 @@
 // the REST API.
 //
 //	cordon-collector run [--config FILE] [--data DIR] [--listen UDP_ADDR] [--api ADDR]
-//	cordon-collector version
+//	cordon-collector config check [--config FILE]
+//	cordon-collector service install|uninstall|start|stop|status [--config FILE]
+//	cordon-collector version | --version
+//
+// The configuration is /etc/cordon/collector.yaml when it exists; see
+// docs/configuration.md.
 package main
 
 import (
@@ -17,18 +22,19 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"runtime"
-	"syscall"
+	"slices"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/cordon-edr/cordon/cmd/internal/buildinfo"
 	"github.com/cordon-edr/cordon/collector/api"
 	"github.com/cordon-edr/cordon/collector/audit"
 	"github.com/cordon-edr/cordon/collector/auth"
 	"github.com/cordon-edr/cordon/collector/command"
+	"github.com/cordon-edr/cordon/collector/config"
 	"github.com/cordon-edr/cordon/collector/console"
 	"github.com/cordon-edr/cordon/collector/events"
 	"github.com/cordon-edr/cordon/collector/export"
@@ -42,19 +48,18 @@ import (
 	"github.com/cordon-edr/cordon/collector/registry"
 	"github.com/cordon-edr/cordon/collector/ruleset"
 	"github.com/cordon-edr/cordon/collector/store"
+	"github.com/cordon-edr/cordon/packaging/service"
 )
 
-// Stamped by the build.
-var (
-	version = "dev"
-	commit  = "unknown"
-)
+var version = buildinfo.Get().Version
 
 const usage = `usage: cordon-collector COMMAND [flags]
 
 commands:
   run      run the collector in the foreground
-  version  print the version
+  config   check the configuration: config check [--config FILE]
+  service  install|uninstall|start|stop|status the collector's OS service
+  version  print the version, commit and build date
 
 Run 'cordon-collector COMMAND -h' for a command's flags.
 `
@@ -72,8 +77,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run":
 		err = cmdRun(args[1:], stdout, stderr)
+	case "config":
+		err = cmdConfig(args[1:], stdout, stderr)
+	case "service":
+		err = cmdService(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
-		fmt.Fprintf(stdout, "cordon-collector %s (commit %s, %s/%s)\n", version, commit, runtime.GOOS, runtime.GOARCH)
+		fmt.Fprintln(stdout, buildinfo.String("cordon-collector"))
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 	default:
@@ -94,13 +103,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 type usageError struct{ error }
 
-func cmdRun(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("cordon-collector run", flag.ContinueOnError)
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("cordon-collector "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configPath := fs.String("config", "", "configuration `FILE` (YAML)")
-	data := fs.String("data", "", "data `DIR` (default ./cordon-data)")
-	listen := fs.String("listen", "", "UDP `ADDR` agents connect to (default :7443)")
-	apiAddr := fs.String("api", "", "`ADDR` of the REST API (default 127.0.0.1:7480)")
+	return fs
+}
+
+func parse(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -108,13 +117,79 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		return usageError{err}
 	}
 	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("run: unexpected argument %q", fs.Arg(0))}
+		return usageError{fmt.Errorf("%s: unexpected argument %q", fs.Name(), fs.Arg(0))}
 	}
-	cfg := defaultConfig()
-	if *configPath != "" {
-		if err := loadConfig(*configPath, &cfg); err != nil {
+	return nil
+}
+
+const configUsage = "configuration `FILE` (default " + config.DefaultPath + " when it exists)"
+
+// loadConfig reads the configuration named by --config, else the default
+// file when it exists, then the environment.
+func loadConfig(flagPath string) (config.Config, error) {
+	return config.Load(config.Resolve(flagPath), os.Getenv)
+}
+
+// cmdConfig is "config check": it prints ok and where the configuration
+// came from, or the first mistake with its file, line and key.
+func cmdConfig(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "check" {
+		return usageError{fmt.Errorf("config: want config check [--config FILE]")}
+	}
+	fs := newFlags("config check", stderr)
+	configPath := fs.String("config", "", configUsage)
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "ok: %s\n", cfg.Source)
+	return nil
+}
+
+// cmdService installs, removes, starts, stops or reports the collector's
+// OS service.
+func cmdService(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || !slices.Contains(service.Actions, args[0]) {
+		return usageError{fmt.Errorf("service: want one of %s", strings.Join(service.Actions, ", "))}
+	}
+	action := args[0]
+	fs := newFlags("service "+action, stderr)
+	configPath := fs.String("config", "", "configuration `FILE` the service runs with (install; default "+config.DefaultPath+" when it exists)")
+	if err := parse(fs, args[1:]); err != nil {
+		return err
+	}
+	if action == "install" {
+		if _, err := loadConfig(*configPath); err != nil {
 			return err
 		}
+	}
+	runArgs, err := service.Args(*configPath)
+	if err != nil {
+		return err
+	}
+	msg, err := service.Control(service.Collector, action, runArgs)
+	if err != nil {
+		return fmt.Errorf("service %s: %w", action, err)
+	}
+	fmt.Fprintln(stdout, msg)
+	return nil
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("run", stderr)
+	configPath := fs.String("config", "", configUsage)
+	data := fs.String("data", "", "data `DIR` (default ./cordon-data)")
+	listen := fs.String("listen", "", "UDP `ADDR` agents connect to (default :7443)")
+	apiAddr := fs.String("api", "", "`ADDR` of the REST API (default 127.0.0.1:7480)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*configPath)
+	if err != nil {
+		return err
 	}
 	if *data != "" {
 		cfg.Data = *data
@@ -130,35 +205,15 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("log_level %q: want debug, info, warn or error", cfg.LogLevel)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lvl}))
-	if err := checkAPIAddr(cfg.API.Listen, cfg.API.TLSCert != ""); err != nil {
-		return err
+	if err := config.CheckAPIListen(cfg.API.Listen, cfg.API.TLSCert != ""); err != nil {
+		return fmt.Errorf("api listen address: %w", err)
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return serve(ctx, cfg, stdout, log)
+	return service.Run(service.Collector, log, func(ctx context.Context) error {
+		return serve(ctx, cfg, stdout, log)
+	})
 }
 
-// checkAPIAddr refuses to serve bearer tokens in clear text beyond
-// loopback.
-func checkAPIAddr(addr string, tls bool) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("api listen address %q: %w", addr, err)
-	}
-	if tls {
-		return nil
-	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-		return nil
-	}
-	return fmt.Errorf("api listen address %q is not loopback: set api.tls_cert and api.tls_key in the configuration to serve the API beyond this machine", addr)
-}
-
-func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) error {
+func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.Logger) error {
 	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
 		return fmt.Errorf("creating data folder: %w", err)
 	}
@@ -179,10 +234,7 @@ func serve(ctx context.Context, cfg config, stdout io.Writer, log *slog.Logger) 
 		return fmt.Errorf("opening the findings log: %w", err)
 	}
 	hub := &events.Hub{}
-	targets, err := cfg.Incidents.targets()
-	if err != nil {
-		return err
-	}
+	targets := cfg.Targets()
 	playbooks, err := playbook.Load(cfg.Incidents.Playbooks, incident.Types())
 	if err != nil {
 		return fmt.Errorf("loading playbooks: %w", err)

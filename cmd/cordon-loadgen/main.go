@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/cordon-edr/cordon/agent/uplink"
+	"github.com/cordon-edr/cordon/cmd/internal/buildinfo"
 )
 
 func main() {
@@ -36,6 +37,10 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 1 && (args[0] == "--version" || args[0] == "-version" || args[0] == "version") {
+		fmt.Fprintln(stdout, buildinfo.String("cordon-loadgen"))
+		return 0
+	}
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -19,9 +19,10 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"time"
+
+	"github.com/cordon-edr/cordon/cmd/internal/buildinfo"
 )
 
 // Exit codes, documented in the help output.
@@ -37,9 +38,6 @@ const (
 	defaultPoll    = 500 * time.Millisecond
 	requestTimeout = 30 * time.Second
 )
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = ""
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr))
@@ -206,19 +204,11 @@ exit codes:
 
 func setupVersion(fs *flag.FlagSet) func(*invocation) error {
 	return func(inv *invocation) error {
-		fmt.Fprintf(inv.stdout, "cordonctl %s\n", buildVersion())
+		fmt.Fprintln(inv.stdout, buildinfo.String("cordonctl"))
 		return nil
 	}
 }
 
 // buildVersion is the version stamped at link time, else the module
 // version recorded by the go tool, else "dev".
-func buildVersion() string {
-	if version != "" {
-		return version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-		return bi.Main.Version
-	}
-	return "dev"
-}
+func buildVersion() string { return buildinfo.Get().Version }

@@ -1,8 +1,6 @@
-package main
+package config
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,12 +24,7 @@ func TestConfigHistory(t *testing.T) {
 		{"history:\n  size: 1\n", 0, 0, false, "size"},
 	}
 	for _, tt := range tests {
-		p := filepath.Join(t.TempDir(), "agent.yml")
-		if err := os.WriteFile(p, []byte(tt.yaml), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		c := defaultConfig()
-		err := loadConfig(p, &c)
+		c, err := Parse("agent.yml", []byte(tt.yaml))
 		if tt.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tt.err) {
 				t.Errorf("%q: error %v, want one containing %q", tt.yaml, err, tt.err)
