@@ -124,8 +124,14 @@ func TestWebhookRetryAndOrder(t *testing.T) {
 	if fmt.Sprint(seq) != fmt.Sprint(want) {
 		t.Errorf("delivered in order\n%v\nwant\n%v", seq, want)
 	}
-	st := status(t, o, "soc")
-	if st.Queued != 0 || st.Dead != 0 || st.DeliveredTotal != 8 || st.FailedTotal != 7 {
+	// The receiver has the last event before the outbox records it as
+	// delivered: wait for the record.
+	var st SinkStatus
+	waitFor(t, 10*time.Second, "the outbox to record the last delivery", func() bool {
+		st = status(t, o, "soc")
+		return st.Queued == 0
+	})
+	if st.Dead != 0 || st.DeliveredTotal != 8 || st.FailedTotal != 7 {
 		t.Errorf("status %+v, want 8 delivered after 7 failures, nothing queued", st)
 	}
 	rc.mu.Lock()
@@ -164,7 +170,8 @@ func TestDeadLetterAndReplay(t *testing.T) {
 	if got := rc.accepted()[1]["type_uid"]; got != float64(200501) {
 		t.Errorf("replayed event type_uid %v, want 200501 (incident opened)", got)
 	}
-	if st := status(t, o, "soc"); st.Dead != 0 || st.Queued != 0 {
+	waitFor(t, 5*time.Second, "the outbox to record the replayed delivery", func() bool { return status(t, o, "soc").Queued == 0 })
+	if st := status(t, o, "soc"); st.Dead != 0 {
 		t.Errorf("after replay: %+v", st)
 	}
 	if _, err := o.Replay(context.Background(), "nope"); err == nil {

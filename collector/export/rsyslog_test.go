@@ -221,7 +221,8 @@ func TestRsyslog(t *testing.T) {
 					t.Errorf("summary came through as %q", doc["message"])
 				}
 			}
-			if st := status(t, o, "siem"); st.DeliveredTotal != 3 || st.Queued != 0 {
+			waitFor(t, 10*time.Second, "the outbox to record the deliveries", func() bool { return status(t, o, "siem").Queued == 0 })
+			if st := status(t, o, "siem"); st.DeliveredTotal != 3 {
 				t.Errorf("status %+v", st)
 			}
 		})
