@@ -5,13 +5,10 @@
 package config
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -160,29 +157,14 @@ func Default() Config {
 
 // Resolve returns the file to read: flag when given, else DefaultPath
 // when it exists, else "" (the built-in defaults).
-func Resolve(flag string) string {
-	if flag != "" {
-		return flag
-	}
-	if _, err := os.Stat(DefaultPath); err == nil {
-		return DefaultPath
-	}
-	return ""
-}
+func Resolve(flag string) string { return yamlconf.Resolve(flag, DefaultPath) }
 
 // Load reads path ("" for none) over the defaults, then the environment
 // through getenv (nil for none), and checks the result.
 func Load(path string, getenv func(string) string) (Config, error) {
-	var data []byte
-	if path != "" {
-		var err error
-		data, err = os.ReadFile(path)
-		if errors.Is(err, fs.ErrNotExist) {
-			return Config{}, fmt.Errorf("configuration file %s does not exist", path)
-		}
-		if err != nil {
-			return Config{}, fmt.Errorf("reading configuration: %w", err)
-		}
+	data, err := yamlconf.ReadFile(path)
+	if err != nil {
+		return Config{}, err
 	}
 	return parse(path, data, getenv)
 }

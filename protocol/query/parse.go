@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/cordon-edr/cordon/protocol/ecs"
+
+	"github.com/cordon-edr/cordon/protocol/suggest"
 )
 
 // Limits of a query.
@@ -329,7 +331,7 @@ func (p *parser) compare() (Node, error) {
 		return nil, &Error{Pos: ft.pos, Msg: fmt.Sprintf("expected a field name, found %s", ft)}
 	}
 	if _, ok := fields[ft.text]; !ok {
-		return nil, &Error{Pos: ft.pos, Msg: fmt.Sprintf("unknown field %q%s", ft.text, suggest(ft.text))}
+		return nil, &Error{Pos: ft.pos, Msg: fmt.Sprintf("unknown field %q%s", ft.text, suggestField(ft.text))}
 	}
 	ot := p.next()
 	var op Op
@@ -377,42 +379,17 @@ func (p *parser) compare() (Node, error) {
 	return c, nil
 }
 
-// suggest names a known field close to an unknown one.
-func suggest(name string) string {
-	best, bestD := "", 4
+// suggestField names a known field close to an unknown one.
+func suggestField(name string) string {
+	known := make([]string, 0, len(fields))
 	for f := range fields {
-		if d := distance(name, f); d < bestD || d == bestD && best != "" && f < best {
-			best, bestD = f, d
-		}
+		known = append(known, f)
 	}
+	best := suggest.Closest(name, known, 3)
 	if best == "" {
 		return " (see the list of fields in docs/hunting.md)"
 	}
 	return fmt.Sprintf(" (did you mean %q?)", best)
-}
-
-// distance is the Levenshtein distance, bounded to short names.
-func distance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 99
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 type matcher func(ev *ecs.Event) bool

@@ -16,6 +16,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"reflect"
 	"slices"
 	"strconv"
@@ -23,6 +25,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/cordon-edr/cordon/protocol/suggest"
 )
 
 // Error is a refused configuration value.
@@ -232,7 +236,7 @@ func (d *Doc) decode(key string, n *yaml.Node, v reflect.Value, depth int) error
 			seen[name] = k.Line
 			idx, ok := fields[name]
 			if !ok {
-				return &Error{File: d.File, Line: k.Line, Key: sub, Err: fmt.Errorf("unknown key%s", suggest(name, fields))}
+				return &Error{File: d.File, Line: k.Line, Key: sub, Err: fmt.Errorf("unknown key%s", suggestKey(name, fields))}
 			}
 			if err := d.decode(sub, val, v.FieldByIndex(idx), depth+1); err != nil {
 				return err
@@ -400,45 +404,42 @@ func structFields(t reflect.Type) map[string][]int {
 	return out
 }
 
-// suggest names the closest known key, or lists them when few.
-func suggest(name string, fields map[string][]int) string {
+// suggestKey names the closest known key, or lists them when few.
+func suggestKey(name string, fields map[string][]int) string {
 	known := make([]string, 0, len(fields))
 	for k := range fields {
 		known = append(known, k)
 	}
 	slices.Sort(known)
-	best, bestDist := "", 3
-	for _, k := range known {
-		if dist := distance(name, k); dist < bestDist {
-			best, bestDist = k, dist
-		}
-	}
-	if best != "" {
+	if best := suggest.Closest(name, known, 2); best != "" {
 		return fmt.Sprintf("; did you mean %q?", best)
 	}
 	return "; known keys: " + strings.Join(known, ", ")
 }
 
-// distance is the Levenshtein distance of short keys.
-func distance(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 64
+// Resolve returns the configuration file to read: flag when given, else
+// defaultPath when it exists, else "" (the built-in defaults).
+func Resolve(flag, defaultPath string) string {
+	if flag != "" {
+		return flag
 	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
+	if _, err := os.Stat(defaultPath); err == nil {
+		return defaultPath
 	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
+	return ""
+}
+
+// ReadFile reads a configuration file; "" reads nothing.
+func ReadFile(path string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
 	}
-	return prev[len(b)]
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("configuration file %s does not exist", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading configuration: %w", err)
+	}
+	return data, nil
 }
