@@ -1,0 +1,201 @@
+package ioc
+
+import (
+	"fmt"
+	"net/netip"
+	"path"
+	"strings"
+
+	"github.com/cordon-edr/cordon/detectors"
+	"github.com/cordon-edr/cordon/protocol/ecs"
+)
+
+// RuleID is the rule of every indicator finding.
+const RuleID = "cordon-ioc"
+
+// Rule describes the findings of a Matcher.
+var Rule = detectors.Rule{
+	ID:       RuleID,
+	Name:     "Known indicator of compromise",
+	Version:  "1",
+	Author:   "Cordon",
+	License:  "Apache-2.0",
+	Severity: DefaultSeverity,
+}
+
+var severityRank = map[string]int{"low": 1, "medium": 2, "high": 3, "critical": 4}
+
+// Hit is one indicator matching one field of an event.
+type Hit struct {
+	Indicator Indicator
+	// Field is the event field that matched, e.g. "file.hash.sha256".
+	Field string
+	// Seen is the field's value.
+	Seen string
+}
+
+func (h Hit) String() string {
+	s := fmt.Sprintf("%s %s", h.Indicator.Type, h.Indicator.Value)
+	if h.Indicator.Type == TypeCIDR || h.Seen != h.Indicator.Value {
+		s += fmt.Sprintf(" (%s %s)", h.Field, h.Seen)
+	} else {
+		s += fmt.Sprintf(" (%s)", h.Field)
+	}
+	if h.Indicator.Note != "" {
+		s += fmt.Sprintf(" %q", h.Indicator.Note)
+	}
+	return s
+}
+
+// Matcher matches events against an indicator set. Its lookups are map
+// reads and a walk of the CIDRs; it keeps no state, so one Matcher may
+// serve several goroutines.
+type Matcher struct {
+	version string
+	exact   map[string]Indicator // by Key()
+	cidrs   []cidr
+	count   int
+}
+
+type cidr struct {
+	prefix netip.Prefix
+	ind    Indicator
+}
+
+// NewMatcher checks and normalizes inds (as they come from the wire) and
+// returns a Matcher over them, or an error naming the first bad one.
+func NewMatcher(version string, inds []Indicator) (*Matcher, error) {
+	m := &Matcher{version: version, exact: make(map[string]Indicator, len(inds))}
+	for i, ind := range inds {
+		n, err := Normalize(ind)
+		if err != nil {
+			return nil, fmt.Errorf("indicator %d: %w", i+1, err)
+		}
+		if n.Type == TypeCIDR {
+			m.cidrs = append(m.cidrs, cidr{prefix: netip.MustParsePrefix(n.Value), ind: n})
+		} else {
+			m.exact[n.Key()] = n
+		}
+	}
+	m.count = len(m.exact) + len(m.cidrs)
+	return m, nil
+}
+
+// Version is the set's version.
+func (m *Matcher) Version() string { return m.version }
+
+// Len is the number of indicators.
+func (m *Matcher) Len() int { return m.count }
+
+// Match returns the indicators ev matches, nil for none.
+func (m *Matcher) Match(ev *ecs.Event) []Hit {
+	if m == nil || m.count == 0 || ev == nil {
+		return nil
+	}
+	var hits []Hit
+	look := func(typ, field, value string) {
+		if value == "" {
+			return
+		}
+		if ind, ok := m.exact[typ+":"+value]; ok {
+			hits = append(hits, Hit{Indicator: ind, Field: field, Seen: value})
+		}
+	}
+	if f := ev.File; f != nil {
+		if f.Hash != nil {
+			look(TypeSHA256, "file.hash.sha256", strings.ToLower(f.Hash.SHA256))
+		}
+		look(TypePath, "file.path", f.Path)
+		name := f.Name
+		if name == "" && f.Path != "" {
+			name = path.Base(f.Path)
+		}
+		look(TypeFilename, "file.name", name)
+	}
+	if p := ev.Process; p != nil {
+		look(TypePath, "process.executable", p.Executable)
+		look(TypeFilename, "process.name", p.Name)
+	}
+	for _, ep := range []struct {
+		field string
+		e     *ecs.Endpoint
+	}{{"destination.ip", ev.Destination}, {"source.ip", ev.Source}} {
+		if ep.e == nil || ep.e.IP == "" {
+			continue
+		}
+		a, err := netip.ParseAddr(ep.e.IP)
+		if err != nil {
+			continue
+		}
+		a = a.Unmap().WithZone("")
+		look(TypeIP, ep.field, a.String())
+		for _, c := range m.cidrs {
+			if c.prefix.Contains(a) {
+				hits = append(hits, Hit{Indicator: c.ind, Field: ep.field, Seen: a.String()})
+			}
+		}
+	}
+	return hits
+}
+
+// Finding builds the finding for the hits on ev: the highest severity of
+// the indicators, and a summary naming each indicator and its note.
+// retro marks a match found in the history after the set changed.
+func (m *Matcher) Finding(ev *ecs.Event, hits []Hit, retro bool) detectors.Finding {
+	sev := ""
+	parts := make([]string, len(hits))
+	for i, h := range hits {
+		if severityRank[h.Indicator.Severity] > severityRank[sev] {
+			sev = h.Indicator.Severity
+		}
+		parts[i] = h.String()
+	}
+	prefix := "Indicator"
+	if retro {
+		prefix = "Retro-hunt: indicator"
+	}
+	if len(hits) > 1 {
+		prefix += "s"
+	}
+	summary := fmt.Sprintf("%s %s matched %s (indicator set %s)", prefix, strings.Join(parts, ", "), subject(ev), m.version)
+	return detectors.Finding{Severity: sev, Summary: summary}
+}
+
+// subject names what the event is about, for the summary.
+func subject(ev *ecs.Event) string {
+	switch {
+	case ev.File != nil && ev.File.Path != "":
+		s := "file " + ev.File.Path
+		if ev.Process != nil && ev.Process.PID != 0 {
+			s += fmt.Sprintf(" written by %s (pid %d)", ev.Process.Executable, ev.Process.PID)
+		}
+		return s
+	case ev.Destination != nil && ev.Destination.IP != "":
+		s := fmt.Sprintf("connection to %s", netip.AddrPortFrom(parseAddr(ev.Destination.IP), uint16(ev.Destination.Port)))
+		if ev.Process != nil && ev.Process.PID != 0 {
+			s += fmt.Sprintf(" by %s (pid %d)", ev.Process.Executable, ev.Process.PID)
+		}
+		return s
+	case ev.Process != nil:
+		return fmt.Sprintf("process %s (pid %d)", ev.Process.Executable, ev.Process.PID)
+	}
+	return "an event"
+}
+
+func parseAddr(s string) netip.Addr {
+	a, _ := netip.ParseAddr(s)
+	return a.Unmap()
+}
+
+// Rules implements detectors.Batch.
+func (m *Matcher) Rules() []detectors.Rule { return []detectors.Rule{Rule} }
+
+// DetectAll implements detectors.Batch: one match when any indicator
+// matches ev.
+func (m *Matcher) DetectAll(ev *ecs.Event, dst []detectors.Match) []detectors.Match {
+	hits := m.Match(ev)
+	if len(hits) == 0 {
+		return dst
+	}
+	return append(dst, detectors.Match{Rule: 0, Finding: m.Finding(ev, hits, false)})
+}
