@@ -54,6 +54,7 @@ type Matcher struct {
 	version string
 	exact   map[string]Indicator // by Key()
 	cidrs   []cidr
+	list    []Indicator
 	count   int
 }
 
@@ -78,8 +79,34 @@ func NewMatcher(version string, inds []Indicator) (*Matcher, error) {
 		}
 	}
 	m.count = len(m.exact) + len(m.cidrs)
+	m.list = make([]Indicator, 0, m.count)
+	for _, i := range inds {
+		n, _ := Normalize(i)
+		m.list = append(m.list, n)
+	}
 	return m, nil
 }
+
+// Has reports whether the set holds an indicator of ind's type and value.
+func (m *Matcher) Has(ind Indicator) bool {
+	n, err := Normalize(ind)
+	if err != nil || m == nil {
+		return false
+	}
+	if n.Type != TypeCIDR {
+		_, ok := m.exact[n.Key()]
+		return ok
+	}
+	for _, c := range m.cidrs {
+		if c.ind.Value == n.Value {
+			return true
+		}
+	}
+	return false
+}
+
+// Indicators returns the set's indicators, normalized, in their order.
+func (m *Matcher) Indicators() []Indicator { return append([]Indicator(nil), m.list...) }
 
 // Version is the set's version.
 func (m *Matcher) Version() string { return m.version }
