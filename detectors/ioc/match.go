@@ -47,44 +47,63 @@ func (h Hit) String() string {
 	return s
 }
 
-// Matcher matches events against an indicator set. Its lookups are map
-// reads and a walk of the CIDRs; it keeps no state, so one Matcher may
-// serve several goroutines.
+// Matcher matches events against an indicator set. Every lookup is a
+// map read: by value for hashes, paths, names and addresses, and by the
+// masked address for each prefix length the set's CIDRs use. It keeps no
+// state, so one Matcher may serve several goroutines.
 type Matcher struct {
 	version string
-	exact   map[string]Indicator // by Key()
-	cidrs   []cidr
+	strs    map[string]map[string]Indicator // type → value → indicator
+	ips     map[netip.Addr]Indicator
+	cidrs   map[netip.Prefix]Indicator
+	bits4   []int // prefix lengths of the IPv4 CIDRs
+	bits6   []int
 	list    []Indicator
-	count   int
-}
-
-type cidr struct {
-	prefix netip.Prefix
-	ind    Indicator
 }
 
 // NewMatcher checks and normalizes inds (as they come from the wire) and
 // returns a Matcher over them, or an error naming the first bad one.
 func NewMatcher(version string, inds []Indicator) (*Matcher, error) {
-	m := &Matcher{version: version, exact: make(map[string]Indicator, len(inds))}
+	m := &Matcher{version: version, strs: map[string]map[string]Indicator{}, ips: map[netip.Addr]Indicator{}, cidrs: map[netip.Prefix]Indicator{}}
+	seen := map[string]bool{}
 	for i, ind := range inds {
 		n, err := Normalize(ind)
 		if err != nil {
 			return nil, fmt.Errorf("indicator %d: %w", i+1, err)
 		}
-		if n.Type == TypeCIDR {
-			m.cidrs = append(m.cidrs, cidr{prefix: netip.MustParsePrefix(n.Value), ind: n})
-		} else {
-			m.exact[n.Key()] = n
+		if seen[n.Key()] {
+			continue
+		}
+		seen[n.Key()] = true
+		m.list = append(m.list, n)
+		switch n.Type {
+		case TypeIP:
+			m.ips[netip.MustParseAddr(n.Value)] = n
+		case TypeCIDR:
+			p := netip.MustParsePrefix(n.Value)
+			m.cidrs[p] = n
+			if p.Addr().Is4() {
+				m.bits4 = addBits(m.bits4, p.Bits())
+			} else {
+				m.bits6 = addBits(m.bits6, p.Bits())
+			}
+		default:
+			if m.strs[n.Type] == nil {
+				m.strs[n.Type] = map[string]Indicator{}
+			}
+			m.strs[n.Type][n.Value] = n
 		}
 	}
-	m.count = len(m.exact) + len(m.cidrs)
-	m.list = make([]Indicator, 0, m.count)
-	for _, i := range inds {
-		n, _ := Normalize(i)
-		m.list = append(m.list, n)
-	}
 	return m, nil
+}
+
+func addBits(bits []int, b int) []int {
+	for _, x := range bits {
+		if x == b {
+			return bits
+		}
+	}
+	return append(bits, b)
 }
 
 // Has reports whether the set holds an indicator of ind's type and value.
@@ -93,16 +112,16 @@ func (m *Matcher) Has(ind Indicator) bool {
 	if err != nil || m == nil {
 		return false
 	}
-	if n.Type != TypeCIDR {
-		_, ok := m.exact[n.Key()]
-		return ok
+	var ok bool
+	switch n.Type {
+	case TypeIP:
+		_, ok = m.ips[netip.MustParseAddr(n.Value)]
+	case TypeCIDR:
+		_, ok = m.cidrs[netip.MustParsePrefix(n.Value)]
+	default:
+		_, ok = m.strs[n.Type][n.Value]
 	}
-	for _, c := range m.cidrs {
-		if c.ind.Value == n.Value {
-			return true
-		}
-	}
-	return false
+	return ok
 }
 
 // Indicators returns the set's indicators, normalized, in their order.
@@ -112,11 +131,11 @@ func (m *Matcher) Indicators() []Indicator { return append([]Indicator(nil), m.l
 func (m *Matcher) Version() string { return m.version }
 
 // Len is the number of indicators.
-func (m *Matcher) Len() int { return m.count }
+func (m *Matcher) Len() int { return len(m.list) }
 
 // Match returns the indicators ev matches, nil for none.
 func (m *Matcher) Match(ev *ecs.Event) []Hit {
-	if m == nil || m.count == 0 || ev == nil {
+	if m == nil || len(m.list) == 0 || ev == nil {
 		return nil
 	}
 	var hits []Hit
@@ -124,13 +143,17 @@ func (m *Matcher) Match(ev *ecs.Event) []Hit {
 		if value == "" {
 			return
 		}
-		if ind, ok := m.exact[typ+":"+value]; ok {
+		if ind, ok := m.strs[typ][value]; ok {
 			hits = append(hits, Hit{Indicator: ind, Field: field, Seen: value})
 		}
 	}
 	if f := ev.File; f != nil {
-		if f.Hash != nil {
-			look(TypeSHA256, "file.hash.sha256", strings.ToLower(f.Hash.SHA256))
+		if f.Hash != nil && f.Hash.SHA256 != "" {
+			h := f.Hash.SHA256
+			if _, ok := m.strs[TypeSHA256]; ok && hasUpper(h) {
+				h = strings.ToLower(h)
+			}
+			look(TypeSHA256, "file.hash.sha256", h)
 		}
 		look(TypePath, "file.path", f.Path)
 		name := f.Name
@@ -143,26 +166,53 @@ func (m *Matcher) Match(ev *ecs.Event) []Hit {
 		look(TypePath, "process.executable", p.Executable)
 		look(TypeFilename, "process.name", p.Name)
 	}
-	for _, ep := range []struct {
-		field string
-		e     *ecs.Endpoint
-	}{{"destination.ip", ev.Destination}, {"source.ip", ev.Source}} {
-		if ep.e == nil || ep.e.IP == "" {
-			continue
-		}
-		a, err := netip.ParseAddr(ep.e.IP)
+	if len(m.ips) == 0 && len(m.cidrs) == 0 {
+		return hits
+	}
+	if ev.Destination != nil {
+		hits = m.matchAddr(hits, "destination.ip", ev.Destination.IP)
+	}
+	if ev.Source != nil {
+		hits = m.matchAddr(hits, "source.ip", ev.Source.IP)
+	}
+	return hits
+}
+
+func (m *Matcher) matchAddr(hits []Hit, field, ip string) []Hit {
+	if ip == "" {
+		return hits
+	}
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return hits
+	}
+	a = a.Unmap().WithZone("")
+	if ind, ok := m.ips[a]; ok {
+		hits = append(hits, Hit{Indicator: ind, Field: field, Seen: a.String()})
+	}
+	bits := m.bits6
+	if a.Is4() {
+		bits = m.bits4
+	}
+	for _, b := range bits {
+		p, err := a.Prefix(b)
 		if err != nil {
 			continue
 		}
-		a = a.Unmap().WithZone("")
-		look(TypeIP, ep.field, a.String())
-		for _, c := range m.cidrs {
-			if c.prefix.Contains(a) {
-				hits = append(hits, Hit{Indicator: c.ind, Field: ep.field, Seen: a.String()})
-			}
+		if ind, ok := m.cidrs[p]; ok {
+			hits = append(hits, Hit{Indicator: ind, Field: field, Seen: a.String()})
 		}
 	}
 	return hits
+}
+
+func hasUpper(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 'A' && s[i] <= 'Z' {
+			return true
+		}
+	}
+	return false
 }
 
 // Finding builds the finding for the hits on ev: the highest severity of

@@ -104,3 +104,22 @@ func TestNewMatcherRefusesBadWireIndicators(t *testing.T) {
 		t.Error("a nil matcher matched")
 	}
 }
+
+func TestMatchNestedCIDRs(t *testing.T) {
+	m, err := NewMatcher("v", []Indicator{{Type: TypeCIDR, Value: "10.0.0.0/8"}, {Type: TypeCIDR, Value: "10.1.2.0/24"}, {Type: TypeCIDR, Value: "::/0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hits := m.Match(&ecs.Event{Destination: &ecs.Endpoint{IP: "10.1.2.3"}}); len(hits) != 2 {
+		t.Errorf("10.1.2.3 matched %+v, want both prefixes", hits)
+	}
+	if hits := m.Match(&ecs.Event{Destination: &ecs.Endpoint{IP: "10.9.2.3"}}); len(hits) != 1 || hits[0].Indicator.Value != "10.0.0.0/8" {
+		t.Errorf("10.9.2.3 matched %+v, want 10.0.0.0/8 only", hits)
+	}
+	if hits := m.Match(&ecs.Event{Destination: &ecs.Endpoint{IP: "2001:db8::1"}}); len(hits) != 1 || hits[0].Indicator.Value != "::/0" {
+		t.Errorf("2001:db8::1 matched %+v, want ::/0", hits)
+	}
+	if !m.Has(Indicator{Type: TypeCIDR, Value: "10.1.2.99/24"}) || m.Has(Indicator{Type: TypeCIDR, Value: "10.1.3.0/24"}) {
+		t.Error("Has on CIDRs")
+	}
+}
