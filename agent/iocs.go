@@ -123,8 +123,8 @@ func (s *indicatorSets) persist(set *protocol.IndicatorSet, inds []ioc.Indicator
 }
 
 // running records m as the set matched and queues a retro-hunt for the
-// indicators it has that prev had not.
-func (s *indicatorSets) running(prev, m *ioc.Matcher, added []ioc.Indicator, at time.Time) {
+// indicators it added.
+func (s *indicatorSets) running(m *ioc.Matcher, added []ioc.Indicator, at time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.cur, s.refused = m, ""
@@ -223,7 +223,7 @@ func (a *Agent) swapIndicators(ctx context.Context, set *protocol.IndicatorSet) 
 		return 0, fmt.Errorf("swapping in indicator set %s: %w", set.GetVersion(), err)
 	}
 	prev := a.iocs.matcher()
-	a.iocs.running(prev, m, added(prev, inds), time.Now())
+	a.iocs.running(m, added(prev, inds), time.Now())
 	return m.Len(), nil
 }
 

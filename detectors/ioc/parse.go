@@ -150,6 +150,10 @@ func ParseCSV(content []byte) ([]Indicator, error) {
 		line, _ := r.FieldPos(0)
 		if !header {
 			header = true
+			if len(rec) > len(csvHeader) {
+				errs.add(Problem{Line: line, Reason: `the first line must be the header "type,value,severity,note"`})
+				return nil, &errs
+			}
 			for i, want := range csvHeader {
 				if i < len(rec) && strings.EqualFold(strings.TrimSpace(rec[i]), want) {
 					continue

@@ -45,6 +45,8 @@ func TestParseCSVRefusesBadLinesByNumber(t *testing.T) {
 		reason   string
 	}{
 		{"header", "sha256," + hashA + ",high,x\n", 1, "header"},
+		{"long header", "type,value,severity,note,extra\nip,10.0.0.1\n", 1, "header"},
+		{"short header", "type\nip,10.0.0.1\n", 1, "header"},
 		{"short hash", "type,value,severity,note\nsha256,abc,high,\n", 2, "want 64 hex digits"},
 		{"not hex", "type,value,severity,note\nsha256," + strings.Repeat("z", 64) + ",high,\n", 2, "not hex"},
 		{"unknown type", "type,value,severity,note\nip,10.0.0.1\nurl,http://x,high,\n", 3, `unknown type "url"`},
