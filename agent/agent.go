@@ -116,16 +116,19 @@ type Agent struct {
 	// rules is the Sigma rule set: the built-in pack and the set pushed
 	// by the collector; sigma names its batch in the engine, and swaps
 	// carries a new one to the detection goroutine.
-	rules  *ruleSets
-	sigma  detectors.BatchID
-	swaps  chan batchSwap
-	exec   *executor.Executor
-	uplink *uplink.Client
-	drills *drillMarks
-	hub    *localapi.Hub
-	dog    *watchdog.Watchdog
-	hist   *history.Store // nil when the history is off
-	close  func() error
+	rules *ruleSets
+	sigma detectors.BatchID
+	swaps chan batchSwap
+	// iocs is the pushed indicator set, matched as the batch iocBatch.
+	iocs     *indicatorSets
+	iocBatch detectors.BatchID
+	exec     *executor.Executor
+	uplink   *uplink.Client
+	drills   *drillMarks
+	hub      *localapi.Hub
+	dog      *watchdog.Watchdog
+	hist     *history.Store // nil when the history is off
+	close    func() error
 
 	isolator *isolation.Isolator
 }
@@ -170,6 +173,7 @@ func New(cfg Config) (*Agent, error) {
 		engine: detectors.NewEngine(append(append(detectors.Builtin(), stateful.All(time.Now)...), detectors.NewSelfTamper(cfg.OwnFiles))...),
 		rules:  ruleSets,
 		swaps:  make(chan batchSwap),
+		iocs:   newIndicatorSets(cfg.StateDir, cfg.Logger),
 		exec:   executor.New(db, cfg.Logger),
 		drills: newDrillMarks(),
 		hub:    localapi.NewHub(1000),
@@ -191,6 +195,7 @@ func New(cfg Config) (*Agent, error) {
 		a.hist = h
 	}
 	a.sigma = a.engine.AddBatch(ruleSets.initial().Batch())
+	a.iocBatch = a.engine.AddBatch(a.iocs.initial())
 	a.engine.SetNoiseWindow(cfg.NoiseWindow)
 	a.engine.SetExceptions(cfg.Exceptions)
 	a.srcs = append(a.srcs, &source{
@@ -260,10 +265,11 @@ func New(cfg Config) (*Agent, error) {
 			Exclude: []string{cfg.StateDir},
 			Logger:  a.log,
 		}),
-		Hello:     a.hello,
-		Heartbeat: a.heartbeat,
-		Rules:     a.applyRules,
-		Logger:    a.log,
+		Hello:      a.hello,
+		Heartbeat:  a.heartbeat,
+		Rules:      a.applyRules,
+		Indicators: a.applyIndicators,
+		Logger:     a.log,
 
 		RestartWindow: cfg.RestartWindow,
 	})
@@ -295,6 +301,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return a.detect(ctx, events) })
 	g.Go(func() error { return a.dog.Run(ctx) })
+	g.Go(func() error { return a.runRetros(ctx) })
 	if a.hist != nil {
 		g.Go(func() error { return a.hist.Run(ctx) })
 	}
@@ -330,8 +337,8 @@ func (a *Agent) detect(ctx context.Context, events <-chan ecs.Event) error {
 			}
 			return nil
 		case sw := <-a.swaps:
-			if err := a.engine.ReplaceBatch(a.sigma, sw.batch); err != nil {
-				return fmt.Errorf("swapping the rule set: %w", err)
+			if err := a.engine.ReplaceBatch(sw.id, sw.batch); err != nil {
+				return fmt.Errorf("swapping a detection batch: %w", err)
 			}
 			close(sw.done)
 		case ev := <-events:
@@ -383,6 +390,7 @@ func (a *Agent) Status() localapi.Status {
 	up := a.uplink.Status()
 	sp := a.spool.Stats()
 	rulesVersion, _, rulesError := a.rules.state()
+	iocsVersion, indicators, iocsError, retro := a.iocs.state()
 	return localapi.Status{
 		AgentID:        a.id.AgentID,
 		Version:        a.cfg.Version,
@@ -396,6 +404,10 @@ func (a *Agent) Status() localapi.Status {
 		Rules:          len(a.engine.Rules()),
 		RulesVersion:   rulesVersion,
 		RulesError:     rulesError,
+		IocsVersion:    iocsVersion,
+		Indicators:     indicators,
+		IocsError:      iocsError,
+		Retro:          retro,
 		EventsDropped:  a.hub.Dropped(),
 		Isolated:       a.isolator.Isolated(),
 		History:        a.historyStatus(),
@@ -437,6 +449,7 @@ func (a *Agent) hello() *protocol.Hello {
 		SensorModes:  a.sensorModes(),
 		Isolated:     a.isolator.Isolated(),
 		RulesVersion: a.rulesVersion(),
+		IocsVersion:  a.iocs.matcher().Version(),
 	}
 }
 
@@ -449,6 +462,7 @@ func (a *Agent) heartbeat() *protocol.Heartbeat {
 		Isolated:     a.isolator.Isolated(),
 		Sensors:      a.sensorStats(),
 		RulesVersion: a.rulesVersion(),
+		IocsVersion:  a.iocs.matcher().Version(),
 		Self:         a.selfUsage(),
 	}
 }

@@ -150,9 +150,11 @@ func (r *ruleSets) state() (version string, count int, refused string) {
 	return r.version, r.count, r.refused
 }
 
-// batchSwap asks the detection goroutine to run a new Sigma batch;
-// done is closed once it does.
+// batchSwap asks the detection goroutine to put batch in the place of
+// the batch id (the Sigma set or the indicator set); done is closed once
+// it does.
 type batchSwap struct {
+	id    detectors.BatchID
 	batch detectors.Batch
 	done  chan struct{}
 }
@@ -191,16 +193,8 @@ func (a *Agent) swapRules(ctx context.Context, rs *protocol.RuleSet) error {
 	if err := a.rules.persist(rs); err != nil {
 		return err
 	}
-	sw := batchSwap{batch: set.Batch(), done: make(chan struct{})}
-	select {
-	case a.swaps <- sw:
-	case <-ctx.Done():
-		return fmt.Errorf("swapping in rule set %s: %w", rs.GetVersion(), ctx.Err())
-	}
-	select {
-	case <-sw.done:
-	case <-ctx.Done():
-		return fmt.Errorf("swapping in rule set %s: %w", rs.GetVersion(), ctx.Err())
+	if err := a.swapBatch(ctx, a.sigma, set.Batch()); err != nil {
+		return fmt.Errorf("swapping in rule set %s: %w", rs.GetVersion(), err)
 	}
 	a.rules.running(rs.GetVersion(), len(set.Rules()))
 	return nil

@@ -55,8 +55,9 @@ func testAgent(t *testing.T, stateDir string) *Agent {
 	}
 	a := &Agent{log: log, spool: q, engine: detectors.NewEngine(), rules: rs, swaps: make(chan batchSwap),
 		drills: newDrillMarks(), hub: localapi.NewHub(10), isolator: isolation.New(stateDir, log),
-		dog: watchdog.New(watchdog.Options{Logger: log})}
+		dog: watchdog.New(watchdog.Options{Logger: log}), iocs: newIndicatorSets(stateDir, log)}
 	a.sigma = a.engine.AddBatch(rs.initial().Batch())
+	a.iocBatch = a.engine.AddBatch(a.iocs.initial())
 	return a
 }
 

@@ -47,6 +47,8 @@ type Frame struct {
 	//	*Frame_Goodbye
 	//	*Frame_HuntRequest
 	//	*Frame_HuntResult
+	//	*Frame_IndicatorSet
+	//	*Frame_IndicatorSetResult
 	Body          isFrame_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -224,6 +226,24 @@ func (x *Frame) GetHuntResult() *HuntResult {
 	return nil
 }
 
+func (x *Frame) GetIndicatorSet() *IndicatorSet {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_IndicatorSet); ok {
+			return x.IndicatorSet
+		}
+	}
+	return nil
+}
+
+func (x *Frame) GetIndicatorSetResult() *IndicatorSetResult {
+	if x != nil {
+		if x, ok := x.Body.(*Frame_IndicatorSetResult); ok {
+			return x.IndicatorSetResult
+		}
+	}
+	return nil
+}
+
 type isFrame_Body interface {
 	isFrame_Body()
 }
@@ -290,6 +310,16 @@ type Frame_HuntResult struct {
 	HuntResult *HuntResult `protobuf:"bytes,41,opt,name=hunt_result,json=huntResult,proto3,oneof"`
 }
 
+type Frame_IndicatorSet struct {
+	// Indicator sets pushed from the collector (down) and the agent's
+	// answer (up), both on the control stream.
+	IndicatorSet *IndicatorSet `protobuf:"bytes,42,opt,name=indicator_set,json=indicatorSet,proto3,oneof"`
+}
+
+type Frame_IndicatorSetResult struct {
+	IndicatorSetResult *IndicatorSetResult `protobuf:"bytes,43,opt,name=indicator_set_result,json=indicatorSetResult,proto3,oneof"`
+}
+
 func (*Frame_Hello) isFrame_Body() {}
 
 func (*Frame_HelloAck) isFrame_Body() {}
@@ -319,6 +349,10 @@ func (*Frame_Goodbye) isFrame_Body() {}
 func (*Frame_HuntRequest) isFrame_Body() {}
 
 func (*Frame_HuntResult) isFrame_Body() {}
+
+func (*Frame_IndicatorSet) isFrame_Body() {}
+
+func (*Frame_IndicatorSetResult) isFrame_Body() {}
 
 // Goodbye is the agent's last frame on the control stream when it stops
 // cleanly (a service stop, not a crash): the collector then knows the
@@ -532,7 +566,9 @@ type Hello struct {
 	Isolated    bool     `protobuf:"varint,4,opt,name=isolated,proto3" json:"isolated,omitempty"`
 	// Version of the pushed rule set the agent runs; empty when it runs
 	// only its built-in pack.
-	RulesVersion  string `protobuf:"bytes,50,opt,name=rules_version,json=rulesVersion,proto3" json:"rules_version,omitempty"`
+	RulesVersion string `protobuf:"bytes,50,opt,name=rules_version,json=rulesVersion,proto3" json:"rules_version,omitempty"`
+	// Version of the indicator set the agent matches; empty for none.
+	IocsVersion   string `protobuf:"bytes,90,opt,name=iocs_version,json=iocsVersion,proto3" json:"iocs_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -598,6 +634,13 @@ func (x *Hello) GetIsolated() bool {
 func (x *Hello) GetRulesVersion() string {
 	if x != nil {
 		return x.RulesVersion
+	}
+	return ""
+}
+
+func (x *Hello) GetIocsVersion() string {
+	if x != nil {
+		return x.IocsVersion
 	}
 	return ""
 }
@@ -680,6 +723,8 @@ type Heartbeat struct {
 	Sensors []*SensorStats `protobuf:"bytes,5,rep,name=sensors,proto3" json:"sensors,omitempty"`
 	// Version of the pushed rule set the agent runs; empty for none.
 	RulesVersion string `protobuf:"bytes,50,opt,name=rules_version,json=rulesVersion,proto3" json:"rules_version,omitempty"`
+	// Version of the indicator set the agent matches; empty for none.
+	IocsVersion string `protobuf:"bytes,90,opt,name=iocs_version,json=iocsVersion,proto3" json:"iocs_version,omitempty"`
 	// The agent's own resource use against its budget.
 	Self          *SelfUsage `protobuf:"bytes,80,opt,name=self,proto3" json:"self,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -754,6 +799,13 @@ func (x *Heartbeat) GetSensors() []*SensorStats {
 func (x *Heartbeat) GetRulesVersion() string {
 	if x != nil {
 		return x.RulesVersion
+	}
+	return ""
+}
+
+func (x *Heartbeat) GetIocsVersion() string {
+	if x != nil {
+		return x.IocsVersion
 	}
 	return ""
 }
@@ -2027,11 +2079,222 @@ func (x *HuntResult) GetFinishedUnixNano() int64 {
 	return 0
 }
 
+// IndicatorSet is a versioned set of indicators of compromise pushed from
+// the collector, validated and normalized there (detectors/ioc): the
+// agent matches new events against it and hunts its history for the
+// indicators it did not have before.
+type IndicatorSet struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	Version        string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	PushedBy       string                 `protobuf:"bytes,2,opt,name=pushed_by,json=pushedBy,proto3" json:"pushed_by,omitempty"`
+	PushedUnixNano int64                  `protobuf:"varint,3,opt,name=pushed_unix_nano,json=pushedUnixNano,proto3" json:"pushed_unix_nano,omitempty"`
+	Indicators     []*Indicator           `protobuf:"bytes,4,rep,name=indicators,proto3" json:"indicators,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *IndicatorSet) Reset() {
+	*x = IndicatorSet{}
+	mi := &file_cordon_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IndicatorSet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IndicatorSet) ProtoMessage() {}
+
+func (x *IndicatorSet) ProtoReflect() protoreflect.Message {
+	mi := &file_cordon_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IndicatorSet.ProtoReflect.Descriptor instead.
+func (*IndicatorSet) Descriptor() ([]byte, []int) {
+	return file_cordon_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *IndicatorSet) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *IndicatorSet) GetPushedBy() string {
+	if x != nil {
+		return x.PushedBy
+	}
+	return ""
+}
+
+func (x *IndicatorSet) GetPushedUnixNano() int64 {
+	if x != nil {
+		return x.PushedUnixNano
+	}
+	return 0
+}
+
+func (x *IndicatorSet) GetIndicators() []*Indicator {
+	if x != nil {
+		return x.Indicators
+	}
+	return nil
+}
+
+// Indicator is one indicator of an IndicatorSet.
+type Indicator struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Type          string                 `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`         // sha256, ip, cidr, path, filename
+	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`       // normalized: lower-case hash, unmapped address, masked CIDR
+	Severity      string                 `protobuf:"bytes,3,opt,name=severity,proto3" json:"severity,omitempty"` // low, medium, high, critical
+	Note          string                 `protobuf:"bytes,4,opt,name=note,proto3" json:"note,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Indicator) Reset() {
+	*x = Indicator{}
+	mi := &file_cordon_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Indicator) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Indicator) ProtoMessage() {}
+
+func (x *Indicator) ProtoReflect() protoreflect.Message {
+	mi := &file_cordon_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Indicator.ProtoReflect.Descriptor instead.
+func (*Indicator) Descriptor() ([]byte, []int) {
+	return file_cordon_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *Indicator) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *Indicator) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+func (x *Indicator) GetSeverity() string {
+	if x != nil {
+		return x.Severity
+	}
+	return ""
+}
+
+func (x *Indicator) GetNote() string {
+	if x != nil {
+		return x.Note
+	}
+	return ""
+}
+
+// IndicatorSetResult is the agent's answer to an IndicatorSet: applied,
+// or refused with the reason (the previous set keeps being matched).
+type IndicatorSetResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       string                 `protobuf:"bytes,1,opt,name=version,proto3" json:"version,omitempty"`
+	Ok            bool                   `protobuf:"varint,2,opt,name=ok,proto3" json:"ok,omitempty"`
+	Error         string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	Indicators    uint32                 `protobuf:"varint,4,opt,name=indicators,proto3" json:"indicators,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IndicatorSetResult) Reset() {
+	*x = IndicatorSetResult{}
+	mi := &file_cordon_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IndicatorSetResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IndicatorSetResult) ProtoMessage() {}
+
+func (x *IndicatorSetResult) ProtoReflect() protoreflect.Message {
+	mi := &file_cordon_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IndicatorSetResult.ProtoReflect.Descriptor instead.
+func (*IndicatorSetResult) Descriptor() ([]byte, []int) {
+	return file_cordon_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *IndicatorSetResult) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *IndicatorSetResult) GetOk() bool {
+	if x != nil {
+		return x.Ok
+	}
+	return false
+}
+
+func (x *IndicatorSetResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *IndicatorSetResult) GetIndicators() uint32 {
+	if x != nil {
+		return x.Indicators
+	}
+	return 0
+}
+
 var File_cordon_proto protoreflect.FileDescriptor
 
 const file_cordon_proto_rawDesc = "" +
 	"\n" +
-	"\fcordon.proto\x12\tcordon.v1\"\xd9\x06\n" +
+	"\fcordon.proto\x12\tcordon.v1\"\xec\a\n" +
 	"\x05Frame\x12(\n" +
 	"\x05hello\x18\x01 \x01(\v2\x10.cordon.v1.HelloH\x00R\x05hello\x122\n" +
 	"\thello_ack\x18\x02 \x01(\v2\x13.cordon.v1.HelloAckH\x00R\bhelloAck\x124\n" +
@@ -2049,7 +2312,9 @@ const file_cordon_proto_rawDesc = "" +
 	"\agoodbye\x18< \x01(\v2\x12.cordon.v1.GoodbyeH\x00R\agoodbye\x12;\n" +
 	"\fhunt_request\x18( \x01(\v2\x16.cordon.v1.HuntRequestH\x00R\vhuntRequest\x128\n" +
 	"\vhunt_result\x18) \x01(\v2\x15.cordon.v1.HuntResultH\x00R\n" +
-	"huntResultB\x06\n" +
+	"huntResult\x12>\n" +
+	"\rindicator_set\x18* \x01(\v2\x17.cordon.v1.IndicatorSetH\x00R\findicatorSet\x12Q\n" +
+	"\x14indicator_set_result\x18+ \x01(\v2\x1d.cordon.v1.IndicatorSetResultH\x00R\x12indicatorSetResultB\x06\n" +
 	"\x04body\"!\n" +
 	"\aGoodbye\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\"5\n" +
@@ -2064,25 +2329,27 @@ const file_cordon_proto_rawDesc = "" +
 	"\x06kernel\x18\x05 \x01(\tR\x06kernel\x12\x17\n" +
 	"\aboot_id\x18\x06 \x01(\tR\x06bootId\x12\x10\n" +
 	"\x03ips\x18\a \x03(\tR\x03ips\x12#\n" +
-	"\ragent_version\x18\b \x01(\tR\fagentVersion\"\xc3\x01\n" +
+	"\ragent_version\x18\b \x01(\tR\fagentVersion\"\xe6\x01\n" +
 	"\x05Hello\x12,\n" +
 	"\aversion\x18\x01 \x01(\v2\x12.cordon.v1.VersionR\aversion\x12(\n" +
 	"\x04host\x18\x02 \x01(\v2\x14.cordon.v1.HostFactsR\x04host\x12!\n" +
 	"\fsensor_modes\x18\x03 \x03(\tR\vsensorModes\x12\x1a\n" +
 	"\bisolated\x18\x04 \x01(\bR\bisolated\x12#\n" +
-	"\rrules_version\x182 \x01(\tR\frulesVersion\"\xb3\x01\n" +
+	"\rrules_version\x182 \x01(\tR\frulesVersion\x12!\n" +
+	"\fiocs_version\x18Z \x01(\tR\viocsVersion\"\xb3\x01\n" +
 	"\bHelloAck\x12,\n" +
 	"\aversion\x18\x01 \x01(\v2\x12.cordon.v1.VersionR\aversion\x12\x19\n" +
 	"\bagent_id\x18\x02 \x01(\tR\aagentId\x121\n" +
 	"\x15server_time_unix_nano\x18\x03 \x01(\x03R\x12serverTimeUnixNano\x12+\n" +
-	"\x11heartbeat_seconds\x18\x04 \x01(\rR\x10heartbeatSeconds\"\x98\x02\n" +
+	"\x11heartbeat_seconds\x18\x04 \x01(\rR\x10heartbeatSeconds\"\xbb\x02\n" +
 	"\tHeartbeat\x12$\n" +
 	"\x0esent_unix_nano\x18\x01 \x01(\x03R\fsentUnixNano\x12#\n" +
 	"\rspool_pending\x18\x02 \x01(\x04R\fspoolPending\x12#\n" +
 	"\rspool_dropped\x18\x03 \x01(\x04R\fspoolDropped\x12\x1a\n" +
 	"\bisolated\x18\x04 \x01(\bR\bisolated\x120\n" +
 	"\asensors\x18\x05 \x03(\v2\x16.cordon.v1.SensorStatsR\asensors\x12#\n" +
-	"\rrules_version\x182 \x01(\tR\frulesVersion\x12(\n" +
+	"\rrules_version\x182 \x01(\tR\frulesVersion\x12!\n" +
+	"\fiocs_version\x18Z \x01(\tR\viocsVersion\x12(\n" +
 	"\x04self\x18P \x01(\v2\x14.cordon.v1.SelfUsageR\x04self\"\xd6\x01\n" +
 	"\tSelfUsage\x12\x1f\n" +
 	"\vcpu_percent\x18\x01 \x01(\x01R\n" +
@@ -2197,7 +2464,26 @@ const file_cordon_proto_rawDesc = "" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12.\n" +
 	"\amatches\x18\x04 \x03(\v2\x14.cordon.v1.HuntMatchR\amatches\x12\x18\n" +
 	"\ascanned\x18\x05 \x01(\x04R\ascanned\x12,\n" +
-	"\x12finished_unix_nano\x18\x06 \x01(\x03R\x10finishedUnixNanoB'Z%github.com/cordon-edr/cordon/protocolb\x06proto3"
+	"\x12finished_unix_nano\x18\x06 \x01(\x03R\x10finishedUnixNano\"\xa5\x01\n" +
+	"\fIndicatorSet\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12\x1b\n" +
+	"\tpushed_by\x18\x02 \x01(\tR\bpushedBy\x12(\n" +
+	"\x10pushed_unix_nano\x18\x03 \x01(\x03R\x0epushedUnixNano\x124\n" +
+	"\n" +
+	"indicators\x18\x04 \x03(\v2\x14.cordon.v1.IndicatorR\n" +
+	"indicators\"e\n" +
+	"\tIndicator\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\x12\x1a\n" +
+	"\bseverity\x18\x03 \x01(\tR\bseverity\x12\x12\n" +
+	"\x04note\x18\x04 \x01(\tR\x04note\"t\n" +
+	"\x12IndicatorSetResult\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\tR\aversion\x12\x0e\n" +
+	"\x02ok\x18\x02 \x01(\bR\x02ok\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x12\x1e\n" +
+	"\n" +
+	"indicators\x18\x04 \x01(\rR\n" +
+	"indicatorsB'Z%github.com/cordon-edr/cordon/protocolb\x06proto3"
 
 var (
 	file_cordon_proto_rawDescOnce sync.Once
@@ -2211,34 +2497,37 @@ func file_cordon_proto_rawDescGZIP() []byte {
 	return file_cordon_proto_rawDescData
 }
 
-var file_cordon_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_cordon_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_cordon_proto_goTypes = []any{
-	(*Frame)(nil),          // 0: cordon.v1.Frame
-	(*Goodbye)(nil),        // 1: cordon.v1.Goodbye
-	(*Version)(nil),        // 2: cordon.v1.Version
-	(*HostFacts)(nil),      // 3: cordon.v1.HostFacts
-	(*Hello)(nil),          // 4: cordon.v1.Hello
-	(*HelloAck)(nil),       // 5: cordon.v1.HelloAck
-	(*Heartbeat)(nil),      // 6: cordon.v1.Heartbeat
-	(*SelfUsage)(nil),      // 7: cordon.v1.SelfUsage
-	(*SensorStats)(nil),    // 8: cordon.v1.SensorStats
-	(*Rule)(nil),           // 9: cordon.v1.Rule
-	(*Finding)(nil),        // 10: cordon.v1.Finding
-	(*FindingBatch)(nil),   // 11: cordon.v1.FindingBatch
-	(*BatchAck)(nil),       // 12: cordon.v1.BatchAck
-	(*Command)(nil),        // 13: cordon.v1.Command
-	(*CommandResult)(nil),  // 14: cordon.v1.CommandResult
-	(*EnrollRequest)(nil),  // 15: cordon.v1.EnrollRequest
-	(*EnrollResponse)(nil), // 16: cordon.v1.EnrollResponse
-	(*Error)(nil),          // 17: cordon.v1.Error
-	(*RuleSet)(nil),        // 18: cordon.v1.RuleSet
-	(*RuleFile)(nil),       // 19: cordon.v1.RuleFile
-	(*RuleSetResult)(nil),  // 20: cordon.v1.RuleSetResult
-	(*HuntRequest)(nil),    // 21: cordon.v1.HuntRequest
-	(*HuntMatch)(nil),      // 22: cordon.v1.HuntMatch
-	(*HuntResult)(nil),     // 23: cordon.v1.HuntResult
-	nil,                    // 24: cordon.v1.Command.ArgsEntry
-	nil,                    // 25: cordon.v1.EnrollRequest.TagsEntry
+	(*Frame)(nil),              // 0: cordon.v1.Frame
+	(*Goodbye)(nil),            // 1: cordon.v1.Goodbye
+	(*Version)(nil),            // 2: cordon.v1.Version
+	(*HostFacts)(nil),          // 3: cordon.v1.HostFacts
+	(*Hello)(nil),              // 4: cordon.v1.Hello
+	(*HelloAck)(nil),           // 5: cordon.v1.HelloAck
+	(*Heartbeat)(nil),          // 6: cordon.v1.Heartbeat
+	(*SelfUsage)(nil),          // 7: cordon.v1.SelfUsage
+	(*SensorStats)(nil),        // 8: cordon.v1.SensorStats
+	(*Rule)(nil),               // 9: cordon.v1.Rule
+	(*Finding)(nil),            // 10: cordon.v1.Finding
+	(*FindingBatch)(nil),       // 11: cordon.v1.FindingBatch
+	(*BatchAck)(nil),           // 12: cordon.v1.BatchAck
+	(*Command)(nil),            // 13: cordon.v1.Command
+	(*CommandResult)(nil),      // 14: cordon.v1.CommandResult
+	(*EnrollRequest)(nil),      // 15: cordon.v1.EnrollRequest
+	(*EnrollResponse)(nil),     // 16: cordon.v1.EnrollResponse
+	(*Error)(nil),              // 17: cordon.v1.Error
+	(*RuleSet)(nil),            // 18: cordon.v1.RuleSet
+	(*RuleFile)(nil),           // 19: cordon.v1.RuleFile
+	(*RuleSetResult)(nil),      // 20: cordon.v1.RuleSetResult
+	(*HuntRequest)(nil),        // 21: cordon.v1.HuntRequest
+	(*HuntMatch)(nil),          // 22: cordon.v1.HuntMatch
+	(*HuntResult)(nil),         // 23: cordon.v1.HuntResult
+	(*IndicatorSet)(nil),       // 24: cordon.v1.IndicatorSet
+	(*Indicator)(nil),          // 25: cordon.v1.Indicator
+	(*IndicatorSetResult)(nil), // 26: cordon.v1.IndicatorSetResult
+	nil,                        // 27: cordon.v1.Command.ArgsEntry
+	nil,                        // 28: cordon.v1.EnrollRequest.TagsEntry
 }
 var file_cordon_proto_depIdxs = []int32{
 	4,  // 0: cordon.v1.Frame.hello:type_name -> cordon.v1.Hello
@@ -2256,24 +2545,27 @@ var file_cordon_proto_depIdxs = []int32{
 	1,  // 12: cordon.v1.Frame.goodbye:type_name -> cordon.v1.Goodbye
 	21, // 13: cordon.v1.Frame.hunt_request:type_name -> cordon.v1.HuntRequest
 	23, // 14: cordon.v1.Frame.hunt_result:type_name -> cordon.v1.HuntResult
-	2,  // 15: cordon.v1.Hello.version:type_name -> cordon.v1.Version
-	3,  // 16: cordon.v1.Hello.host:type_name -> cordon.v1.HostFacts
-	2,  // 17: cordon.v1.HelloAck.version:type_name -> cordon.v1.Version
-	8,  // 18: cordon.v1.Heartbeat.sensors:type_name -> cordon.v1.SensorStats
-	7,  // 19: cordon.v1.Heartbeat.self:type_name -> cordon.v1.SelfUsage
-	9,  // 20: cordon.v1.Finding.rule:type_name -> cordon.v1.Rule
-	10, // 21: cordon.v1.FindingBatch.findings:type_name -> cordon.v1.Finding
-	24, // 22: cordon.v1.Command.args:type_name -> cordon.v1.Command.ArgsEntry
-	2,  // 23: cordon.v1.EnrollRequest.version:type_name -> cordon.v1.Version
-	3,  // 24: cordon.v1.EnrollRequest.host:type_name -> cordon.v1.HostFacts
-	25, // 25: cordon.v1.EnrollRequest.tags:type_name -> cordon.v1.EnrollRequest.TagsEntry
-	19, // 26: cordon.v1.RuleSet.files:type_name -> cordon.v1.RuleFile
-	22, // 27: cordon.v1.HuntResult.matches:type_name -> cordon.v1.HuntMatch
-	28, // [28:28] is the sub-list for method output_type
-	28, // [28:28] is the sub-list for method input_type
-	28, // [28:28] is the sub-list for extension type_name
-	28, // [28:28] is the sub-list for extension extendee
-	0,  // [0:28] is the sub-list for field type_name
+	24, // 15: cordon.v1.Frame.indicator_set:type_name -> cordon.v1.IndicatorSet
+	26, // 16: cordon.v1.Frame.indicator_set_result:type_name -> cordon.v1.IndicatorSetResult
+	2,  // 17: cordon.v1.Hello.version:type_name -> cordon.v1.Version
+	3,  // 18: cordon.v1.Hello.host:type_name -> cordon.v1.HostFacts
+	2,  // 19: cordon.v1.HelloAck.version:type_name -> cordon.v1.Version
+	8,  // 20: cordon.v1.Heartbeat.sensors:type_name -> cordon.v1.SensorStats
+	7,  // 21: cordon.v1.Heartbeat.self:type_name -> cordon.v1.SelfUsage
+	9,  // 22: cordon.v1.Finding.rule:type_name -> cordon.v1.Rule
+	10, // 23: cordon.v1.FindingBatch.findings:type_name -> cordon.v1.Finding
+	27, // 24: cordon.v1.Command.args:type_name -> cordon.v1.Command.ArgsEntry
+	2,  // 25: cordon.v1.EnrollRequest.version:type_name -> cordon.v1.Version
+	3,  // 26: cordon.v1.EnrollRequest.host:type_name -> cordon.v1.HostFacts
+	28, // 27: cordon.v1.EnrollRequest.tags:type_name -> cordon.v1.EnrollRequest.TagsEntry
+	19, // 28: cordon.v1.RuleSet.files:type_name -> cordon.v1.RuleFile
+	22, // 29: cordon.v1.HuntResult.matches:type_name -> cordon.v1.HuntMatch
+	25, // 30: cordon.v1.IndicatorSet.indicators:type_name -> cordon.v1.Indicator
+	31, // [31:31] is the sub-list for method output_type
+	31, // [31:31] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_cordon_proto_init() }
@@ -2297,6 +2589,8 @@ func file_cordon_proto_init() {
 		(*Frame_Goodbye)(nil),
 		(*Frame_HuntRequest)(nil),
 		(*Frame_HuntResult)(nil),
+		(*Frame_IndicatorSet)(nil),
+		(*Frame_IndicatorSetResult)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2304,7 +2598,7 @@ func file_cordon_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_cordon_proto_rawDesc), len(file_cordon_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

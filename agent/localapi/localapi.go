@@ -42,6 +42,13 @@ type Status struct {
 	// says why the last pushed set was refused.
 	RulesVersion string `json:"rules_version"`
 	RulesError   string `json:"rules_error,omitempty"`
+	// IocsVersion is the version of the indicator set matched, empty for
+	// none; Indicators counts its indicators; IocsError is why the last
+	// set was refused; Retro describes the last retro-hunt.
+	IocsVersion string `json:"iocs_version"`
+	Indicators  int    `json:"indicators"`
+	IocsError   string `json:"iocs_error,omitempty"`
+	Retro       *Retro `json:"retro_hunt,omitempty"`
 	// EventsDropped counts events the local event stream could not hand to
 	// a slow reader (the detectors never skip events).
 	EventsDropped uint64 `json:"events_dropped"`
@@ -317,4 +324,19 @@ func Events(ctx context.Context, path string, follow bool, f func(ecs.Event, []b
 		return fmt.Errorf("reading agent events: %w", err)
 	}
 	return nil
+}
+
+// Retro is the last retro-hunt over the history for the indicators a new
+// set added.
+type Retro struct {
+	Version    string    `json:"version"`
+	Indicators int       `json:"indicators"`
+	Started    time.Time `json:"started"`
+	Finished   time.Time `json:"finished,omitzero"`
+	Scanned    int       `json:"scanned"`
+	Findings   int       `json:"findings"`
+	// Stopped says why the hunt ended early (its budget), empty when it
+	// read everything.
+	Stopped string `json:"stopped,omitempty"`
+	Error   string `json:"error,omitempty"`
 }

@@ -55,8 +55,11 @@ type Config struct {
 	Heartbeat func() *protocol.Heartbeat
 	// Rules applies a rule set pushed by the collector and returns the
 	// answer to send back; when nil, rule sets are ignored.
-	Rules  func(ctx context.Context, rs *protocol.RuleSet) *protocol.RuleSetResult
-	Logger *slog.Logger
+	Rules func(ctx context.Context, rs *protocol.RuleSet) *protocol.RuleSetResult
+	// Indicators applies an indicator set pushed by the collector and
+	// returns the answer; nil ignores pushed sets.
+	Indicators func(ctx context.Context, set *protocol.IndicatorSet) *protocol.IndicatorSetResult
+	Logger     *slog.Logger
 
 	// BatchMax and BatchBytes bound one batch (defaults 500 and 1 MiB).
 	BatchMax   int
@@ -221,7 +224,9 @@ func (c *Client) session(ctx context.Context) (helloed bool, err error) {
 	cmds := make(chan *protocol.Command, 64)
 	sets := make(chan *protocol.RuleSet, 1)
 	hunts := make(chan *protocol.HuntRequest, 64)
-	g.Go(func() error { return c.readControl(gctx, ctrlR, cmds, sets, hunts) })
+	isets := make(chan *protocol.IndicatorSet, 1)
+	g.Go(func() error { return c.readControl(gctx, ctrlR, cmds, sets, hunts, isets) })
+	g.Go(func() error { return c.applyIndicators(gctx, ctrlW, isets) })
 	g.Go(func() error { return c.hunt(gctx, ctrlW, hunts) })
 	g.Go(func() error { return c.execute(gctx, ctrlW, cmds) })
 	g.Go(func() error { return c.applyRules(gctx, ctrlW, sets) })
@@ -280,7 +285,7 @@ func classifyDial(err error) error {
 	return err
 }
 
-func (c *Client) readControl(ctx context.Context, r *protocol.FrameReader, cmds chan<- *protocol.Command, sets chan *protocol.RuleSet, hunts chan<- *protocol.HuntRequest) error {
+func (c *Client) readControl(ctx context.Context, r *protocol.FrameReader, cmds chan<- *protocol.Command, sets chan *protocol.RuleSet, hunts chan<- *protocol.HuntRequest, isets chan *protocol.IndicatorSet) error {
 	for {
 		f, err := r.Read()
 		if err != nil {
@@ -303,6 +308,12 @@ func (c *Client) readControl(ctx context.Context, r *protocol.FrameReader, cmds 
 			default:
 			}
 			sets <- b.RuleSet
+		case *protocol.Frame_IndicatorSet:
+			select {
+			case <-isets:
+			default:
+			}
+			isets <- b.IndicatorSet
 		case *protocol.Frame_HuntRequest:
 			select {
 			case hunts <- b.HuntRequest:
@@ -354,6 +365,31 @@ func (c *Client) applyRules(ctx context.Context, w *protocol.FrameWriter, sets <
 			res := c.cfg.Rules(ctx, rs)
 			if err := w.Write(&protocol.Frame{Body: &protocol.Frame_RuleSetResult{RuleSetResult: res}}); err != nil {
 				return fmt.Errorf("sending the result of rule set %s: %w", rs.GetVersion(), err)
+			}
+			if err := w.Write(&protocol.Frame{Body: &protocol.Frame_Heartbeat{Heartbeat: c.cfg.Heartbeat()}}); err != nil {
+				return fmt.Errorf("sending heartbeat: %w", err)
+			}
+		}
+	}
+}
+
+// applyIndicators applies the indicator sets the collector sends, one at
+// a time, answering each and heartbeating so the collector sees the new
+// version.
+func (c *Client) applyIndicators(ctx context.Context, w *protocol.FrameWriter, sets <-chan *protocol.IndicatorSet) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case set := <-sets:
+			if c.cfg.Indicators == nil {
+				c.log.Warn("ignoring an indicator set: this agent does not take them", "version", set.GetVersion())
+				continue
+			}
+			c.log.Info("indicator set received", "version", set.GetVersion(), "indicators", len(set.GetIndicators()))
+			res := c.cfg.Indicators(ctx, set)
+			if err := w.Write(&protocol.Frame{Body: &protocol.Frame_IndicatorSetResult{IndicatorSetResult: res}}); err != nil {
+				return fmt.Errorf("sending the result of indicator set %s: %w", set.GetVersion(), err)
 			}
 			if err := w.Write(&protocol.Frame{Body: &protocol.Frame_Heartbeat{Heartbeat: c.cfg.Heartbeat()}}); err != nil {
 				return fmt.Errorf("sending heartbeat: %w", err)

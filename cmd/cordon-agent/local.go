@@ -58,6 +58,26 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 	if st.RulesError != "" {
 		fmt.Fprintf(tw, "rules refused\t%s\n", st.RulesError)
 	}
+	if st.IocsVersion != "" {
+		fmt.Fprintf(tw, "indicator set\t%s (%d indicators)\n", st.IocsVersion, st.Indicators)
+	} else {
+		fmt.Fprintf(tw, "indicator set\tnone\n")
+	}
+	if st.IocsError != "" {
+		fmt.Fprintf(tw, "indicators refused\t%s\n", st.IocsError)
+	}
+	if r := st.Retro; r != nil {
+		line := fmt.Sprintf("set %s, %d new indicators, %d events read, %d findings", r.Version, r.Indicators, r.Scanned, r.Findings)
+		switch {
+		case r.Finished.IsZero():
+			line += ", running"
+		case r.Error != "":
+			line += ", failed: " + r.Error
+		case r.Stopped != "":
+			line += ", stopped: " + r.Stopped
+		}
+		fmt.Fprintf(tw, "retro-hunt\t%s\n", line)
+	}
 	self := fmt.Sprintf("cpu %.2f%% of a core over %s (budget %.2f%%), memory %.1f MiB (budget %.0f MiB)",
 		st.Self.CPUPercent, st.Self.Window, st.Self.BudgetCPUPercent, float64(st.Self.RSSBytes)/(1<<20), float64(st.Self.BudgetRSSBytes)/(1<<20))
 	if st.Self.OverBudget != "" {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/cordon-edr/cordon/collector/events"
 	"github.com/cordon-edr/cordon/collector/gateway"
+	"github.com/cordon-edr/cordon/collector/iocset"
 	"github.com/cordon-edr/cordon/collector/registry"
 	"github.com/cordon-edr/cordon/collector/ruleset"
 	"github.com/cordon-edr/cordon/protocol"
@@ -63,6 +64,20 @@ type liveRules struct {
 
 func (r liveRules) Result(ctx context.Context, agentID string, res *protocol.RuleSetResult) error {
 	err := r.reg.RulesResult(ctx, agentID, res)
+	r.hub.Publish(events.KindAgent, agentID)
+	return err
+}
+
+// liveIndicators hands the gateway the pushed indicator sets and records
+// each agent's answer on the agent, telling open consoles.
+type liveIndicators struct {
+	*iocset.Store
+	reg *registry.Registry
+	hub *events.Hub
+}
+
+func (r liveIndicators) Result(ctx context.Context, agentID string, res *protocol.IndicatorSetResult) error {
+	err := r.reg.IocsResult(ctx, agentID, res)
 	r.hub.Publish(events.KindAgent, agentID)
 	return err
 }

@@ -43,6 +43,7 @@ import (
 	"github.com/cordon-edr/cordon/collector/hunt"
 	"github.com/cordon-edr/cordon/collector/incident"
 	"github.com/cordon-edr/cordon/collector/ingest"
+	"github.com/cordon-edr/cordon/collector/iocset"
 	"github.com/cordon-edr/cordon/collector/pki"
 	"github.com/cordon-edr/cordon/collector/playbook"
 	"github.com/cordon-edr/cordon/collector/registry"
@@ -229,6 +230,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 
 	reg := registry.New(registry.Config{DB: db, Heartbeat: cfg.Health.Heartbeat}, log)
 	ruleSets := ruleset.New(db, nil, log)
+	iocSets := iocset.New(db, nil, log)
 	findings, err := ingest.New(ingest.Config{DB: db, Agents: reg}, log)
 	if err != nil {
 		return fmt.Errorf("opening the findings log: %w", err)
@@ -275,17 +277,18 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	})
 	hunts := hunt.New(hunt.Config{DB: db}, log)
 	gw, err := gateway.New(gateway.Config{
-		Listen:    cfg.Listen,
-		CA:        ca,
-		Registry:  liveRegistry{reg, hub},
-		Enroller:  reg,
-		Ingest:    findings,
-		Commands:  liveCommands{cmds, hub},
-		Rules:     liveRules{ruleSets, reg, hub},
-		Health:    monitor,
-		Hunts:     hunts,
-		Logger:    log,
-		Heartbeat: cfg.Health.Heartbeat,
+		Listen:     cfg.Listen,
+		CA:         ca,
+		Registry:   liveRegistry{reg, hub},
+		Enroller:   reg,
+		Ingest:     findings,
+		Commands:   liveCommands{cmds, hub},
+		Rules:      liveRules{ruleSets, reg, hub},
+		Indicators: liveIndicators{iocSets, reg, hub},
+		Health:     monitor,
+		Hunts:      hunts,
+		Logger:     log,
+		Heartbeat:  cfg.Health.Heartbeat,
 	})
 	if err != nil {
 		return err
@@ -301,7 +304,7 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 	conns := api.NewConnWatch(log)
 	srv := &http.Server{
 		Handler: api.New(api.Config{
-			Agents: reg, Findings: findings, Incidents: incidents, Commands: cmds, Keys: keys, Rules: ruleSets, Hunts: hunts,
+			Agents: reg, Findings: findings, Incidents: incidents, Commands: cmds, Keys: keys, Rules: ruleSets, Indicators: iocSets, Hunts: hunts,
 			Audit: audit.New(audit.Config{DB: db}, log), Events: hub, Console: console.Handler(),
 			CAPEM: ca.PEM(), CAPin: ca.Pin(), BreakGlass: ca.BreakGlassCode, Logger: log, Exports: outbox,
 			Refusals: func() map[string]uint64 {

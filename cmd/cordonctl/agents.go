@@ -20,6 +20,8 @@ type agent struct {
 	// it refused the last one.
 	RulesVersion string `json:"rules_version"`
 	RulesError   string `json:"rules_error"`
+	// IocsVersion is the indicator set the agent matches.
+	IocsVersion string `json:"iocs_version"`
 }
 
 func setupAgents(fs *flag.FlagSet) func(*invocation) error {

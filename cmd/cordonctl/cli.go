@@ -57,6 +57,8 @@ var commands = []*command{
 	{name: "audit", synopsis: "[--actor NAME] [--action A] [--target ID] [--outcome success|failure] [--json]", summary: "list the audit trail of changes made through the API", setup: setupAudit},
 	{name: "audit verify", synopsis: "[--json]", summary: "check the audit trail's hash chain (exit 1 when it was tampered with)", setup: setupAuditVerify},
 	{name: "rules", synopsis: "[--json]", summary: "show the rule set pushed to the fleet and how many agents run it", setup: setupRules},
+	{name: "ioc", synopsis: "[--json]", summary: "show the indicator set pushed to the fleet and how many agents match it", setup: setupIoc},
+	{name: "ioc push", synopsis: "FILE [--json]", summary: "push an indicator set (CSV type,value,severity,note or a STIX 2.1 bundle) to all agents; refused whole, with line or object, when any indicator is bad", positional: []string{"FILE"}, setup: setupIocPush},
 	{name: "rules push", synopsis: "DIR [--json]", summary: "push every rule file (.yml, .yaml) under DIR to all agents; refused whole, with file and line, when any rule does not compile", positional: []string{"DIR"}, setup: setupRulesPush},
 	{name: "ca-pin", synopsis: "[--json]", summary: "print the collector CA pin for cordon-agent enroll (last line)", setup: setupCAPin},
 	{name: "version", synopsis: "", summary: "print the version of cordonctl", setup: setupVersion},

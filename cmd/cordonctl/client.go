@@ -57,8 +57,11 @@ type apiError struct {
 	status int
 	msg    string
 	field  string
-	// problems are the lines of a refused rule set, "file:line: reason".
+	// problems are the lines of a refused rule set ("file:line: reason")
+	// or indicator set ("line N: reason", "OBJECT-ID: reason"); what
+	// names which.
 	problems []string
+	what     string
 }
 
 func (e *apiError) Error() string {
@@ -67,7 +70,7 @@ func (e *apiError) Error() string {
 		msg = e.field + ": " + e.msg
 	}
 	if len(e.problems) > 0 {
-		msg = "rule set refused, nothing was stored or sent:\n  " + strings.Join(e.problems, "\n  ")
+		msg = e.what + " refused, nothing was stored or sent:\n  " + strings.Join(e.problems, "\n  ")
 	}
 	return msg
 }
@@ -154,16 +157,33 @@ func (c *client) errorFrom(status int, data []byte) error {
 		Problems []struct {
 			File   string `json:"file"`
 			Line   int    `json:"line"`
+			Object string `json:"object"`
 			Reason string `json:"reason"`
 		} `json:"problems"`
 	}
 	e := &apiError{status: status}
 	if json.Unmarshal(data, &body) == nil && body.Error != "" {
 		e.msg, e.field = clean(body.Error), clean(body.Field)
+		e.what = "rule set"
+		if body.Field == "content" {
+			e.what = "indicator set"
+		}
 		for _, p := range body.Problems {
-			loc := clean(p.File)
-			if p.Line > 0 {
-				loc += ":" + strconv.Itoa(p.Line)
+			var loc string
+			switch {
+			case p.File != "":
+				loc = clean(p.File)
+				if p.Line > 0 {
+					loc += ":" + strconv.Itoa(p.Line)
+				}
+			case p.Line > 0:
+				loc = "line " + strconv.Itoa(p.Line)
+			case p.Object != "":
+				loc = clean(p.Object)
+			}
+			if loc == "" {
+				e.problems = append(e.problems, clean(p.Reason))
+				continue
 			}
 			e.problems = append(e.problems, loc+": "+clean(p.Reason))
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/cordon-edr/cordon/collector/hunt"
 	"github.com/cordon-edr/cordon/collector/incident"
 	"github.com/cordon-edr/cordon/collector/ingest"
+	"github.com/cordon-edr/cordon/collector/iocset"
 	"github.com/cordon-edr/cordon/collector/registry"
 	"github.com/cordon-edr/cordon/collector/ruleset"
 	"github.com/cordon-edr/cordon/collector/store"
@@ -53,6 +54,8 @@ type Config struct {
 	// Rules stores the rule sets pushed to the fleet; optional (the rules
 	// routes answer 404 when nil).
 	Rules *ruleset.Store
+	// Indicators stores the indicator sets pushed to the fleet; optional.
+	Indicators *iocset.Store
 	// Exports is the export outbox; optional (no sinks when nil).
 	Exports Exports
 	// Refusals, when set, adds cordon_refused_total{reason} to /metrics:
@@ -93,6 +96,7 @@ var auditActions = map[string]string{
 	"POST /api/v1/api-keys/{id}/revoke":  "api_key.revoke",
 	"POST /api/v1/exports/{sink}/replay": "export.replay",
 	"POST /api/v1/rules":                 "rules.push",
+	"POST /api/v1/iocs":                  "iocs.push",
 	"POST /api/v1/hunts":                 "hunt.create",
 	"POST /api/v1/incidents/{id}/hunt":   "incident.hunt",
 	"POST /api/v1/incidents/{id}/hosts":  "incident.add_host",
@@ -156,6 +160,8 @@ var routes = []route{
 
 	{"GET /api/v1/rules", auth.RoleViewer, (*server).getRules},
 	{"POST /api/v1/rules", auth.RoleAdmin, (*server).pushRules},
+	{"GET /api/v1/iocs", auth.RoleViewer, (*server).getIocs},
+	{"POST /api/v1/iocs", auth.RoleAdmin, (*server).pushIocs},
 
 	{"GET /api/v1/audit", auth.RoleAdmin, (*server).listAudit},
 	{"GET /api/v1/audit/verify", auth.RoleAdmin, (*server).verifyAudit},

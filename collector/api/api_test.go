@@ -24,6 +24,7 @@ import (
 	"github.com/cordon-edr/cordon/collector/events"
 	"github.com/cordon-edr/cordon/collector/incident"
 	"github.com/cordon-edr/cordon/collector/ingest"
+	"github.com/cordon-edr/cordon/collector/iocset"
 	"github.com/cordon-edr/cordon/collector/registry"
 	"github.com/cordon-edr/cordon/collector/ruleset"
 	"github.com/cordon-edr/cordon/collector/store"
@@ -77,9 +78,10 @@ func newEnv(t *testing.T) *env {
 		Agents: e.agents, Findings: e.findings, Incidents: e.incidents,
 		Commands: e.commands, Keys: keys,
 		Audit: e.audit, Events: e.hub,
-		Rules:  ruleset.New(db, nil, quiet),
-		CAPEM:  pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
-		Logger: quiet,
+		Rules:      ruleset.New(db, nil, quiet),
+		Indicators: iocset.New(db, nil, quiet),
+		CAPEM:      pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		Logger:     quiet,
 	}
 	h := New(e.cfg)
 	e.server = h.(*server)

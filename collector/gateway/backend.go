@@ -65,6 +65,17 @@ type Rules interface {
 	Result(ctx context.Context, agentID string, res *protocol.RuleSetResult) error
 }
 
+// Indicators is the collector's store of pushed indicator sets.
+type Indicators interface {
+	// Current returns the current set, nil when none was pushed.
+	Current(ctx context.Context) (*protocol.IndicatorSet, error)
+	// Wait returns a channel that gets a value when a set is pushed, and
+	// a function to stop waiting.
+	Wait() (<-chan struct{}, func())
+	// Result records an agent's answer to a set it was sent.
+	Result(ctx context.Context, agentID string, res *protocol.IndicatorSetResult) error
+}
+
 // Health hears of each agent's signs of life, so that an agent that falls
 // silent without saying goodbye, or whose sensors degrade, becomes a
 // finding.

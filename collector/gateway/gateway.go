@@ -36,6 +36,9 @@ type Config struct {
 	// Rules, when set, has the current pushed rule set delivered to
 	// every agent whose hello reports another version.
 	Rules Rules
+	// Indicators, when set, has the current indicator set delivered to
+	// every agent whose hello reports another version.
+	Indicators Indicators
 	// Health, when set, hears of hellos, heartbeats and goodbyes.
 	Health Health
 	// Hunts delivers hunts on the control stream; optional.
@@ -353,6 +356,9 @@ func (a *agentConn) serveControl(ctx context.Context, st *quic.Stream, fr *proto
 	if a.s.cfg.Rules != nil {
 		g.Go(func() error { return a.sendRules(ctx, w, hello.GetRulesVersion()) })
 	}
+	if a.s.cfg.Indicators != nil {
+		g.Go(func() error { return a.sendIndicators(ctx, w, hello.GetIocsVersion()) })
+	}
 	if a.s.cfg.Hunts != nil {
 		g.Go(func() error { return a.sendHunts(ctx, w) })
 	}
@@ -401,6 +407,18 @@ func (a *agentConn) readControl(ctx context.Context, st *quic.Stream, fr *protoc
 			if a.s.cfg.Rules != nil {
 				if err := a.s.cfg.Rules.Result(ctx, a.id, res); err != nil {
 					a.log.Warn("recording rule set result", "version", res.GetVersion(), "err", err)
+				}
+			}
+		case *protocol.Frame_IndicatorSetResult:
+			res := b.IndicatorSetResult
+			if res.GetOk() {
+				a.log.Info("agent applied indicator set", "version", res.GetVersion(), "indicators", res.GetIndicators())
+			} else {
+				a.log.Warn("agent refused indicator set", "version", res.GetVersion(), "err", res.GetError())
+			}
+			if a.s.cfg.Indicators != nil {
+				if err := a.s.cfg.Indicators.Result(ctx, a.id, res); err != nil {
+					a.log.Warn("recording indicator set result", "version", res.GetVersion(), "err", err)
 				}
 			}
 		case *protocol.Frame_CommandResult:
@@ -479,6 +497,32 @@ func (a *agentConn) sendRules(ctx context.Context, w *protocol.FrameWriter, runn
 			}
 			sent = cur.GetVersion()
 			a.log.Info("rule set delivered", "version", sent, "files", len(cur.GetFiles()), "running", running)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-wake:
+		}
+	}
+}
+
+// sendIndicators sends the current indicator set whenever it differs
+// from the one the agent matches, as sendRules does for rule sets.
+func (a *agentConn) sendIndicators(ctx context.Context, w *protocol.FrameWriter, running string) error {
+	wake, stop := a.s.cfg.Indicators.Wait()
+	defer stop()
+	sent := running
+	for {
+		cur, err := a.s.cfg.Indicators.Current(ctx)
+		if err != nil {
+			return fmt.Errorf("reading the current indicator set: %w", err)
+		}
+		if cur != nil && cur.GetVersion() != sent {
+			if err := w.Write(&protocol.Frame{Body: &protocol.Frame_IndicatorSet{IndicatorSet: cur}}); err != nil {
+				return fmt.Errorf("sending indicator set %s: %w", cur.GetVersion(), err)
+			}
+			sent = cur.GetVersion()
+			a.log.Info("indicator set delivered", "version", sent, "indicators", len(cur.GetIndicators()), "running", running)
 		}
 		select {
 		case <-ctx.Done():

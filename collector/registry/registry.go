@@ -59,10 +59,15 @@ type Agent struct {
 	// RulesVersion is the version of the pushed rule set the agent runs,
 	// empty when it runs only its built-in pack; RulesError is why the
 	// agent refused the last set it was sent, empty once it applied one.
-	RulesVersion string    `json:"rules_version"`
-	RulesError   string    `json:"rules_error,omitempty"`
-	EnrolledAt   time.Time `json:"enrolled_at"`
-	LastSeen     time.Time `json:"last_seen,omitzero"`
+	RulesVersion string `json:"rules_version"`
+	RulesError   string `json:"rules_error,omitempty"`
+	// IocsVersion is the version of the indicator set the agent
+	// matches, empty for none; IocsError is why it refused the last set
+	// it was sent.
+	IocsVersion string    `json:"iocs_version"`
+	IocsError   string    `json:"iocs_error,omitempty"`
+	EnrolledAt  time.Time `json:"enrolled_at"`
+	LastSeen    time.Time `json:"last_seen,omitzero"`
 }
 
 // agentRecord is an Agent as stored.
@@ -85,6 +90,7 @@ type live struct {
 	isolated  bool
 	revoked   bool
 	rules     string
+	iocs      string // version of the indicator set matched
 	persisted time.Time
 }
 
@@ -179,6 +185,7 @@ func (r *Registry) Connected(ctx context.Context, agentID string, hello *protoco
 		a.SensorModes = nonNil(hello.GetSensorModes())
 		a.Isolated = hello.GetIsolated()
 		a.RulesVersion = hello.GetRulesVersion()
+		a.IocsVersion = hello.GetIocsVersion()
 		a.LastSeen = now
 		return store.Put(txn, agentKey(agentID), a)
 	})
@@ -189,6 +196,7 @@ func (r *Registry) Connected(ctx context.Context, agentID string, hello *protoco
 	l := r.liveOf(agentID)
 	l.connected = true
 	l.lastBeat, l.persisted, l.isolated, l.rules = now, now, hello.GetIsolated(), hello.GetRulesVersion()
+	l.iocs = hello.GetIocsVersion()
 	r.mu.Unlock()
 	r.log.Info("agent connected", "agent", agentID, "hostname", hello.GetHost().GetHostname(), "remote", remote)
 	return nil
@@ -227,8 +235,9 @@ func (r *Registry) Heartbeat(ctx context.Context, agentID string, hb *protocol.H
 		r.mu.Unlock()
 		return fmt.Errorf("heartbeat of agent %s: %w", agentID, ErrRevoked)
 	}
-	changed := l.isolated != hb.GetIsolated() || l.rules != hb.GetRulesVersion()
+	changed := l.isolated != hb.GetIsolated() || l.rules != hb.GetRulesVersion() || l.iocs != hb.GetIocsVersion()
 	l.lastBeat, l.pending, l.dropped, l.isolated, l.rules = now, hb.GetSpoolPending(), hb.GetSpoolDropped(), hb.GetIsolated(), hb.GetRulesVersion()
+	l.iocs = hb.GetIocsVersion()
 	persist := changed || now.Sub(l.persisted) >= persistEvery
 	if persist {
 		l.persisted = now
@@ -242,6 +251,26 @@ func (r *Registry) Heartbeat(ctx context.Context, agentID string, hb *protocol.H
 		if a.RulesVersion != hb.GetRulesVersion() {
 			a.RulesVersion, a.RulesError = hb.GetRulesVersion(), ""
 		}
+		if a.IocsVersion != hb.GetIocsVersion() {
+			a.IocsVersion, a.IocsError = hb.GetIocsVersion(), ""
+		}
+	})
+}
+
+// IocsResult records an agent's answer to a pushed indicator set: the
+// version it now matches, or why it refused the set.
+func (r *Registry) IocsResult(ctx context.Context, agentID string, res *protocol.IndicatorSetResult) error {
+	if res.GetOk() {
+		r.mu.Lock()
+		r.liveOf(agentID).iocs = res.GetVersion()
+		r.mu.Unlock()
+	}
+	return r.persist(ctx, agentID, func(a *agentRecord) {
+		if res.GetOk() {
+			a.IocsVersion, a.IocsError = res.GetVersion(), ""
+			return
+		}
+		a.IocsError = fmt.Sprintf("refused indicator set %s: %s", res.GetVersion(), res.GetError())
 	})
 }
 
@@ -279,7 +308,7 @@ func (r *Registry) Disconnected(agentID string) {
 	r.mu.Unlock()
 	err := r.persist(context.Background(), agentID, func(a *agentRecord) {
 		a.LastSeen, a.SpoolPending, a.SpoolDropped, a.Isolated = snap.lastBeat, snap.pending, snap.dropped, snap.isolated
-		a.RulesVersion = snap.rules
+		a.RulesVersion, a.IocsVersion = snap.rules, snap.iocs
 	})
 	if err != nil {
 		r.log.Warn("recording a disconnection", "agent", agentID, "err", err)
@@ -313,7 +342,7 @@ func (r *Registry) view(a *agentRecord, now time.Time) *Agent {
 		v.Online = l.online(now, r.beat) && !v.Revoked
 		v.SpoolPending, v.SpoolDropped, v.Isolated = l.pending, l.dropped, l.isolated
 		if l.connected {
-			v.RulesVersion = l.rules
+			v.RulesVersion, v.IocsVersion = l.rules, l.iocs
 		}
 		if l.lastBeat.After(v.LastSeen) {
 			v.LastSeen = l.lastBeat

@@ -300,3 +300,39 @@ func TestListAndLookup(t *testing.T) {
 		t.Error("Lookup found an unknown agent")
 	}
 }
+
+func TestIndicatorSetVersion(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t)
+	id := e.enroll(t, nil)
+	get := func() *Agent {
+		t.Helper()
+		a, err := e.reg.Get(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	if err := e.reg.Connected(ctx, id, &protocol.Hello{IocsVersion: "1-aaaa"}, "10.0.0.5:1234"); err != nil {
+		t.Fatal(err)
+	}
+	if a := get(); a.IocsVersion != "1-aaaa" {
+		t.Errorf("after hello: %q", a.IocsVersion)
+	}
+	if err := e.reg.IocsResult(ctx, id, &protocol.IndicatorSetResult{Version: "2-bbbb", Error: "indicator 3: bad"}); err != nil {
+		t.Fatal(err)
+	}
+	if a := get(); a.IocsVersion != "1-aaaa" || a.IocsError != "refused indicator set 2-bbbb: indicator 3: bad" {
+		t.Errorf("after a refusal: %q, %q", a.IocsVersion, a.IocsError)
+	}
+	if err := e.reg.Heartbeat(ctx, id, &protocol.Heartbeat{IocsVersion: "3-cccc"}); err != nil {
+		t.Fatal(err)
+	}
+	if a := get(); a.IocsVersion != "3-cccc" || a.IocsError != "" {
+		t.Errorf("after a heartbeat with a new version: %q, %q", a.IocsVersion, a.IocsError)
+	}
+	e.reg.Disconnected(id)
+	if a := get(); a.IocsVersion != "3-cccc" {
+		t.Errorf("after the disconnection: %q", a.IocsVersion)
+	}
+}

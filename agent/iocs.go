@@ -1,0 +1,398 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cordon-edr/cordon/agent/localapi"
+	"github.com/cordon-edr/cordon/detectors"
+	"github.com/cordon-edr/cordon/detectors/ioc"
+	"github.com/cordon-edr/cordon/protocol"
+	"github.com/cordon-edr/cordon/protocol/certs"
+	"github.com/cordon-edr/cordon/protocol/ecs"
+	"github.com/cordon-edr/cordon/protocol/query"
+)
+
+// iocsFile is where the state folder keeps the pushed indicator set, so
+// that a restart matches it again before the collector is reachable.
+const iocsFile = "iocs.json"
+
+// Bounds of a retro-hunt: the time it may take and the findings it may
+// raise. It reads the whole history, which is itself bounded by age.
+const (
+	retroBudget      = 2 * time.Minute
+	retroMaxFindings = 1000
+	// retroSettle lets the events queued for the history before the set
+	// changed reach it (the history writes every 250 ms).
+	retroSettle = time.Second
+	// retroQueryBytes keeps each retro query under the query language's
+	// 8,192-byte limit.
+	retroQueryBytes = 7000
+)
+
+// storedIocs is the pushed indicator set as the state folder keeps it.
+type storedIocs struct {
+	Version    string          `json:"version"`
+	PushedBy   string          `json:"pushed_by,omitempty"`
+	PushedAt   time.Time       `json:"pushed_at,omitzero"`
+	Indicators []ioc.Indicator `json:"indicators"`
+}
+
+// indicatorSets knows the indicator set matched, the last one refused
+// and the retro-hunts waiting or running.
+type indicatorSets struct {
+	path string
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	cur     *ioc.Matcher // never nil: an empty set before any push
+	refused string
+	retro   *localapi.Retro
+	pending []retroJob
+	wake    chan struct{}
+}
+
+// retroJob is a retro-hunt for the indicators a set added.
+type retroJob struct {
+	m  *ioc.Matcher // the added indicators only
+	at time.Time    // when the set was swapped in: later events were matched live
+}
+
+func newIndicatorSets(stateDir string, log *slog.Logger) *indicatorSets {
+	empty, _ := ioc.NewMatcher("", nil)
+	return &indicatorSets{path: filepath.Join(stateDir, iocsFile), log: log, cur: empty, wake: make(chan struct{}, 1)}
+}
+
+// initial returns the matcher to start with: the stored set, or an empty
+// one when none is stored or it no longer loads (then the collector sends
+// its set again after the hello).
+func (s *indicatorSets) initial() *ioc.Matcher {
+	b, err := os.ReadFile(s.path)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			s.log.Error("reading the stored indicator set; matching none", "file", s.path, "err", err)
+		}
+		return s.matcher()
+	}
+	var st storedIocs
+	if err := json.Unmarshal(b, &st); err != nil {
+		s.log.Error("decoding the stored indicator set; matching none", "file", s.path, "err", err)
+		return s.matcher()
+	}
+	m, err := ioc.NewMatcher(st.Version, st.Indicators)
+	if err != nil {
+		s.log.Error("the stored indicator set does not load; matching none", "version", st.Version, "err", err)
+		return s.matcher()
+	}
+	s.mu.Lock()
+	s.cur = m
+	s.mu.Unlock()
+	s.log.Info("matching the stored indicator set", "version", st.Version, "indicators", m.Len())
+	return m
+}
+
+func (s *indicatorSets) matcher() *ioc.Matcher {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur
+}
+
+func (s *indicatorSets) persist(set *protocol.IndicatorSet, inds []ioc.Indicator) error {
+	st := storedIocs{Version: set.GetVersion(), PushedBy: set.GetPushedBy(), Indicators: inds}
+	if n := set.GetPushedUnixNano(); n != 0 {
+		st.PushedAt = time.Unix(0, n).UTC()
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		return fmt.Errorf("encoding indicator set %s: %w", set.GetVersion(), err)
+	}
+	if err := certs.WriteFileAtomic(s.path, b, 0o600); err != nil {
+		return fmt.Errorf("storing indicator set %s: %w", set.GetVersion(), err)
+	}
+	return nil
+}
+
+// running records m as the set matched and queues a retro-hunt for the
+// indicators it added.
+func (s *indicatorSets) running(m *ioc.Matcher, added []ioc.Indicator, at time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cur, s.refused = m, ""
+	if len(added) == 0 {
+		return
+	}
+	rm, err := ioc.NewMatcher(m.Version(), added)
+	if err != nil { // cannot happen: the indicators come from m
+		s.log.Error("building the retro-hunt", "version", m.Version(), "err", err)
+		return
+	}
+	s.pending = append(s.pending, retroJob{m: rm, at: at})
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *indicatorSets) refuse(version string, err error) {
+	s.mu.Lock()
+	s.refused = fmt.Sprintf("refused indicator set %s: %v", version, err)
+	s.mu.Unlock()
+}
+
+func (s *indicatorSets) take() []retroJob {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	jobs := s.pending
+	s.pending = nil
+	return jobs
+}
+
+func (s *indicatorSets) setRetro(r localapi.Retro) {
+	s.mu.Lock()
+	s.retro = &r
+	s.mu.Unlock()
+}
+
+// state returns the version matched, its size, the last refusal and the
+// last retro-hunt.
+func (s *indicatorSets) state() (version string, n int, refused string, retro *localapi.Retro) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.retro != nil {
+		r := *s.retro
+		retro = &r
+	}
+	return s.cur.Version(), s.cur.Len(), s.refused, retro
+}
+
+// added returns the indicators of next that prev does not have.
+func added(prev *ioc.Matcher, next []ioc.Indicator) []ioc.Indicator {
+	var out []ioc.Indicator
+	for _, i := range next {
+		if !prev.Has(i) {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// applyIndicators matches a set pushed by the collector, whole or not at
+// all: it loads the set, stores it in the state folder, has the detection
+// goroutine swap it in between two events, then queues a retro-hunt for
+// the indicators it added. On any error the set matched before stays.
+func (a *Agent) applyIndicators(ctx context.Context, set *protocol.IndicatorSet) *protocol.IndicatorSetResult {
+	res := &protocol.IndicatorSetResult{Version: set.GetVersion()}
+	n, err := a.swapIndicators(ctx, set)
+	if err != nil {
+		a.iocs.refuse(set.GetVersion(), err)
+		a.log.Warn("indicator set refused; the previous one is still matched", "version", set.GetVersion(), "err", err)
+		res.Error = err.Error()
+		return res
+	}
+	a.log.Info("indicator set applied", "version", set.GetVersion(), "indicators", n, "pushed_by", set.GetPushedBy())
+	res.Ok, res.Indicators = true, uint32(n)
+	return res
+}
+
+func (a *Agent) swapIndicators(ctx context.Context, set *protocol.IndicatorSet) (int, error) {
+	if set.GetVersion() == "" {
+		return 0, errors.New("indicator set has no version")
+	}
+	inds := make([]ioc.Indicator, len(set.GetIndicators()))
+	for i, w := range set.GetIndicators() {
+		inds[i] = ioc.Indicator{Type: w.GetType(), Value: w.GetValue(), Severity: w.GetSeverity(), Note: w.GetNote()}
+	}
+	m, err := ioc.NewMatcher(set.GetVersion(), inds)
+	if err != nil {
+		return 0, err
+	}
+	if err := a.iocs.persist(set, inds); err != nil {
+		return 0, err
+	}
+	if err := a.swapBatch(ctx, a.iocBatch, m); err != nil {
+		return 0, fmt.Errorf("swapping in indicator set %s: %w", set.GetVersion(), err)
+	}
+	prev := a.iocs.matcher()
+	a.iocs.running(m, added(prev, inds), time.Now())
+	return m.Len(), nil
+}
+
+// swapBatch has the detection goroutine put b in the place of batch id.
+func (a *Agent) swapBatch(ctx context.Context, id detectors.BatchID, b detectors.Batch) error {
+	sw := batchSwap{id: id, batch: b, done: make(chan struct{})}
+	select {
+	case a.swaps <- sw:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-sw.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// runRetros runs the queued retro-hunts one after the other.
+func (a *Agent) runRetros(ctx context.Context) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-a.iocs.wake:
+		}
+		for _, job := range a.iocs.take() {
+			a.retroHunt(ctx, job)
+		}
+	}
+}
+
+// retroHunt reads the history for the events before job.at that match
+// the indicators job adds, and reports each as a finding marked retro,
+// within retroBudget and retroMaxFindings.
+func (a *Agent) retroHunt(ctx context.Context, job retroJob) {
+	st := localapi.Retro{Version: job.m.Version(), Indicators: job.m.Len(), Started: time.Now().UTC()}
+	if a.hist == nil {
+		st.Finished, st.Error = time.Now().UTC(), "the history is off"
+		a.iocs.setRetro(st)
+		return
+	}
+	a.iocs.setRetro(st)
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(retroSettle):
+	}
+	ctx, cancel := context.WithTimeout(ctx, retroBudget)
+	defer cancel()
+	seen := map[string]bool{}
+	for _, q := range retroQueries(job.m.Indicators()) {
+		parsed, err := query.Parse(q)
+		if err != nil {
+			st.Error = fmt.Sprintf("building the retro-hunt query: %v", err)
+			break
+		}
+		stats, err := a.hist.Search(ctx, parsed, time.Time{}, func(ev ecs.Event) bool {
+			if !ev.Timestamp.IsZero() && !ev.Timestamp.Before(job.at) {
+				return true // matched live
+			}
+			hits := job.m.Match(&ev)
+			if len(hits) == 0 {
+				return true
+			}
+			key := eventKey(&ev)
+			if seen[key] {
+				return true
+			}
+			seen[key] = true
+			f := job.m.Finding(&ev, hits, true)
+			f.Rule = ioc.Rule
+			f.Evidence = []ecs.Event{ev}
+			f.ObservedAt, f.DetectedAt = ev.Timestamp, time.Now()
+			a.report(f)
+			st.Findings++
+			return st.Findings < retroMaxFindings
+		})
+		st.Scanned += stats.Scanned
+		if errors.Is(err, context.DeadlineExceeded) {
+			st.Stopped = fmt.Sprintf("time budget of %s spent", retroBudget)
+			break
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				st.Error = err.Error()
+			}
+			break
+		}
+		if st.Findings >= retroMaxFindings {
+			st.Stopped = fmt.Sprintf("%d findings raised", retroMaxFindings)
+			break
+		}
+	}
+	st.Finished = time.Now().UTC()
+	a.iocs.setRetro(st)
+	a.log.Info("retro-hunt done", "version", st.Version, "indicators", st.Indicators, "scanned", st.Scanned, "findings", st.Findings, "stopped", st.Stopped, "err", st.Error)
+}
+
+func eventKey(ev *ecs.Event) string {
+	var b strings.Builder
+	b.WriteString(strconv.FormatInt(ev.Timestamp.UnixNano(), 10))
+	if ev.File != nil {
+		b.WriteString("|f" + ev.File.Path)
+	}
+	if ev.Process != nil {
+		b.WriteString("|p" + strconv.Itoa(ev.Process.PID))
+	}
+	if ev.Destination != nil {
+		b.WriteString("|d" + ev.Destination.IP + ":" + strconv.Itoa(ev.Destination.Port))
+	}
+	if ev.Source != nil {
+		b.WriteString("|s" + ev.Source.IP + ":" + strconv.Itoa(ev.Source.Port))
+	}
+	return b.String()
+}
+
+// retroQueries returns the history queries that find the events inds may
+// match: lookups through the history's indexes for hashes, paths and
+// addresses, and one scan for CIDRs and file names, each query within
+// the query language's size limit.
+func retroQueries(inds []ioc.Indicator) []string {
+	byType := map[string][]string{}
+	for _, i := range inds {
+		v := i.Value
+		if i.Type == ioc.TypeSHA256 || i.Type == ioc.TypePath || i.Type == ioc.TypeFilename {
+			v = strconv.Quote(v)
+		}
+		byType[i.Type] = append(byType[i.Type], v)
+	}
+	var out []string
+	lists := func(field string, vals []string) {
+		for len(vals) > 0 {
+			n, size := 0, len(field)+8
+			for n < len(vals) && n < query.MaxListValues && size+len(vals[n])+2 < retroQueryBytes {
+				size += len(vals[n]) + 2
+				n++
+			}
+			if n == 0 { // one value too long for a query: cannot be looked up
+				vals = vals[1:]
+				continue
+			}
+			out = append(out, fmt.Sprintf("%s in [%s]", field, strings.Join(vals[:n], ", ")))
+			vals = vals[n:]
+		}
+	}
+	lists("file.hash.sha256", byType[ioc.TypeSHA256])
+	lists("file.path", byType[ioc.TypePath])
+	lists("process.executable", byType[ioc.TypePath])
+	lists("destination.ip", byType[ioc.TypeIP])
+	lists("source.ip", byType[ioc.TypeIP])
+	// CIDRs and names are not indexed: each list is a scan of the
+	// history, so they go in as few queries as the size limit allows.
+	indexed := len(out)
+	lists("destination.ip", byType[ioc.TypeCIDR])
+	lists("source.ip", byType[ioc.TypeCIDR])
+	lists("file.name", byType[ioc.TypeFilename])
+	lists("process.name", byType[ioc.TypeFilename])
+	scans := out[indexed:]
+	out = out[:indexed:indexed]
+	for len(scans) > 0 {
+		q := scans[0]
+		scans = scans[1:]
+		for len(scans) > 0 && len(q)+len(scans[0])+4 < retroQueryBytes {
+			q += " or " + scans[0]
+			scans = scans[1:]
+		}
+		out = append(out, q)
+	}
+	return out
+}
