@@ -11,9 +11,10 @@ import (
 )
 
 // TestConsoleHunts drives the console's hunts in headless Chromium
-// against the real collector and agent: a responder opens a drill
-// incident, hunts for its indicators and sees the hunt complete for the
-// agent; starts a hunt with a query that does not parse and sees the
+// against the real collector and two agents: a responder opens a drill
+// incident, hunts for its indicators, sees the hunt complete for both
+// agents and adds the other agent, which saw the drill's processes, to
+// the incident after a confirmation; starts a hunt with a query that does not parse and sees the
 // collector's error with its position; starts a good one and sees its
 // detail; a viewer sees the hunts without any hunt button.
 func TestConsoleHunts(t *testing.T) {
@@ -23,6 +24,12 @@ func TestConsoleHunts(t *testing.T) {
 	state, agentID := c.enroll(t)
 	start(t, "cordon-agent", "run", "--state", state)
 	c.agentOnline(t, agentID)
+	// A second agent on the same machine sees the drill's processes too
+	// (one kernel), but the drill runs on the first: the second is the
+	// host the hunt finds outside the incident.
+	state2, otherID := c.enroll(t)
+	start(t, "cordon-agent", "run", "--state", state2)
+	c.agentOnline(t, otherID)
 	responder := c.apiKey(t, "hunt-responder", "responder")
 	viewer := c.apiKey(t, "hunt-viewer", "viewer")
 	url := "http://" + c.api + "/"
@@ -63,11 +70,9 @@ func TestConsoleHunts(t *testing.T) {
 	)
 	progress := value(t, ctx, shots, "read the hunt's progress", chromedp.Text(css("#hunt #hunt-progress")))
 	screenshot(t, ctx, shots, "hunt-01-incident-hunted")
-	if !strings.HasPrefix(progress, "1 answered") && !strings.HasPrefix(progress, "0 answered, 1 partial") {
-		t.Errorf("the incident's hunt shows %q, want the agent's answer", progress)
+	if !strings.HasPrefix(progress, "2 answered") {
+		t.Errorf("the incident's hunt shows %q, want both agents' answers", progress)
 	}
-	// The hunt is the incident's, on the API too; the agent is already
-	// in the incident, so no host is offered for adding.
 	var hunts []struct {
 		ID         string `json:"id"`
 		IncidentID string `json:"incident_id"`
@@ -77,9 +82,30 @@ func TestConsoleHunts(t *testing.T) {
 	if len(hunts) != 1 || hunts[0].IncidentID != incID || hunts[0].Status != "done" {
 		t.Fatalf("hunts through the API: %+v", hunts)
 	}
-	offered := value(t, ctx, shots, "count hosts offered", chromedp.Evaluate[int](`document.querySelectorAll("#hunt button[data-add-host]").length`))
-	if offered != 0 {
-		t.Errorf("%d hosts offered for adding; the only agent is in the incident already", offered)
+
+	// The second agent saw the drill's processes: it is offered, and
+	// added after a confirmation. The first, in the incident already, is
+	// not offered.
+	addSel := fmt.Sprintf(`#hunt button[data-add-host="%s"]`, otherID)
+	run(t, ctx, shots, "add the matching host to the incident",
+		chromedp.WaitVisible(css(addSel)),
+		chromedp.Click(css(addSel)),
+		chromedp.WaitVisible(css("#confirm-add-host")),
+		chromedp.SendKeys(css("#add-reason"), "ran the drill's binaries"),
+		chromedp.Click(css("#confirm")),
+		chromedp.Click(css("#confirm-add-host")),
+		chromedp.WaitVisible(css(fmt.Sprintf(`table.hosts tr[data-agent="%s"]`, otherID))),
+		chromedp.WaitVisible(css("#hunt-no-others")),
+	)
+	screenshot(t, ctx, shots, "hunt-01b-host-added")
+	offeredSelf := value(t, ctx, shots, "count offers of the incident's host", chromedp.Evaluate[int](fmt.Sprintf(`document.querySelectorAll('#hunt button[data-add-host="%s"]').length`, agentID)))
+	if offeredSelf != 0 {
+		t.Error("the incident's own host is offered for adding")
+	}
+	var inc incidentJSON
+	c.ctlJSON(t, &inc, "incident", "show", incID, "--json")
+	if !slices.Contains(inc.AffectedHosts, otherID) {
+		t.Errorf("the added host is not in the incident: %+v", inc.AffectedHosts)
 	}
 
 	// A query that does not parse: the collector's error, with its
@@ -109,6 +135,8 @@ func TestConsoleHunts(t *testing.T) {
 		chromedp.WaitVisible(css("#hunt-title")),
 		chromedp.WaitVisible(css(fmt.Sprintf(`table.hunt-agents tr[data-agent="%s"]`, agentID))),
 		ignore(chromedp.Poll[bool](`document.querySelector("#hunt-status")?.textContent === "done"`, chromedp.WithPollingTimeout(40*time.Second))),
+		// Both agents' own processes match, with their times.
+		chromedp.WaitVisible(css("table.hunt-matches tbody tr")),
 	)
 	status := value(t, ctx, shots, "read the agent's status", chromedp.Text(css(fmt.Sprintf(`table.hunt-agents tr[data-agent="%s"] .astatus`, agentID))))
 	screenshot(t, ctx, shots, "hunt-03-detail")

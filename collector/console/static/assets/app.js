@@ -678,8 +678,7 @@ const huntStatus = (s) => h(`span.hstatus.h-${s}`, s);
 // connection of its event.
 function matchSummary(ev) {
   const parts = [];
-  const cat = (ev.event && ev.event.category) || [];
-  if (cat.length) parts.push(cat.join(","));
+  if (ev.event) parts.push([ev.event.category, ev.event.type, ev.event.action].filter(Boolean).join("/"));
   if (ev.process) parts.push(ev.process.command_line || ev.process.executable || ev.process.name || "");
   if (ev.file) parts.push(ev.file.path || "", ev.file.hash && ev.file.hash.sha256 ? `sha256 ${ev.file.hash.sha256.slice(0, 12)}…` : "");
   if (ev.destination && ev.destination.ip) parts.push(`→ ${ev.destination.ip}${ev.destination.port ? `:${ev.destination.port}` : ""}`);
@@ -875,7 +874,7 @@ async function huntsView() {
   if (hunts.some((x) => x.status === "running")) {
     // Never under a half-typed query.
     const busy = () => dialog.open || (main.querySelector("#hunt-query")?.value || "") !== "";
-    ticker = setInterval(() => !busy() && huntsView(), 2000);
+    ticker = setInterval(() => !busy() && huntsView().catch((err) => show(errorBox(err))), 2000);
   }
 }
 
@@ -929,7 +928,7 @@ async function huntView(id) {
     ),
   );
   // Hunts send no change events: poll while agents are pending.
-  if (x.status === "running") ticker = setInterval(() => !dialog.open && huntView(id), 1000);
+  if (x.status === "running") ticker = setInterval(() => !dialog.open && huntView(id).catch((err) => show(errorBox(err))), 1000);
 }
 
 // ---------- audit ----------
