@@ -185,6 +185,15 @@ func (f *fleet) driveHunts(ctx context.Context, api *apiClient, rep *Report) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+	// Histories are built before the first hunt, so that it does not pay
+	// for them and the baseline is comparable.
+	for _, a := range f.agentsByIdx {
+		a.mu.Lock()
+		if a.history == nil {
+			a.history = history(a.idx, f.cfg.History)
+		}
+		a.mu.Unlock()
+	}
 	for _, run := range []struct {
 		q   string
 		out **HuntReport
