@@ -281,7 +281,11 @@ async function queueView() {
 
 // ---------- incident page ----------
 
-async function incidentView(id) {
+// incidentView renders an incident's page. Unless force is set, it leaves
+// the page alone when it already shows this incident with a half-filled
+// update form (a re-render started before the responder began typing,
+// as after a dialog closes, finishes after it).
+async function incidentView(id, force = false) {
   const inc = await get(`/api/v1/incidents/${encodeURIComponent(id)}`);
   const [findings, agents, commands] = await Promise.all([
     all(`/api/v1/findings?incident=${encodeURIComponent(id)}`),
@@ -293,6 +297,8 @@ async function incidentView(id) {
   const techniques = [...new Set(findings.flatMap((f) => f.attack.techniques))];
   const ack = timer(inc, "ack");
   const contain = timer(inc, "contain");
+  const editing = main.querySelector("form.update[data-dirty]");
+  if (!force && editing && editing.dataset.incident === id) return;
 
   show(
     h("p.crumbs", h("a", { href: "#/incidents" }, "← Incidents")),
@@ -367,7 +373,7 @@ function playbookCard(inc, agents) {
     out.replaceChildren();
     try {
       await call("PATCH", `/api/v1/incidents/${encodeURIComponent(inc.id)}`, body);
-      await incidentView(inc.id);
+      await incidentView(inc.id, true);
     } catch (err) {
       control.disabled = false;
       if (control.type === "checkbox") control.checked = !control.checked;
@@ -495,6 +501,7 @@ function updateForm(inc) {
   const form = h(
     "form.card.update",
     {
+      dataset: { incident: inc.id },
       oninput: () => (form.dataset.dirty = "1"),
       onchange: () => (form.dataset.dirty = "1"),
       onsubmit: async (ev) => {
@@ -509,7 +516,7 @@ function updateForm(inc) {
         }
         try {
           await call("PATCH", `/api/v1/incidents/${encodeURIComponent(inc.id)}`, body);
-          await incidentView(inc.id);
+          await incidentView(inc.id, true);
         } catch (err) {
           out.replaceChildren(errorBox(err));
         }
