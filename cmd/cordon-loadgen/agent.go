@@ -15,6 +15,7 @@ import (
 
 	"github.com/cordon-edr/cordon/agent/uplink"
 	"github.com/cordon-edr/cordon/protocol"
+	"github.com/cordon-edr/cordon/protocol/ecs"
 )
 
 // simAgent is one simulated agent: an in-memory spool of findings and a
@@ -22,6 +23,7 @@ import (
 // removed only on its acknowledgement, resent after a reconnect).
 type simAgent struct {
 	f    *fleet
+	idx  int
 	id   string
 	host *protocol.HostFacts
 	tls  *tls.Config
@@ -33,6 +35,7 @@ type simAgent struct {
 	samples map[string]bool
 	seen    map[string]bool // command ids answered, executed once
 	helloed bool            // owned by run's goroutine
+	history []ecs.Event     // synthetic, built at the first hunt
 }
 
 var severities = []string{"low", "medium", "high", "critical"}
@@ -239,8 +242,8 @@ func (a *simAgent) session(ctx context.Context) (helloed bool, err error) {
 	return true, uplink.WithCloseCause(conn, err)
 }
 
-// control answers commands: each id is executed once; a redelivered one
-// gets its result again, as the agent's executor does.
+// control answers commands and hunts: each command id is executed once;
+// a redelivered one gets its result again, as the agent's executor does.
 func (a *simAgent) control(ctx context.Context, r *protocol.FrameReader, w *protocol.FrameWriter) error {
 	for {
 		f, err := r.Read()
@@ -249,6 +252,15 @@ func (a *simAgent) control(ctx context.Context, r *protocol.FrameReader, w *prot
 				return ctx.Err()
 			}
 			return fmt.Errorf("reading control stream: %w", err)
+		}
+		if hr := f.GetHuntRequest(); hr != nil {
+			// Answered in turn: a synthetic history takes microseconds.
+			res := a.answerHunt(ctx, hr)
+			if err := w.Write(&protocol.Frame{Body: &protocol.Frame_HuntResult{HuntResult: res}}); err != nil {
+				return fmt.Errorf("sending hunt result: %w", err)
+			}
+			a.f.huntsAnswered.Add(1)
+			continue
 		}
 		c := f.GetCommand()
 		if c == nil {

@@ -39,6 +39,12 @@ type Config struct {
 	Incidents   int
 	Concurrency int
 	AckedFile   string
+	// Hunt runs two hunts on the whole fleet once it is connected: a
+	// baseline that matches nothing, then HuntQuery; History is the
+	// number of synthetic events each agent answers from.
+	Hunt      bool
+	HuntQuery string
+	History   int
 	// RestartWindow is the agent's uplink.Config.RestartWindow.
 	RestartWindow time.Duration
 	// CollectorPID, when set, is sampled for the collector's peak RSS.
@@ -76,6 +82,10 @@ func (c *Config) check() error {
 		return errors.New("--commands and --incidents must not be negative")
 	case c.RestartWindow <= 0:
 		return fmt.Errorf("--restart-window: %s is not above 0", c.RestartWindow)
+	case c.History < 0 || c.History > 100000:
+		return fmt.Errorf("--history %d: want 0 to 100000 events per agent", c.History)
+	case c.Hunt && c.HuntQuery == "":
+		return errors.New("--hunt-query: empty")
 	case c.Concurrency < 1:
 		return fmt.Errorf("--concurrency: %d is below 1", c.Concurrency)
 	}
@@ -136,6 +146,9 @@ type Report struct {
 	CommandsAnswered  uint64         `json:"commands_answered"`
 	CommandLatency    *Percentiles   `json:"command_latency_ms,omitempty"`
 	IncidentLatency   *Percentiles   `json:"incident_latency_ms,omitempty"`
+	HuntsAnswered     uint64         `json:"hunt_answers_sent"`
+	HuntEmpty         *HuntReport    `json:"hunt_baseline,omitempty"`
+	Hunt              *HuntReport    `json:"hunt,omitempty"`
 	CollectorRSSBytes int64          `json:"collector_rss_bytes,omitempty"`
 	LoadgenRSSBytes   int64          `json:"loadgen_rss_bytes,omitempty"`
 	Errors            map[string]int `json:"errors"`
@@ -151,6 +164,7 @@ type fleet struct {
 	connected, peak                          atomic.Int64
 	generated, acked, stored, dups, batches  atomic.Uint64
 	heartbeats, reconnects, commandsAnswered atomic.Uint64
+	huntsAnswered                            atomic.Uint64
 	ackLat                                   latencies
 	errMu                                    sync.Mutex
 	errs                                     map[string]int
@@ -241,7 +255,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			if err != nil {
 				return fmt.Errorf("loading the identity of agent %d: %w", i, err)
 			}
-			agents[i] = &simAgent{f: f, id: id.AgentID, host: host, tls: tlsConf}
+			agents[i] = &simAgent{f: f, idx: i, id: id.AgentID, host: host, tls: tlsConf}
 			return nil
 		})
 	}
@@ -289,6 +303,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if cfg.Commands > 0 {
 			f.driveCommands(gctx, api, &cmdLat)
 		}
+		if cfg.Hunt {
+			f.driveHunts(gctx, api, rep)
+		}
 		return nil
 	})
 	if cfg.CollectorPID > 0 {
@@ -335,9 +352,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		p := incLat.percentiles()
 		rep.IncidentLatency = &p
 	}
+	rep.HuntsAnswered = f.huntsAnswered.Load()
 	rep.LoadgenRSSBytes = selfRSS()
 	if ctx.Err() != nil {
 		return rep, ctx.Err()
+	}
+	if cfg.Hunt && (rep.Hunt == nil || rep.Hunt.Status != "done") {
+		return rep, errors.New("the hunt did not complete on every agent within the run (see hunt and errors)")
 	}
 	if rep.FindingsUnacked > 0 {
 		return rep, fmt.Errorf("%d findings were not acknowledged within --drain", rep.FindingsUnacked)

@@ -3,12 +3,15 @@
 // QUIC connection with its own client certificate, heartbeats, sends
 // findings at a given rate (resending a batch whose acknowledgement was
 // lost, as the agent does) and answers commands. It prints what it
-// measured as one JSON object.
+// measured as one JSON object. With --hunt its agents also answer hunts
+// from a synthetic history each, and it times a hunt over the whole
+// fleet once every agent is connected.
 //
 //	cordon-loadgen --collector 127.0.0.1:7443 [--api URL] [--token KEY]
 //	    [--agents N] [--duration D] [--rate R] [--batch B] [--findings N]
 //	    [--heartbeat D] [--drain D] [--commands N] [--incidents N]
 //	    [--hold D] [--collector-pid PID] [--acked FILE]
+//	    [--hunt [--hunt-query Q] [--history N]]
 //
 // The token is an admin API key (CORDON_TOKEN); the API address comes
 // from --api or CORDON_API. Only loopback addresses are accepted: this is
@@ -88,6 +91,9 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&cfg.CollectorPID, "collector-pid", 0, "report the peak resident memory of this process (the collector)")
 	fs.DurationVar(&cfg.RestartWindow, "restart-window", uplink.DefaultRestartWindow, "after the collector shut down, reconnect after a random wait below this (the agent's uplink.restart_window)")
 	fs.StringVar(&cfg.AckedFile, "acked", "", "write the id of every acknowledged finding to this file, one a line")
+	fs.BoolVar(&cfg.Hunt, "hunt", false, "once every agent is connected, time a hunt that matches nothing (baseline) and one with --hunt-query over the fleet")
+	fs.StringVar(&cfg.HuntQuery, "hunt-query", defaultHuntQuery, "query of the measured hunt (by default the marker process every tenth agent ran)")
+	fs.IntVar(&cfg.History, "history", 300, "synthetic events in each agent's history, answered from in hunts")
 	verbose := fs.Bool("v", false, "log reconnects and errors to stderr")
 	if err := fs.Parse(args); err != nil {
 		return cfg, err

@@ -162,6 +162,11 @@ type Store struct {
 
 	mu      sync.Mutex
 	waiters map[string]map[chan struct{}]struct{}
+
+	// answerMu serializes answers: each one rewrites its hunt's counts,
+	// so a fleet answering at once would otherwise conflict on that key
+	// beyond the store's retries and lose answers.
+	answerMu sync.Mutex
 }
 
 // New returns a Store over cfg.DB.
@@ -382,6 +387,7 @@ func (s *Store) Answered(ctx context.Context, agentID string, res *protocol.Hunt
 	now := s.now().UTC()
 	huntID := res.GetId()
 	var stored bool
+	s.answerMu.Lock()
 	err := store.Update(ctx, s.db, func(txn *badger.Txn) error {
 		stored = false
 		var h Hunt
@@ -439,6 +445,7 @@ func (s *Store) Answered(ctx context.Context, agentID string, res *protocol.Hunt
 		stored = true
 		return store.Put(txn, huntKey(huntID), &h)
 	})
+	s.answerMu.Unlock()
 	if errors.Is(err, store.ErrNotFound) {
 		s.log.Warn("answer to an unknown hunt", "agent", agentID, "hunt", huntID)
 		return nil

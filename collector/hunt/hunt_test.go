@@ -3,8 +3,10 @@ package hunt
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -135,5 +137,45 @@ func TestSelector(t *testing.T) {
 		if err != nil || sel.Match(tt.id, tt.tags) != tt.want {
 			t.Errorf("%q matching %s %v: %v %v", tt.in, tt.id, tt.tags, !tt.want, err)
 		}
+	}
+}
+
+// A fleet answering one hunt at once: every answer is counted, none lost
+// to conflicts on the hunt's counts.
+func TestAnswersAtOnce(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	s := newStore(t, &now)
+	const n = 300
+	targets := make([]Target, n)
+	for i := range targets {
+		targets[i] = Target{ID: fmt.Sprintf("a%03d", i)}
+	}
+	h, err := s.Create(ctx, Request{Query: `process.name == "xmrig"`, Selector: Selector{All: true}, TTL: time.Hour, CreatedBy: "alice"}, targets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for _, tg := range targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- s.Answered(ctx, tg.ID, &protocol.HuntResult{Id: h.ID, Status: StatusAnswered, Scanned: 300})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.Get(ctx, h.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != HuntDone || got.Counts.Answered != n || got.Counts.Pending != 0 {
+		t.Errorf("after %d answers at once: %s, %+v", n, got.Status, got.Counts)
 	}
 }

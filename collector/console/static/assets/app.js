@@ -1,6 +1,6 @@
 // The Cordon web console: a small single-page app over the REST API.
 // Views are chosen by the location hash (#/incidents, #/incident/ID,
-// #/fleet, #/audit); each view renders from API data and re-renders when
+// #/fleet, #/hunts, #/hunt/ID, #/audit); each view renders from API data and re-renders when
 // the event stream says something it shows changed.
 
 import { ApiError, all, call, get, key, setKey } from "./api.js";
@@ -177,7 +177,7 @@ async function route() {
   refresh = null;
   const [, view, id] = (location.hash || "#/incidents").split("/");
   for (const a of document.querySelectorAll("[data-nav]")) {
-    a.classList.toggle("active", a.dataset.nav === view || (view === "incident" && a.dataset.nav === "incidents"));
+    a.classList.toggle("active", a.dataset.nav === view || (view === "incident" && a.dataset.nav === "incidents") || (view === "hunt" && a.dataset.nav === "hunts"));
   }
   try {
     switch (view) {
@@ -186,6 +186,12 @@ async function route() {
         break;
       case "fleet":
         await fleetView();
+        break;
+      case "hunts":
+        await huntsView();
+        break;
+      case "hunt":
+        await huntView(decodeURIComponent(id || ""));
         break;
       case "audit":
         await auditView();
@@ -275,7 +281,11 @@ async function queueView() {
 
 // ---------- incident page ----------
 
-async function incidentView(id) {
+// incidentView renders an incident's page. Unless force is set, it leaves
+// the page alone when it already shows this incident with a half-filled
+// update form (a re-render started before the responder began typing,
+// as after a dialog closes, finishes after it).
+async function incidentView(id, force = false) {
   const inc = await get(`/api/v1/incidents/${encodeURIComponent(id)}`);
   const [findings, agents, commands] = await Promise.all([
     all(`/api/v1/findings?incident=${encodeURIComponent(id)}`),
@@ -287,6 +297,8 @@ async function incidentView(id) {
   const techniques = [...new Set(findings.flatMap((f) => f.attack.techniques))];
   const ack = timer(inc, "ack");
   const contain = timer(inc, "contain");
+  const editing = main.querySelector("form.update[data-dirty]");
+  if (!force && editing && editing.dataset.incident === id) return;
 
   show(
     h("p.crumbs", h("a", { href: "#/incidents" }, "← Incidents")),
@@ -322,6 +334,7 @@ async function incidentView(id) {
     ),
     inc.playbook ? playbookCard(inc, agents) : null,
     h("section.card", h("h2", "Affected hosts"), hostsTable(inc, agents, tree)),
+    incidentHuntCard(inc),
     commands.length ? h("section.card", h("h2", "Commands"), commandsTable(commands, agents)) : null,
     h(
       "section.card",
@@ -360,7 +373,7 @@ function playbookCard(inc, agents) {
     out.replaceChildren();
     try {
       await call("PATCH", `/api/v1/incidents/${encodeURIComponent(inc.id)}`, body);
-      await incidentView(inc.id);
+      await incidentView(inc.id, true);
     } catch (err) {
       control.disabled = false;
       if (control.type === "checkbox") control.checked = !control.checked;
@@ -488,6 +501,7 @@ function updateForm(inc) {
   const form = h(
     "form.card.update",
     {
+      dataset: { incident: inc.id },
       oninput: () => (form.dataset.dirty = "1"),
       onchange: () => (form.dataset.dirty = "1"),
       onsubmit: async (ev) => {
@@ -502,7 +516,7 @@ function updateForm(inc) {
         }
         try {
           await call("PATCH", `/api/v1/incidents/${encodeURIComponent(inc.id)}`, body);
-          await incidentView(inc.id);
+          await incidentView(inc.id, true);
         } catch (err) {
           out.replaceChildren(errorBox(err));
         }
@@ -659,6 +673,269 @@ async function fleetView() {
         ),
   );
   refresh = (events) => !dialog.open && events.some((e) => e.kind === "agent") && fleetView();
+}
+
+// ---------- hunts ----------
+
+const huntCounts = (c) =>
+  `${c.answered} answered, ${c.partial} partial, ${c.failed} failed, ${c.pending} pending, ${c.expired} expired of ${c.agents}`;
+const huntStatus = (s) => h(`span.hstatus.h-${s}`, s);
+
+// matchSummary says in a line what a hunt match is: the process, file or
+// connection of its event.
+function matchSummary(ev) {
+  const parts = [];
+  if (ev.event) parts.push([ev.event.category, ev.event.type, ev.event.action].filter(Boolean).join("/"));
+  if (ev.process) parts.push(ev.process.command_line || ev.process.executable || ev.process.name || "");
+  if (ev.file) parts.push(ev.file.path || "", ev.file.hash && ev.file.hash.sha256 ? `sha256 ${ev.file.hash.sha256.slice(0, 12)}…` : "");
+  if (ev.destination && ev.destination.ip) parts.push(`→ ${ev.destination.ip}${ev.destination.port ? `:${ev.destination.port}` : ""}`);
+  return parts.filter(Boolean).join(" ");
+}
+
+// matchTimes gives the first and last time of an agent's matches.
+function matchTimes(a) {
+  const ts = a.matches.map((m) => Date.parse(m.time)).filter((t) => !Number.isNaN(t)).sort((x, y) => x - y);
+  if (!ts.length) return "—";
+  const first = stamp(new Date(ts[0]).toISOString());
+  return ts.length === 1 || ts[0] === ts[ts.length - 1] ? first : `${first} … ${stamp(new Date(ts[ts.length - 1]).toISOString())}`;
+}
+
+// incidentHuntCard scopes an incident: a responder starts a hunt for its
+// indicators; the card shows the latest such hunt's progress, polling it
+// while agents are pending, and offers the matching hosts that are not
+// yet in the incident. A viewer sees the progress and hosts only.
+function incidentHuntCard(inc) {
+  const body = h("div", { id: "hunt-body" }, h("p.muted", "Loading hunts…"));
+  const out = h("div");
+  const button = canRespond()
+    ? h("button", {
+        type: "button",
+        id: "hunt-incident",
+        "data-hunt": "incident",
+        onclick: async (ev) => {
+          ev.target.disabled = true;
+          out.replaceChildren();
+          try {
+            const hunt = await call("POST", `/api/v1/incidents/${encodeURIComponent(inc.id)}/hunt`, {});
+            follow(hunt.id);
+          } catch (err) {
+            out.replaceChildren(errorBox(err));
+          } finally {
+            ev.target.disabled = false;
+          }
+        },
+      }, "Hunt for indicators")
+    : null;
+  const card = h("section.card", { id: "hunt" }, h("div.bar", h("h2", "Scoping"), h("span.spacer"), button), out, body);
+  let timer = null;
+  const render = (hunt) => {
+    if (!hunt) {
+      body.replaceChildren(h("p.muted", "No hunt for this incident's indicators yet."));
+      return;
+    }
+    const inIncident = new Set(inc.affected_hosts);
+    const matched = (hunt.agents || []).filter((a) => a.matches && a.matches.length);
+    const others = matched.filter((a) => !inIncident.has(a.agent_id));
+    const already = matched.length - others.length;
+    body.replaceChildren(
+      h("p", h("a", { href: `#/hunt/${hunt.id}` }, "Hunt"), " ", huntStatus(hunt.status), " ", h("span", { id: "hunt-progress" }, huntCounts(hunt.counts)), " ", h("span.muted.small", stamp(hunt.created_at))),
+      h("p.small", h("code.query", hunt.query)),
+      others.length
+        ? h("table.hunt-hosts",
+            h("thead", h("tr", ["Host", "Matches", "When", canRespond() ? "" : null].filter((c) => c !== null).map((c) => h("th", c)))),
+            h("tbody", others.map((a) =>
+              h("tr", { dataset: { huntHost: a.agent_id } },
+                h("td", h("strong", a.hostname || a.agent_id), h("div.muted.small", a.agent_id)),
+                h("td", a.matches.length),
+                h("td.small", matchTimes(a)),
+                canRespond()
+                  ? h("td.actions", h("button", { type: "button", "data-add-host": a.agent_id, onclick: () => addHostDialog(inc, a) }, "Add to incident"))
+                  : null))))
+        : h("p.muted", { id: "hunt-no-others" }, hunt.status === "running" ? "No other host matches so far." : "No host outside this incident matches."),
+      already ? h("p.muted.small", `${already} ${already === 1 ? "host" : "hosts"} of the incident match too.`) : null,
+    );
+  };
+  const follow = async (huntID) => {
+    clearTimeout(timer);
+    try {
+      const hunt = await get(`/api/v1/hunts/${encodeURIComponent(huntID)}`);
+      render(hunt);
+      if (hunt.status === "running") timer = setTimeout(() => card.isConnected && follow(huntID), 1000);
+    } catch (err) {
+      body.replaceChildren(errorBox(err));
+    }
+  };
+  all("/api/v1/hunts")
+    .then((hunts) => {
+      const mine = hunts.filter((x) => x.incident_id === inc.id);
+      if (!mine.length) return render(null);
+      mine.sort((a, b) => Date.parse(b.created_at) - Date.parse(a.created_at));
+      return follow(mine[0].id);
+    })
+    .catch((err) => body.replaceChildren(errorBox(err)));
+  return card;
+}
+
+// addHostDialog asks for confirmation before adding a host a hunt found
+// to the incident's affected hosts.
+function addHostDialog(inc, a) {
+  const name = a.hostname || a.agent_id;
+  const reason = h("textarea", { id: "add-reason", rows: 2, placeholder: "Why (recorded on the incident's timeline)" });
+  const confirm = h("input", { id: "confirm", type: "checkbox", required: true });
+  const out = h("div");
+  const submit = h("button", { type: "submit", id: "confirm-add-host" }, `Add ${name}`);
+  const form = h(
+    "form",
+    {
+      method: "dialog",
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        submit.disabled = true;
+        try {
+          await call("POST", `/api/v1/incidents/${encodeURIComponent(inc.id)}/hosts`, {
+            agent_id: a.agent_id,
+            reason: reason.value.trim() || `matched the incident's hunt (${a.matches.length} ${a.matches.length === 1 ? "match" : "matches"})`,
+          });
+          closeDialog();
+        } catch (err) {
+          submit.disabled = false;
+          out.replaceChildren(errorBox(err));
+        }
+      },
+    },
+    h("h2", `Add ${name} to the incident?`),
+    h("p", `This adds ${name} to the affected hosts of “${inc.title}”; it goes on the timeline and may raise the incident's impact.`),
+    h("label", { for: "add-reason" }, "Reason"),
+    reason,
+    h("label.check", confirm, ` I confirm: add ${name}`),
+    out,
+    h("div.buttons", h("button.quiet", { type: "button", onclick: closeDialog }, "Cancel"), submit),
+  );
+  dialog.replaceChildren(form);
+  dialog.showModal();
+  reason.focus();
+}
+
+// huntForm starts a hunt with a query; the collector's parse error, with
+// its position, shows under the form.
+function huntForm() {
+  const query = h("textarea", { id: "hunt-query", rows: 2, required: true, spellcheck: "false", placeholder: 'process.executable endswith "/xmrig" and user.name != "root"' });
+  const agents = h("input", { id: "hunt-agents", value: "all", spellcheck: "false" });
+  const since = h("input", { id: "hunt-since", value: "24h", size: 6 });
+  const out = h("div", { id: "hunt-error" });
+  const submit = h("button", { type: "submit", id: "hunt-start", "data-hunt": "start" }, "Start hunt");
+  return h(
+    "form.card.hunt-form",
+    {
+      onsubmit: async (ev) => {
+        ev.preventDefault();
+        out.replaceChildren();
+        const body = { query: query.value.trim(), agents: agents.value.trim() || "all", since: since.value.trim() || "24h" };
+        if (!body.query) return out.replaceChildren(errorBox("query: give a query."));
+        submit.disabled = true;
+        try {
+          const hunt = await call("POST", "/api/v1/hunts", body);
+          location.hash = `#/hunt/${hunt.id}`;
+        } catch (err) {
+          submit.disabled = false;
+          out.replaceChildren(errorBox(err));
+        }
+      },
+    },
+    h("h2", "New hunt"),
+    h("label", { for: "hunt-query" }, "Query"),
+    query,
+    h("div.row",
+      h("span", h("label", { for: "hunt-agents" }, "Agents"), agents),
+      h("span", h("label", { for: "hunt-since" }, "Since"), since)),
+    h("p.muted.small", "Agents: all, or agent ids and name=value tags separated by commas. Since: how far back the agents read their history."),
+    submit,
+    out,
+  );
+}
+
+async function huntsView() {
+  clearInterval(ticker);
+  const hunts = await all("/api/v1/hunts");
+  show(
+    h("div.bar", h("h1", "Hunts"), h("span.muted", `${hunts.length} ${hunts.length === 1 ? "hunt" : "hunts"}`)),
+    canRespond() ? huntForm() : null,
+    hunts.length === 0
+      ? h("p.empty", "No hunts yet.")
+      : h(
+          "table.hunts",
+          h("thead", h("tr", ["Created", "Query", "Agents", "Status", "Progress", "Matched", "By", "Incident"].map((c) => h("th", c)))),
+          h("tbody", hunts.map((x) =>
+            h("tr.row", { dataset: { hunt: x.id }, onclick: () => (location.hash = `#/hunt/${x.id}`) },
+              h("td", stamp(x.created_at)),
+              h("td", h("a", { href: `#/hunt/${x.id}` }, h("code.query", x.query))),
+              h("td", x.selector),
+              h("td", huntStatus(x.status)),
+              h("td.small", huntCounts(x.counts)),
+              h("td", `${x.counts.matched} ${x.counts.matched === 1 ? "agent" : "agents"}, ${x.counts.matches} ${x.counts.matches === 1 ? "match" : "matches"}`),
+              h("td", x.created_by),
+              h("td", x.incident_id ? h("a", { href: `#/incident/${x.incident_id}`, onclick: (e) => e.stopPropagation() }, "incident") : "—")))),
+        ),
+  );
+  // Hunts send no change events: poll while one is running.
+  if (hunts.some((x) => x.status === "running")) {
+    // Never under a half-typed query.
+    const busy = () => dialog.open || (main.querySelector("#hunt-query")?.value || "") !== "";
+    ticker = setInterval(() => !busy() && huntsView().catch((err) => show(errorBox(err))), 2000);
+  }
+}
+
+async function huntView(id) {
+  clearInterval(ticker);
+  const x = await get(`/api/v1/hunts/${encodeURIComponent(id)}`);
+  const agents = x.agents || [];
+  const matches = agents.flatMap((a) => (a.matches || []).map((m) => ({ ...m, host: a.hostname || a.agent_id })));
+  matches.sort((a, b) => Date.parse(b.time) - Date.parse(a.time));
+  show(
+    h("p.crumbs", h("a", { href: "#/hunts" }, "← Hunts")),
+    h("div.bar", h("h1", { id: "hunt-title" }, "Hunt"), h("span", { id: "hunt-status" }, huntStatus(x.status)), h("span.muted.small", x.id)),
+    h(
+      "section.card",
+      h(
+        "dl",
+        h("dt", "Query"), h("dd", h("code.query", { id: "hunt-query-text" }, x.query)),
+        h("dt", "Agents"), h("dd", x.selector),
+        h("dt", "Progress"), h("dd", { id: "hunt-progress" }, huntCounts(x.counts)),
+        h("dt", "Matches"), h("dd", `${x.counts.matches} on ${x.counts.matched} ${x.counts.matched === 1 ? "agent" : "agents"}`),
+        h("dt", "Since"), h("dd", stamp(x.since)),
+        h("dt", "Budget"), h("dd", `${x.budget} and ${x.max_matches} matches per agent`),
+        h("dt", "Incident"), h("dd", x.incident_id ? h("a", { href: `#/incident/${x.incident_id}` }, x.incident_id) : "—"),
+        h("dt", "Created"), h("dd", `${stamp(x.created_at)} by ${x.created_by}`),
+        h("dt", "Expires"), h("dd", stamp(x.expires_at)),
+      ),
+    ),
+    h(
+      "section.card",
+      h("h2", "Agents"),
+      h("table.hunt-agents",
+        h("thead", h("tr", ["Host", "Status", "Reason", "Scanned", "Matches", "Delivered", "Answered"].map((c) => h("th", c)))),
+        h("tbody", agents.map((a) =>
+          h("tr", { dataset: { agent: a.agent_id } },
+            h("td", h("strong", a.hostname || a.agent_id), h("div.muted.small", a.agent_id)),
+            h("td", h(`span.astatus.a-${a.status}`, a.status)),
+            h("td.result", a.reason || "—"),
+            h("td", a.scanned),
+            h("td", (a.matches || []).length),
+            h("td", stamp(a.delivered_at)),
+            h("td", stamp(a.answered_at)))))),
+    ),
+    h(
+      "section.card",
+      h("h2", "Matches"),
+      matches.length
+        ? h("table.hunt-matches",
+            h("thead", h("tr", ["Time", "Host", "Source", "Event"].map((c) => h("th", c)))),
+            h("tbody", matches.map((m) => h("tr", h("td", stamp(m.time)), h("td", m.host), h("td", m.source), h("td", h("code", matchSummary(m.event || {})))))))
+        : h("p.muted", x.status === "running" ? "No matches so far." : "No matches."),
+    ),
+  );
+  // Hunts send no change events: poll while agents are pending.
+  if (x.status === "running") ticker = setInterval(() => !dialog.open && huntView(id).catch((err) => show(errorBox(err))), 1000);
 }
 
 // ---------- audit ----------
