@@ -1,7 +1,11 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -218,4 +222,141 @@ func TestAgentKilledMidBatch(t *testing.T) {
 	}
 	t.Logf("%d findings spooled; %d batch(es) of %d findings acknowledged when SIGKILL hit; %d stored after the restart (with findings for other processes since), each once",
 		len(spooled), batches, acked, distinct)
+}
+
+// startCollectorIn starts a collector inside network namespace ns, its
+// agent port and API on addresses of that namespace.
+func startCollectorIn(t *testing.T, ns, data, listen, api string) *collector {
+	t.Helper()
+	p := startIn(t, ns, "cordon-collector", "run", "--data", data, "--listen", listen, "--api", api)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log of the collector in %s:\n%s", ns, p.Log())
+		}
+	})
+	c := &collector{proc: p, data: data, listen: listen, api: api, ns: ns}
+	eventually(t, 30*time.Second, "the collector's admin key and API", func() error {
+		b, err := os.ReadFile(filepath.Join(data, "admin.token"))
+		if err != nil {
+			return err
+		}
+		c.token = strings.TrimSpace(string(b))
+		_, err = c.ctl("agents")
+		return err
+	})
+	return c
+}
+
+// httpClient returns a client for the collector's API, which dials from
+// inside the collector's namespace when it has one.
+func (c *collector) httpClient() *http.Client {
+	if c.ns == "" {
+		return http.DefaultClient
+	}
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (conn net.Conn, err error) {
+			err = in(c.ns, func() error {
+				var d net.Dialer
+				conn, err = d.DialContext(ctx, network, addr)
+				return err
+			})
+			return conn, err
+		},
+	}}
+}
+
+// agentConnected waits until cordon-agent status says the agent is (or
+// is not) connected to its collector.
+func agentConnected(t *testing.T, state string, want bool, timeout time.Duration) {
+	t.Helper()
+	eventually(t, timeout, fmt.Sprintf("cordon-agent status to say connected: %v", want), func() error {
+		if st := agentStatus(t, state); !strings.Contains(st, fmt.Sprintf(`"connected": %v`, want)) {
+			return fmt.Errorf("status:\n%s", st)
+		}
+		return nil
+	})
+}
+
+// The link between agent and collector is cut and restored: the
+// collector runs in a network namespace of its own, reached through a
+// veth pair, and the agent on the host. Findings raised while the link
+// is down are spooled, and once it is back the agent reconnects and
+// every finding arrives once.
+func TestLinkCutAndRestored(t *testing.T) {
+	needRoot(t)
+	needNetns(t)
+	id := fmt.Sprintf("%d%d", os.Getpid()%10000, rand.IntN(1000))
+	ns, hostLink := "cordon-c"+id, "cch"+id
+	net8 := 100 + rand.IntN(150)
+	hostIP, collIP := fmt.Sprintf("10.%d.7.1", net8), fmt.Sprintf("10.%d.7.2", net8)
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Skipf("creating a network namespace is not permitted here: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	for _, c := range [][]string{
+		{"ip", "link", "add", hostLink, "type", "veth", "peer", "name", "ccc" + id},
+		{"ip", "link", "set", "ccc" + id, "netns", ns},
+		{"ip", "addr", "add", hostIP + "/24", "dev", hostLink},
+		{"ip", "link", "set", hostLink, "up"},
+		{"ip", "-n", ns, "link", "set", "lo", "up"},
+		{"ip", "-n", ns, "addr", "add", collIP + "/24", "dev", "ccc" + id},
+		{"ip", "-n", ns, "link", "set", "ccc" + id, "up"},
+	} {
+		sh(t, c...)
+	}
+	// Deleting the namespace removes the pair with it; the host end goes
+	// too should the test fail before.
+	t.Cleanup(func() { exec.Command("ip", "link", "del", hostLink).Run() })
+
+	// The namespace is the test's own: fixed ports are free in it.
+	c := startCollectorIn(t, ns, t.TempDir(), collIP+":7443", "127.0.0.1:7480")
+	state, agentID := c.enroll(t)
+	agent := start(t, "cordon-agent", "run", "--config", agentConfig(t, state))
+	c.agentOnline(t, agentID)
+	agentConnected(t, state, true, 30*time.Second)
+
+	sh(t, "ip", "link", "set", hostLink, "down")
+	cut := time.Now()
+	exe := copyExec(t, "/bin/true", shmDir(t))
+	const runs = 100
+	runMany(t, exe, runs)
+	eventually(t, 60*time.Second, fmt.Sprintf("the agent to spool %d findings for %s", runs, exe), func() error {
+		if n := spooledFor(agent.Log(), "Binary executed from a temporary directory", exe); n < runs {
+			return fmt.Errorf("%d spooled", n)
+		}
+		return nil
+	})
+	// Keep the link down until the agent has noticed the cut, so that
+	// the test covers a reconnection and not a connection that merely
+	// waited.
+	agentConnected(t, state, false, 120*time.Second)
+	noticed := time.Since(cut)
+	if err := exec.Command("ping", "-c", "1", "-W", "1", collIP).Run(); err == nil {
+		t.Fatal("the collector's address still answers with the link down")
+	}
+
+	sh(t, "ip", "link", "set", hostLink, "up")
+	restored := time.Now()
+	agentConnected(t, state, true, 120*time.Second)
+	reconnected := time.Since(restored)
+	var stored []findingJSON
+	eventually(t, 60*time.Second, fmt.Sprintf("%d findings for %s stored", runs, exe), func() error {
+		stored = c.storedFindings(t)
+		if n := ranExe(stored, detectors.RuleIDExecFromTempDir, exe); n != runs {
+			return fmt.Errorf("%d stored", n)
+		}
+		return nil
+	})
+	// Give a duplicate time to show up, then count again.
+	time.Sleep(3 * time.Second)
+	stored = c.storedFindings(t)
+	countDistinct(t, stored, spooledIDs(agent.Log()))
+	if n := ranExe(stored, detectors.RuleIDExecFromTempDir, exe); n != runs {
+		t.Errorf("%d findings for %s stored, want %d", n, exe, runs)
+	}
+	if n := len(connectTimes(t, c.Log())); n < 2 {
+		t.Errorf("the collector logged %d agent sessions, want the first and one after the link came back", n)
+	}
+	t.Logf("%d findings raised with the link down; the agent noticed the cut after %s, reconnected %s after the link came back, and every finding was stored once",
+		runs, noticed.Round(100*time.Millisecond), reconnected.Round(100*time.Millisecond))
 }
