@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
+
 	"github.com/cordon-edr/cordon/detectors"
 )
 
@@ -359,4 +361,75 @@ func TestLinkCutAndRestored(t *testing.T) {
 	}
 	t.Logf("%d findings raised with the link down; the agent noticed the cut after %s, reconnected %s after the link came back, and every finding was stored once",
 		runs, noticed.Round(100*time.Millisecond), reconnected.Round(100*time.Millisecond))
+}
+
+// While the host is isolated, the agent checks its nftables table: when
+// someone deletes it, the agent puts it back, logs it and raises a
+// finding.
+func TestIsolationTableRestoredWhenDeleted(t *testing.T) {
+	l := newNetnsLab(t)
+	c := startCollector(t, t.TempDir(),
+		fmt.Sprintf("%s:%d", l.hostIP, freePort(t, "udp")),
+		fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp")))
+	_, id, config := c.enrollIn(t, l.agent)
+	agent := startIn(t, l.agent, "cordon-agent", "run", "--config", config)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log of the agent:\n%s", agent.Log())
+		}
+	})
+	c.agentOnline(t, id)
+	echo(t, l.third, net.JoinHostPort(l.thirdIP, "7007"))
+	echo(t, l.agent, net.JoinHostPort(l.agentSideIP, "7008"))
+
+	if out, err := c.ctl("isolate", id, "--reason", "watchdog test", "--wait", "--timeout", "30s"); err != nil {
+		t.Fatalf("isolate: %v\n%s", err, out)
+	}
+	l.wantIsolated(t, true, "after isolate")
+
+	// What nft delete table inet cordon does.
+	if err := in(l.agent, func() error {
+		nc, err := nftables.New()
+		if err != nil {
+			return err
+		}
+		nc.DelTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: "cordon"})
+		return nc.Flush()
+	}); err != nil {
+		t.Fatalf("deleting the table: %v", err)
+	}
+	deleted := time.Now()
+	if l.hasTable(t) {
+		t.Fatal("the table is still there after nft delete table")
+	}
+	eventually(t, 30*time.Second, "the agent to put the table back", func() error {
+		if !l.hasTable(t) {
+			return fmt.Errorf("no table inet cordon")
+		}
+		return nil
+	})
+	back := time.Since(deleted)
+	l.wantIsolated(t, true, "after the agent re-applied the table")
+	if !strings.Contains(agent.Log(), "isolation rules were removed or changed; re-applied") {
+		t.Errorf("the agent did not log the re-application")
+	}
+	var f findingJSON
+	eventually(t, 30*time.Second, "a tamper finding from the agent", func() error {
+		for _, s := range c.storedFindings(t) {
+			if s.Rule.ID == detectors.RuleIDIsolationTampered && s.AgentID == id {
+				f = s
+				return nil
+			}
+		}
+		return fmt.Errorf("none yet")
+	})
+	if f.Severity != "high" {
+		t.Errorf("tamper finding severity %q, want high", f.Severity)
+	}
+	// Still reachable for the collector, and released as usual.
+	if out, err := c.ctl("release", id, "--wait", "--timeout", "30s"); err != nil {
+		t.Fatalf("release: %v\n%s", err, out)
+	}
+	l.wantIsolated(t, false, "after release")
+	t.Logf("table deleted; back after %s, finding %s raised", back.Round(100*time.Millisecond), f.ID)
 }
