@@ -302,6 +302,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	g.Go(func() error { return a.detect(ctx, events) })
 	g.Go(func() error { return a.dog.Run(ctx) })
 	g.Go(func() error { return a.runRetros(ctx) })
+	g.Go(func() error { return a.guardIsolation(ctx) })
 	if a.hist != nil {
 		g.Go(func() error { return a.hist.Run(ctx) })
 	}
@@ -349,6 +350,32 @@ func (a *Agent) detect(ctx context.Context, events <-chan ecs.Event) error {
 			for _, f := range a.engine.Process(&ev) {
 				a.report(f)
 			}
+		}
+	}
+}
+
+// isolationCheckEvery is how often an isolated agent checks that its
+// firewall rules are still in place.
+const isolationCheckEvery = 5 * time.Second
+
+// guardIsolation checks the isolation rules of an isolated host every
+// isolationCheckEvery, re-applies them when they were removed or changed
+// and reports that as a finding.
+func (a *Agent) guardIsolation(ctx context.Context) error {
+	tick := time.NewTicker(isolationCheckEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		problem, err := a.isolator.Verify()
+		if err != nil {
+			a.log.Error("checking the isolation rules", "err", err)
+		}
+		if problem != "" {
+			a.report(detectors.IsolationTampered(problem, err, time.Now()))
 		}
 	}
 }

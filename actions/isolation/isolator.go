@@ -146,6 +146,33 @@ func (i *Isolator) Restore() error {
 	return nil
 }
 
+// Verify checks, while the host is isolated, that the firewall still
+// holds the saved policy's rules, and re-applies them when it does not
+// (the table deleted or changed by someone else). It returns what was
+// wrong when it re-applied the rules, and "" when nothing was wrong or
+// the host is not isolated. The agent calls it periodically.
+func (i *Isolator) Verify() (string, error) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	s, err := i.State()
+	if err != nil {
+		return "", err
+	}
+	if !s.Isolated {
+		return "", nil
+	}
+	rules := Rules(s.Policy)
+	cause := i.fw.Check(rules)
+	if cause == nil {
+		return "", nil
+	}
+	if err := i.fw.Apply(rules); err != nil {
+		return cause.Error(), fmt.Errorf("re-applying isolation after %v: %w", cause, err)
+	}
+	i.log.Warn("isolation rules were removed or changed; re-applied", "problem", cause, "since", s.Since, "command", s.Command)
+	return cause.Error(), nil
+}
+
 // Request is one isolation request.
 type Request struct {
 	Policy  Policy

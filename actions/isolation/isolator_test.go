@@ -182,3 +182,33 @@ func TestRestoreRemovesLeftoverTable(t *testing.T) {
 		t.Error("a table the state does not account for survived the start")
 	}
 }
+
+func TestVerifyReappliesRemovedRules(t *testing.T) {
+	i, fw := newTestIsolator(t)
+	if what, err := i.Verify(); what != "" || err != nil || len(fw.ops) != 0 {
+		t.Fatalf("not isolated: Verify = %q, %v; ops %v", what, err, fw.ops)
+	}
+	if _, err := i.Isolate(context.Background(), Request{
+		Policy: testPolicy, Channel: func(context.Context) error { return nil }, Probe: blockedProbe,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if what, err := i.Verify(); what != "" || err != nil {
+		t.Fatalf("rules in place: Verify = %q, %v", what, err)
+	}
+	applied := len(fw.ops)
+
+	fw.present, fw.rules = false, nil // someone deleted the table
+	what, err := i.Verify()
+	if err != nil || what == "" {
+		t.Fatalf("table gone: Verify = %q, %v; want what was wrong", what, err)
+	}
+	if !fw.present || len(fw.rules) != len(Rules(testPolicy)) || len(fw.ops) != applied+1 {
+		t.Fatalf("rules not re-applied: %+v", fw)
+	}
+
+	fw.present, fw.applyErr = false, errors.New("netlink: permission denied")
+	if _, err := i.Verify(); err == nil || !strings.Contains(err.Error(), "permission denied") {
+		t.Fatalf("a failed re-apply was not reported: %v", err)
+	}
+}

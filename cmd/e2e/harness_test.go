@@ -116,6 +116,9 @@ func (p *proc) stop() {
 type collector struct {
 	*proc
 	data, listen, api, token string
+	// ns, when set, is the network namespace the collector runs in:
+	// cordonctl and API calls are made from inside it.
+	ns string
 }
 
 func startCollector(t testing.TB, data, listen, api string) *collector {
@@ -143,6 +146,9 @@ func newCollector(t testing.TB) *collector {
 // ctl runs cordonctl against the collector and returns its stdout.
 func (c *collector) ctl(args ...string) (string, error) {
 	cmd := exec.Command(bin("cordonctl"), args...)
+	if c.ns != "" {
+		cmd = exec.Command("ip", append([]string{"netns", "exec", c.ns, bin("cordonctl")}, args...)...)
+	}
 	cmd.Env = append(os.Environ(), "CORDON_API=http://"+c.api, "CORDON_TOKEN="+c.token)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

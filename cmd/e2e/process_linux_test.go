@@ -203,7 +203,7 @@ func (c *collector) get(t testing.TB, path string, v any) error {
 	t.Helper()
 	req, _ := http.NewRequest("GET", "http://"+c.api+path, nil)
 	req.Header.Set("Authorization", "Bearer "+c.token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.httpClient().Do(req)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,435 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/nftables"
+
+	"github.com/cordon-edr/cordon/detectors"
+)
+
+// spooledID matches the agent's log line for a finding it spooled.
+var spooledID = regexp.MustCompile(`msg=finding .*finding=([0-9a-f-]{36})`)
+
+// ackedBatch matches the agent's debug log line for an acknowledged batch.
+var ackedBatch = regexp.MustCompile(`msg="batch acknowledged".* findings=(\d+)`)
+
+// spooledIDs returns the ids of the findings an agent's log says it
+// spooled.
+func spooledIDs(log string) []string {
+	var ids []string
+	for _, m := range spooledID.FindAllStringSubmatch(log, -1) {
+		ids = append(ids, m[1])
+	}
+	return ids
+}
+
+// spooledFor counts the findings of the rule named name an agent's log
+// says it spooled with exe in their summary.
+func spooledFor(log, name, exe string) int {
+	n := 0
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, "msg=finding ") && strings.Contains(l, `rule="`+name+`"`) && strings.Contains(l, exe) {
+			n++
+		}
+	}
+	return n
+}
+
+// storedFindings pages through every finding the collector lists.
+func (c *collector) storedFindings(t *testing.T) []findingJSON {
+	t.Helper()
+	var all []findingJSON
+	cursor := ""
+	for {
+		var page struct {
+			Items []findingJSON `json:"items"`
+			Next  string        `json:"next"`
+		}
+		if err := c.get(t, "/api/v1/findings?limit=1000&cursor="+url.QueryEscape(cursor), &page); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, page.Items...)
+		if page.Next == "" {
+			return all
+		}
+		cursor = page.Next
+	}
+}
+
+// ranExe counts the findings of rule whose evidence ran exe.
+func ranExe(fs []findingJSON, rule, exe string) int {
+	n := 0
+	for _, f := range fs {
+		if f.Rule.ID != rule {
+			continue
+		}
+		for _, ev := range f.Evidence {
+			if ev.Process.Executable == exe {
+				n++
+				break
+			}
+		}
+	}
+	return n
+}
+
+// agentConfig writes an agent configuration for state with extra YAML
+// lines and returns its path.
+func agentConfig(t *testing.T, state string, extra ...string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "agent.yaml")
+	cfg := fmt.Sprintf("state: %s\nlog_level: debug\n%s", state, strings.Join(extra, "\n"))
+	if err := os.WriteFile(path, []byte(cfg+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// runMany runs exe n times, one after the other.
+func runMany(t *testing.T, exe string, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		if out, err := exec.Command(exe).CombinedOutput(); err != nil {
+			t.Fatalf("running %s: %v %s", exe, err, out)
+		}
+	}
+}
+
+// countDistinct checks that every id in want is stored exactly once and
+// that no id is stored twice, and returns how many distinct ids are
+// stored.
+func countDistinct(t *testing.T, stored []findingJSON, want []string) int {
+	t.Helper()
+	seen := map[string]int{}
+	for _, f := range stored {
+		seen[f.ID]++
+	}
+	for id, n := range seen {
+		if n > 1 {
+			t.Errorf("finding %s is stored %d times", id, n)
+		}
+	}
+	lost := 0
+	for _, id := range want {
+		if seen[id] == 0 {
+			lost++
+			if lost <= 5 {
+				t.Errorf("finding %s was spooled by the agent but is not in the store", id)
+			}
+		}
+	}
+	if lost > 0 {
+		t.Errorf("%d of %d spooled findings lost", lost, len(want))
+	}
+	return len(seen)
+}
+
+// The agent is killed with SIGKILL while it sends a backlog of findings
+// in batches: after a restart with the same state folder, every finding
+// it had spooled is stored once.
+func TestAgentKilledMidBatch(t *testing.T) {
+	needRoot(t)
+	c := newCollector(t)
+	state, id := c.enroll(t)
+	config := agentConfig(t, state)
+	agent := start(t, "cordon-agent", "run", "--config", config)
+	c.agentOnline(t, id)
+
+	// A backlog of several batches (500 findings each at most): spooled
+	// while the collector is away, sent when it is back.
+	c.stop()
+	exe := copyExec(t, "/bin/true", shmDir(t))
+	const runs = 1500
+	runMany(t, exe, runs)
+	eventually(t, 120*time.Second, fmt.Sprintf("the agent to spool %d findings for %s", runs, exe), func() error {
+		if n := spooledFor(agent.Log(), "Binary executed from a temporary directory", exe); n < runs {
+			return fmt.Errorf("%d spooled", n)
+		}
+		return nil
+	})
+	spooled := spooledIDs(agent.Log())
+
+	// Batches of findings for other processes on the host may have been
+	// acknowledged before the collector stopped.
+	ackedBefore := len(ackedBatch.FindAllString(agent.Log(), -1))
+	c = startCollector(t, c.data, c.listen, c.api)
+	// Kill the agent as soon as the collector acknowledged its first
+	// batch of the backlog: the next one is on its way.
+	deadline := time.Now().Add(60 * time.Second)
+	for len(ackedBatch.FindAllString(agent.Log(), -1)) == ackedBefore {
+		if time.Now().After(deadline) {
+			t.Fatal("no batch acknowledged within 60s of the collector's restart")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	if err := agent.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-agent.done
+	batches, acked := 0, 0
+	for _, m := range ackedBatch.FindAllStringSubmatch(agent.Log(), -1)[ackedBefore:] {
+		batches++
+		n, _ := strconv.Atoi(m[1])
+		acked += n
+	}
+	if acked >= len(spooled) {
+		t.Fatalf("all %d findings were acknowledged before the kill; the test needs the kill mid-backlog", acked)
+	}
+
+	agent = start(t, "cordon-agent", "run", "--config", config)
+	var stored []findingJSON
+	eventually(t, 120*time.Second, "every spooled finding stored", func() error {
+		stored = c.storedFindings(t)
+		have := map[string]bool{}
+		for _, f := range stored {
+			have[f.ID] = true
+		}
+		missing := 0
+		for _, id := range spooled {
+			if !have[id] {
+				missing++
+			}
+		}
+		if missing > 0 {
+			return fmt.Errorf("%d of %d missing", missing, len(spooled))
+		}
+		return nil
+	})
+	// Give a duplicate time to show up, then count again.
+	time.Sleep(3 * time.Second)
+	stored = c.storedFindings(t)
+	distinct := countDistinct(t, stored, spooled)
+	if n := ranExe(stored, detectors.RuleIDExecFromTempDir, exe); n != runs {
+		t.Errorf("%d findings of the temporary-directory rule for %s stored, want one per run: %d", n, exe, runs)
+	}
+	// Other processes on the host keep the spool moving, so pending
+	// need not be zero here; nothing may have been dropped.
+	if st := agentStatus(t, state); !strings.Contains(st, `"dropped": 0`) {
+		t.Errorf("the agent dropped findings:\n%s", st)
+	}
+	t.Logf("%d findings spooled; %d batch(es) of %d findings acknowledged when SIGKILL hit; %d stored after the restart (with findings for other processes since), each once",
+		len(spooled), batches, acked, distinct)
+}
+
+// startCollectorIn starts a collector inside network namespace ns, its
+// agent port and API on addresses of that namespace.
+func startCollectorIn(t *testing.T, ns, data, listen, api string) *collector {
+	t.Helper()
+	p := startIn(t, ns, "cordon-collector", "run", "--data", data, "--listen", listen, "--api", api)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log of the collector in %s:\n%s", ns, p.Log())
+		}
+	})
+	c := &collector{proc: p, data: data, listen: listen, api: api, ns: ns}
+	eventually(t, 30*time.Second, "the collector's admin key and API", func() error {
+		b, err := os.ReadFile(filepath.Join(data, "admin.token"))
+		if err != nil {
+			return err
+		}
+		c.token = strings.TrimSpace(string(b))
+		_, err = c.ctl("agents")
+		return err
+	})
+	return c
+}
+
+// httpClient returns a client for the collector's API, which dials from
+// inside the collector's namespace when it has one.
+func (c *collector) httpClient() *http.Client {
+	if c.ns == "" {
+		return http.DefaultClient
+	}
+	return &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (conn net.Conn, err error) {
+			err = in(c.ns, func() error {
+				var d net.Dialer
+				conn, err = d.DialContext(ctx, network, addr)
+				return err
+			})
+			return conn, err
+		},
+	}}
+}
+
+// agentConnected waits until cordon-agent status says the agent is (or
+// is not) connected to its collector.
+func agentConnected(t *testing.T, state string, want bool, timeout time.Duration) {
+	t.Helper()
+	eventually(t, timeout, fmt.Sprintf("cordon-agent status to say connected: %v", want), func() error {
+		if st := agentStatus(t, state); !strings.Contains(st, fmt.Sprintf(`"connected": %v`, want)) {
+			return fmt.Errorf("status:\n%s", st)
+		}
+		return nil
+	})
+}
+
+// The link between agent and collector is cut and restored: the
+// collector runs in a network namespace of its own, reached through a
+// veth pair, and the agent on the host. Findings raised while the link
+// is down are spooled, and once it is back the agent reconnects and
+// every finding arrives once.
+func TestLinkCutAndRestored(t *testing.T) {
+	needRoot(t)
+	needNetns(t)
+	id := fmt.Sprintf("%d%d", os.Getpid()%10000, rand.IntN(1000))
+	ns, hostLink := "cordon-c"+id, "cch"+id
+	net8 := 100 + rand.IntN(150)
+	hostIP, collIP := fmt.Sprintf("10.%d.7.1", net8), fmt.Sprintf("10.%d.7.2", net8)
+	if out, err := exec.Command("ip", "netns", "add", ns).CombinedOutput(); err != nil {
+		t.Skipf("creating a network namespace is not permitted here: %v: %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", ns).Run() })
+	for _, c := range [][]string{
+		{"ip", "link", "add", hostLink, "type", "veth", "peer", "name", "ccc" + id},
+		{"ip", "link", "set", "ccc" + id, "netns", ns},
+		{"ip", "addr", "add", hostIP + "/24", "dev", hostLink},
+		{"ip", "link", "set", hostLink, "up"},
+		{"ip", "-n", ns, "link", "set", "lo", "up"},
+		{"ip", "-n", ns, "addr", "add", collIP + "/24", "dev", "ccc" + id},
+		{"ip", "-n", ns, "link", "set", "ccc" + id, "up"},
+	} {
+		sh(t, c...)
+	}
+	// Deleting the namespace removes the pair with it; the host end goes
+	// too should the test fail before.
+	t.Cleanup(func() { exec.Command("ip", "link", "del", hostLink).Run() })
+
+	// The namespace is the test's own: fixed ports are free in it.
+	c := startCollectorIn(t, ns, t.TempDir(), collIP+":7443", "127.0.0.1:7480")
+	state, agentID := c.enroll(t)
+	agent := start(t, "cordon-agent", "run", "--config", agentConfig(t, state))
+	c.agentOnline(t, agentID)
+	agentConnected(t, state, true, 30*time.Second)
+
+	sh(t, "ip", "link", "set", hostLink, "down")
+	cut := time.Now()
+	exe := copyExec(t, "/bin/true", shmDir(t))
+	const runs = 100
+	runMany(t, exe, runs)
+	eventually(t, 60*time.Second, fmt.Sprintf("the agent to spool %d findings for %s", runs, exe), func() error {
+		if n := spooledFor(agent.Log(), "Binary executed from a temporary directory", exe); n < runs {
+			return fmt.Errorf("%d spooled", n)
+		}
+		return nil
+	})
+	// Keep the link down until the agent has noticed the cut, so that
+	// the test covers a reconnection and not a connection that merely
+	// waited.
+	agentConnected(t, state, false, 120*time.Second)
+	noticed := time.Since(cut)
+	if err := exec.Command("ping", "-c", "1", "-W", "1", collIP).Run(); err == nil {
+		t.Fatal("the collector's address still answers with the link down")
+	}
+
+	sh(t, "ip", "link", "set", hostLink, "up")
+	restored := time.Now()
+	agentConnected(t, state, true, 120*time.Second)
+	reconnected := time.Since(restored)
+	var stored []findingJSON
+	eventually(t, 60*time.Second, fmt.Sprintf("%d findings for %s stored", runs, exe), func() error {
+		stored = c.storedFindings(t)
+		if n := ranExe(stored, detectors.RuleIDExecFromTempDir, exe); n != runs {
+			return fmt.Errorf("%d stored", n)
+		}
+		return nil
+	})
+	// Give a duplicate time to show up, then count again.
+	time.Sleep(3 * time.Second)
+	stored = c.storedFindings(t)
+	countDistinct(t, stored, spooledIDs(agent.Log()))
+	if n := ranExe(stored, detectors.RuleIDExecFromTempDir, exe); n != runs {
+		t.Errorf("%d findings for %s stored, want %d", n, exe, runs)
+	}
+	if n := len(connectTimes(t, c.Log())); n < 2 {
+		t.Errorf("the collector logged %d agent sessions, want the first and one after the link came back", n)
+	}
+	t.Logf("%d findings raised with the link down; the agent noticed the cut after %s, reconnected %s after the link came back, and every finding was stored once",
+		runs, noticed.Round(100*time.Millisecond), reconnected.Round(100*time.Millisecond))
+}
+
+// While the host is isolated, the agent checks its nftables table: when
+// someone deletes it, the agent puts it back, logs it and raises a
+// finding.
+func TestIsolationTableRestoredWhenDeleted(t *testing.T) {
+	l := newNetnsLab(t)
+	c := startCollector(t, t.TempDir(),
+		fmt.Sprintf("%s:%d", l.hostIP, freePort(t, "udp")),
+		fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp")))
+	_, id, config := c.enrollIn(t, l.agent)
+	agent := startIn(t, l.agent, "cordon-agent", "run", "--config", config)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log of the agent:\n%s", agent.Log())
+		}
+	})
+	c.agentOnline(t, id)
+	echo(t, l.third, net.JoinHostPort(l.thirdIP, "7007"))
+	echo(t, l.agent, net.JoinHostPort(l.agentSideIP, "7008"))
+
+	if out, err := c.ctl("isolate", id, "--reason", "watchdog test", "--wait", "--timeout", "30s"); err != nil {
+		t.Fatalf("isolate: %v\n%s", err, out)
+	}
+	l.wantIsolated(t, true, "after isolate")
+
+	// What nft delete table inet cordon does.
+	if err := in(l.agent, func() error {
+		nc, err := nftables.New()
+		if err != nil {
+			return err
+		}
+		nc.DelTable(&nftables.Table{Family: nftables.TableFamilyINet, Name: "cordon"})
+		return nc.Flush()
+	}); err != nil {
+		t.Fatalf("deleting the table: %v", err)
+	}
+	deleted := time.Now()
+	if l.hasTable(t) {
+		t.Fatal("the table is still there after nft delete table")
+	}
+	eventually(t, 30*time.Second, "the agent to put the table back", func() error {
+		if !l.hasTable(t) {
+			return fmt.Errorf("no table inet cordon")
+		}
+		return nil
+	})
+	back := time.Since(deleted)
+	l.wantIsolated(t, true, "after the agent re-applied the table")
+	if !strings.Contains(agent.Log(), "isolation rules were removed or changed; re-applied") {
+		t.Errorf("the agent did not log the re-application")
+	}
+	var f findingJSON
+	eventually(t, 30*time.Second, "a tamper finding from the agent", func() error {
+		for _, s := range c.storedFindings(t) {
+			if s.Rule.ID == detectors.RuleIDIsolationTampered && s.AgentID == id {
+				f = s
+				return nil
+			}
+		}
+		return fmt.Errorf("none yet")
+	})
+	if f.Severity != "high" {
+		t.Errorf("tamper finding severity %q, want high", f.Severity)
+	}
+	// Still reachable for the collector, and released as usual.
+	if out, err := c.ctl("release", id, "--wait", "--timeout", "30s"); err != nil {
+		t.Fatalf("release: %v\n%s", err, out)
+	}
+	l.wantIsolated(t, false, "after release")
+	t.Logf("table deleted; back after %s, finding %s raised", back.Round(100*time.Millisecond), f.ID)
+}
