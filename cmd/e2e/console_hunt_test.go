@@ -63,7 +63,7 @@ func TestConsoleHunts(t *testing.T) {
 		chromedp.WaitVisible(css("#hunt #hunt-incident")),
 	)
 	run(t, ctx, shots, "hunt for the incident's indicators",
-		chromedp.Click(css("#hunt-incident")),
+		click("#hunt-incident"),
 		chromedp.WaitVisible(css("#hunt #hunt-progress")),
 		// The card follows the hunt until no agent is pending.
 		ignore(chromedp.Poll[bool](`document.querySelector("#hunt .hstatus")?.textContent === "done"`, chromedp.WithPollingTimeout(40*time.Second))),
@@ -89,11 +89,11 @@ func TestConsoleHunts(t *testing.T) {
 	addSel := fmt.Sprintf(`#hunt button[data-add-host="%s"]`, otherID)
 	run(t, ctx, shots, "add the matching host to the incident",
 		chromedp.WaitVisible(css(addSel)),
-		chromedp.Click(css(addSel)),
+		click(addSel),
 		chromedp.WaitVisible(css("#confirm-add-host")),
 		chromedp.SendKeys(css("#add-reason"), "ran the drill's binaries"),
-		chromedp.Click(css("#confirm")),
-		chromedp.Click(css("#confirm-add-host")),
+		click("#confirm"),
+		click("#confirm-add-host"),
 		chromedp.WaitVisible(css(fmt.Sprintf(`table.hosts tr[data-agent="%s"]`, otherID))),
 		chromedp.WaitVisible(css("#hunt-no-others")),
 	)
@@ -111,10 +111,10 @@ func TestConsoleHunts(t *testing.T) {
 	// A query that does not parse: the collector's error, with its
 	// position, under the form; nothing is created.
 	run(t, ctx, shots, "start a bad hunt",
-		chromedp.Click(css(`a[data-nav="hunts"]`)),
+		click(`a[data-nav="hunts"]`),
 		chromedp.WaitVisible(css(fmt.Sprintf(`tr[data-hunt="%s"]`, hunts[0].ID))),
 		chromedp.SendKeys(css("#hunt-query"), `proces.name == "xmrig"`),
-		chromedp.Click(css("#hunt-start")),
+		click("#hunt-start"),
 		chromedp.WaitVisible(css("#hunt-error .error")),
 	)
 	msg := value(t, ctx, shots, "read the error", chromedp.Text(css("#hunt-error .error")))
@@ -131,7 +131,7 @@ func TestConsoleHunts(t *testing.T) {
 	run(t, ctx, shots, "start a good hunt",
 		ignore(chromedp.Evaluate[string](`document.querySelector("#hunt-query").value = ""`)),
 		chromedp.SendKeys(css("#hunt-query"), `process.name == "cordon-agent"`),
-		chromedp.Click(css("#hunt-start")),
+		click("#hunt-start"),
 		chromedp.WaitVisible(css("#hunt-title")),
 		chromedp.WaitVisible(css(fmt.Sprintf(`table.hunt-agents tr[data-agent="%s"]`, agentID))),
 		ignore(chromedp.Poll[bool](`document.querySelector("#hunt-status")?.textContent === "done"`, chromedp.WithPollingTimeout(40*time.Second))),
@@ -146,10 +146,10 @@ func TestConsoleHunts(t *testing.T) {
 
 	// A viewer sees the hunts and the incident's hunt without buttons.
 	run(t, ctx, shots, "sign in as a viewer",
-		chromedp.Click(css("#signout")),
+		click("#signout"),
 		chromedp.WaitVisible(css("#key")),
 		chromedp.SendKeys(css("#key"), viewer),
-		chromedp.Click(css("#signin")),
+		click("#signin"),
 		chromedp.WaitVisible(css("#top")),
 		ignore(chromedp.Evaluate[string](fmt.Sprintf(`location.hash = "#/incident/%s"`, incID))),
 		chromedp.WaitVisible(css("#incident-title")),
@@ -158,7 +158,7 @@ func TestConsoleHunts(t *testing.T) {
 	onIncident := value(t, ctx, shots, "count hunt buttons on the incident", chromedp.Evaluate[int](`document.querySelectorAll("button[data-hunt], button[data-add-host]").length`))
 	screenshot(t, ctx, shots, "hunt-04-viewer-incident")
 	run(t, ctx, shots, "viewer opens the hunts",
-		chromedp.Click(css(`a[data-nav="hunts"]`)),
+		click(`a[data-nav="hunts"]`),
 		chromedp.WaitVisible(css("table.hunts")),
 	)
 	onHunts := value(t, ctx, shots, "count hunt controls on the hunts page", chromedp.Evaluate[int](`document.querySelectorAll("button[data-hunt], #hunt-query").length`))

@@ -65,6 +65,24 @@ func ignore[T any](a chromedp.Action[T]) chromedp.Action[chromedp.Void] {
 	}
 }
 
+// click clicks the element sel selects, again when the console re-rendered
+// it between finding it and clicking it (live updates redraw the page):
+// the browser then answers "Could not find node with given id" before any
+// mouse event, so a retry never clicks twice.
+func click(sel string) chromedp.Action[chromedp.Void] {
+	return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {
+		var err error
+		for range 10 {
+			_, err = chromedp.Click(css(sel))(ctx, tg)
+			if err == nil || !strings.Contains(err.Error(), "Could not find node") {
+				return chromedp.Void{}, err
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return chromedp.Void{}, err
+	}
+}
+
 // value runs one browser action and returns its value, failing the test
 // as run does.
 func value[T any](t *testing.T, ctx context.Context, shots, what string, a chromedp.Action[T]) T {
@@ -135,7 +153,7 @@ func signIn(t *testing.T, ctx context.Context, shots, url, key string) {
 		chromedp.Navigate(url),
 		chromedp.WaitVisible(css("#key")),
 		chromedp.SendKeys(css("#key"), key),
-		chromedp.Click(css("#signin")),
+		click("#signin"),
 		chromedp.WaitVisible(css("#top")),
 	)
 }
@@ -189,7 +207,7 @@ func TestConsole(t *testing.T) {
 		chromedp.Navigate(url),
 		chromedp.WaitVisible(css("#key")),
 		chromedp.SendKeys(css("#key"), "cdk_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
-		chromedp.Click(css("#signin")),
+		click("#signin"),
 		chromedp.WaitVisible(css(".signin .error")),
 	)
 	screenshot(t, ctx, shots, "01-sign-in-refused")
@@ -239,7 +257,7 @@ func TestConsole(t *testing.T) {
 
 	// Open the incident: classification, process tree, hosts, timeline.
 	run(t, ctx, shots, "open the incident",
-		chromedp.Click(css(row)),
+		click(row),
 		chromedp.WaitVisible(css("#incident-title")),
 		chromedp.WaitVisible(css(`ul.tree .proc.hit`)),
 		chromedp.WaitVisible(css(fmt.Sprintf(`tr[data-agent="%s"] button[data-action="isolate"]`, agentID))),
@@ -262,7 +280,7 @@ func TestConsole(t *testing.T) {
 	}
 	stepSel := fmt.Sprintf(`#playbook li[data-step="%s"]`, step)
 	run(t, ctx, shots, "tick a playbook step",
-		chromedp.Click(css(stepSel+` input[type="checkbox"]`)),
+		click(stepSel+` input[type="checkbox"]`),
 		chromedp.WaitVisible(css(stepSel+`.done`)),
 		chromedp.Reload(),
 		chromedp.WaitVisible(css("#incident-title")),
@@ -297,11 +315,11 @@ func TestConsole(t *testing.T) {
 	// its final state. (Whether this agent can isolate is not the point:
 	// the console must show what the agent answered.)
 	run(t, ctx, shots, "isolate the host",
-		chromedp.Click(css(fmt.Sprintf(`tr[data-agent="%s"] button[data-action="isolate"]`, agentID))),
+		click(fmt.Sprintf(`tr[data-agent="%s"] button[data-action="isolate"]`, agentID)),
 		chromedp.WaitVisible(css("#reason")),
 		chromedp.SendKeys(css("#reason"), "drill: beaconing host"),
-		chromedp.Click(css("#confirm")),
-		chromedp.Click(css("#confirm-action")),
+		click("#confirm"),
+		click("#confirm-action"),
 		chromedp.WaitVisible(css("#progress")),
 		ignore(chromedp.Poll[bool](`["succeeded","failed","expired"].includes(document.querySelector("#command-status")?.textContent)`, chromedp.WithPollingTimeout(40*time.Second))),
 	)
@@ -327,7 +345,7 @@ func TestConsole(t *testing.T) {
 		t.Errorf("console shows %q %q; the API says %q %q", status, result, iso.Status, iso.Result)
 	}
 	run(t, ctx, shots, "close the progress",
-		chromedp.Click(css("#close-progress")),
+		click("#close-progress"),
 		chromedp.WaitVisible(css(fmt.Sprintf(`tr[data-command="%s"]`, iso.ID))),
 	)
 
@@ -338,7 +356,7 @@ func TestConsole(t *testing.T) {
 		// input event, as a person choosing an option would.
 		chromedp.SendKeys(css("#assignee"), "ann"),
 		chromedp.SetValue(css("#status"), "triage"),
-		chromedp.Click(css("#save")),
+		click("#save"),
 		chromedp.WaitVisible(css(`.status.s-triage`)),
 	)
 	screenshot(t, ctx, shots, "05-incident-after")
@@ -350,18 +368,18 @@ func TestConsole(t *testing.T) {
 
 	// The fleet page runs a drill, a command that succeeds.
 	run(t, ctx, shots, "run a drill from the fleet page",
-		chromedp.Click(css(`a[data-nav="fleet"]`)),
+		click(`a[data-nav="fleet"]`),
 		chromedp.WaitVisible(css(fmt.Sprintf(`tr[data-agent="%s"] .dot.on`, agentID))),
-		chromedp.Click(css(fmt.Sprintf(`tr[data-agent="%s"] button[data-action="drill"]`, agentID))),
+		click(fmt.Sprintf(`tr[data-agent="%s"] button[data-action="drill"]`, agentID)),
 		chromedp.WaitVisible(css("#reason")),
 		chromedp.SendKeys(css("#reason"), "weekly drill"),
-		chromedp.Click(css("#confirm")),
-		chromedp.Click(css("#confirm-action")),
+		click("#confirm"),
+		click("#confirm-action"),
 		ignore(chromedp.Poll[bool](`document.querySelector("#command-status")?.textContent === "succeeded"`, chromedp.WithPollingTimeout(40*time.Second))),
 	)
 	screenshot(t, ctx, shots, "06-drill-succeeded")
 	run(t, ctx, shots, "close the drill progress",
-		chromedp.Click(css("#close-progress")),
+		click("#close-progress"),
 		chromedp.WaitVisible(css(`table.fleet`)),
 	)
 	screenshot(t, ctx, shots, "07-fleet")
@@ -389,10 +407,10 @@ func TestConsole(t *testing.T) {
 	// any action.
 	vctx := ctx
 	run(t, ctx, shots, "sign out and in as a viewer",
-		chromedp.Click(css("#signout")),
+		click("#signout"),
 		chromedp.WaitVisible(css("#key")),
 		chromedp.SendKeys(css("#key"), viewer),
-		chromedp.Click(css("#signin")),
+		click("#signin"),
 		chromedp.WaitVisible(css("#top")),
 		chromedp.WaitVisible(css("table.queue")),
 	)
@@ -413,7 +431,7 @@ func TestConsole(t *testing.T) {
 		t.Errorf("a viewer sees %d action buttons, %d update forms and %d playbook controls on the incident", buttons, forms, controls)
 	}
 	run(t, vctx, shots, "viewer opens the fleet",
-		chromedp.Click(css(`a[data-nav="fleet"]`)),
+		click(`a[data-nav="fleet"]`),
 		chromedp.WaitVisible(css(fmt.Sprintf(`tr[data-agent="%s"]`, agentID))),
 	)
 	buttons = value(t, vctx, shots, "count fleet buttons", chromedp.Evaluate[int](`document.querySelectorAll("button[data-action]").length`))
