@@ -515,7 +515,35 @@ func (q *Queue) remove(keys [][]byte) error {
 	if err := q.saveDroppedLocked(); err != nil {
 		q.log.Error("spool: save drop counter", "err", err)
 	}
-	return q.sync()
+	if err := q.sync(); err != nil {
+		return err
+	}
+	q.reclaimLocked()
+	return nil
+}
+
+// reclaimLocked gives the disk space of delivered findings back once the
+// queue is empty and the disk under the reserve. badger keeps deleted
+// entries on disk until a compaction meets their deletes, which may not
+// happen for a long time in a small database, so the queue would stay
+// full for lack of disk after it was drained. Dropping the (now empty)
+// finding prefixes flushes the memtable and deletes or rewrites the
+// tables holding them, which needs little room: nothing under them is
+// live.
+func (q *Queue) reclaimLocked() {
+	if q.pending != 0 || q.free == nil {
+		return
+	}
+	free, err := q.free()
+	if err != nil || free >= q.soft {
+		return
+	}
+	if err := q.db.DropPrefix([]byte(findingPrefix), []byte(sevPrefix)); err != nil {
+		q.log.Error("spool: reclaiming the space of delivered findings", "err", err)
+		return
+	}
+	after, _ := q.free()
+	q.log.Info("spool: reclaimed the space of delivered findings", "free_bytes_before", free, "free_bytes", after)
 }
 
 // Stats returns the queue's counters and the age of its oldest finding.
