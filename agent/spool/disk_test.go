@@ -79,6 +79,24 @@ func TestDiskReserve(t *testing.T) {
 		t.Fatalf("stats once space returned %+v, want not full, 50 MiB free, 3 pending", st)
 	}
 
+	// Drained with the disk under the reserve, the queue drops its empty
+	// prefixes to give the space back, and keeps working afterwards.
+	free = 6 << 20
+	rest, err := q.Peek(100, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Ack(ids(rest)); err != nil {
+		t.Fatalf("ack draining the queue with the disk under the reserve: %v", err)
+	}
+	high := mk("high")
+	if err := q.Put(high); err != nil {
+		t.Fatalf("put high after the queue was drained: %v", err)
+	}
+	if got, err := q.Peek(100, 0); err != nil || !slices.Equal(ids(got), ids([]*protocol.Finding{high})) {
+		t.Fatalf("pending after the drain %v, %v; want only the new high finding", ids(got), err)
+	}
+
 	// An unreadable free space falls back to the count bound.
 	freeErr = errors.New("statfs: input/output error")
 	if err := q.Put(mk("low")); err != nil {
