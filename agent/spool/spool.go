@@ -33,6 +33,9 @@ const (
 	// first key under its rank.
 	sevPrefix  = prefix + "s/"
 	droppedKey = prefix + "m/dropped"
+	// reclaimKey is written and dropped to make badger compact away
+	// delivered findings; see reclaimLocked.
+	reclaimKey = prefix + "m/reclaim"
 )
 
 const (
@@ -41,6 +44,9 @@ const (
 	// droppedSaveEvery is the least time between two writes of the drop
 	// counter while findings keep being dropped; Close saves it too.
 	droppedSaveEvery = time.Second
+	// reclaimEvery is the least time between two attempts to give the
+	// space of delivered findings back.
+	reclaimEvery = 10 * time.Second
 )
 
 // Errors returned by Put.
@@ -134,6 +140,7 @@ type Queue struct {
 	bySeverity   [5]uint64
 	freeBytes    uint64
 	freeErr      error // last free space error, logged once
+	reclaimedAt  time.Time
 }
 
 // Open returns the queue kept in db, counting the findings it already
@@ -526,19 +533,26 @@ func (q *Queue) remove(keys [][]byte) error {
 // queue is empty and the disk under the reserve. badger keeps deleted
 // entries on disk until a compaction meets their deletes, which may not
 // happen for a long time in a small database, so the queue would stay
-// full for lack of disk after it was drained. Dropping the (now empty)
-// finding prefixes flushes the memtable and deletes or rewrites the
-// tables holding them, which needs little room: nothing under them is
-// live.
+// full for lack of disk after it was drained. badger has no call to
+// flush and compact on demand, and DropPrefix skips prefixes without live
+// keys, so a marker key is written and its prefix dropped: that flushes
+// the memtable (with the deletes) and compacts level 0 into the level
+// below, where the deletes meet the findings and both go. The output is
+// only what is still live, so it needs little room.
 func (q *Queue) reclaimLocked() {
-	if q.pending != 0 || q.free == nil {
+	if q.pending != 0 || q.free == nil || q.now().Sub(q.reclaimedAt) < reclaimEvery {
 		return
 	}
 	free, err := q.free()
 	if err != nil || free >= q.soft {
 		return
 	}
-	if err := q.db.DropPrefix([]byte(findingPrefix), []byte(sevPrefix)); err != nil {
+	q.reclaimedAt = q.now()
+	if err := q.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(reclaimKey), nil) }); err != nil {
+		q.log.Error("spool: reclaiming the space of delivered findings", "err", err)
+		return
+	}
+	if err := q.db.DropPrefix([]byte(reclaimKey)); err != nil {
 		q.log.Error("spool: reclaiming the space of delivered findings", "err", err)
 		return
 	}

@@ -655,6 +655,11 @@ func TestAgentDiskFull(t *testing.T) {
 	})
 	out, _ = exec.Command("df", "-k", state).CombinedOutput()
 	t.Logf("space back: %+v; %s", agentSpool(t, state), lastLine(string(out)))
+	for _, l := range strings.Split(agent.Log(), "\n") {
+		if strings.Contains(l, "reclaim") {
+			t.Log(l)
+		}
+	}
 }
 
 func mustRead(t *testing.T, path string) []byte {
