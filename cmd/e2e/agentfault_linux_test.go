@@ -583,8 +583,20 @@ func TestAgentDiskFull(t *testing.T) {
 	out, _ := exec.Command("df", "-k", state).CombinedOutput()
 	t.Logf("after the high findings: %+v; %s", sp, lastLine(string(out)))
 
-	// The agent starts on the nearly full disk.
+	// The agent starts on a disk filled by something else down to 2 MiB
+	// free, under the hard reserve: it drops every finding, high ones
+	// included, and does not crash.
 	agent.stop()
+	ballast := filepath.Join(state, "ballast")
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(state, &fs); err != nil {
+		t.Fatal(err)
+	}
+	if free := int64(fs.Bavail) * fs.Bsize; free > 2<<20 {
+		if err := os.WriteFile(ballast, make([]byte, free-2<<20), 0o600); err != nil {
+			t.Fatalf("writing the ballast: %v", err)
+		}
+	}
 	agent = start(t, "cordon-agent", "run", "--config", config)
 	eventually(t, 30*time.Second, "the restarted agent's status", func() error {
 		alive(t, agent)
@@ -594,6 +606,26 @@ func TestAgentDiskFull(t *testing.T) {
 		}
 		return nil
 	})
+	runNice()
+	runMany(t, low, 100)
+	eventually(t, 30*time.Second, "the high finding dropped under the hard reserve", func() error {
+		alive(t, agent)
+		if sp = agentSpool(t, state); sp.DroppedBySeverity["high"] == 0 || sp.Full != "disk" {
+			return fmt.Errorf("spool %+v, want full for disk with a high finding dropped", sp)
+		}
+		return nil
+	})
+	if strings.Contains(agent.Log(), "severity=high") {
+		t.Fatal("a high finding was spooled under the hard reserve")
+	}
+	out, _ = exec.Command("df", "-k", state).CombinedOutput()
+	t.Logf("restarted with the ballast: %+v; %s", sp, lastLine(string(out)))
+
+	// The ballast removed, the disk is back between the reserves: high
+	// findings are kept again, low ones still dropped.
+	if err := os.Remove(ballast); err != nil {
+		t.Fatal(err)
+	}
 	runMany(t, low, 100)
 	runNice()
 	eventually(t, 30*time.Second, "the restarted agent to drop low findings and keep the high one", func() error {
