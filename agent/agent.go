@@ -155,11 +155,12 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	db, err := spool.OpenDB(filepath.Join(cfg.StateDir, "db"))
+	dbDir := filepath.Join(cfg.StateDir, "db")
+	db, err := spool.OpenDB(dbDir)
 	if err != nil {
 		return nil, fmt.Errorf("opening agent state store: %w", err)
 	}
-	q, err := spool.Open(db, spool.Options{Logger: cfg.Logger})
+	q, err := spool.Open(db, spool.Options{Logger: cfg.Logger, FreeSpace: spool.DiskFree(dbDir)})
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("opening spool: %w", err)
@@ -387,7 +388,9 @@ func (a *Agent) report(f detectors.Finding) {
 		a.log.Error("encoding finding", "rule", f.Rule.ID, "err", err)
 		return
 	}
-	if err := a.spool.Put(pf); err != nil {
+	if err := a.spool.Put(pf); errors.Is(err, spool.ErrFull) || errors.Is(err, spool.ErrDiskFull) {
+		return // counted, and logged at a bounded rate, by the spool
+	} else if err != nil {
 		a.log.Error("spooling finding", "rule", f.Rule.ID, "finding", pf.GetId(), "err", err)
 		return
 	}
@@ -426,19 +429,22 @@ func (a *Agent) Status() localapi.Status {
 		ConnectedSince: connectedSince(up),
 		LastError:      up.LastError,
 		FindingsSent:   up.Sent,
-		Spool:          localapi.Spool{Pending: int64(sp.Pending), Dropped: int64(sp.Dropped)},
-		Sensors:        a.sensorStatus(),
-		Rules:          len(a.engine.Rules()),
-		RulesVersion:   rulesVersion,
-		RulesError:     rulesError,
-		IocsVersion:    iocsVersion,
-		Indicators:     indicators,
-		IocsError:      iocsError,
-		Retro:          retro,
-		EventsDropped:  a.hub.Dropped(),
-		Isolated:       a.isolator.Isolated(),
-		History:        a.historyStatus(),
-		Self:           a.selfStatus(),
+		Spool: localapi.Spool{
+			Pending: int64(sp.Pending), Dropped: int64(sp.Dropped), DroppedBySeverity: sp.DroppedBySeverity,
+			Full: sp.Full, FreeBytes: sp.FreeBytes,
+		},
+		Sensors:       a.sensorStatus(),
+		Rules:         len(a.engine.Rules()),
+		RulesVersion:  rulesVersion,
+		RulesError:    rulesError,
+		IocsVersion:   iocsVersion,
+		Indicators:    indicators,
+		IocsError:     iocsError,
+		Retro:         retro,
+		EventsDropped: a.hub.Dropped(),
+		Isolated:      a.isolator.Isolated(),
+		History:       a.historyStatus(),
+		Self:          a.selfStatus(),
 	}
 }
 

@@ -96,6 +96,16 @@ type History struct {
 type Spool struct {
 	Pending int64 `json:"pending"`
 	Dropped int64 `json:"dropped"`
+	// DroppedBySeverity counts drops per severity since the agent started.
+	DroppedBySeverity map[string]uint64 `json:"dropped_by_severity,omitempty"`
+	// Full is why the spool refuses findings: "disk" (free space under
+	// the reserve: low and medium findings dropped) or "count" (the
+	// pending bound reached: less severe findings evicted); empty when
+	// it takes any finding.
+	Full string `json:"full,omitempty"`
+	// FreeBytes is the free space of the state folder's filesystem, 0
+	// when not known.
+	FreeBytes uint64 `json:"free_bytes,omitempty"`
 }
 
 // Sensor is one sensor's part of the status.

@@ -17,6 +17,14 @@
 // finding without reading the queue. Entries spooled before the index
 // existed carry no rank and are never evicted.
 //
+// With Options.FreeSpace set (DiskFree reads it with statfs on Linux),
+// the queue also keeps room on disk for badger, which writes through
+// memory-mapped files and so dies of SIGBUS rather than failing on a full
+// filesystem: under Reserve free bytes low and medium findings are
+// dropped, under HardReserve all are, counted per severity. Once drained
+// with the disk under the reserve, the queue makes badger compact away
+// the delivered findings so their space comes back.
+//
 // The uplink reads with Peek, sends a batch, and calls Ack with the ids
 // once the collector has acknowledged the batch as durable; a finding is
 // deleted only then, so a crash at any point re-sends rather than loses.

@@ -18,6 +18,12 @@ import (
 // DefaultMaxPending is the queue bound when Options.MaxPending is zero.
 const DefaultMaxPending = 100000
 
+// OpenDB's sizes, from which the disk reserves are computed.
+const (
+	memTableSize     = 1 << 20
+	valueLogFileSize = 4 << 20
+)
+
 // Key layout. Everything the queue writes starts with prefix.
 const (
 	prefix        = "spool/"
@@ -27,6 +33,9 @@ const (
 	// first key under its rank.
 	sevPrefix  = prefix + "s/"
 	droppedKey = prefix + "m/dropped"
+	// reclaimKey is written and dropped to make badger compact away
+	// delivered findings; see reclaimLocked.
+	reclaimKey = prefix + "m/reclaim"
 )
 
 const (
@@ -35,6 +44,9 @@ const (
 	// droppedSaveEvery is the least time between two writes of the drop
 	// counter while findings keep being dropped; Close saves it too.
 	droppedSaveEvery = time.Second
+	// reclaimEvery is the least time between two attempts to give the
+	// space of delivered findings back.
+	reclaimEvery = 10 * time.Second
 )
 
 // Errors returned by Put.
@@ -42,12 +54,41 @@ var (
 	// ErrFull means the queue held MaxPending findings and dropped the
 	// new one.
 	ErrFull = errors.New("spool: queue full, finding dropped")
+	// ErrDiskFull means the free space of the database's filesystem was
+	// under the reserve for the finding's severity and the finding was
+	// dropped.
+	ErrDiskFull = errors.New("spool: disk full, finding dropped")
 	// ErrInvalid means the finding was nil or its id was not a UUIDv7.
 	ErrInvalid = errors.New("spool: invalid finding")
 )
 
+// Disk reserves, sized from OpenDB's options (memTableSize). badger
+// writes its memtable log, its tables and its value log through memory
+// mapped files, so a full filesystem kills the process (SIGBUS) instead
+// of failing a write: the queue stops writing well before that.
+const (
+	// DefaultHardReserve is the free space below which no finding is
+	// stored: room for the rest of the current memtable log, the next
+	// one, the table a flush writes and a level-0 compaction of the
+	// small tables such memtables make.
+	DefaultHardReserve = 4 * memTableSize
+	// DefaultReserve is the free space below which only high and critical
+	// findings are stored.
+	DefaultReserve = DefaultHardReserve + 4*memTableSize
+)
+
+// FreeSpace reports the bytes still available to the database.
+type FreeSpace func() (uint64, error)
+
 // Options configure a Queue. The zero value is valid.
 type Options struct {
+	// FreeSpace, when set, is read before each Put: below Reserve free
+	// bytes low and medium findings are dropped, below HardReserve all
+	// findings are. nil bounds the queue by its count only.
+	FreeSpace FreeSpace
+	// Reserve and HardReserve default to DefaultReserve and
+	// DefaultHardReserve when zero.
+	Reserve, HardReserve uint64
 	// MaxPending bounds the number of findings held; 0 means
 	// DefaultMaxPending.
 	MaxPending int
@@ -63,6 +104,15 @@ type Stats struct {
 	// Dropped counts findings refused because the queue was full, since
 	// the queue was first created.
 	Dropped uint64
+	// DroppedBySeverity counts drops per severity since the queue was
+	// opened (unknown severities count as low).
+	DroppedBySeverity map[string]uint64
+	// Full is why the queue refuses findings now: "disk" when the free
+	// space is under the reserve, "count" when it holds MaxPending
+	// findings, empty when it takes any finding.
+	Full string
+	// FreeBytes is the free space last read, 0 when not read.
+	FreeBytes uint64
 	// Oldest is the creation time of the oldest pending finding, read from
 	// its UUIDv7 id (millisecond precision); zero when none is pending.
 	Oldest time.Time
@@ -76,6 +126,9 @@ type Queue struct {
 	log    *slog.Logger
 	notify chan struct{}
 	now    func() time.Time
+	free   FreeSpace
+	soft   uint64
+	hard   uint64
 
 	mu           sync.Mutex // serializes writes and guards the fields below
 	pending      int
@@ -84,6 +137,10 @@ type Queue struct {
 	savedAt      time.Time
 	loggedAt     time.Time
 	unlogged     uint64 // drops since the last drop log
+	bySeverity   [5]uint64
+	freeBytes    uint64
+	freeErr      error // last free space error, logged once
+	reclaimedAt  time.Time
 }
 
 // Open returns the queue kept in db, counting the findings it already
@@ -98,6 +155,18 @@ func Open(db *badger.DB, opts Options) (*Queue, error) {
 		log:    opts.Logger,
 		notify: make(chan struct{}, 1),
 		now:    time.Now,
+		free:   opts.FreeSpace,
+		soft:   opts.Reserve,
+		hard:   opts.HardReserve,
+	}
+	if q.hard == 0 {
+		q.hard = DefaultHardReserve
+	}
+	if q.soft == 0 {
+		q.soft = DefaultReserve
+	}
+	if q.soft < q.hard {
+		return nil, fmt.Errorf("spool: open: reserve %d is under the hard reserve %d", q.soft, q.hard)
 	}
 	if q.max <= 0 {
 		q.max = DefaultMaxPending
@@ -149,7 +218,9 @@ func sevKey(rank byte, findingKey []byte) []byte {
 }
 
 // Put stores f durably and returns once it is on disk. A finding whose id
-// is already queued is left as it was. When the queue is full, the most
+// is already queued is left as it was. When the free space is under the
+// reserve, low and medium findings are dropped and ErrDiskFull returned;
+// under the hard reserve every finding is. When the queue is full, the most
 // severe findings are kept: f evicts the oldest pending finding of the
 // lowest severity below its own, which is counted as dropped; when none
 // is less severe, Put drops f, counts it and returns ErrFull.
@@ -170,10 +241,14 @@ func (q *Queue) Put(f *protocol.Finding) error {
 
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if !q.roomLocked(rank) {
+		q.dropLocked(f, rank, "disk nearly full, dropping findings")
+		return ErrDiskFull
+	}
 	added := false
-	var evicted string
+	var evicted victim
 	err = q.db.Update(func(txn *badger.Txn) error {
-		added, evicted = false, ""
+		added, evicted = false, victim{}
 		_, err := txn.Get(key)
 		if err == nil {
 			return nil // already queued
@@ -182,11 +257,11 @@ func (q *Queue) Put(f *protocol.Finding) error {
 			return err
 		}
 		if q.pending >= q.max {
-			victim, err := q.evict(txn, rank)
+			v, err := q.evict(txn, rank)
 			if err != nil {
 				return err
 			}
-			evicted = victim
+			evicted = v
 		} else {
 			added = true
 		}
@@ -196,11 +271,11 @@ func (q *Queue) Put(f *protocol.Finding) error {
 		return txn.Set(sevKey(rank, key), nil)
 	})
 	if errors.Is(err, ErrFull) {
-		q.dropLocked(f, "queue full, dropping new findings")
+		q.dropLocked(f, rank, "queue full, dropping new findings")
 		return ErrFull
 	}
-	if err == nil && evicted != "" {
-		q.dropLocked(&protocol.Finding{Id: evicted}, "queue full, evicting the oldest less severe finding")
+	if err == nil && evicted.id != "" {
+		q.dropLocked(&protocol.Finding{Id: evicted.id}, evicted.rank, "queue full, evicting the oldest less severe finding")
 	}
 	if err == nil {
 		err = q.sync()
@@ -218,9 +293,39 @@ func (q *Queue) Put(f *protocol.Finding) error {
 	return nil
 }
 
+// roomLocked reads the free space and tells whether a finding of rank
+// may be written.
+func (q *Queue) roomLocked(rank byte) bool {
+	if q.free == nil {
+		return true
+	}
+	free, err := q.free()
+	if err != nil {
+		// Without a reading the queue falls back to its count bound.
+		if q.freeErr == nil || q.freeErr.Error() != err.Error() {
+			q.log.Error("spool: reading free disk space", "err", err)
+		}
+		q.freeErr = err
+		q.freeBytes = 0
+		return true
+	}
+	q.freeErr = nil
+	q.freeBytes = free
+	if free < q.hard {
+		return false
+	}
+	return free >= q.soft || rank >= severityRank["high"]
+}
+
+// victim is a finding evicted to make room.
+type victim struct {
+	id   string
+	rank byte
+}
+
 // evict deletes the oldest pending finding whose severity ranks below
-// rank and returns its id; ErrFull when there is none.
-func (q *Queue) evict(txn *badger.Txn, rank byte) (string, error) {
+// rank and returns it; ErrFull when there is none.
+func (q *Queue) evict(txn *badger.Txn, rank byte) (victim, error) {
 	for r := byte(1); r < rank; r++ {
 		p := []byte(fmt.Sprintf("%s%d/", sevPrefix, r))
 		var ids []string
@@ -233,31 +338,34 @@ func (q *Queue) evict(txn *badger.Txn, rank byte) (string, error) {
 			fkey := []byte(findingPrefix + id)
 			_, err := txn.Get(fkey)
 			if err != nil && !errors.Is(err, badger.ErrKeyNotFound) {
-				return "", err
+				return victim{}, err
 			}
 			if err := txn.Delete(append(p, id...)); err != nil {
-				return "", err
+				return victim{}, err
 			}
 			if err != nil {
 				continue // an index entry left behind: gone now
 			}
 			if err := txn.Delete(fkey); err != nil {
-				return "", err
+				return victim{}, err
 			}
-			return id, nil
+			return victim{id: id, rank: r}, nil
 		}
 	}
-	return "", ErrFull
+	return victim{}, ErrFull
 }
 
 // dropLocked counts a finding refused or evicted for want of room, saves
 // the counter at most every droppedSaveEvery and logs at most every
 // dropLogEvery.
-func (q *Queue) dropLocked(f *protocol.Finding, what string) {
+func (q *Queue) dropLocked(f *protocol.Finding, rank byte, what string) {
 	q.dropped++
+	q.bySeverity[rank]++
 	q.unlogged++
 	now := q.now()
-	if now.Sub(q.savedAt) >= droppedSaveEvery {
+	// Under the hard reserve even the counter waits: it is saved by the
+	// next Ack or by Close.
+	if now.Sub(q.savedAt) >= droppedSaveEvery && (q.free == nil || q.freeErr != nil || q.freeBytes >= q.hard) {
 		if err := q.saveDroppedLocked(); err != nil {
 			q.log.Error("spool: save drop counter", "err", err)
 		}
@@ -267,7 +375,7 @@ func (q *Queue) dropLocked(f *protocol.Finding, what string) {
 		q.log.Warn("spool: "+what,
 			"rule_id", f.GetRule().GetId(), "finding_id", f.GetId(),
 			"dropped_since_last_report", q.unlogged, "dropped_total", q.dropped,
-			"max_pending", q.max)
+			"max_pending", q.max, "free_bytes", q.freeBytes)
 		q.loggedAt = now
 		q.unlogged = 0
 	}
@@ -414,13 +522,65 @@ func (q *Queue) remove(keys [][]byte) error {
 	if err := q.saveDroppedLocked(); err != nil {
 		q.log.Error("spool: save drop counter", "err", err)
 	}
-	return q.sync()
+	if err := q.sync(); err != nil {
+		return err
+	}
+	q.reclaimLocked()
+	return nil
+}
+
+// reclaimLocked gives the disk space of delivered findings back once the
+// queue is empty and the disk under the reserve. badger keeps deleted
+// entries on disk until a compaction meets their deletes, which may not
+// happen for a long time in a small database, so the queue would stay
+// full for lack of disk after it was drained. badger has no call to
+// flush and compact on demand, and DropPrefix skips prefixes without live
+// keys, so a marker key is written and its prefix dropped: that flushes
+// the memtable (with the deletes) and compacts level 0 into the level
+// below, where the deletes meet the findings and both go. The output is
+// only what is still live, so it needs little room.
+func (q *Queue) reclaimLocked() {
+	if q.pending != 0 || q.free == nil || q.now().Sub(q.reclaimedAt) < reclaimEvery {
+		return
+	}
+	free, err := q.free()
+	if err != nil || free >= q.soft {
+		return
+	}
+	q.reclaimedAt = q.now()
+	if err := q.db.Update(func(txn *badger.Txn) error { return txn.Set([]byte(reclaimKey), nil) }); err != nil {
+		q.log.Error("spool: reclaiming the space of delivered findings", "err", err)
+		return
+	}
+	if err := q.db.DropPrefix([]byte(reclaimKey)); err != nil {
+		q.log.Error("spool: reclaiming the space of delivered findings", "err", err)
+		return
+	}
+	after, _ := q.free()
+	q.log.Info("spool: reclaimed the space of delivered findings", "free_bytes_before", free, "free_bytes", after)
 }
 
 // Stats returns the queue's counters and the age of its oldest finding.
 func (q *Queue) Stats() Stats {
 	q.mu.Lock()
-	s := Stats{Pending: q.pending, Dropped: q.dropped}
+	s := Stats{Pending: q.pending, Dropped: q.dropped, DroppedBySeverity: map[string]uint64{}}
+	for sev, r := range severityRank {
+		if n := q.bySeverity[r]; n > 0 {
+			s.DroppedBySeverity[sev] = n
+		}
+	}
+	if q.free != nil {
+		if free, err := q.free(); err == nil {
+			q.freeBytes = free
+			s.FreeBytes = free
+			if free < q.soft {
+				s.Full = "disk"
+			}
+		}
+	}
+	if s.Full == "" && q.pending >= q.max {
+		s.Full = "count"
+	}
 	q.mu.Unlock()
 	_ = q.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(findingPrefix)})
@@ -470,15 +630,21 @@ func findingKey(id string) ([]byte, error) {
 // OpenDB opens (creating if needed) a badger database in dir with options
 // sized for an agent: small memtables, value log files and caches, every
 // write synced to disk, and no badger logging.
+//
+// The memtable is kept at 1 MiB so the disk reserves stay small (a flush
+// writes at most about that much, and the memtable logs are that large);
+// values over 64 KiB go to the value log so that one large finding still
+// fits in the small memtable's batch limit.
 func OpenDB(dir string) (*badger.DB, error) {
 	opts := badger.DefaultOptions(dir).
 		WithLogger(nil).
 		WithSyncWrites(true).
-		WithMemTableSize(8 << 20).
+		WithMemTableSize(memTableSize).
+		WithValueThreshold(64 << 10).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
-		WithValueLogFileSize(16 << 20).
+		WithValueLogFileSize(valueLogFileSize).
 		WithBlockCacheSize(8 << 20).
 		WithNumCompactors(2).
 		WithMetricsEnabled(false)

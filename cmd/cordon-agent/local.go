@@ -48,7 +48,7 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(tw, "isolated\t%v\n", st.Isolated)
 	fmt.Fprintf(tw, "findings sent\t%d\n", st.FindingsSent)
-	fmt.Fprintf(tw, "spool\t%d pending, %d dropped\n", st.Spool.Pending, st.Spool.Dropped)
+	fmt.Fprintf(tw, "spool\t%s\n", spoolLine(st.Spool))
 	fmt.Fprintf(tw, "rules loaded\t%d\n", st.Rules)
 	if st.RulesVersion != "" {
 		fmt.Fprintf(tw, "rules version\t%s (pushed by the collector)\n", st.RulesVersion)
@@ -162,6 +162,31 @@ func describe(ev ecs.Event) string {
 		fmt.Fprintf(&b, " dst=%s:%d", d.IP, d.Port)
 	}
 	return b.String()
+}
+
+// spoolLine describes the spool: counts, drops per severity, and why it
+// is full when it is.
+func spoolLine(sp localapi.Spool) string {
+	line := fmt.Sprintf("%d pending, %d dropped", sp.Pending, sp.Dropped)
+	var sevs []string
+	for _, sev := range []string{"low", "medium", "high", "critical"} {
+		if n := sp.DroppedBySeverity[sev]; n > 0 {
+			sevs = append(sevs, fmt.Sprintf("%s %d", sev, n))
+		}
+	}
+	if len(sevs) > 0 {
+		line += " (since start: " + strings.Join(sevs, ", ") + ")"
+	}
+	switch sp.Full {
+	case "disk":
+		line += fmt.Sprintf("; FULL: disk (%s free), low and medium findings dropped", mib(int64(sp.FreeBytes)))
+	case "count":
+		line += "; FULL: count bound reached, less severe findings evicted"
+	case "":
+	default:
+		line += "; FULL: " + sp.Full
+	}
+	return line
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20)) }

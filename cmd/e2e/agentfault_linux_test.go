@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -453,4 +455,283 @@ func TestIsolationTableRestoredWhenDeleted(t *testing.T) {
 	}
 	l.wantIsolated(t, false, "after release")
 	t.Logf("table deleted; back after %s, finding %s raised", back.Round(100*time.Millisecond), f.ID)
+}
+
+// mountTmpfs mounts a tmpfs of size (such as "16m") on a new folder,
+// unmounted after the test, and skips when mounting is not permitted.
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("mounting a tmpfs is not permitted here: %v: %s", err, out)
+	}
+	// Registered after TempDir's cleanup, so it runs before it.
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("unmounting %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// plainDir makes a folder outside the temporary directories (whose
+// executables the built-in rule flags as medium), removed after the test.
+func plainDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/run", "cordon-e2e-")
+	if err != nil {
+		t.Skipf("cannot create a folder in /run: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// spoolStatus is the spool part of `cordon-agent status --json`.
+type spoolStatus struct {
+	Pending           int64             `json:"pending"`
+	Dropped           int64             `json:"dropped"`
+	DroppedBySeverity map[string]uint64 `json:"dropped_by_severity"`
+	Full              string            `json:"full"`
+	FreeBytes         uint64            `json:"free_bytes"`
+}
+
+func agentSpool(t *testing.T, state string) spoolStatus {
+	t.Helper()
+	var st struct {
+		Spool spoolStatus `json:"spool"`
+	}
+	if err := json.Unmarshal([]byte(agentStatus(t, state)), &st); err != nil {
+		t.Fatalf("decoding the agent's status: %v", err)
+	}
+	return st.Spool
+}
+
+// alive fails the test when the agent has ended.
+func alive(t *testing.T, agent *proc) {
+	t.Helper()
+	select {
+	case <-agent.done:
+		l := agent.Log()
+		t.Fatalf("agent ended:\n%s", l[max(0, len(l)-3000):])
+	default:
+	}
+}
+
+// spooledNice counts the high-severity findings for nice an agent's log
+// says it spooled (other processes on the host may raise findings too).
+func spooledNice(log string) int {
+	n := 0
+	for _, l := range strings.Split(log, "\n") {
+		if strings.Contains(l, "msg=finding ") && strings.Contains(l, "severity=high") && strings.Contains(l, "/usr/bin/nice") {
+			n++
+		}
+	}
+	return n
+}
+
+// highNice counts the high-severity findings whose evidence ran nice.
+func highNice(fs []findingJSON) int {
+	n := 0
+	for _, f := range fs {
+		if f.Severity == "high" && ranExe([]findingJSON{f}, f.Rule.ID, "/usr/bin/nice") > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// The agent's state folder is a 16 MiB tmpfs and the collector is down:
+// low-severity findings fill the spool until the free space falls under
+// the reserve. The agent keeps running, its status says the spool is full
+// for lack of disk with the drops counted, a high-severity finding raised
+// then is still spooled while low ones are dropped, and everything
+// spooled reaches the collector when it returns. The agent also starts
+// on the nearly full disk, and takes low findings again once space is
+// freed.
+func TestAgentDiskFull(t *testing.T) {
+	needRoot(t)
+	nice, err := exec.LookPath("nice")
+	if err != nil || nice != "/usr/bin/nice" {
+		t.Skipf("the high-severity rule needs /usr/bin/nice: %q %v", nice, err)
+	}
+	state := mountTmpfs(t, "16m")
+	c := newCollector(t)
+	if out, err := exec.Command(bin("cordon-agent"), c.enrollArgs(t, state)...).CombinedOutput(); err != nil {
+		t.Fatalf("enroll: %v\n%s", err, out)
+	}
+	id := agentID(t, state)
+	config := agentConfig(t, state, "history: {enabled: false}")
+	agent := start(t, "cordon-agent", "run", "--config", config)
+	c.agentOnline(t, id)
+	c.stop()
+
+	// A copy of /bin/true named groups, outside temporary folders: one
+	// low-severity finding per run.
+	low := filepath.Join(plainDir(t), "groups")
+	if err := os.WriteFile(low, mustRead(t, "/bin/true"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var sp spoolStatus
+	for round := 0; ; round++ {
+		if round == 60 {
+			t.Fatalf("spool not full for lack of disk after %d rounds: %+v", round, sp)
+		}
+		runMany(t, low, 250)
+		time.Sleep(time.Second)
+		alive(t, agent)
+		sp = agentSpool(t, state)
+		if sp.Full == "disk" && sp.DroppedBySeverity["low"] > 0 {
+			t.Logf("round %d: spool full for lack of disk: %+v", round, sp)
+			break
+		}
+	}
+
+	// A high-severity finding raised while the disk is nearly full is
+	// kept; the low ones around it are dropped.
+	runNice := func() {
+		cmd := exec.Command(nice, "/bin/sh") // no stdin: the shell exits at once
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("nice /bin/sh: %v %s", err, out)
+		}
+	}
+	before := sp
+	for i := 0; i < 3; i++ {
+		runNice()
+		runMany(t, low, 100)
+	}
+	eventually(t, 30*time.Second, "the high findings spooled and the low ones dropped", func() error {
+		alive(t, agent)
+		sp = agentSpool(t, state)
+		if n := spooledNice(agent.Log()); n < 3 {
+			return fmt.Errorf("%d high findings spooled, want 3", n)
+		}
+		if sp.DroppedBySeverity["low"] < before.DroppedBySeverity["low"]+300 {
+			return fmt.Errorf("low drops %d, want at least %d", sp.DroppedBySeverity["low"], before.DroppedBySeverity["low"]+300)
+		}
+		return nil
+	})
+	if sp.DroppedBySeverity["high"] != 0 || sp.Full != "disk" {
+		t.Fatalf("spool %+v, want full for disk with no high finding dropped", sp)
+	}
+	out, _ := exec.Command("df", "-k", state).CombinedOutput()
+	t.Logf("after the high findings: %+v; %s", sp, lastLine(string(out)))
+
+	// The agent starts on a disk filled by something else down to 2 MiB
+	// free, under the hard reserve: it drops every finding, high ones
+	// included, and does not crash.
+	agent.stop()
+	ballast := filepath.Join(state, "ballast")
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(state, &fs); err != nil {
+		t.Fatal(err)
+	}
+	if free := int64(fs.Bavail) * fs.Bsize; free > 2<<20 {
+		if err := os.WriteFile(ballast, make([]byte, free-2<<20), 0o600); err != nil {
+			t.Fatalf("writing the ballast: %v", err)
+		}
+	}
+	agent = start(t, "cordon-agent", "run", "--config", config)
+	eventually(t, 30*time.Second, "the restarted agent's status", func() error {
+		alive(t, agent)
+		out, err := exec.Command(bin("cordon-agent"), "status", "--state", state, "--json").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	})
+	runNice()
+	runMany(t, low, 100)
+	eventually(t, 30*time.Second, "the high finding dropped under the hard reserve", func() error {
+		alive(t, agent)
+		if sp = agentSpool(t, state); sp.DroppedBySeverity["high"] == 0 || sp.Full != "disk" {
+			return fmt.Errorf("spool %+v, want full for disk with a high finding dropped", sp)
+		}
+		return nil
+	})
+	if spooledNice(agent.Log()) > 0 {
+		t.Fatal("a high finding was spooled under the hard reserve")
+	}
+	out, _ = exec.Command("df", "-k", state).CombinedOutput()
+	t.Logf("restarted with the ballast: %+v; %s", sp, lastLine(string(out)))
+
+	// The ballast removed, the disk is back between the reserves: high
+	// findings are kept again, low ones still dropped.
+	if err := os.Remove(ballast); err != nil {
+		t.Fatal(err)
+	}
+	runMany(t, low, 100)
+	runNice()
+	eventually(t, 30*time.Second, "the restarted agent to drop low findings and keep the high one", func() error {
+		alive(t, agent)
+		sp = agentSpool(t, state)
+		if sp.Full != "disk" || sp.DroppedBySeverity["low"] == 0 {
+			return fmt.Errorf("spool %+v, want full for disk with low drops", sp)
+		}
+		if spooledNice(agent.Log()) == 0 {
+			return errors.New("no high finding spooled after the restart")
+		}
+		return nil
+	})
+	spooled := spooledIDs(agent.Log())
+
+	// The collector returns: every spooled finding arrives, the high ones
+	// among them.
+	c = startCollector(t, c.data, c.listen, c.api)
+	eventually(t, 120*time.Second, "the kept findings at the collector", func() error {
+		alive(t, agent)
+		stored := c.storedFindings(t)
+		if n := highNice(stored); n < 4 {
+			return fmt.Errorf("%d high findings for nice stored, want 4", n)
+		}
+		have := map[string]bool{}
+		for _, f := range stored {
+			have[f.ID] = true
+		}
+		for _, id := range spooled {
+			if !have[id] {
+				return fmt.Errorf("finding %s spooled after the restart is not stored yet", id)
+			}
+		}
+		if p := agentSpool(t, state).Pending; p != 0 {
+			return fmt.Errorf("%d findings still pending", p)
+		}
+		return nil
+	})
+	out, _ = exec.Command("df", "-k", state).CombinedOutput()
+	t.Logf("after delivery: %+v; %s", agentSpool(t, state), lastLine(string(out)))
+
+	// Delivered, the findings give their space back: the spool is no
+	// longer full and low findings are spooled again.
+	eventually(t, 60*time.Second, "the spool no longer full", func() error {
+		alive(t, agent)
+		if sp := agentSpool(t, state); sp.Full != "" {
+			return fmt.Errorf("spool %+v, want not full", sp)
+		}
+		return nil
+	})
+	n := len(spooledIDs(agent.Log()))
+	runMany(t, low, 5)
+	eventually(t, 30*time.Second, "low findings spooled again", func() error {
+		alive(t, agent)
+		if len(spooledIDs(agent.Log())) == n {
+			return fmt.Errorf("no low finding spooled; spool %+v", agentSpool(t, state))
+		}
+		return nil
+	})
+	out, _ = exec.Command("df", "-k", state).CombinedOutput()
+	t.Logf("space back: %+v; %s", agentSpool(t, state), lastLine(string(out)))
+	for _, l := range strings.Split(agent.Log(), "\n") {
+		if strings.Contains(l, "reclaim") {
+			t.Log(l)
+		}
+	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
