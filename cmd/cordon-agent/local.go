@@ -14,6 +14,7 @@ import (
 
 	"github.com/cordon-edr/cordon/agent"
 	"github.com/cordon-edr/cordon/agent/localapi"
+	"github.com/cordon-edr/cordon/agent/spool"
 	"github.com/cordon-edr/cordon/protocol/ecs"
 )
 
@@ -179,7 +180,11 @@ func spoolLine(sp localapi.Spool) string {
 	}
 	switch sp.Full {
 	case "disk":
-		line += fmt.Sprintf("; FULL: disk (%s free), low and medium findings dropped", mib(int64(sp.FreeBytes)))
+		dropped := "low and medium findings dropped"
+		if sp.FreeBytes < spool.DefaultHardReserve {
+			dropped = "every finding dropped"
+		}
+		line += fmt.Sprintf("; FULL: disk (%s free), %s", mib(int64(sp.FreeBytes)), dropped)
 	case "count":
 		line += "; FULL: count bound reached, less severe findings evicted"
 	case "":

@@ -16,6 +16,10 @@ func TestSpoolLine(t *testing.T) {
 			localapi.Spool{Pending: 10, Dropped: 7, DroppedBySeverity: map[string]uint64{"medium": 2, "low": 5}, Full: "disk", FreeBytes: 8 << 20},
 			"10 pending, 7 dropped (since start: low 5, medium 2); FULL: disk (8.0MiB free), low and medium findings dropped",
 		},
+		{
+			localapi.Spool{Pending: 10, Dropped: 9, DroppedBySeverity: map[string]uint64{"high": 1, "low": 8}, Full: "disk", FreeBytes: 2 << 20},
+			"10 pending, 9 dropped (since start: low 8, high 1); FULL: disk (2.0MiB free), every finding dropped",
+		},
 		{localapi.Spool{Pending: 100000, Dropped: 1, Full: "count"}, "100000 pending, 1 dropped; FULL: count bound reached, less severe findings evicted"},
 	} {
 		if got := spoolLine(tc.sp); got != tc.want {
