@@ -115,6 +115,27 @@ func runMany(t *testing.T, exe string, n int) {
 // countDistinct checks that every id in want is stored exactly once and
 // that no id is stored twice, and returns how many distinct ids are
 // stored.
+// waitStored waits until the collector stores every finding in ids.
+func waitStored(t *testing.T, c *collector, ids []string) {
+	t.Helper()
+	eventually(t, 120*time.Second, "every spooled finding stored", func() error {
+		have := map[string]bool{}
+		for _, f := range c.storedFindings(t) {
+			have[f.ID] = true
+		}
+		missing := 0
+		for _, id := range ids {
+			if !have[id] {
+				missing++
+			}
+		}
+		if missing > 0 {
+			return fmt.Errorf("%d of %d missing", missing, len(ids))
+		}
+		return nil
+	})
+}
+
 func countDistinct(t *testing.T, stored []findingJSON, want []string) int {
 	t.Helper()
 	seen := map[string]int{}
@@ -195,23 +216,7 @@ func TestAgentKilledMidBatch(t *testing.T) {
 
 	agent = start(t, "cordon-agent", "run", "--config", config)
 	var stored []findingJSON
-	eventually(t, 120*time.Second, "every spooled finding stored", func() error {
-		stored = c.storedFindings(t)
-		have := map[string]bool{}
-		for _, f := range stored {
-			have[f.ID] = true
-		}
-		missing := 0
-		for _, id := range spooled {
-			if !have[id] {
-				missing++
-			}
-		}
-		if missing > 0 {
-			return fmt.Errorf("%d of %d missing", missing, len(spooled))
-		}
-		return nil
-	})
+	waitStored(t, c, spooled)
 	// Give a duplicate time to show up, then count again.
 	time.Sleep(3 * time.Second)
 	stored = c.storedFindings(t)
@@ -239,15 +244,7 @@ func startCollectorIn(t *testing.T, ns, data, listen, api string) *collector {
 		}
 	})
 	c := &collector{proc: p, data: data, listen: listen, api: api, ns: ns}
-	eventually(t, 30*time.Second, "the collector's admin key and API", func() error {
-		b, err := os.ReadFile(filepath.Join(data, "admin.token"))
-		if err != nil {
-			return err
-		}
-		c.token = strings.TrimSpace(string(b))
-		_, err = c.ctl("agents")
-		return err
-	})
+	c.waitReady(t)
 	return c
 }
 
@@ -355,23 +352,7 @@ func TestLinkCutAndRestored(t *testing.T) {
 	// too and keep the spool moving: every finding spooled by now must
 	// arrive, though the newest may still be on their way.
 	spooled := spooledIDs(agent.Log())
-	eventually(t, 120*time.Second, "every spooled finding stored", func() error {
-		stored = c.storedFindings(t)
-		have := map[string]bool{}
-		for _, f := range stored {
-			have[f.ID] = true
-		}
-		missing := 0
-		for _, id := range spooled {
-			if !have[id] {
-				missing++
-			}
-		}
-		if missing > 0 {
-			return fmt.Errorf("%d of %d missing", missing, len(spooled))
-		}
-		return nil
-	})
+	waitStored(t, c, spooled)
 	// Give a duplicate time to show up, then count again.
 	time.Sleep(3 * time.Second)
 	stored = c.storedFindings(t)

@@ -94,15 +94,7 @@ func startCollectorWith(t *testing.T, config, data, listen, api string) *collect
 	t.Helper()
 	p := start(t, "cordon-collector", "run", "--config", config, "--data", data, "--listen", listen, "--api", api)
 	c := &collector{proc: p, data: data, listen: listen, api: api}
-	eventually(t, 30*time.Second, "the collector's admin key and API", func() error {
-		b, err := os.ReadFile(filepath.Join(data, "admin.token"))
-		if err != nil {
-			return err
-		}
-		c.token = strings.TrimSpace(string(b))
-		_, err = c.ctl("agents")
-		return err
-	})
+	c.waitReady(t)
 	return c
 }
 

@@ -125,8 +125,15 @@ func startCollector(t testing.TB, data, listen, api string) *collector {
 	t.Helper()
 	p := start(t, "cordon-collector", "run", "--data", data, "--listen", listen, "--api", api)
 	c := &collector{proc: p, data: data, listen: listen, api: api}
+	c.waitReady(t)
+	return c
+}
+
+// waitReady waits for the collector's admin key and API and keeps the key.
+func (c *collector) waitReady(t testing.TB) {
+	t.Helper()
 	eventually(t, 30*time.Second, "the collector's admin key and API", func() error {
-		b, err := os.ReadFile(filepath.Join(data, "admin.token"))
+		b, err := os.ReadFile(filepath.Join(c.data, "admin.token"))
 		if err != nil {
 			return err
 		}
@@ -134,7 +141,6 @@ func startCollector(t testing.TB, data, listen, api string) *collector {
 		_, err = c.ctl("agents")
 		return err
 	})
-	return c
 }
 
 func newCollector(t testing.TB) *collector {

@@ -23,18 +23,7 @@ func startHealthCollector(t *testing.T, grace time.Duration) *collector {
 	data := t.TempDir()
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t, "udp"))
 	api := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))
-	p := start(t, "cordon-collector", "run", "--config", conf, "--data", data, "--listen", listen, "--api", api)
-	c := &collector{proc: p, data: data, listen: listen, api: api}
-	eventually(t, 30*time.Second, "the collector's admin key and API", func() error {
-		b, err := os.ReadFile(filepath.Join(data, "admin.token"))
-		if err != nil {
-			return err
-		}
-		c.token = strings.TrimSpace(string(b))
-		_, err = c.ctl("agents")
-		return err
-	})
-	return c
+	return startCollectorWith(t, conf, data, listen, api)
 }
 
 // quietAgentConfig runs an agent with only the polling process sensor, so
