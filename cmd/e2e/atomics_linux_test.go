@@ -72,6 +72,9 @@ for d in "$SRC"/*/; do
 done
 chmod -R a+rX "$R/tmp/AtomicRedTeam"
 printf 'state: %s\n' "$STATE" > "$R/opt/cordon-e2e/agent.yaml"
+# A host administered over SSH has an authorized_keys file.
+mkdir -p -m 0700 "$R/root/.ssh"
+printf 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVvYmVycGFzc3dvcmRzYXJlbm90a2V5c2F0YWxs admin@example\n' > "$R/root/.ssh/authorized_keys"
 mkdir "$R/.oldroot"
 cd "$R"
 pivot_root . .oldroot
@@ -307,7 +310,11 @@ func TestAtomicLive(t *testing.T) {
 			}
 			_, out, err := s.run(a.DependencyShell(), d.Get)
 			if _, _, cerr := s.run(a.DependencyShell(), d.Check); cerr != nil {
-				r.skipped = fmt.Sprintf("prerequisite not met: %s (getting it: %v %s)", strings.TrimSuffix(d.Description, "."), err, lastLine(out))
+				how := "getting it ran, the check still fails"
+				if err != nil {
+					how = fmt.Sprintf("getting it failed: %v: %s", err, lastLine(out))
+				}
+				r.skipped = fmt.Sprintf("prerequisite not met: %s (%s)", strings.TrimSuffix(d.Description, "."), how)
 				break
 			}
 		}
@@ -531,7 +538,9 @@ only in the initial network namespace and reports initial-namespace pids.
 Each test runs in the agent's mount namespace, in a network namespace with
 only loopback (downloads fail, nothing leaves the machine), and in a new PID
 namespace with its own `+"`/proc`"+`, so every process it leaves behind ends
-with it. The agent is enrolled with a collector on the host's loopback.
+with it. The agent is enrolled with a collector on the host's loopback. Like a host
+administered over SSH, the environment's root has an `+"`authorized_keys`"+`
+file (T1098.004 rewrites it only when it exists).
 
 Attribution: a finding counts for a test when one of its evidence events is
 by a process descending from the test's run (its ancestry, as the agent
