@@ -123,15 +123,20 @@ type env struct {
 	addr string
 }
 
-func start(t *testing.T) *env {
+// start runs a server over the fake backend, with what configure adds.
+func start(t *testing.T, configure ...func(*Config)) *env {
 	t.Helper()
 	ca, err := pki.LoadOrCreate(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	be := newFake()
-	srv, err := New(Config{Listen: "127.0.0.1:0", CA: ca, Registry: be, Enroller: be, Ingest: be, Commands: be,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cfg := Config{Listen: "127.0.0.1:0", CA: ca, Registry: be, Enroller: be, Ingest: be, Commands: be,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, c := range configure {
+		c(&cfg)
+	}
+	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
