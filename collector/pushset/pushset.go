@@ -10,6 +10,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/cordon-edr/cordon/collector/store"
+	"github.com/cordon-edr/cordon/collector/wake"
 )
 
 // Kind is what a Store needs to know of one kind of set: R is a stored
@@ -34,10 +35,11 @@ type Store[R, W any] struct {
 	now  func() time.Time
 	cur  []byte // key of the current version's sequence number
 
-	mu      sync.Mutex
-	waiters map[chan struct{}]struct{}
-	wire    W // the current set on the wire; valid once loaded
-	loaded  bool
+	waiters wake.Waiters // all under one key
+
+	mu     sync.Mutex
+	wire   W // the current set on the wire; valid once loaded
+	loaded bool
 }
 
 // New returns a Store of kind over db; now is the clock (time.Now when
@@ -46,8 +48,7 @@ func New[R, W any](db *badger.DB, kind Kind[R, W], now func() time.Time) *Store[
 	if now == nil {
 		now = time.Now
 	}
-	return &Store[R, W]{db: db, kind: kind, now: now, cur: store.Key("meta", kind.Prefix+"-current"),
-		waiters: map[chan struct{}]struct{}{}}
+	return &Store[R, W]{db: db, kind: kind, now: now, cur: store.Key("meta", kind.Prefix+"-current")}
 }
 
 func (s *Store[R, W]) setKey(seq uint64) []byte { return store.Key(s.kind.Prefix, store.U64(seq)) }
@@ -91,13 +92,8 @@ func (s *Store[R, W]) Push(ctx context.Context, digest string, build func(seq ui
 	}
 	s.mu.Lock()
 	s.wire, s.loaded = s.toWire(rec), true
-	for ch := range s.waiters {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
 	s.mu.Unlock()
+	s.waiters.Wake("")
 	return rec, nil
 }
 
@@ -177,14 +173,4 @@ func (s *Store[R, W]) toWire(rec *R) W {
 
 // Wait returns a channel that gets a value when a new set is pushed, and
 // a function to stop waiting.
-func (s *Store[R, W]) Wait() (<-chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
-	s.mu.Lock()
-	s.waiters[ch] = struct{}{}
-	s.mu.Unlock()
-	return ch, func() {
-		s.mu.Lock()
-		delete(s.waiters, ch)
-		s.mu.Unlock()
-	}
-}
+func (s *Store[R, W]) Wait() (<-chan struct{}, func()) { return s.waiters.Wait("") }
