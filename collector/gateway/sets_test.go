@@ -116,25 +116,9 @@ func testSetDelivery[S interface {
 			sets := &fakeSets[S, R]{cur: k.set("1-aaaa"), wake: make(chan struct{}, 1)}
 			e := start(t, func(c *Config) { k.use(c, sets) })
 			cert, _ := e.enroll("good")
-			conn, err := e.dial(cert)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.CloseWithError(0, "")
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			st, err := conn.OpenStreamSync(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			st.SetDeadline(time.Now().Add(10 * time.Second))
 			h := hello(protocol.CurrentVersion())
 			k.hello(h.GetHello(), tc.running)
-			protocol.WriteFrame(st, h)
-			r := protocol.NewFrameReader(st, 0)
-			if f, err := r.Read(); err != nil || f.GetHelloAck() == nil {
-				t.Fatalf("hello: %v %v", f, err)
-			}
+			st, r := e.control(cert, h)
 			var want []string
 			if tc.atOnce {
 				if f, err := r.Read(); err != nil || !proto.Equal(k.got(f), k.set("1-aaaa")) {
