@@ -97,7 +97,7 @@ func (s *Store) Push(ctx context.Context, name string, content []byte, pushedBy 
 	if err != nil {
 		return nil, err
 	}
-	s.log.Info("indicator set pushed", "version", out.Version, "indicators", out.Indicators, "by", pushedBy)
+	s.log.Info("indicator set pushed", "version", out.Version, "indicators", out.Info.Indicators, "by", pushedBy)
 	info := out.Info
 	return &info, nil
 }
