@@ -482,7 +482,7 @@ func (a *Agent) hello() *protocol.Hello {
 		SensorModes:  a.sensorModes(),
 		Isolated:     a.isolator.Isolated(),
 		RulesVersion: a.rulesVersion(),
-		IocsVersion:  a.iocs.matcher().Version(),
+		IocsVersion:  a.iocs.current().Version(),
 	}
 }
 
@@ -495,7 +495,7 @@ func (a *Agent) heartbeat() *protocol.Heartbeat {
 		Isolated:     a.isolator.Isolated(),
 		Sensors:      a.sensorStats(),
 		RulesVersion: a.rulesVersion(),
-		IocsVersion:  a.iocs.matcher().Version(),
+		IocsVersion:  a.iocs.current().Version(),
 		Self:         a.selfUsage(),
 	}
 }

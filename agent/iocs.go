@@ -2,13 +2,9 @@ package agent
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,7 +14,6 @@ import (
 	"github.com/cordon-edr/cordon/detectors"
 	"github.com/cordon-edr/cordon/detectors/ioc"
 	"github.com/cordon-edr/cordon/protocol"
-	"github.com/cordon-edr/cordon/protocol/certs"
 	"github.com/cordon-edr/cordon/protocol/ecs"
 	"github.com/cordon-edr/cordon/protocol/query"
 )
@@ -40,23 +35,38 @@ const (
 	retroQueryBytes = 7000
 )
 
-// storedIocs is the pushed indicator set as the state folder keeps it.
+// storedIocs is the content of a pushed indicator set as the state
+// folder keeps it.
 type storedIocs struct {
-	Version    string          `json:"version"`
-	PushedBy   string          `json:"pushed_by,omitempty"`
-	PushedAt   time.Time       `json:"pushed_at,omitzero"`
 	Indicators []ioc.Indicator `json:"indicators"`
 }
 
-// indicatorSets knows the indicator set matched, the last one refused
-// and the retro-hunts waiting or running.
-type indicatorSets struct {
-	path string
-	log  *slog.Logger
+var iocKind = pushKind[*protocol.IndicatorSet, storedIocs, *ioc.Matcher]{
+	name:     "indicator set",
+	file:     iocsFile,
+	what:     "indicators",
+	fallback: "matching none",
+	content: func(set *protocol.IndicatorSet) storedIocs {
+		inds := make([]ioc.Indicator, len(set.GetIndicators()))
+		for i, w := range set.GetIndicators() {
+			inds[i] = ioc.Indicator{Type: w.GetType(), Value: w.GetValue(), Severity: w.GetSeverity(), Note: w.GetNote()}
+		}
+		return storedIocs{Indicators: inds}
+	},
+	build: func(version string, st storedIocs) (*ioc.Matcher, error) {
+		return ioc.NewMatcher(version, st.Indicators)
+	},
+	batch: func(m *ioc.Matcher) detectors.Batch { return m },
+	size:  (*ioc.Matcher).Len,
+}
 
-	mu      sync.Mutex
-	cur     *ioc.Matcher // never nil: an empty set before any push
-	refused string
+// indicatorSets knows the indicator set matched (never nil: an empty
+// set before any push), the last one refused and the retro-hunts waiting
+// or running.
+type indicatorSets struct {
+	*pushedSets[*protocol.IndicatorSet, storedIocs, *ioc.Matcher]
+
+	retroMu sync.Mutex // guards the fields below
 	retro   *localapi.Retro
 	pending []retroJob
 	wake    chan struct{}
@@ -70,109 +80,56 @@ type retroJob struct {
 
 func newIndicatorSets(stateDir string, log *slog.Logger) *indicatorSets {
 	empty, _ := ioc.NewMatcher("", nil)
-	return &indicatorSets{path: filepath.Join(stateDir, iocsFile), log: log, cur: empty, wake: make(chan struct{}, 1)}
+	s := &indicatorSets{pushedSets: newPushedSets(iocKind, stateDir, empty, log), wake: make(chan struct{}, 1)}
+	s.swapped = s.queueRetro
+	return s
 }
 
-// initial returns the matcher to start with: the stored set, or an empty
-// one when none is stored or it no longer loads (then the collector sends
-// its set again after the hello).
-func (s *indicatorSets) initial() *ioc.Matcher {
-	b, err := os.ReadFile(s.path)
-	if err != nil {
-		if !errors.Is(err, fs.ErrNotExist) {
-			s.log.Error("reading the stored indicator set; matching none", "file", s.path, "err", err)
-		}
-		return s.matcher()
-	}
-	var st storedIocs
-	if err := json.Unmarshal(b, &st); err != nil {
-		s.log.Error("decoding the stored indicator set; matching none", "file", s.path, "err", err)
-		return s.matcher()
-	}
-	m, err := ioc.NewMatcher(st.Version, st.Indicators)
-	if err != nil {
-		s.log.Error("the stored indicator set does not load; matching none", "version", st.Version, "err", err)
-		return s.matcher()
-	}
-	s.mu.Lock()
-	s.cur = m
-	s.mu.Unlock()
-	s.log.Info("matching the stored indicator set", "version", st.Version, "indicators", m.Len())
-	return m
-}
-
-func (s *indicatorSets) matcher() *ioc.Matcher {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.cur
-}
-
-func (s *indicatorSets) persist(set *protocol.IndicatorSet, inds []ioc.Indicator) error {
-	st := storedIocs{Version: set.GetVersion(), PushedBy: set.GetPushedBy(), Indicators: inds}
-	if n := set.GetPushedUnixNano(); n != 0 {
-		st.PushedAt = time.Unix(0, n).UTC()
-	}
-	b, err := json.Marshal(st)
-	if err != nil {
-		return fmt.Errorf("encoding indicator set %s: %w", set.GetVersion(), err)
-	}
-	if err := certs.WriteFileAtomic(s.path, b, 0o600); err != nil {
-		return fmt.Errorf("storing indicator set %s: %w", set.GetVersion(), err)
-	}
-	return nil
-}
-
-// running records m as the set matched and queues a retro-hunt for the
-// indicators it added.
-func (s *indicatorSets) running(m *ioc.Matcher, added []ioc.Indicator, at time.Time) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.cur, s.refused = m, ""
+// queueRetro queues a retro-hunt for the indicators next added to prev.
+func (s *indicatorSets) queueRetro(prev, next *ioc.Matcher, st storedIocs) {
+	added := added(prev, st.Indicators)
 	if len(added) == 0 {
 		return
 	}
-	rm, err := ioc.NewMatcher(m.Version(), added)
-	if err != nil { // cannot happen: the indicators come from m
-		s.log.Error("building the retro-hunt", "version", m.Version(), "err", err)
+	rm, err := ioc.NewMatcher(next.Version(), added)
+	if err != nil { // cannot happen: the indicators come from next
+		s.log.Error("building the retro-hunt", "version", next.Version(), "err", err)
 		return
 	}
-	s.pending = append(s.pending, retroJob{m: rm, at: at})
+	s.retroMu.Lock()
+	defer s.retroMu.Unlock()
+	s.pending = append(s.pending, retroJob{m: rm, at: time.Now()})
 	select {
 	case s.wake <- struct{}{}:
 	default:
 	}
 }
 
-func (s *indicatorSets) refuse(version string, err error) {
-	s.mu.Lock()
-	s.refused = fmt.Sprintf("refused indicator set %s: %v", version, err)
-	s.mu.Unlock()
-}
-
 func (s *indicatorSets) take() []retroJob {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.retroMu.Lock()
+	defer s.retroMu.Unlock()
 	jobs := s.pending
 	s.pending = nil
 	return jobs
 }
 
 func (s *indicatorSets) setRetro(r localapi.Retro) {
-	s.mu.Lock()
+	s.retroMu.Lock()
 	s.retro = &r
-	s.mu.Unlock()
+	s.retroMu.Unlock()
 }
 
 // state returns the version matched, its size, the last refusal and the
 // last retro-hunt.
 func (s *indicatorSets) state() (version string, n int, refused string, retro *localapi.Retro) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	version, n, refused = s.pushedSets.state()
+	s.retroMu.Lock()
+	defer s.retroMu.Unlock()
 	if s.retro != nil {
 		r := *s.retro
 		retro = &r
 	}
-	return s.cur.Version(), s.cur.Len(), s.refused, retro
+	return version, n, refused, retro
 }
 
 // added returns the indicators of next that prev does not have.
@@ -187,60 +144,14 @@ func added(prev *ioc.Matcher, next []ioc.Indicator) []ioc.Indicator {
 }
 
 // applyIndicators matches a set pushed by the collector, whole or not at
-// all: it loads the set, stores it in the state folder, has the detection
-// goroutine swap it in between two events, then queues a retro-hunt for
-// the indicators it added. On any error the set matched before stays.
+// all, then has a retro-hunt look for the indicators it added in the
+// history. On any error the set matched before stays.
 func (a *Agent) applyIndicators(ctx context.Context, set *protocol.IndicatorSet) *protocol.IndicatorSetResult {
-	res := &protocol.IndicatorSetResult{Version: set.GetVersion()}
-	n, err := a.swapIndicators(ctx, set)
+	n, err := applySet(ctx, a, a.iocs.pushedSets, a.iocBatch, set)
 	if err != nil {
-		a.iocs.refuse(set.GetVersion(), err)
-		a.log.Warn("indicator set refused; the previous one is still matched", "version", set.GetVersion(), "err", err)
-		res.Error = err.Error()
-		return res
+		return &protocol.IndicatorSetResult{Version: set.GetVersion(), Error: err.Error()}
 	}
-	a.log.Info("indicator set applied", "version", set.GetVersion(), "indicators", n, "pushed_by", set.GetPushedBy())
-	res.Ok, res.Indicators = true, uint32(n)
-	return res
-}
-
-func (a *Agent) swapIndicators(ctx context.Context, set *protocol.IndicatorSet) (int, error) {
-	if set.GetVersion() == "" {
-		return 0, errors.New("indicator set has no version")
-	}
-	inds := make([]ioc.Indicator, len(set.GetIndicators()))
-	for i, w := range set.GetIndicators() {
-		inds[i] = ioc.Indicator{Type: w.GetType(), Value: w.GetValue(), Severity: w.GetSeverity(), Note: w.GetNote()}
-	}
-	m, err := ioc.NewMatcher(set.GetVersion(), inds)
-	if err != nil {
-		return 0, err
-	}
-	if err := a.iocs.persist(set, inds); err != nil {
-		return 0, err
-	}
-	if err := a.swapBatch(ctx, a.iocBatch, m); err != nil {
-		return 0, fmt.Errorf("swapping in indicator set %s: %w", set.GetVersion(), err)
-	}
-	prev := a.iocs.matcher()
-	a.iocs.running(m, added(prev, inds), time.Now())
-	return m.Len(), nil
-}
-
-// swapBatch has the detection goroutine put b in the place of batch id.
-func (a *Agent) swapBatch(ctx context.Context, id detectors.BatchID, b detectors.Batch) error {
-	sw := batchSwap{id: id, batch: b, done: make(chan struct{})}
-	select {
-	case a.swaps <- sw:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case <-sw.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return &protocol.IndicatorSetResult{Version: set.GetVersion(), Ok: true, Indicators: uint32(n)}
 }
 
 // runRetros runs the queued retro-hunts one after the other.

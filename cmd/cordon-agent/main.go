@@ -33,6 +33,7 @@ import (
 	"github.com/cordon-edr/cordon/agent/config"
 	"github.com/cordon-edr/cordon/agent/identity"
 	"github.com/cordon-edr/cordon/cmd/internal/buildinfo"
+	"github.com/cordon-edr/cordon/packaging/service"
 )
 
 const defaultState = config.DefaultState
@@ -82,7 +83,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "config":
 		err = cmdConfig(args[1:], stdout, stderr)
 	case "service":
-		err = cmdService(args[1:], stdout, stderr)
+		err = service.Command(service.Agent, config.DefaultPath, checkConfig, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, buildinfo.String("cordon-agent"))
 	case "help", "-h", "--help":
@@ -97,8 +98,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
-	var ue usageError
-	if errors.As(err, &ue) {
+	if errors.As(err, new(usageError)) || errors.As(err, new(service.UsageError)) {
 		fmt.Fprintf(stderr, "cordon-agent: %v\n", err)
 		return 2
 	}

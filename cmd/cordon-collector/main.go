@@ -23,8 +23,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
-	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -81,7 +79,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "config":
 		err = cmdConfig(args[1:], stdout, stderr)
 	case "service":
-		err = cmdService(args[1:], stdout, stderr)
+		err = service.Command(service.Collector, config.DefaultPath, checkConfig, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, buildinfo.String("cordon-collector"))
 	case "help", "-h", "--help":
@@ -93,7 +91,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.As(err, new(usageError)):
+	case errors.As(err, new(usageError)), errors.As(err, new(service.UsageError)):
 		fmt.Fprintf(stderr, "cordon-collector: %v\n", err)
 		return 2
 	default:
@@ -150,33 +148,10 @@ func cmdConfig(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// cmdService installs, removes, starts, stops or reports the collector's
-// OS service.
-func cmdService(args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || !slices.Contains(service.Actions, args[0]) {
-		return usageError{fmt.Errorf("service: want one of %s", strings.Join(service.Actions, ", "))}
-	}
-	action := args[0]
-	fs := newFlags("service "+action, stderr)
-	configPath := fs.String("config", "", "configuration `FILE` the service runs with (install; default "+config.DefaultPath+" when it exists)")
-	if err := parse(fs, args[1:]); err != nil {
-		return err
-	}
-	if action == "install" {
-		if _, err := loadConfig(*configPath); err != nil {
-			return err
-		}
-	}
-	runArgs, err := service.Args(*configPath)
-	if err != nil {
-		return err
-	}
-	msg, err := service.Control(service.Collector, action, runArgs)
-	if err != nil {
-		return fmt.Errorf("service %s: %w", action, err)
-	}
-	fmt.Fprintln(stdout, msg)
-	return nil
+// checkConfig loads the configuration the service would run with.
+func checkConfig(path string) error {
+	_, err := loadConfig(path)
+	return err
 }
 
 func cmdRun(args []string, stdout, stderr io.Writer) error {

@@ -7,13 +7,13 @@ import (
 	"log/slog"
 	"maps"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/google/uuid"
 
 	"github.com/cordon-edr/cordon/collector/store"
+	"github.com/cordon-edr/cordon/collector/wake"
 	"github.com/cordon-edr/cordon/protocol"
 )
 
@@ -165,14 +165,13 @@ type Queue struct {
 	onFinish func(ctx context.Context, c *Command)
 	hook     Hook
 
-	mu      sync.Mutex
-	waiters map[string]map[chan struct{}]struct{}
+	waiters wake.Waiters // by agent
 	lat     latencies
 }
 
 // New returns a Queue over cfg.DB.
 func New(cfg Config, log *slog.Logger) *Queue {
-	q := &Queue{db: cfg.DB, now: cfg.Now, log: log, onFinish: cfg.OnFinish, hook: cfg.Hook, waiters: make(map[string]map[chan struct{}]struct{})}
+	q := &Queue{db: cfg.DB, now: cfg.Now, log: log, onFinish: cfg.OnFinish, hook: cfg.Hook}
 	if q.now == nil {
 		q.now = time.Now
 	}
@@ -229,7 +228,7 @@ func (q *Queue) Create(ctx context.Context, req Request) (*Command, error) {
 		return nil, fmt.Errorf("queueing %s for agent %s: %w", c.Action, c.AgentID, err)
 	}
 	q.log.Info("command queued", "command", c.ID, "agent", c.AgentID, "action", c.Action, "by", c.RequestedBy)
-	q.wake(c.AgentID)
+	q.waiters.Wake(c.AgentID)
 	return c, nil
 }
 
@@ -417,31 +416,4 @@ func (q *Queue) Finished(ctx context.Context, agentID string, res *protocol.Comm
 }
 
 // Wait implements the gateway's Commands.
-func (q *Queue) Wait(agentID string) (<-chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
-	q.mu.Lock()
-	if q.waiters[agentID] == nil {
-		q.waiters[agentID] = make(map[chan struct{}]struct{})
-	}
-	q.waiters[agentID][ch] = struct{}{}
-	q.mu.Unlock()
-	return ch, func() {
-		q.mu.Lock()
-		defer q.mu.Unlock()
-		delete(q.waiters[agentID], ch)
-		if len(q.waiters[agentID]) == 0 {
-			delete(q.waiters, agentID)
-		}
-	}
-}
-
-func (q *Queue) wake(agentID string) {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	for ch := range q.waiters[agentID] {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
-}
+func (q *Queue) Wait(agentID string) (<-chan struct{}, func()) { return q.waiters.Wait(agentID) }

@@ -354,10 +354,10 @@ func (a *agentConn) serveControl(ctx context.Context, st *quic.Stream, fr *proto
 	g.Go(func() error { return a.readControl(ctx, st, fr) })
 	g.Go(func() error { return a.sendCommands(ctx, w) })
 	if a.s.cfg.Rules != nil {
-		g.Go(func() error { return a.sendRules(ctx, w, hello.GetRulesVersion()) })
+		g.Go(func() error { return sendSets(ctx, a, w, ruleSets, a.s.cfg.Rules, hello.GetRulesVersion()) })
 	}
 	if a.s.cfg.Indicators != nil {
-		g.Go(func() error { return a.sendIndicators(ctx, w, hello.GetIocsVersion()) })
+		g.Go(func() error { return sendSets(ctx, a, w, indicatorSets, a.s.cfg.Indicators, hello.GetIocsVersion()) })
 	}
 	if a.s.cfg.Hunts != nil {
 		g.Go(func() error { return a.sendHunts(ctx, w) })
@@ -477,52 +477,61 @@ func (a *agentConn) sendCommands(ctx context.Context, w *protocol.FrameWriter) e
 	}
 }
 
-// sendRules sends the current rule set whenever it differs from the one
-// the agent runs: at once when the hello reported another version, and
-// after every push. Each version goes at most once per connection, so a
-// set the agent refused is not sent again until the next push or
-// reconnection.
-func (a *agentConn) sendRules(ctx context.Context, w *protocol.FrameWriter, running string) error {
-	wake, stop := a.s.cfg.Rules.Wait()
-	defer stop()
-	sent := running
-	for {
-		cur, err := a.s.cfg.Rules.Current(ctx)
-		if err != nil {
-			return fmt.Errorf("reading the current rule set: %w", err)
-		}
-		if cur != nil && cur.GetVersion() != sent {
-			if err := w.Write(&protocol.Frame{Body: &protocol.Frame_RuleSet{RuleSet: cur}}); err != nil {
-				return fmt.Errorf("sending rule set %s: %w", cur.GetVersion(), err)
-			}
-			sent = cur.GetVersion()
-			a.log.Info("rule set delivered", "version", sent, "files", len(cur.GetFiles()), "running", running)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-wake:
-		}
-	}
+// pushedSets is a store of one kind of set pushed to the fleet, as the
+// gateway reads it: Rules or Indicators.
+type pushedSets[S versioned] interface {
+	Current(ctx context.Context) (S, error)
+	Wait() (<-chan struct{}, func())
 }
 
-// sendIndicators sends the current indicator set whenever it differs
-// from the one the agent matches, as sendRules does for rule sets.
-func (a *agentConn) sendIndicators(ctx context.Context, w *protocol.FrameWriter, running string) error {
-	wake, stop := a.s.cfg.Indicators.Wait()
+type versioned interface{ GetVersion() string }
+
+// setKind is how the gateway sends one kind of pushed set.
+type setKind[S versioned] struct {
+	name  string                  // in messages: "rule set"
+	frame func(S) *protocol.Frame // the set in its frame
+	size  func(S) (string, int)   // what it holds and how many, for the log
+}
+
+var (
+	ruleSets = setKind[*protocol.RuleSet]{
+		name: "rule set",
+		frame: func(rs *protocol.RuleSet) *protocol.Frame {
+			return &protocol.Frame{Body: &protocol.Frame_RuleSet{RuleSet: rs}}
+		},
+		size: func(rs *protocol.RuleSet) (string, int) { return "files", len(rs.GetFiles()) },
+	}
+	indicatorSets = setKind[*protocol.IndicatorSet]{
+		name: "indicator set",
+		frame: func(set *protocol.IndicatorSet) *protocol.Frame {
+			return &protocol.Frame{Body: &protocol.Frame_IndicatorSet{IndicatorSet: set}}
+		},
+		size: func(set *protocol.IndicatorSet) (string, int) { return "indicators", len(set.GetIndicators()) },
+	}
+)
+
+// sendSets sends the current set of a kind whenever it differs from the
+// one the agent runs: at once when the hello reported another version,
+// and after every push. Each version goes at most once per connection,
+// so a set the agent refused is not sent again until the next push or
+// reconnection.
+func sendSets[S versioned](ctx context.Context, a *agentConn, w *protocol.FrameWriter, kind setKind[S], sets pushedSets[S], running string) error {
+	wake, stop := sets.Wait()
 	defer stop()
 	sent := running
 	for {
-		cur, err := a.s.cfg.Indicators.Current(ctx)
+		cur, err := sets.Current(ctx)
 		if err != nil {
-			return fmt.Errorf("reading the current indicator set: %w", err)
+			return fmt.Errorf("reading the current %s: %w", kind.name, err)
 		}
-		if cur != nil && cur.GetVersion() != sent {
-			if err := w.Write(&protocol.Frame{Body: &protocol.Frame_IndicatorSet{IndicatorSet: cur}}); err != nil {
-				return fmt.Errorf("sending indicator set %s: %w", cur.GetVersion(), err)
+		// Every stored set has a version; none means none was pushed.
+		if v := cur.GetVersion(); v != "" && v != sent {
+			if err := w.Write(kind.frame(cur)); err != nil {
+				return fmt.Errorf("sending %s %s: %w", kind.name, v, err)
 			}
-			sent = cur.GetVersion()
-			a.log.Info("indicator set delivered", "version", sent, "indicators", len(cur.GetIndicators()), "running", running)
+			sent = v
+			what, n := kind.size(cur)
+			a.log.Info(kind.name+" delivered", "version", sent, what, n, "running", running)
 		}
 		select {
 		case <-ctx.Done():

@@ -123,15 +123,20 @@ type env struct {
 	addr string
 }
 
-func start(t *testing.T) *env {
+// start runs a server over the fake backend, with what configure adds.
+func start(t *testing.T, configure ...func(*Config)) *env {
 	t.Helper()
 	ca, err := pki.LoadOrCreate(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	be := newFake()
-	srv, err := New(Config{Listen: "127.0.0.1:0", CA: ca, Registry: be, Enroller: be, Ingest: be, Commands: be,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	cfg := Config{Listen: "127.0.0.1:0", CA: ca, Registry: be, Enroller: be, Ingest: be, Commands: be,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	for _, c := range configure {
+		c(&cfg)
+	}
+	srv, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -303,29 +308,37 @@ func TestRevokedAgentFailsTheHandshake(t *testing.T) {
 	}
 }
 
+// control connects with cert and says h on a new control stream; it
+// returns the stream and its reader past the hello ack.
+func (e *env) control(cert *tls.Certificate, h *protocol.Frame) (*quic.Stream, *protocol.FrameReader) {
+	e.t.Helper()
+	conn, err := e.dial(cert)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { conn.CloseWithError(0, "") })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	st.SetDeadline(time.Now().Add(10 * time.Second))
+	protocol.WriteFrame(st, h)
+	r := protocol.NewFrameReader(st, 0)
+	if f, err := r.Read(); err != nil || f.GetHelloAck() == nil {
+		e.t.Fatalf("hello: %v %v", f, err)
+	}
+	return st, r
+}
+
 func TestCommandsAreDeliveredAndAnswered(t *testing.T) {
 	e := start(t)
 	cert, _ := e.enroll("good")
 	e.be.mu.Lock()
 	e.be.pending = []*protocol.Command{{Id: "c1", Action: "drill"}}
 	e.be.mu.Unlock()
-	conn, err := e.dial(cert)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.CloseWithError(0, "")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	st, err := conn.OpenStreamSync(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st.SetDeadline(time.Now().Add(10 * time.Second))
-	protocol.WriteFrame(st, hello(protocol.CurrentVersion()))
-	r := protocol.NewFrameReader(st, 0)
-	if f, err := r.Read(); err != nil || f.GetHelloAck() == nil {
-		t.Fatalf("hello: %v %v", f, err)
-	}
+	st, r := e.control(cert, hello(protocol.CurrentVersion()))
 	f, err := r.Read()
 	if err != nil || f.GetCommand().GetId() != "c1" {
 		t.Fatalf("want command c1, got %v %v", f, err)

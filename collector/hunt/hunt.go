@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/cordon-edr/cordon/collector/store"
+	"github.com/cordon-edr/cordon/collector/wake"
 	"github.com/cordon-edr/cordon/protocol"
 	"github.com/cordon-edr/cordon/protocol/query"
 )
@@ -160,8 +161,7 @@ type Store struct {
 	log      *slog.Logger
 	onChange func(string)
 
-	mu      sync.Mutex
-	waiters map[string]map[chan struct{}]struct{}
+	waiters wake.Waiters // by agent
 
 	// answerMu serializes answers: each one rewrites its hunt's counts,
 	// so a fleet answering at once would otherwise conflict on that key
@@ -171,7 +171,7 @@ type Store struct {
 
 // New returns a Store over cfg.DB.
 func New(cfg Config, log *slog.Logger) *Store {
-	s := &Store{db: cfg.DB, now: cfg.Now, log: log, onChange: cfg.OnChange, waiters: map[string]map[chan struct{}]struct{}{}}
+	s := &Store{db: cfg.DB, now: cfg.Now, log: log, onChange: cfg.OnChange}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -260,7 +260,7 @@ func (s *Store) Create(ctx context.Context, req Request, targets []Target) (*Hun
 	}
 	s.log.Info("hunt created", "hunt", h.ID, "agents", len(targets), "by", h.CreatedBy, "query", h.Query)
 	for _, t := range targets {
-		s.wake(t.ID)
+		s.waiters.Wake(t.ID)
 	}
 	return h.effective(now), nil
 }
@@ -463,31 +463,4 @@ func (s *Store) Answered(ctx context.Context, agentID string, res *protocol.Hunt
 }
 
 // Wait implements the gateway's Hunts.
-func (s *Store) Wait(agentID string) (<-chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
-	s.mu.Lock()
-	if s.waiters[agentID] == nil {
-		s.waiters[agentID] = map[chan struct{}]struct{}{}
-	}
-	s.waiters[agentID][ch] = struct{}{}
-	s.mu.Unlock()
-	return ch, func() {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		delete(s.waiters[agentID], ch)
-		if len(s.waiters[agentID]) == 0 {
-			delete(s.waiters, agentID)
-		}
-	}
-}
-
-func (s *Store) wake(agentID string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for ch := range s.waiters[agentID] {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
-}
+func (s *Store) Wait(agentID string) (<-chan struct{}, func()) { return s.waiters.Wait(agentID) }
