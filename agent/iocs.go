@@ -235,8 +235,21 @@ func (a *Agent) retroHunt(ctx context.Context, job retroJob) {
 	a.log.Info("retro-hunt done", "version", st.Version, "indicators", st.Indicators, "scanned", st.Scanned, "findings", st.Findings, "stopped", st.Stopped, "err", st.Error)
 }
 
+// eventKey says which matched events a retro-hunt reports once: a file at
+// its path with its content, and any other event at its time with its
+// process and addresses.
 func eventKey(ev *ecs.Event) string {
 	var b strings.Builder
+	if ev.File != nil && ev.Process == nil {
+		// A file event: one write often reports both a creation and a
+		// change of the same content. The file at its path with its
+		// hash is what the responder needs to hear about, once.
+		b.WriteString("f" + ev.File.Path)
+		if h := ev.File.Hash; h != nil {
+			b.WriteString("|" + h.SHA256)
+		}
+		return b.String()
+	}
 	b.WriteString(strconv.FormatInt(ev.Timestamp.UnixNano(), 10))
 	if ev.File != nil {
 		b.WriteString("|f" + ev.File.Path)

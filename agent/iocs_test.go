@@ -187,3 +187,29 @@ func TestRetroQueriesParseAndStayUnderTheLimit(t *testing.T) {
 		t.Error("no query finds the quoted path")
 	}
 }
+
+func TestEventKey(t *testing.T) {
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	file := func(at time.Time, action, path, sum string) *ecs.Event {
+		return &ecs.Event{Timestamp: at, Event: ecs.Meta{Action: action},
+			File: &ecs.File{Path: path, Hash: &ecs.Hash{SHA256: sum}}}
+	}
+	proc := func(at time.Time, pid int) *ecs.Event {
+		return &ecs.Event{Timestamp: at, Process: &ecs.Process{PID: pid, Executable: "/tmp/x"}}
+	}
+	for _, tc := range []struct {
+		name string
+		a, b *ecs.Event
+		same bool
+	}{
+		{"a write's creation and change", file(t0, "creation", "/tmp/a", "aa"), file(t0.Add(time.Millisecond), "change", "/tmp/a", "aa"), true},
+		{"new content at the same path", file(t0, "change", "/tmp/a", "aa"), file(t0.Add(time.Second), "change", "/tmp/a", "bb"), false},
+		{"the same content at another path", file(t0, "creation", "/tmp/a", "aa"), file(t0, "creation", "/tmp/b", "aa"), false},
+		{"two runs of one executable", proc(t0, 10), proc(t0.Add(time.Second), 11), false},
+		{"one run found by two queries", proc(t0, 10), proc(t0, 10), true},
+	} {
+		if got := eventKey(tc.a) == eventKey(tc.b); got != tc.same {
+			t.Errorf("%s: same key %v, want %v (%q, %q)", tc.name, got, tc.same, eventKey(tc.a), eventKey(tc.b))
+		}
+	}
+}
