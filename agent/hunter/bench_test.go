@@ -3,9 +3,11 @@ package hunter
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/metrics"
 	"slices"
@@ -166,8 +168,17 @@ func BenchmarkHunt72h(b *testing.B) {
 	s := history72h(b)
 	st := s.Stats()
 	histStats.Do(func() {
+		var disk int64
+		filepath.WalkDir(histDir, func(_ string, d fs.DirEntry, err error) error {
+			if err == nil && d.Type().IsRegular() {
+				if fi, err := d.Info(); err == nil {
+					disk += fi.Size()
+				}
+			}
+			return nil
+		})
 		fmt.Printf("history: %d events (%d/s over %s, filled in %s), %.0f MiB logical, %.0f MiB on disk, dropped %d\n",
-			st.Events, histRate, histSpan, histFill.Round(time.Second), float64(st.Bytes)/(1<<20), float64(st.DiskBytes)/(1<<20), st.Dropped)
+			st.Events, histRate, histSpan, histFill.Round(time.Second), float64(st.Bytes)/(1<<20), float64(disk)/(1<<20), st.Dropped)
 	})
 	h := New(Config{History: s, Logger: slog.New(slog.DiscardHandler)})
 	queries := []struct{ name, q string }{
