@@ -164,12 +164,12 @@ type Store struct {
 	mu      sync.Mutex
 	waiters map[string]map[chan struct{}]struct{}
 
-	// Answers wait in queue for the one writer (running while writing
-	// is set), which commits them in groups: each one rewrites its hunt's
-	// counts, so written concurrently they would conflict on that key
-	// beyond the store's retries and lose answers.
+	// Answers and deliveries wait in queue for the one writer (running
+	// while writing is set), which commits them in groups: each answer
+	// rewrites its hunt's counts, so written concurrently they would
+	// conflict on that key beyond the store's retries and lose answers.
 	qmu     sync.Mutex
-	queue   []*pendingAnswer
+	queue   []*pendingWrite
 	writing bool
 }
 
@@ -368,20 +368,34 @@ func (s *Store) Pending(ctx context.Context, agentID string) ([]*protocol.HuntRe
 }
 
 // Delivered implements the gateway's Hunts: it records when the hunt was
-// first written to the agent's control stream.
+// first written to the agent's control stream. It goes through the same
+// writer as the answers: both rewrite the agent's part of the hunt, so
+// written apart they conflicted, and a group of answers was retried until
+// a fleet's deliveries were all recorded.
 func (s *Store) Delivered(ctx context.Context, agentID, huntID string) error {
-	now := s.now().UTC()
-	return store.Update(ctx, s.db, func(txn *badger.Txn) error {
-		var a Agent
-		if err := store.Get(txn, agentKey(huntID, agentID), &a); err != nil {
-			return err
-		}
-		if !a.DeliveredAt.IsZero() {
-			return nil
-		}
-		a.DeliveredAt = now
-		return store.Put(txn, agentKey(huntID, agentID), &a)
-	})
+	w := s.enqueue(&pendingWrite{agentID: agentID, huntID: huntID, now: s.now().UTC(), done: make(chan struct{})})
+	if w.notFound {
+		return fmt.Errorf("hunt %s of agent %s: %w", huntID, agentID, store.ErrNotFound)
+	}
+	if w.err != nil {
+		return fmt.Errorf("recording the delivery of hunt %s to agent %s: %w", huntID, agentID, w.err)
+	}
+	return nil
+}
+
+// enqueue queues w for the writer, starting it when idle, and returns w
+// once it is committed. The commit is bounded, and the caller never leaves
+// before it: it could otherwise take a stored answer for a lost one.
+func (s *Store) enqueue(w *pendingWrite) *pendingWrite {
+	s.qmu.Lock()
+	s.queue = append(s.queue, w)
+	if !s.writing {
+		s.writing = true
+		go s.drain()
+	}
+	s.qmu.Unlock()
+	<-w.done
+	return w
 }
 
 // Answered implements the gateway's Hunts: it stores the agent's answer
@@ -389,23 +403,17 @@ func (s *Store) Delivered(ctx context.Context, agentID, huntID string) error {
 // repeated one, is logged and dropped; an answer that arrives after the
 // hunt expired is still recorded.
 //
-// Answers are committed in groups: each waits in a queue that one writer
-// drains, committing everything waiting in one synced transaction, so a
-// fleet answering at once costs a few syncs instead of one per agent.
+// Answers (and deliveries) are committed in groups: each waits in a queue
+// that one writer drains, committing everything waiting in one synced
+// transaction, so a fleet answering at once costs a few syncs instead of
+// one per agent.
 func (s *Store) Answered(ctx context.Context, agentID string, res *protocol.HuntResult) error {
-	a := &pendingAnswer{agentID: agentID, res: res, now: s.now().UTC(), done: make(chan struct{})}
+	huntID := res.GetId()
+	a := &pendingWrite{agentID: agentID, huntID: huntID, res: res, now: s.now().UTC(), done: make(chan struct{})}
 	for _, m := range res.GetMatches() {
 		a.size += len(m.GetEventJson())
 	}
-	s.qmu.Lock()
-	s.queue = append(s.queue, a)
-	if !s.writing {
-		s.writing = true
-		go s.drain()
-	}
-	s.qmu.Unlock()
-	<-a.done // the commit is bounded: never leave before it, or the caller could think an answer lost that was stored
-	huntID := res.GetId()
+	s.enqueue(a)
 	if a.notFound {
 		s.log.Warn("answer to an unknown hunt", "agent", agentID, "hunt", huntID)
 		return nil
@@ -428,10 +436,11 @@ const (
 	groupBytes   = 2 << 20
 )
 
-// pendingAnswer is an answer waiting for its commit; the writer fills the
-// outcome and closes done.
-type pendingAnswer struct {
+// pendingWrite is an answer, or a delivery when res is nil, waiting for
+// its commit; the writer fills the outcome and closes done.
+type pendingWrite struct {
 	agentID string
+	huntID  string
 	res     *protocol.HuntResult
 	now     time.Time
 	size    int
@@ -441,7 +450,7 @@ type pendingAnswer struct {
 	err              error
 }
 
-// drain commits the queued answers, a group at a time, until the queue is
+// drain commits the queued writes, a group at a time, until the queue is
 // empty.
 func (s *Store) drain() {
 	for {
@@ -463,9 +472,9 @@ func (s *Store) drain() {
 	}
 }
 
-// commit stores a group of answers in one transaction and releases their
+// commit stores a group of writes in one transaction and releases their
 // callers; a group too big for one transaction is split in halves.
-func (s *Store) commit(group []*pendingAnswer) {
+func (s *Store) commit(group []*pendingWrite) {
 	err := store.Update(context.Background(), s.db, func(txn *badger.Txn) error { return s.apply(txn, group) })
 	if errors.Is(err, badger.ErrTxnTooBig) && len(group) > 1 {
 		s.commit(group[:len(group)/2])
@@ -480,13 +489,20 @@ func (s *Store) commit(group []*pendingAnswer) {
 	}
 }
 
-// apply records a group of answers in txn, reading and writing each hunt's
-// counts once. It may run again when the transaction conflicts.
-func (s *Store) apply(txn *badger.Txn, group []*pendingAnswer) error {
+// apply records a group of answers and deliveries in txn, reading and
+// writing each answered hunt's counts once. It may run again when the
+// transaction conflicts.
+func (s *Store) apply(txn *badger.Txn, group []*pendingWrite) error {
 	hunts := map[string]*Hunt{}
 	for _, a := range group {
 		a.stored, a.notFound = false, false
-		huntID := a.res.GetId()
+		huntID := a.huntID
+		if a.res == nil {
+			if err := s.applyDelivery(txn, a); err != nil {
+				return err
+			}
+			continue
+		}
 		h := hunts[huntID]
 		if h == nil {
 			h = &Hunt{}
@@ -512,9 +528,26 @@ func (s *Store) apply(txn *badger.Txn, group []*pendingAnswer) error {
 	return nil
 }
 
+// applyDelivery records the first delivery of a hunt to an agent.
+func (s *Store) applyDelivery(txn *badger.Txn, d *pendingWrite) error {
+	var a Agent
+	if err := store.Get(txn, agentKey(d.huntID, d.agentID), &a); errors.Is(err, store.ErrNotFound) {
+		d.notFound = true
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if !a.DeliveredAt.IsZero() {
+		return nil
+	}
+	a.DeliveredAt = d.now
+	d.stored = true
+	return store.Put(txn, agentKey(d.huntID, d.agentID), &a)
+}
+
 // applyOne records one answer and counts it in h; it reports whether the
 // answer was new.
-func (s *Store) applyOne(txn *badger.Txn, h *Hunt, ans *pendingAnswer) (bool, error) {
+func (s *Store) applyOne(txn *badger.Txn, h *Hunt, ans *pendingWrite) (bool, error) {
 	res, agentID, huntID := ans.res, ans.agentID, h.ID
 	var a Agent
 	if err := store.Get(txn, agentKey(huntID, agentID), &a); errors.Is(err, store.ErrNotFound) {

@@ -182,9 +182,10 @@ func TestAnswersAtOnce(t *testing.T) {
 	}
 }
 
-// Answers committed in groups: two hunts answered at once, each answer
-// sent twice, mixed with answers to a hunt that does not exist. Every
-// answer is counted once, and is stored when Answered returns.
+// Answers committed in groups: two hunts delivered and answered at once,
+// each answer sent twice, mixed with answers to a hunt that does not
+// exist. Every answer is counted once, and is stored (with its delivery)
+// when Answered returns.
 func TestAnswersGrouped(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -209,6 +210,9 @@ func TestAnswersGrouped(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				if err := s.Delivered(ctx, tg.ID, id); (err != nil) != (id == "no-such-hunt") {
+					errs <- fmt.Errorf("delivering hunt %s to %s: %v", id, tg.ID, err)
+				}
 				res := &protocol.HuntResult{Id: id, Status: StatusAnswered, Scanned: 10}
 				if i%2 == 0 {
 					res.Matches = []*protocol.HuntMatch{{TimeUnixNano: now.UnixNano(), Source: "history", EventJson: []byte(`{"process":{"name":"xmrig"}}`)}}
@@ -225,8 +229,8 @@ func TestAnswersGrouped(t *testing.T) {
 					if err := store.Get(txn, agentKey(id, tg.ID), &a); err != nil {
 						return err
 					}
-					if a.Status != StatusAnswered {
-						return fmt.Errorf("agent %s of hunt %s is %s once its answer returned", tg.ID, id, a.Status)
+					if a.Status != StatusAnswered || a.DeliveredAt.IsZero() {
+						return fmt.Errorf("agent %s of hunt %s is %s, delivered at %v, once its answer returned", tg.ID, id, a.Status, a.DeliveredAt)
 					}
 					return nil
 				})
