@@ -193,3 +193,56 @@ func TestRunWritesAndStops(t *testing.T) {
 		t.Fatalf("held %d events after Run stopped", st.Events)
 	}
 }
+
+// The writer writes on its timer without waiting for a full batch or for
+// the end, and writes what is queued when it stops: every event added is
+// then found, through the index and by a scan, also after a reopen.
+func TestRunFlushesOnTimerAndClose(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{Now: func() time.Time { return t0.Add(time.Hour) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx) }()
+	s.Add(procEvent(0, "/tmp/xmrig"))
+	deadline := time.Now().Add(30 * time.Second)
+	for s.Stats().Events != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("a lone event was not written by the writer's timer")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	const n = 3*flushMax + 17
+	for i := 1; i < n; i++ {
+		exe := "/usr/bin/cat"
+		if i%100 == 0 {
+			exe = "/tmp/xmrig"
+		}
+		for !s.Add(procEvent(i, exe)) {
+			time.Sleep(time.Millisecond) // a full queue drops; this test wants them all
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(dir, Options{Now: func() time.Time { return t0.Add(time.Hour) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if st := s.Stats(); st.Events != n {
+		t.Fatalf("%d events held after Run stopped and a reopen, want %d", st.Events, n)
+	}
+	if got, st := search(t, s, `process.executable == "/tmp/xmrig"`, time.Time{}); len(got) != n/100+1 || st.Index == "" {
+		t.Errorf("indexed search found %d (index %q), want %d", len(got), st.Index, n/100+1)
+	}
+	if got, _ := search(t, s, `process.command_line contains "--n"`, time.Time{}); len(got) != n {
+		t.Errorf("scan found %d, want %d", len(got), n)
+	}
+}

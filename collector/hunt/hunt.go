@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -163,10 +164,13 @@ type Store struct {
 
 	waiters wake.Waiters // by agent
 
-	// answerMu serializes answers: each one rewrites its hunt's counts,
-	// so a fleet answering at once would otherwise conflict on that key
-	// beyond the store's retries and lose answers.
-	answerMu sync.Mutex
+	// Answers and deliveries wait in queue for the one writer (running
+	// while writing is set), which commits them in groups: each answer
+	// rewrites its hunt's counts, so written concurrently they would
+	// conflict on that key beyond the store's retries and lose answers.
+	qmu     sync.Mutex
+	queue   []*pendingWrite
+	writing bool
 }
 
 // New returns a Store over cfg.DB.
@@ -364,102 +368,239 @@ func (s *Store) Pending(ctx context.Context, agentID string) ([]*protocol.HuntRe
 }
 
 // Delivered implements the gateway's Hunts: it records when the hunt was
-// first written to the agent's control stream.
+// first written to the agent's control stream. It goes through the same
+// writer as the answers: both rewrite the agent's part of the hunt, so
+// written apart they conflicted, and a group of answers was retried until
+// a fleet's deliveries were all recorded.
 func (s *Store) Delivered(ctx context.Context, agentID, huntID string) error {
-	now := s.now().UTC()
-	return store.Update(ctx, s.db, func(txn *badger.Txn) error {
-		var a Agent
-		if err := store.Get(txn, agentKey(huntID, agentID), &a); err != nil {
-			return err
-		}
-		if !a.DeliveredAt.IsZero() {
-			return nil
-		}
-		a.DeliveredAt = now
-		return store.Put(txn, agentKey(huntID, agentID), &a)
-	})
+	w := s.enqueue(&pendingWrite{agentID: agentID, huntID: huntID, now: s.now().UTC(), done: make(chan struct{})})
+	if w.notFound {
+		return fmt.Errorf("hunt %s of agent %s: %w", huntID, agentID, store.ErrNotFound)
+	}
+	if w.err != nil {
+		return fmt.Errorf("recording the delivery of hunt %s to agent %s: %w", huntID, agentID, w.err)
+	}
+	return nil
 }
 
-// Answered implements the gateway's Hunts: it stores the agent's answer.
-// An answer to an unknown hunt, or a repeated one, is logged and dropped;
-// an answer that arrives after the hunt expired is still recorded.
+// enqueue queues w for the writer, starting it when idle, and returns w
+// once it is committed. The commit is bounded, and the caller never leaves
+// before it: it could otherwise take a stored answer for a lost one.
+func (s *Store) enqueue(w *pendingWrite) *pendingWrite {
+	s.qmu.Lock()
+	s.queue = append(s.queue, w)
+	if !s.writing {
+		s.writing = true
+		go s.drain()
+	}
+	s.qmu.Unlock()
+	<-w.done
+	return w
+}
+
+// Answered implements the gateway's Hunts: it stores the agent's answer
+// and returns once it is committed. An answer to an unknown hunt, or a
+// repeated one, is logged and dropped; an answer that arrives after the
+// hunt expired is still recorded.
+//
+// Answers (and deliveries) are committed in groups: each waits in a queue
+// that one writer drains, committing everything waiting in one synced
+// transaction, so a fleet answering at once costs a few syncs instead of
+// one per agent.
 func (s *Store) Answered(ctx context.Context, agentID string, res *protocol.HuntResult) error {
-	now := s.now().UTC()
 	huntID := res.GetId()
-	var stored bool
-	s.answerMu.Lock()
-	err := store.Update(ctx, s.db, func(txn *badger.Txn) error {
-		stored = false
-		var h Hunt
-		if err := store.Get(txn, huntKey(huntID), &h); err != nil {
-			return err
-		}
-		var a Agent
-		if err := store.Get(txn, agentKey(huntID, agentID), &a); err != nil {
-			return err
-		}
-		if a.Status != StatusPending {
-			return nil
-		}
-		a.Status, a.Reason, a.Scanned = res.GetStatus(), res.GetReason(), res.GetScanned()
-		switch a.Status {
-		case StatusAnswered, StatusPartial, StatusFailed:
-		default:
-			a.Status, a.Reason = StatusFailed, fmt.Sprintf("the agent answered with status %q", res.GetStatus())
-		}
-		a.AnsweredAt = now
-		if t := res.GetFinishedUnixNano(); t > 0 {
-			a.AnsweredAt = time.Unix(0, t).UTC()
-		}
-		a.Matches = a.Matches[:0]
-		for _, m := range res.GetMatches() {
-			if len(a.Matches) >= h.MaxMatches {
-				break
-			}
-			ev := json.RawMessage(m.GetEventJson())
-			if !json.Valid(ev) {
-				continue
-			}
-			a.Matches = append(a.Matches, Match{Time: time.Unix(0, m.GetTimeUnixNano()).UTC(), Source: m.GetSource(), Event: ev})
-		}
-		if err := store.Put(txn, agentKey(huntID, agentID), &a); err != nil {
-			return err
-		}
-		if err := txn.Delete(openKey(agentID, huntID)); err != nil {
-			return err
-		}
-		c := &h.Counts
-		c.Pending--
-		switch a.Status {
-		case StatusAnswered:
-			c.Answered++
-		case StatusPartial:
-			c.Partial++
-		default:
-			c.Failed++
-		}
-		if len(a.Matches) > 0 {
-			c.Matched++
-			c.Matches += len(a.Matches)
-		}
-		stored = true
-		return store.Put(txn, huntKey(huntID), &h)
-	})
-	s.answerMu.Unlock()
-	if errors.Is(err, store.ErrNotFound) {
+	a := &pendingWrite{agentID: agentID, huntID: huntID, res: res, now: s.now().UTC(), done: make(chan struct{})}
+	for _, m := range res.GetMatches() {
+		a.size += len(m.GetEventJson())
+	}
+	s.enqueue(a)
+	if a.notFound {
 		s.log.Warn("answer to an unknown hunt", "agent", agentID, "hunt", huntID)
 		return nil
 	}
-	if err != nil {
-		return fmt.Errorf("recording the answer of agent %s to hunt %s: %w", agentID, huntID, err)
+	if a.err != nil {
+		return fmt.Errorf("recording the answer of agent %s to hunt %s: %w", agentID, huntID, a.err)
 	}
-	if stored {
+	if a.stored {
 		s.log.Info("hunt answered", "hunt", huntID, "agent", agentID, "status", res.GetStatus(), "matches", len(res.GetMatches()))
 		if s.onChange != nil {
 			s.onChange(huntID)
 		}
 	}
 	return nil
+}
+
+// Bounds of one group of answers committed together.
+const (
+	groupAnswers = 512
+	groupBytes   = 2 << 20
+)
+
+// pendingWrite is an answer, or a delivery when res is nil, waiting for
+// its commit; the writer fills the outcome and closes done.
+type pendingWrite struct {
+	agentID string
+	huntID  string
+	res     *protocol.HuntResult
+	now     time.Time
+	size    int
+	done    chan struct{}
+
+	stored, notFound bool
+	err              error
+}
+
+// drain commits the queued writes, a group at a time, until the queue is
+// empty.
+func (s *Store) drain() {
+	for {
+		s.qmu.Lock()
+		n, size := 0, 0
+		for n < len(s.queue) && n < groupAnswers && (n == 0 || size+s.queue[n].size <= groupBytes) {
+			size += s.queue[n].size
+			n++
+		}
+		if n == 0 {
+			s.writing = false
+			s.qmu.Unlock()
+			return
+		}
+		group := slices.Clone(s.queue[:n])
+		s.queue = slices.Delete(s.queue, 0, n)
+		s.qmu.Unlock()
+		s.commit(group)
+	}
+}
+
+// commit stores a group of writes in one transaction and releases their
+// callers; a group too big for one transaction is split in halves.
+func (s *Store) commit(group []*pendingWrite) {
+	err := store.Update(context.Background(), s.db, func(txn *badger.Txn) error { return s.apply(txn, group) })
+	if errors.Is(err, badger.ErrTxnTooBig) && len(group) > 1 {
+		s.commit(group[:len(group)/2])
+		s.commit(group[len(group)/2:])
+		return
+	}
+	for _, a := range group {
+		if err != nil {
+			a.stored, a.notFound, a.err = false, false, err
+		}
+		close(a.done)
+	}
+}
+
+// apply records a group of answers and deliveries in txn, reading and
+// writing each answered hunt's counts once. It may run again when the
+// transaction conflicts.
+func (s *Store) apply(txn *badger.Txn, group []*pendingWrite) error {
+	hunts := map[string]*Hunt{}
+	for _, a := range group {
+		a.stored, a.notFound = false, false
+		huntID := a.huntID
+		if a.res == nil {
+			if err := s.applyDelivery(txn, a); err != nil {
+				return err
+			}
+			continue
+		}
+		h := hunts[huntID]
+		if h == nil {
+			h = &Hunt{}
+			if err := store.Get(txn, huntKey(huntID), h); errors.Is(err, store.ErrNotFound) {
+				a.notFound = true
+				continue
+			} else if err != nil {
+				return err
+			}
+			hunts[huntID] = h
+		}
+		ok, err := s.applyOne(txn, h, a)
+		if err != nil {
+			return err
+		}
+		a.stored = ok
+	}
+	for id, h := range hunts {
+		if err := store.Put(txn, huntKey(id), h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyDelivery records the first delivery of a hunt to an agent.
+func (s *Store) applyDelivery(txn *badger.Txn, d *pendingWrite) error {
+	var a Agent
+	if err := store.Get(txn, agentKey(d.huntID, d.agentID), &a); errors.Is(err, store.ErrNotFound) {
+		d.notFound = true
+		return nil
+	} else if err != nil {
+		return err
+	}
+	if !a.DeliveredAt.IsZero() {
+		return nil
+	}
+	a.DeliveredAt = d.now
+	d.stored = true
+	return store.Put(txn, agentKey(d.huntID, d.agentID), &a)
+}
+
+// applyOne records one answer and counts it in h; it reports whether the
+// answer was new.
+func (s *Store) applyOne(txn *badger.Txn, h *Hunt, ans *pendingWrite) (bool, error) {
+	res, agentID, huntID := ans.res, ans.agentID, h.ID
+	var a Agent
+	if err := store.Get(txn, agentKey(huntID, agentID), &a); errors.Is(err, store.ErrNotFound) {
+		ans.notFound = true
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	if a.Status != StatusPending {
+		return false, nil
+	}
+	a.Status, a.Reason, a.Scanned = res.GetStatus(), res.GetReason(), res.GetScanned()
+	switch a.Status {
+	case StatusAnswered, StatusPartial, StatusFailed:
+	default:
+		a.Status, a.Reason = StatusFailed, fmt.Sprintf("the agent answered with status %q", res.GetStatus())
+	}
+	a.AnsweredAt = ans.now
+	if t := res.GetFinishedUnixNano(); t > 0 {
+		a.AnsweredAt = time.Unix(0, t).UTC()
+	}
+	a.Matches = a.Matches[:0]
+	for _, m := range res.GetMatches() {
+		if len(a.Matches) >= h.MaxMatches {
+			break
+		}
+		ev := json.RawMessage(m.GetEventJson())
+		if !json.Valid(ev) {
+			continue
+		}
+		a.Matches = append(a.Matches, Match{Time: time.Unix(0, m.GetTimeUnixNano()).UTC(), Source: m.GetSource(), Event: ev})
+	}
+	if err := store.Put(txn, agentKey(huntID, agentID), &a); err != nil {
+		return false, err
+	}
+	if err := txn.Delete(openKey(agentID, huntID)); err != nil {
+		return false, err
+	}
+	c := &h.Counts
+	c.Pending--
+	switch a.Status {
+	case StatusAnswered:
+		c.Answered++
+	case StatusPartial:
+		c.Partial++
+	default:
+		c.Failed++
+	}
+	if len(a.Matches) > 0 {
+		c.Matched++
+		c.Matches += len(a.Matches)
+	}
+	return true, nil
 }
 
 // Wait implements the gateway's Hunts.

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
+
 	"github.com/cordon-edr/cordon/collector/store"
 	"github.com/cordon-edr/cordon/protocol"
 )
@@ -177,5 +179,83 @@ func TestAnswersAtOnce(t *testing.T) {
 	}
 	if got.Status != HuntDone || got.Counts.Answered != n || got.Counts.Pending != 0 {
 		t.Errorf("after %d answers at once: %s, %+v", n, got.Status, got.Counts)
+	}
+}
+
+// Answers committed in groups: two hunts delivered and answered at once,
+// each answer sent twice, mixed with answers to a hunt that does not
+// exist. Every answer is counted once, and is stored (with its delivery)
+// when Answered returns.
+func TestAnswersGrouped(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	s := newStore(t, &now)
+	const n = 100
+	targets := make([]Target, n)
+	for i := range targets {
+		targets[i] = Target{ID: fmt.Sprintf("a%03d", i)}
+	}
+	var ids []string
+	for range 2 {
+		h, err := s.Create(ctx, Request{Query: `process.name == "xmrig"`, Selector: Selector{All: true}, TTL: time.Hour, CreatedBy: "alice"}, targets)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, h.ID)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 5*n)
+	for i, tg := range targets {
+		for _, id := range append(ids, ids[0], "no-such-hunt") {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := s.Delivered(ctx, tg.ID, id); (err != nil) != (id == "no-such-hunt") {
+					errs <- fmt.Errorf("delivering hunt %s to %s: %v", id, tg.ID, err)
+				}
+				res := &protocol.HuntResult{Id: id, Status: StatusAnswered, Scanned: 10}
+				if i%2 == 0 {
+					res.Matches = []*protocol.HuntMatch{{TimeUnixNano: now.UnixNano(), Source: "history", EventJson: []byte(`{"process":{"name":"xmrig"}}`)}}
+				}
+				if err := s.Answered(ctx, tg.ID, res); err != nil {
+					errs <- err
+					return
+				}
+				if id == "no-such-hunt" {
+					return
+				}
+				err := s.db.View(func(txn *badger.Txn) error {
+					var a Agent
+					if err := store.Get(txn, agentKey(id, tg.ID), &a); err != nil {
+						return err
+					}
+					if a.Status != StatusAnswered || a.DeliveredAt.IsZero() {
+						return fmt.Errorf("agent %s of hunt %s is %s, delivered at %v, once its answer returned", tg.ID, id, a.Status, a.DeliveredAt)
+					}
+					return nil
+				})
+				if err != nil {
+					errs <- err
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	for _, id := range ids {
+		got, err := s.Get(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := Counts{Agents: n, Answered: n, Matched: n / 2, Matches: n / 2}
+		if got.Status != HuntDone || got.Counts != want {
+			t.Errorf("hunt %s: %s, %+v, want %+v", id, got.Status, got.Counts, want)
+		}
+		if pending, err := s.Pending(ctx, targets[0].ID); err != nil || len(pending) != 0 {
+			t.Errorf("agent %s still has %d hunts pending (%v)", targets[0].ID, len(pending), err)
+		}
 	}
 }
