@@ -290,7 +290,9 @@ func TestRunClosesConnector(t *testing.T) {
 
 func TestRunFallsBackToPolling(t *testing.T) {
 	p := NewProcess(Options{PollInterval: time.Hour})
-	p.openCapture = func() (*execCapture, error) { return nil, errors.New("loading the process eBPF programs: operation not permitted") }
+	p.openCapture = func() (*execCapture, error) {
+		return nil, errors.New("loading the process eBPF programs: operation not permitted")
+	}
 	p.open = func() (connector, error) {
 		return nil, errors.New("netlink process connector: bind: operation not permitted")
 	}
