@@ -229,7 +229,10 @@ func processName(exe, comm string) string {
 // from the cache, or without an entity id, are fetched (fetch may be nil)
 // and cached. An unreadable parent is still named by its pid.
 func (p *Process) lineage(ppid int, fetch func(pid int) (*proc, error)) []ecs.Parent {
-	out := make([]ecs.Parent, 0, maxAncestors)
+	// Built on the stack and copied out at its length: a slice of
+	// maxAncestors would allocate the whole bound for every event.
+	var buf [maxAncestors]ecs.Parent
+	out := buf[:0]
 	// The chain is short: a slice scan finds loops without the map an
 	// exec would otherwise allocate.
 	var seen [maxAncestors]int
@@ -252,7 +255,10 @@ func (p *Process) lineage(ppid int, fetch func(pid int) (*proc, error)) []ecs.Pa
 		out = append(out, pr.ref())
 		pid = pr.ppid
 	}
-	return out
+	if len(out) == 0 {
+		return nil
+	}
+	return slices.Clone(out)
 }
 
 // processEvent builds an event about pr in the given mode.
@@ -269,8 +275,9 @@ func (p *Process) processEvent(mode, typ string, ts time.Time, pr *proc, lineage
 		User:             ecs.User{ID: pr.uid, Name: pr.userName},
 	}
 	if len(lineage) > 0 {
-		parent := lineage[0]
-		ep.Parent = &parent
+		// The parent and the ancestors share lineage's array: Ancestry
+		// has no room to grow into the parent.
+		ep.Parent = &lineage[0]
 		if len(lineage) > 1 {
 			ep.Ancestry = lineage[1:]
 		}
