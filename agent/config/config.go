@@ -65,8 +65,9 @@ type Config struct {
 	} `yaml:"uplink"`
 	Sensors struct {
 		Process struct {
-			// Mode is "auto" (kernel events, with argv captured by eBPF
-			// where it loads), "netlink" (kernel events without eBPF) or
+			// Mode is "auto" (kernel events from eBPF where it loads, else
+			// from the netlink process connector), "netlink" (the
+			// connector and /proc, without eBPF) or
 			// "poll".
 			Mode string `yaml:"mode"`
 		} `yaml:"process"`

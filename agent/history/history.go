@@ -124,16 +124,23 @@ func Open(dir string, opts Options) (*Store, error) {
 	// The history is a cache of what the sensors saw: losing the last
 	// moments in a crash is acceptable, so writes are not synced, unlike
 	// the spool's.
+	//
+	// Sized for a small resident footprint: a memtable is resident twice
+	// once written through (its arena and its mapped log file), so 2 MiB
+	// memtables cost at most 8 MiB where 8 MiB ones cost 32; hunts are
+	// rare and read few blocks, so the caches are small too.
 	bopts := badger.DefaultOptions(dir).
 		WithLogger(nil).
 		WithSyncWrites(false).
-		WithMemTableSize(8 << 20).
+		WithMemTableSize(2 << 20).
+		// Under the small memtable's batch limit; events are far smaller.
+		WithValueThreshold(64 << 10).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
 		WithValueLogFileSize(16 << 20).
-		WithBlockCacheSize(8 << 20).
-		WithIndexCacheSize(4 << 20).
+		WithBlockCacheSize(1 << 20).
+		WithIndexCacheSize(1 << 20).
 		WithNumCompactors(2).
 		WithCompactL0OnClose(true).
 		WithMetricsEnabled(false)

@@ -46,8 +46,9 @@ type connector interface {
 var errOverrun = errors.New("process connector receive buffer overrun")
 
 // runConnector emits the events of c on out until ctx is done (returning
-// nil) or reading fails (returning the error). It closes c.
-func (p *Process) runConnector(ctx context.Context, c connector, out chan<- ecs.Event) error {
+// nil) or reading fails (returning the error). It closes c. note is added
+// to the reason Mode gives.
+func (p *Process) runConnector(ctx context.Context, c connector, out chan<- ecs.Event, note string) error {
 	defer c.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -57,26 +58,6 @@ func (p *Process) runConnector(ctx context.Context, c connector, out chan<- ecs.
 	p.loadBoot(c)
 	p.seed()
 
-	mode, how := ModeNetlink, ""
-	if !p.opts.NoEBPF {
-		capture, err := p.openCapture()
-		if err != nil {
-			how = "; command lines of processes gone before /proc is read are lost (eBPF exec capture unavailable: " + err.Error() + ")"
-			p.log.Warn("process sensor: eBPF exec capture unavailable, reading command lines from /proc only", logError, err)
-		} else {
-			mode, how = ModeNetlinkEBPF, "; argv captured in the kernel by eBPF at sched_process_exec"
-			capture.bad = func(err error) {
-				p.log.Debug("process sensor: bad eBPF exec record", logError, err)
-			}
-			p.execs = capture
-			defer func() {
-				if err := capture.close(); err != nil {
-					p.log.Debug("process sensor: closing eBPF exec capture", logError, err)
-				}
-			}()
-		}
-	}
-
 	// The reader delivers on out itself: a hand-over to another goroutine
 	// per event would cost a wakeup each.
 	done := make(chan error, 1)
@@ -85,7 +66,7 @@ func (p *Process) runConnector(ctx context.Context, c connector, out chan<- ecs.
 		ready <- c.startReader()
 		done <- p.receive(ctx, c, out)
 	}()
-	p.setMode(mode, c.describe()+<-ready+how)
+	p.setMode(ModeNetlink, c.describe()+<-ready+note)
 	return <-done
 }
 
@@ -194,7 +175,7 @@ func (p *Process) handle(ev procEvent, wall func(uint64) time.Time) (ecs.Event, 
 		}
 	case procEventExit:
 		if ev.pid == ev.tgid && ev.tgid > 0 {
-			return p.exitEvent(ev, wall(ev.ts))
+			return p.exitEvent(ModeNetlink, ev.tgid, ev.exitCode, wall(ev.ts))
 		}
 	}
 	return ecs.Event{}, false
@@ -205,24 +186,12 @@ func (p *Process) handle(ev procEvent, wall func(uint64) time.Time) (ecs.Event, 
 // what the cache knows, and counted as lost.
 func (p *Process) execEvent(ev procEvent, ts time.Time) ecs.Event {
 	pid := ev.tgid
-	var info procInfo
-	var err error
-	recovered := false
-	// The kernel writes its record of an exec before it sends the
-	// connector's event: unless the ring was full, it is there, and /proc
-	// is read only for what it lacks.
-	if r, ok := p.takeExec(pid); ok {
-		// A truncated record leaves the arguments to /proc.
-		info, err = p.fs.readSome(pid, r.truncated)
-		recovered = fillFromKernel(&info, r, !r.truncated)
-	} else {
-		info, err = p.fs.read(pid)
-	}
+	info, err := p.fs.read(pid)
 	if err != nil {
-		if errors.Is(err, errGone) && !recovered {
+		if errors.Is(err, errGone) {
 			p.lost.Add(1)
 		}
-		p.log.Debug("process sensor: incomplete exec details", logPID, pid, logError, err, "from_kernel", recovered)
+		p.log.Debug("process sensor: incomplete exec details", logPID, pid, logError, err)
 	}
 	pr := p.newProc(info)
 	if prev, ok := p.cache.get(pid); ok && !info.statOK {
@@ -233,46 +202,66 @@ func (p *Process) execEvent(ev procEvent, ts time.Time) ecs.Event {
 	return p.processEvent(ModeNetlink, ecs.TypeStart, ts, pr, p.lineage(pr.ppid, p.fetchProc))
 }
 
-// takeExec takes the eBPF record of pid's exec, if eBPF runs.
-func (p *Process) takeExec(pid int) (execRecord, bool) {
-	if p.execs == nil {
-		return execRecord{}, false
+// handleRecord updates the cache with the kernel's record r of a fork,
+// exec or exit and returns the event to emit, if any. wall converts the
+// record's kernel time to wall-clock time.
+func (p *Process) handleRecord(r *kernelRecord, wall func(uint64) time.Time) (ecs.Event, bool) {
+	switch r.kind {
+	case recordFork:
+		p.cache.fork(r.pid, r.ppid)
+	case recordExec:
+		pr := p.newProc(p.recordInfo(r))
+		pr.image = true
+		p.cache.put(pr)
+		return p.processEvent(ModeEBPF, ecs.TypeStart, wall(r.ts), pr, p.lineage(pr.ppid, p.fetchProc)), true
+	case recordExit:
+		return p.exitEvent(ModeEBPF, r.pid, r.exitCode, wall(r.ts))
 	}
-	return p.execs.take(pid)
+	return ecs.Event{}, false
 }
 
-// fillFromKernel completes what /proc gave with the kernel's record of
-// the exec: the arguments and user always when args is set (they were not
-// read), and the executable, parent and start time of a process /proc no
-// longer knows. It reports whether the record filled in for a process
-// that was gone.
-func fillFromKernel(info *procInfo, r execRecord, args bool) bool {
-	gone := info.exe == ""
-	if args || len(info.args) == 0 {
-		info.args = r.args
+// recordInfo returns what the kernel's record of an exec says of the
+// process, completed from /proc where the record had to cut a path or
+// the arguments short.
+func (p *Process) recordInfo(r *kernelRecord) procInfo {
+	info := procInfo{
+		pid:     r.pid,
+		exe:     r.exe,
+		args:    r.args,
+		cmdline: r.cmdline,
+		cwd:     r.cwd,
+		stat:    statInfo{ppid: r.ppid, startTicks: r.startTicks()},
+		statOK:  true,
+		uid:     strconv.FormatUint(uint64(r.uid), 10),
 	}
-	if args || info.uid == "" {
-		info.uid = strconv.FormatUint(uint64(r.uid), 10)
+	if r.exeTruncated {
+		if exe, err := p.fs.link(r.pid, "exe"); err == nil {
+			info.exe = exe
+		}
 	}
-	if info.exe == "" {
-		info.exe = r.filename
+	if r.cwdTruncated {
+		if cwd, err := p.fs.link(r.pid, "cwd"); err == nil {
+			info.cwd = cwd
+		}
 	}
-	if !info.statOK {
-		info.stat = statInfo{comm: filepath.Base(r.filename), ppid: r.ppid, startTicks: r.startTicks()}
-		info.statOK = true
+	if r.argsTruncated {
+		if args, err := p.fs.cmdline(r.pid); err == nil && len(args) > 0 {
+			info.args, info.cmdline = args, ""
+		}
 	}
-	return gone
+	info.stat.comm = filepath.Base(info.exe)
+	return info
 }
 
-// exitEvent forgets the process that exited and returns its end event if
-// the sensor knew its program.
-func (p *Process) exitEvent(ev procEvent, ts time.Time) (ecs.Event, bool) {
-	pr, ok := p.cache.remove(ev.tgid)
+// exitEvent forgets the process pid that exited with the wait(2) status
+// and returns its end event if the sensor knew its program.
+func (p *Process) exitEvent(mode string, pid int, status uint32, ts time.Time) (ecs.Event, bool) {
+	pr, ok := p.cache.remove(pid)
 	if !ok || !pr.image {
 		return ecs.Event{}, false
 	}
-	e := p.processEvent(ModeNetlink, ecs.TypeEnd, ts, &pr, p.lineage(pr.ppid, nil))
-	code := exitStatus(ev.exitCode)
+	e := p.processEvent(mode, ecs.TypeEnd, ts, &pr, p.lineage(pr.ppid, nil))
+	code := exitStatus(status)
 	e.Process.ExitCode = &code
 	return e, true
 }

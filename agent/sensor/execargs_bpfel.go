@@ -13,26 +13,48 @@ import (
 	"github.com/cilium/ebpf"
 )
 
-type execArgsExecEvent struct {
-	_             structs.HostLayout
-	Pid           uint32
-	Ppid          uint32
-	Uid           uint32
-	ArgsLen       uint32
-	StartBoottime uint64
-	Truncated     uint8
-	Pad           [7]uint8
-	Filename      [256]int8
-	Args          [4096]int8
+type execArgsScratch struct {
+	_ structs.HostLayout
+	E struct {
+		_ structs.HostLayout
+		H struct {
+			_             structs.HostLayout
+			Kind          uint32
+			Pid           uint32
+			Ppid          uint32
+			Uid           uint32
+			Ts            uint64
+			StartBoottime uint64
+			ExitCode      uint32
+			ArgsLen       uint32
+			Flags         uint8
+			Pad           [7]uint8
+		}
+		Exe  [256]int8
+		Cwd  [256]int8
+		Args [4096]int8
+	}
+	Spill     [256]int8
+	Names     [32]uint64
+	D         uint64
+	Mnt       uint64
+	N         uint32
+	Off       uint32
+	Truncated uint32
+	_         [4]byte
 }
 
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	execArgsMapEvents  = "events"
-	execArgsMapScratch = "scratch"
-	execArgsProgOnExec = "on_exec"
+	execArgsMapEvents    = "events"
+	execArgsMapLost      = "lost"
+	execArgsMapScratch   = "scratch"
+	execArgsProgOnExec   = "on_exec"
+	execArgsProgOnExit   = "on_exit"
+	execArgsProgOnFork   = "on_fork"
+	execArgsVarWakeBytes = "wake_bytes"
 )
 
 // loadExecArgs returns the embedded CollectionSpec for execArgs.
@@ -78,6 +100,8 @@ type execArgsSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type execArgsProgramSpecs struct {
 	OnExec *ebpf.ProgramSpec `ebpf:"on_exec"`
+	OnExit *ebpf.ProgramSpec `ebpf:"on_exit"`
+	OnFork *ebpf.ProgramSpec `ebpf:"on_fork"`
 }
 
 // execArgsMapSpecs contains maps before they are loaded into the kernel.
@@ -85,6 +109,7 @@ type execArgsProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type execArgsMapSpecs struct {
 	Events  *ebpf.MapSpec `ebpf:"events"`
+	Lost    *ebpf.MapSpec `ebpf:"lost"`
 	Scratch *ebpf.MapSpec `ebpf:"scratch"`
 }
 
@@ -92,6 +117,7 @@ type execArgsMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type execArgsVariableSpecs struct {
+	WakeBytes *ebpf.VariableSpec `ebpf:"wake_bytes"`
 }
 
 // execArgsObjects contains all objects after they have been loaded into the kernel.
@@ -115,12 +141,14 @@ func (o *execArgsObjects) Close() error {
 // It can be passed to loadExecArgsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type execArgsMaps struct {
 	Events  *ebpf.Map `ebpf:"events"`
+	Lost    *ebpf.Map `ebpf:"lost"`
 	Scratch *ebpf.Map `ebpf:"scratch"`
 }
 
 func (m *execArgsMaps) Close() error {
 	return _ExecArgsClose(
 		m.Events,
+		m.Lost,
 		m.Scratch,
 	)
 }
@@ -129,6 +157,7 @@ func (m *execArgsMaps) Close() error {
 //
 // It can be passed to loadExecArgsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type execArgsVariables struct {
+	WakeBytes *ebpf.Variable `ebpf:"wake_bytes"`
 }
 
 // execArgsPrograms contains all programs after they have been loaded into the kernel.
@@ -136,11 +165,15 @@ type execArgsVariables struct {
 // It can be passed to loadExecArgsObjects or ebpf.CollectionSpec.LoadAndAssign.
 type execArgsPrograms struct {
 	OnExec *ebpf.Program `ebpf:"on_exec"`
+	OnExit *ebpf.Program `ebpf:"on_exit"`
+	OnFork *ebpf.Program `ebpf:"on_fork"`
 }
 
 func (p *execArgsPrograms) Close() error {
 	return _ExecArgsClose(
 		p.OnExec,
+		p.OnExit,
+		p.OnFork,
 	)
 }
 

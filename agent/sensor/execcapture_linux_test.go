@@ -1,51 +1,87 @@
 package sensor
 
 import (
+	"context"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cordon-edr/cordon/protocol/ecs"
 )
 
-// A process reaped before the sensor reads /proc is still reported with
-// its executable, argv, parent and entity id, from the kernel's record.
-func TestExecCaptureFillsReapedProcess(t *testing.T) {
+// runEBPF runs a sensor on its eBPF programs, skipping where they cannot
+// load, and returns its events.
+func runEBPF(t *testing.T) (*Process, <-chan ecs.Event) {
+	t.Helper()
 	if os.Getuid() != 0 {
 		t.Skip("skipping: loading eBPF programs needs root")
 	}
-	c, err := openExecCapture()
-	if err != nil {
-		t.Skipf("skipping: eBPF exec capture unavailable here: %v", err)
+	p := NewProcess(Options{Logger: testLogger(t)})
+	ctx, cancel := context.WithCancel(context.Background())
+	out := make(chan ecs.Event, 4096)
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx, out) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	if mode, reason := waitMode(t, p); mode != ModeEBPF {
+		t.Skipf("skipping: eBPF capture unavailable here: %s: %s", mode, reason)
 	}
-	c.bad = func(err error) { t.Errorf("record: %v", err) }
-	defer c.close()
+	return p, out
+}
 
-	p := NewProcess(Options{NoEBPF: true})
-	p.execs = c
-	p.bootID, _ = p.fs.bootID()
-	p.boot, _ = p.fs.bootTime()
+// waitEvent returns the first event of type typ about pid.
+func waitEvent(t *testing.T, out <-chan ecs.Event, typ string, pid int) ecs.Event {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case ev := <-out:
+			if ev.Event.Type == typ && ev.Process != nil && ev.Process.PID == pid {
+				return ev
+			}
+		case <-timeout:
+			t.Fatalf("no %s event for pid %d", typ, pid)
+		}
+	}
+}
 
+// A process reaped at once is reported in full from the kernel's
+// records alone: resolved executable, argv, working directory, user,
+// parent, entity id, and its end with the exit code.
+func TestCaptureReapedProcess(t *testing.T) {
+	p, out := runEBPF(t)
+	dir := t.TempDir()
 	marker := "cordon-ebpf-" + strconv.FormatInt(time.Now().UnixNano(), 10)
 	long := strings.Repeat("x", 3000) // past one page, under the 4 KiB cap
-	cmd := exec.Command("/bin/true", marker, long)
-	if err := cmd.Run(); err != nil {
-		t.Fatal(err)
+	cmd := exec.Command("/bin/sh", "-c", "exit 3", marker, long)
+	cmd.Dir = dir
+	if err := cmd.Run(); err == nil {
+		t.Fatal("sh -c 'exit 3' succeeded")
 	}
 	pid := cmd.Process.Pid
-	// The process is reaped: /proc knows nothing of it.
-	if _, err := os.Stat("/proc/" + strconv.Itoa(pid)); err == nil {
-		t.Skip("pid reused already")
-	}
-	ev := p.execEvent(procEvent{kind: procEventExec, pid: pid, tgid: pid}, time.Now())
+	ev := waitEvent(t, out, ecs.TypeStart, pid)
 	pr := ev.Process
-	if !slices.Equal(pr.Args, []string{"/bin/true", marker, long}) {
-		t.Fatalf("args = %.80q, want /bin/true %s and the long argument", pr.Args, marker)
+	if !slices.Equal(pr.Args, []string{"/bin/sh", "-c", "exit 3", marker, long}) || pr.CommandLine != strings.Join(pr.Args, " ") {
+		t.Errorf("args = %.80q, command line %.80q", pr.Args, pr.CommandLine)
 	}
-	if pr.Executable != "/bin/true" || pr.Name != "true" {
-		t.Errorf("executable %q name %q", pr.Executable, pr.Name)
+	want, err := filepath.EvalSymlinks("/bin/sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pr.Executable != want || pr.Name != filepath.Base(want) {
+		t.Errorf("executable %q name %q, want %q", pr.Executable, pr.Name, want)
+	}
+	if pr.WorkingDirectory != dir {
+		t.Errorf("working directory %q, want %q", pr.WorkingDirectory, dir)
 	}
 	if pr.Parent == nil || pr.Parent.PID != os.Getpid() {
 		t.Errorf("parent %+v, want this test (pid %d)", pr.Parent, os.Getpid())
@@ -56,63 +92,50 @@ func TestExecCaptureFillsReapedProcess(t *testing.T) {
 	if d := time.Since(pr.Start); d < 0 || d > time.Minute {
 		t.Errorf("start %v is not a moment ago", pr.Start)
 	}
-	if pr.User.ID != "0" {
-		t.Errorf("user id %q", pr.User.ID)
+	if pr.User.ID != "0" || ev.Event.Module != ModeEBPF {
+		t.Errorf("user id %q module %q", pr.User.ID, ev.Event.Module)
+	}
+	end := waitEvent(t, out, ecs.TypeEnd, pid)
+	if end.Process.ExitCode == nil || *end.Process.ExitCode != 3 || end.Process.EntityID != pr.EntityID {
+		t.Errorf("end %+v, want exit code 3 and entity id %s", end.Process, pr.EntityID)
 	}
 	if p.Stats().Lost != 0 {
-		t.Errorf("a process recovered from the kernel's record counted as lost: %+v", p.Stats())
+		t.Errorf("lost: %+v", p.Stats())
 	}
 }
 
-// A live process takes its arguments from the kernel's record and the
-// rest (resolved executable, working directory) from /proc.
-func TestExecCaptureLiveProcess(t *testing.T) {
-	if os.Getuid() != 0 {
-		t.Skip("skipping: loading eBPF programs needs root")
+// The kernel's record names a running process as /proc does, so events
+// from either source name the same process; a working directory too deep
+// for the record is completed from /proc.
+func TestCaptureLiveProcess(t *testing.T) {
+	p, out := runEBPF(t)
+	dir := t.TempDir()
+	for range 12 {
+		dir = filepath.Join(dir, strings.Repeat("d", 30))
 	}
-	c, err := openExecCapture()
-	if err != nil {
-		t.Skipf("skipping: eBPF exec capture unavailable here: %v", err)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
 	}
-	c.bad = func(err error) { t.Errorf("record: %v", err) }
-	defer c.close()
-	p := NewProcess(Options{NoEBPF: true})
-	p.execs = c
-	p.bootID, _ = p.fs.bootID()
-	p.boot, _ = p.fs.bootTime()
-
 	cmd := exec.Command("/bin/sleep", "5")
-	cmd.Dir = "/"
+	cmd.Dir = dir
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	pid := cmd.Process.Pid
-	// Start returns once the exec is past its point of no return, which
-	// comes before the tracepoint: wait for the record, as the
-	// connector's event, sent after the tracepoint, would.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		c.drain()
-		if len(c.store.byPID[pid]) > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no kernel record of the exec")
-		}
-	}
-	ev := p.execEvent(procEvent{kind: procEventExec, pid: pid, tgid: pid}, time.Now())
-	pr := ev.Process
+	pr := waitEvent(t, out, ecs.TypeStart, pid).Process
 	exe, _ := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
 	st, err := p.fs.stat(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The entity id built from the kernel's start time is the one /proc
-	// gives, so events from either source name the same process.
-	if want := p.bootID + "-" + strconv.Itoa(pid) + "-" + strconv.FormatUint(st.startTicks, 10); pr.EntityID != want || pr.Parent == nil || pr.Parent.PID != os.Getpid() {
-		t.Errorf("entity id %q parent %+v, want %q and this test", pr.EntityID, pr.Parent, want)
+	if want := p.bootID + "-" + strconv.Itoa(pid) + "-" + strconv.FormatUint(st.startTicks, 10); pr.EntityID != want {
+		t.Errorf("entity id %q, want %q", pr.EntityID, want)
 	}
-	if !slices.Equal(pr.Args, []string{"/bin/sleep", "5"}) || pr.Executable != exe || pr.WorkingDirectory != "/" || pr.User.ID != "0" {
-		t.Errorf("event %+v, want args from the kernel and executable %s, cwd / from /proc", pr, exe)
+	if !slices.Equal(pr.Args, []string{"/bin/sleep", "5"}) || pr.Executable != exe || pr.WorkingDirectory != dir {
+		t.Errorf("event %+v, want executable %s and working directory %s", pr, exe, dir)
+	}
+	if a := p.Ancestry(pid); len(a) == 0 || a[0].PID != os.Getpid() {
+		t.Errorf("ancestry %+v, want this test first", a)
 	}
 }

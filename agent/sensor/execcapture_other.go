@@ -3,20 +3,20 @@
 package sensor
 
 import (
+	"context"
 	"errors"
 	"runtime"
+
+	"github.com/cordon-edr/cordon/protocol/ecs"
 )
 
 // execCapture is Linux's: elsewhere it never opens.
-type execCapture struct {
-	store *execStore
-	bad   func(error)
-}
+type execCapture struct{}
 
 func openExecCapture() (*execCapture, error) {
-	return nil, errors.New("eBPF exec capture is Linux's, not " + runtime.GOOS + "'s")
+	return nil, errors.New("eBPF process capture is Linux's, not " + runtime.GOOS + "'s")
 }
 
-func (c *execCapture) take(pid int) (execRecord, bool) { return c.store.take(pid) }
-
-func (c *execCapture) close() error { return nil }
+func (p *Process) runCapture(context.Context, *execCapture, chan<- ecs.Event) error {
+	return errors.New("eBPF process capture is Linux's, not " + runtime.GOOS + "'s")
+}

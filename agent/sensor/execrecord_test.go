@@ -7,84 +7,96 @@ import (
 	"testing"
 )
 
-// record encodes a struct exec_event as the eBPF program writes it.
-func record(pid, ppid int, uid uint32, boot uint64, name string, args []byte) []byte {
-	b := make([]byte, execRecordLen)
+// execRec encodes a struct event as the eBPF program writes an exec.
+func execRec(pid, ppid int, uid uint32, boot uint64, flags byte, exe, cwd string, args []byte) []byte {
+	b := make([]byte, recordExecFixed+len(args))
 	ne := binary.NativeEndian
-	ne.PutUint32(b[0:], uint32(pid))
-	ne.PutUint32(b[4:], uint32(ppid))
-	ne.PutUint32(b[8:], uid)
-	ne.PutUint32(b[12:], uint32(len(args)))
-	ne.PutUint64(b[16:], boot)
-	copy(b[execRecordHeader:], name)
-	copy(b[execRecordHeader+execRecordNameLen:], args)
+	ne.PutUint32(b[0:], recordExec)
+	ne.PutUint32(b[4:], uint32(pid))
+	ne.PutUint32(b[8:], uint32(ppid))
+	ne.PutUint32(b[12:], uid)
+	ne.PutUint64(b[16:], 5_000_000_000)
+	ne.PutUint64(b[24:], boot)
+	ne.PutUint32(b[36:], uint32(len(args)))
+	b[40] = flags
+	copy(b[recordHeader:], exe)
+	copy(b[recordHeader+recordPathLen:], cwd)
+	copy(b[recordExecFixed:], args)
 	return b
 }
 
-func TestParseExecRecord(t *testing.T) {
-	r, err := parseExecRecord(record(42, 1, 1000, 12_340_000_000, "/usr/bin/curl", []byte("curl\x00-s\x00http://x\x00")))
-	if err != nil {
+// shortRec encodes a fork or exit record.
+func shortRec(kind uint32, pid, ppid int, exitCode uint32) []byte {
+	b := make([]byte, recordHeader)
+	ne := binary.NativeEndian
+	ne.PutUint32(b[0:], kind)
+	ne.PutUint32(b[4:], uint32(pid))
+	ne.PutUint32(b[8:], uint32(ppid))
+	ne.PutUint32(b[32:], exitCode)
+	return b
+}
+
+func TestParseRecord(t *testing.T) {
+	var r kernelRecord
+	if err := parseRecord(execRec(42, 1, 1000, 12_340_000_000, 0, "/usr/bin/curl", "/home/a", []byte("curl\x00-s\x00http://x\x00")), &r); err != nil {
 		t.Fatal(err)
 	}
-	if r.pid != 42 || r.ppid != 1 || r.uid != 1000 || r.filename != "/usr/bin/curl" || !slices.Equal(r.args, []string{"curl", "-s", "http://x"}) {
+	if r.kind != recordExec || r.pid != 42 || r.ppid != 1 || r.uid != 1000 || r.ts != 5_000_000_000 || r.exe != "/usr/bin/curl" || r.cwd != "/home/a" ||
+		!slices.Equal(r.args, []string{"curl", "-s", "http://x"}) || r.cmdline != "curl -s http://x" || r.argsTruncated || r.exeTruncated || r.cwdTruncated {
 		t.Errorf("got %+v", r)
 	}
 	if r.startTicks() != 1234 {
 		t.Errorf("start ticks %d, want 1234", r.startTicks())
+	}
+	if err := parseRecord(execRec(42, 1, 0, 0, flagExeDeleted|flagCwdTruncated|flagArgsTruncated, "/memfd:x", "/a/b", []byte("a\x00\x00b")), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.exe != "/memfd:x (deleted)" || !r.cwdTruncated || !r.argsTruncated || r.exeTruncated || !slices.Equal(r.args, []string{"a", "", "b"}) || r.cmdline != "a  b" {
+		t.Errorf("got %+v", r)
+	}
+	if err := parseRecord(shortRec(recordExit, 7, 1, 3<<8), &r); err != nil || r.kind != recordExit || r.pid != 7 || r.exitCode != 3<<8 || r.args != nil {
+		t.Errorf("exit record: %+v %v", r, err)
 	}
 	for _, tc := range []struct {
 		name string
 		b    []byte
 		err  string
 	}{
-		{"short", make([]byte, 100), "exec record of 100 bytes"},
-		{"args past the end", record(5, 1, 0, 0, "x", []byte("abc"))[:execRecordHeader+execRecordNameLen+2], "argument length 3"},
-		{"zero pid", record(0, 1, 0, 0, "x", nil), "pid 0"},
+		{"short", make([]byte, 40), "kernel record of 40 bytes"},
+		{"exec cut short", execRec(5, 1, 0, 0, 0, "x", "/", nil)[:recordHeader+10], "exec record of pid 5: 58 bytes"},
+		{"args past the end", execRec(5, 1, 0, 0, 0, "x", "/", []byte("abc"))[:recordExecFixed+2], "argument length 3"},
+		{"zero pid", execRec(0, 1, 0, 0, 0, "x", "/", nil), "pid 0"},
+		{"unknown kind", shortRec(9, 5, 1, 0), "unknown kind 9"},
 		{"args too long", func() []byte {
-			b := record(5, 1, 0, 0, "x", nil)
-			binary.NativeEndian.PutUint32(b[12:], execRecordArgsMax+1)
+			b := execRec(5, 1, 0, 0, 0, "x", "/", nil)
+			binary.NativeEndian.PutUint32(b[36:], recordArgsMax+1)
 			return b
 		}(), "argument length"},
 	} {
-		if _, err := parseExecRecord(tc.b); err == nil || !strings.Contains(err.Error(), tc.err) {
+		if err := parseRecord(tc.b, &r); err == nil || !strings.Contains(err.Error(), tc.err) {
 			t.Errorf("%s: error %v, want %q", tc.name, err, tc.err)
 		}
 	}
 }
 
-func TestExecStore(t *testing.T) {
-	s := newExecStore()
-	s.put(execRecord{pid: 7, filename: "/bin/a"})
-	s.put(execRecord{pid: 7, filename: "/bin/b"})
-	if r, ok := s.take(7); !ok || r.filename != "/bin/a" {
-		t.Fatalf("first take = %+v %v, want /bin/a: a pid's execs come in order", r, ok)
-	}
-	if r, ok := s.take(7); !ok || r.filename != "/bin/b" {
-		t.Fatalf("second take = %+v %v", r, ok)
-	}
-	if _, ok := s.take(7); ok {
-		t.Fatal("take from an empty store")
-	}
-	for i := range maxExecRecords + 10 {
-		s.put(execRecord{pid: 100 + i})
-	}
-	if _, ok := s.take(100); ok {
-		t.Error("the oldest record survived past the bound")
-	}
-	if _, ok := s.take(100 + maxExecRecords + 9); !ok {
-		t.Error("the newest record was evicted")
-	}
-	if n := s.len(); n != maxExecRecords-1 {
-		t.Errorf("%d records left, want %d", n, maxExecRecords-1)
+// splitArgs splits as parseCmdline does.
+func TestSplitArgs(t *testing.T) {
+	for _, in := range []string{"", "\x00", "a", "a\x00", "a\x00b\x00", "a\x00\x00b", "a b\x00c"} {
+		cmdline, args := splitArgs([]byte(in))
+		want := parseCmdline([]byte(in))
+		if !slices.Equal(args, want) || cmdline != strings.Join(want, " ") {
+			t.Errorf("splitArgs(%q) = %q, %q; want %q", in, cmdline, args, want)
+		}
 	}
 }
 
-func FuzzParseExecRecord(f *testing.F) {
-	f.Add(record(42, 1, 0, 1, "/bin/sh", []byte("sh\x00-c\x00id\x00")))
-	f.Add(make([]byte, execRecordLen))
+func FuzzParseRecord(f *testing.F) {
+	f.Add(execRec(42, 1, 0, 1, 0, "/bin/sh", "/", []byte("sh\x00-c\x00id\x00")))
+	f.Add(shortRec(recordFork, 42, 1, 0))
+	f.Add(make([]byte, recordExecMax))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := parseExecRecord(b)
-		if err == nil && (r.pid <= 0 || len(r.filename) > execRecordNameLen) {
+		var r kernelRecord
+		if err := parseRecord(b, &r); err == nil && (r.pid <= 0 || len(r.exe) > recordPathLen+len(" (deleted)") || len(r.cwd) > recordPathLen) {
 			t.Fatalf("accepted %+v", r)
 		}
 	})

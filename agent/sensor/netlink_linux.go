@@ -220,7 +220,13 @@ func (c *netlinkConn) startReader() string {
 	return ", reader thread SCHED_FIFO"
 }
 
-func (c *netlinkConn) wallTime(ns uint64) time.Time {
+func (c *netlinkConn) wallTime(ns uint64) time.Time { return monoToWall(ns) }
+
+func (c *netlinkConn) bootTime() (time.Time, bool) { return bootTimeNow() }
+
+// monoToWall converts a kernel CLOCK_MONOTONIC time in nanoseconds to
+// wall-clock time.
+func monoToWall(ns uint64) time.Time {
 	var ts unix.Timespec
 	now := time.Now()
 	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
@@ -229,7 +235,8 @@ func (c *netlinkConn) wallTime(ns uint64) time.Time {
 	return now.Add(-time.Duration(ts.Nano() - int64(ns)))
 }
 
-func (c *netlinkConn) bootTime() (time.Time, bool) {
+// bootTimeNow returns the boot time with sub-second precision.
+func bootTimeNow() (time.Time, bool) {
 	var ts unix.Timespec
 	now := time.Now()
 	if err := unix.ClockGettime(unix.CLOCK_BOOTTIME, &ts); err != nil {

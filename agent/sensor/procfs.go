@@ -58,8 +58,10 @@ type procInfo struct {
 	pid  int
 	exe  string
 	args []string
-	cwd  string
-	stat statInfo
+	// cmdline is args joined by spaces, or "" to join them when needed.
+	cmdline string
+	cwd     string
+	stat    statInfo
 	// statOK is set when stat was read; stat is zero otherwise.
 	statOK bool
 	// uid is the effective user id, "" when unknown.
@@ -134,6 +136,24 @@ func (p *procfs) readSome(pid int, full bool) (procInfo, error) {
 		info.uid, _ = parseStatusUID(b)
 	}
 	return info, firstErr
+}
+
+// link reads the symbolic link name ("exe", "cwd") of pid.
+func (p *procfs) link(pid int, name string) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.readlink(p.path(pid, name))
+}
+
+// cmdline reads the arguments of pid.
+func (p *procfs) cmdline(pid int) ([]string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b, err := p.readFile(p.path(pid, "cmdline"))
+	if err != nil {
+		return nil, err
+	}
+	return parseCmdline(b), nil
 }
 
 // stat reads only /proc/PID/stat.

@@ -15,11 +15,14 @@ import (
 
 // Sensor modes, reported by Mode and in event.module.
 const (
+	// ModeEBPF takes fork, exec and exit from eBPF programs whose exec
+	// records carry the whole process (argv, executable, working
+	// directory, user, parent, start time): nothing is read from /proc.
+	ModeEBPF = "ebpf"
+	// ModeNetlink is the netlink process connector, reading /proc at
+	// each exec; the fallback where eBPF cannot load.
 	ModeNetlink = "netlink"
-	// ModeNetlinkEBPF is the netlink connector with argv captured in the
-	// kernel by eBPF for processes gone before /proc could be read.
-	ModeNetlinkEBPF = "netlink+ebpf"
-	ModePoll        = "poll"
+	ModePoll    = "poll"
 )
 
 // Log attribute keys.
@@ -42,7 +45,8 @@ type Options struct {
 	// ForcePoll makes the sensor poll even where the netlink process
 	// connector is available.
 	ForcePoll bool
-	// NoEBPF keeps the sensor from loading its eBPF exec capture.
+	// NoEBPF keeps the sensor from loading its eBPF programs: it uses the
+	// netlink process connector and /proc instead.
 	NoEBPF bool
 	// Logger receives the sensor's logs; nil discards them.
 	Logger *slog.Logger
@@ -58,11 +62,8 @@ type Process struct {
 	users *users
 	// open opens the kernel's process event feed.
 	open func() (connector, error)
-	// openCapture loads the eBPF exec capture.
+	// openCapture loads the eBPF process capture.
 	openCapture func() (*execCapture, error)
-	// execs is the eBPF exec capture, read by the connector's reader
-	// only; nil without eBPF. Set by Run before the first event.
-	execs *execCapture
 
 	events, lost atomic.Uint64
 
@@ -111,15 +112,31 @@ func NewProcess(opts Options) *Process {
 }
 
 // Run emits process events on out until ctx is done, then returns nil. On
-// Linux it listens to the netlink process connector, which needs root or
+// Linux it loads its eBPF programs, which need root (CAP_BPF and
+// CAP_PERFMON) and the kernel's BTF; where they cannot load, or fail
+// later, it listens to the netlink process connector, which needs root or
 // CAP_NET_ADMIN; when the connector cannot be opened, or fails later, it
 // logs why and polls instead. Run must be called once.
 func (p *Process) Run(ctx context.Context, out chan<- ecs.Event) error {
 	reason := "polling forced by options"
 	if !p.opts.ForcePoll {
+		note := ""
+		if !p.opts.NoEBPF {
+			c, err := p.openCapture()
+			if err == nil {
+				err = p.runCapture(ctx, c, out)
+				if err == nil || ctx.Err() != nil {
+					return nil
+				}
+				p.log.Warn("process sensor: eBPF capture failed, falling back to the netlink process connector", logError, err)
+			} else {
+				p.log.Warn("process sensor: eBPF capture unavailable, using the netlink process connector and /proc", logError, err)
+			}
+			note = "; command lines of processes gone before /proc is read are lost (eBPF exec capture unavailable: " + err.Error() + ")"
+		}
 		c, err := p.open()
 		if err == nil {
-			err = p.runConnector(ctx, c, out)
+			err = p.runConnector(ctx, c, out, note)
 			if err == nil || ctx.Err() != nil {
 				return nil
 			}
@@ -182,9 +199,12 @@ func (p *Process) newProc(info procInfo) *proc {
 		exe:     info.exe,
 		name:    processName(info.exe, info.stat.comm),
 		args:    info.args,
-		cmdline: strings.Join(info.args, " "),
+		cmdline: info.cmdline,
 		cwd:     info.cwd,
 		uid:     info.uid,
+	}
+	if pr.cmdline == "" && len(info.args) > 0 {
+		pr.cmdline = strings.Join(info.args, " ")
 	}
 	pr.userName = p.users.name(info.uid)
 	if info.statOK {
@@ -209,7 +229,10 @@ func processName(exe, comm string) string {
 // from the cache, or without an entity id, are fetched (fetch may be nil)
 // and cached. An unreadable parent is still named by its pid.
 func (p *Process) lineage(ppid int, fetch func(pid int) (*proc, error)) []ecs.Parent {
-	out := make([]ecs.Parent, 0, maxAncestors)
+	// Built on the stack and copied out at its length: a slice of
+	// maxAncestors would allocate the whole bound for every event.
+	var buf [maxAncestors]ecs.Parent
+	out := buf[:0]
 	// The chain is short: a slice scan finds loops without the map an
 	// exec would otherwise allocate.
 	var seen [maxAncestors]int
@@ -232,7 +255,10 @@ func (p *Process) lineage(ppid int, fetch func(pid int) (*proc, error)) []ecs.Pa
 		out = append(out, pr.ref())
 		pid = pr.ppid
 	}
-	return out
+	if len(out) == 0 {
+		return nil
+	}
+	return slices.Clone(out)
 }
 
 // processEvent builds an event about pr in the given mode.
@@ -249,8 +275,9 @@ func (p *Process) processEvent(mode, typ string, ts time.Time, pr *proc, lineage
 		User:             ecs.User{ID: pr.uid, Name: pr.userName},
 	}
 	if len(lineage) > 0 {
-		parent := lineage[0]
-		ep.Parent = &parent
+		// The parent and the ancestors share lineage's array: Ancestry
+		// has no room to grow into the parent.
+		ep.Parent = &lineage[0]
 		if len(lineage) > 1 {
 			ep.Ancestry = lineage[1:]
 		}

@@ -290,6 +290,9 @@ func TestRunClosesConnector(t *testing.T) {
 
 func TestRunFallsBackToPolling(t *testing.T) {
 	p := NewProcess(Options{PollInterval: time.Hour})
+	p.openCapture = func() (*execCapture, error) {
+		return nil, errors.New("loading the process eBPF programs: operation not permitted")
+	}
 	p.open = func() (connector, error) {
 		return nil, errors.New("netlink process connector: bind: operation not permitted")
 	}
@@ -394,8 +397,8 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
-// When the eBPF exec capture cannot load, the sensor runs on the
-// connector alone and its status says why.
+// When the eBPF programs cannot load, the sensor runs on the connector
+// alone and its status says why.
 func TestModeNamesEBPFFailure(t *testing.T) {
 	conn := newFakeConn()
 	p := fixtureSensor(t, conn)

@@ -645,7 +645,10 @@ func OpenDB(dir string) (*badger.DB, error) {
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
 		WithValueLogFileSize(valueLogFileSize).
-		WithBlockCacheSize(8 << 20).
+		// The spool is read in key order, once per finding: a small
+		// block cache is enough.
+		WithBlockCacheSize(1 << 20).
+		WithIndexCacheSize(1 << 20).
 		WithNumCompactors(2).
 		WithMetricsEnabled(false)
 	db, err := badger.Open(opts)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -76,6 +77,7 @@ func BenchmarkAgentIdle(b *testing.B) {
 			}
 			w.cpu0 = cpu
 		}
+		ev0 := sensorEvents(b, state)
 		t0 := time.Now()
 		samples := 0
 		for end := t0.Add(d); time.Now().Before(end); time.Sleep(time.Second) {
@@ -91,6 +93,13 @@ func BenchmarkAgentIdle(b *testing.B) {
 			}
 		}
 		elapsed := time.Since(t0)
+		// The host is never idle here: what the sensors saw says how much
+		// work the agent had, and what it cost per event.
+		events := sensorEvents(b, state) - ev0
+		b.ReportMetric(float64(events)/elapsed.Seconds(), "agent_events/s")
+		if events > 0 {
+			b.ReportMetric(float64(ws[0].cpuTotal.Microseconds())/float64(events), "agent_cpu_µs/event")
+		}
 		for i, name := range []string{"agent", "bare"} {
 			w := ws[i]
 			b.ReportMetric(100*w.cpuTotal.Seconds()/elapsed.Seconds(), name+"_cpu_%core")
@@ -106,6 +115,24 @@ func BenchmarkAgentIdle(b *testing.B) {
 		agent.stop()
 		baseline.stop()
 	}
+}
+
+// sensorEvents is the number of events the agent's sensors delivered so
+// far, from its status.
+func sensorEvents(b *testing.B, state string) uint64 {
+	var st struct {
+		Sensors []struct {
+			Events uint64 `json:"events"`
+		} `json:"sensors"`
+	}
+	if err := json.Unmarshal([]byte(agentStatus(b, state)), &st); err != nil {
+		b.Fatalf("decoding the agent's status: %v", err)
+	}
+	var n uint64
+	for _, s := range st.Sensors {
+		n += s.Events
+	}
+	return n
 }
 
 // statusKB reads a kB field of /proc/PID/status, 0 when missing.

@@ -277,7 +277,7 @@ func rank(mode string) int {
 		return 0
 	case "poll":
 		return 1
-	case "netlink+ebpf":
+	case "ebpf", "netlink+ebpf": // netlink+ebpf: agents before 2026-12
 		return 3
 	}
 	return 2

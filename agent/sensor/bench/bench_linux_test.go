@@ -171,7 +171,7 @@ func BenchmarkExecStorm(b *testing.B) {
 		name, mode string
 		opts       sensor.Options
 	}{
-		{"ebpf", sensor.ModeNetlinkEBPF, sensor.Options{}},
+		{"ebpf", sensor.ModeEBPF, sensor.Options{}},
 		{"netlink", sensor.ModeNetlink, sensor.Options{NoEBPF: true}},
 		{"poll", sensor.ModePoll, sensor.Options{ForcePoll: true, PollInterval: 100 * time.Millisecond}},
 	}
