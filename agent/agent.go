@@ -74,6 +74,9 @@ type Config struct {
 	// RestartWindow spreads the reconnection after a collector shutdown
 	// (uplink.Config.RestartWindow).
 	RestartWindow time.Duration
+	// IdleTimeout and KeepAlive keep the collector connection alive and
+	// notice a dead link (uplink.Config.IdleTimeout and KeepAlive).
+	IdleTimeout, KeepAlive time.Duration
 	// OwnFiles are the agent's binary, configuration and service unit: a
 	// change to any is a finding. Their folders join the file sensor's.
 	OwnFiles []string
@@ -273,6 +276,8 @@ func New(cfg Config) (*Agent, error) {
 		Logger:     a.log,
 
 		RestartWindow: cfg.RestartWindow,
+		IdleTimeout:   cfg.IdleTimeout,
+		KeepAlive:     cfg.KeepAlive,
 	})
 	return a, nil
 }

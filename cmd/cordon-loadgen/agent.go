@@ -183,11 +183,7 @@ func (a *simAgent) run(ctx context.Context) {
 
 func (a *simAgent) session(ctx context.Context) (helloed bool, err error) {
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	conn, err := quic.DialAddr(dctx, a.f.cfg.Collector, a.tls.Clone(), &quic.Config{
-		HandshakeIdleTimeout: 10 * time.Second,
-		MaxIdleTimeout:       45 * time.Second,
-		KeepAlivePeriod:      15 * time.Second,
-	})
+	conn, err := quic.DialAddr(dctx, a.f.cfg.Collector, a.tls.Clone(), uplink.QUICConfig(0, 0))
 	cancel()
 	if err != nil {
 		return false, fmt.Errorf("dialing: %w", err)

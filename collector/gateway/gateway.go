@@ -49,6 +49,12 @@ type Config struct {
 	Heartbeat time.Duration
 	// MaxFrame caps frames from agents (default protocol.MaxFrameSize).
 	MaxFrame int
+	// IdleTimeout closes an agent's connection when nothing was heard
+	// from it for this long, and KeepAlive is how long a quiet connection
+	// waits before it sends a PING (defaults protocol.DefaultIdleTimeout
+	// and protocol.DefaultKeepAlive). The lower of the collector's and
+	// the agent's idle timeouts applies to the connection.
+	IdleTimeout, KeepAlive time.Duration
 }
 
 // Limits on what an agent may send before it has proven anything.
@@ -84,6 +90,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxFrame <= 0 {
 		cfg.MaxFrame = protocol.MaxFrameSize
 	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = protocol.DefaultIdleTimeout
+	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = protocol.DefaultKeepAlive
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, conns: map[string]*quic.Conn{}}
 	tlsConf := &tls.Config{
 		MinVersion:   tls.VersionTLS13,
@@ -112,8 +124,8 @@ func New(cfg Config) (*Server, error) {
 		},
 	}
 	ln, err := quic.ListenAddr(cfg.Listen, tlsConf, &quic.Config{
-		MaxIdleTimeout:        time.Minute,
-		KeepAlivePeriod:       20 * time.Second,
+		MaxIdleTimeout:        cfg.IdleTimeout,
+		KeepAlivePeriod:       cfg.KeepAlive,
 		MaxIncomingStreams:    16,
 		MaxIncomingUniStreams: -1,
 	})
@@ -332,6 +344,7 @@ func (a *agentConn) serveControl(ctx context.Context, st *quic.Stream, fr *proto
 	defer func() {
 		if a.s.unregister(a.id, a.conn) {
 			a.s.cfg.Registry.Disconnected(a.id)
+			a.log.Info("agent disconnected", "cause", disconnectCause(a.conn))
 		}
 	}()
 	a.log.Info("agent connected", "host", hello.GetHost().GetHostname(), "modes", hello.GetSensorModes())
@@ -367,6 +380,25 @@ func (a *agentConn) serveControl(ctx context.Context, st *quic.Stream, fr *proto
 	}
 	st.CancelRead(protocol.CodeShutdown)
 	st.Close()
+}
+
+// disconnectCause says why a connection ended, or that it is still open
+// (the control stream ended on its own).
+func disconnectCause(conn *quic.Conn) string {
+	select {
+	case <-conn.Context().Done():
+	default:
+		return "control stream ended"
+	}
+	err := context.Cause(conn.Context())
+	var idle *quic.IdleTimeoutError
+	if errors.As(err, &idle) {
+		return "no packet from the agent within the idle timeout: link or agent gone"
+	}
+	if err == nil {
+		return "closed"
+	}
+	return err.Error()
 }
 
 // errGoodbye ends a control stream after the agent's goodbye.
