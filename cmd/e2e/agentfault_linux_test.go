@@ -327,11 +327,29 @@ func TestLinkCutAndRestored(t *testing.T) {
 		}
 		return nil
 	})
-	// Keep the link down until the agent has noticed the cut, so that
+	// Keep the link down until both sides have noticed the cut, so that
 	// the test covers a reconnection and not a connection that merely
-	// waited.
-	agentConnected(t, state, false, 120*time.Second)
-	noticed := time.Since(cut)
+	// waited. Both sides close a connection that heard nothing for the
+	// idle timeout (15 s by default, with a keep-alive every 5 s).
+	var agentNoticed, collectorNoticed time.Duration
+	eventually(t, 120*time.Second, "the agent and the collector to notice the cut", func() error {
+		if agentNoticed == 0 && strings.Contains(agentStatus(t, state), `"connected": false`) {
+			agentNoticed = time.Since(cut)
+		}
+		if collectorNoticed == 0 && !c.isOnline(t, agentID) {
+			collectorNoticed = time.Since(cut)
+		}
+		if agentNoticed == 0 || collectorNoticed == 0 {
+			return fmt.Errorf("agent noticed after %s, collector after %s (0: not yet)", agentNoticed, collectorNoticed)
+		}
+		return nil
+	})
+	if n := strings.Count(agent.Log(), "collector connection lost"); n < 1 {
+		t.Errorf("the agent did not log the lost connection")
+	}
+	if !strings.Contains(c.Log(), "agent disconnected") {
+		t.Errorf("the collector did not log the agent's disconnection")
+	}
 	if err := exec.Command("ping", "-c", "1", "-W", "1", collIP).Run(); err == nil {
 		t.Fatal("the collector's address still answers with the link down")
 	}
@@ -340,6 +358,10 @@ func TestLinkCutAndRestored(t *testing.T) {
 	restored := time.Now()
 	agentConnected(t, state, true, 120*time.Second)
 	reconnected := time.Since(restored)
+	c.agentOnline(t, agentID)
+	if n := strings.Count(agent.Log(), "connected to collector"); n < 2 {
+		t.Errorf("the agent logged %d connections to the collector, want the first and one after the link came back", n)
+	}
 	var stored []findingJSON
 	eventually(t, 60*time.Second, fmt.Sprintf("%d findings for %s stored", runs, exe), func() error {
 		stored = c.storedFindings(t)
@@ -363,8 +385,8 @@ func TestLinkCutAndRestored(t *testing.T) {
 	if n := len(connectTimes(t, c.Log())); n < 2 {
 		t.Errorf("the collector logged %d agent sessions, want the first and one after the link came back", n)
 	}
-	t.Logf("%d findings raised with the link down; the agent noticed the cut after %s, reconnected %s after the link came back, and every finding was stored once",
-		runs, noticed.Round(100*time.Millisecond), reconnected.Round(100*time.Millisecond))
+	t.Logf("%d findings raised with the link down; the agent noticed the cut after %s, the collector showed it offline after %s, the agent reconnected %s after the link came back, and every finding was stored once",
+		runs, agentNoticed.Round(100*time.Millisecond), collectorNoticed.Round(100*time.Millisecond), reconnected.Round(100*time.Millisecond))
 }
 
 // While the host is isolated, the agent checks its nftables table: when
