@@ -267,14 +267,10 @@ type agentConn struct {
 func (a *agentConn) run(ctx context.Context) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() {
-		// The connection's end ends everything that serves it.
-		select {
-		case <-a.conn.Context().Done():
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	// The connection's end ends everything that serves it (without a
+	// goroutine of its own waiting for that).
+	stop := context.AfterFunc(a.conn.Context(), cancel)
+	defer stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
@@ -365,16 +361,7 @@ func (a *agentConn) serveControl(ctx context.Context, st *quic.Stream, fr *proto
 
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return a.readControl(ctx, st, fr) })
-	g.Go(func() error { return a.sendCommands(ctx, w) })
-	if a.s.cfg.Rules != nil {
-		g.Go(func() error { return a.sendRules(ctx, w, hello.GetRulesVersion()) })
-	}
-	if a.s.cfg.Indicators != nil {
-		g.Go(func() error { return a.sendIndicators(ctx, w, hello.GetIocsVersion()) })
-	}
-	if a.s.cfg.Hunts != nil {
-		g.Go(func() error { return a.sendHunts(ctx, w) })
-	}
+	g.Go(func() error { return a.deliver(ctx, w, hello) })
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, errGoodbye) {
 		a.log.Info("control stream ended", "err", err)
 	}
@@ -473,131 +460,174 @@ func (a *agentConn) readControl(ctx context.Context, st *quic.Stream, fr *protoc
 	}
 }
 
-// sendCommands delivers the agent's pending commands: at least once, so a
-// command delivered on an earlier connection is sent again; the agent
-// executes each id at most once.
-func (a *agentConn) sendCommands(ctx context.Context, w *protocol.FrameWriter) error {
-	wake, stop := a.s.cfg.Commands.Wait(a.id)
+// deliver sends the agent what its control stream carries from the
+// collector: pending commands and hunts, and the current rule and
+// indicator sets. One goroutine does it all, so that an idle agent costs
+// the collector few goroutine stacks; writes to the stream were
+// serialized by its writer anyway. Commands and hunts are looked at when
+// notified and every commandRescan (to redeliver and expire them); sets
+// when one is pushed.
+func (a *agentConn) deliver(ctx context.Context, w *protocol.FrameWriter, hello *protocol.Hello) error {
+	cfg := a.s.cfg
+	var (
+		cmdWake, huntWake, ruleWake, iocWake <-chan struct{} // nil: never ready
+		stop                                 func()
+	)
+	cmdWake, stop = cfg.Commands.Wait(a.id)
 	defer stop()
-	sent := map[string]bool{}
+	if cfg.Hunts != nil {
+		huntWake, stop = cfg.Hunts.Wait(a.id)
+		defer stop()
+	}
+	if cfg.Rules != nil {
+		ruleWake, stop = cfg.Rules.Wait()
+		defer stop()
+	}
+	if cfg.Indicators != nil {
+		iocWake, stop = cfg.Indicators.Wait()
+		defer stop()
+	}
+	d := delivery{
+		cmds: map[string]bool{}, hunts: map[string]bool{},
+		rules: hello.GetRulesVersion(), iocs: hello.GetIocsVersion(),
+		rulesRunning: hello.GetRulesVersion(), iocsRunning: hello.GetIocsVersion(),
+	}
+	steps := []func() error{
+		func() error { return a.sendCommands(ctx, w, d.cmds) },
+		func() error { return a.sendHunts(ctx, w, d.hunts) },
+		func() error { return a.sendRules(ctx, w, &d.rules, d.rulesRunning) },
+		func() error { return a.sendIndicators(ctx, w, &d.iocs, d.iocsRunning) },
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return err
+		}
+	}
 	t := time.NewTicker(commandRescan)
 	defer t.Stop()
 	for {
-		cmds, err := a.s.cfg.Commands.Pending(ctx, a.id)
-		if err != nil {
-			return fmt.Errorf("reading pending commands: %w", err)
-		}
-		for _, c := range cmds {
-			if sent[c.GetId()] {
-				continue
-			}
-			if err := w.Write(&protocol.Frame{Body: &protocol.Frame_Command{Command: c}}); err != nil {
-				return fmt.Errorf("sending command %s: %w", c.GetId(), err)
-			}
-			sent[c.GetId()] = true
-			if err := a.s.cfg.Commands.Delivered(ctx, c.GetId()); err != nil {
-				a.log.Warn("marking command delivered", "command", c.GetId(), "err", err)
-			}
-			a.log.Info("command delivered", "command", c.GetId(), "action", c.GetAction())
-		}
+		var err error
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-wake:
+		case <-cmdWake:
+			err = steps[0]()
+		case <-huntWake:
+			err = steps[1]()
+		case <-ruleWake:
+			err = steps[2]()
+		case <-iocWake:
+			err = steps[3]()
 		case <-t.C:
+			if err = steps[0](); err == nil {
+				err = steps[1]()
+			}
+		}
+		if err != nil {
+			return err
 		}
 	}
 }
 
-// sendRules sends the current rule set whenever it differs from the one
-// the agent runs: at once when the hello reported another version, and
-// after every push. Each version goes at most once per connection, so a
-// set the agent refused is not sent again until the next push or
-// reconnection.
-func (a *agentConn) sendRules(ctx context.Context, w *protocol.FrameWriter, running string) error {
-	wake, stop := a.s.cfg.Rules.Wait()
-	defer stop()
-	sent := running
-	for {
-		cur, err := a.s.cfg.Rules.Current(ctx)
-		if err != nil {
-			return fmt.Errorf("reading the current rule set: %w", err)
-		}
-		if cur != nil && cur.GetVersion() != sent {
-			if err := w.Write(&protocol.Frame{Body: &protocol.Frame_RuleSet{RuleSet: cur}}); err != nil {
-				return fmt.Errorf("sending rule set %s: %w", cur.GetVersion(), err)
-			}
-			sent = cur.GetVersion()
-			a.log.Info("rule set delivered", "version", sent, "files", len(cur.GetFiles()), "running", running)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-wake:
-		}
-	}
+// delivery is what deliver sent on this connection.
+type delivery struct {
+	cmds, hunts               map[string]bool // ids sent
+	rules, iocs               string          // versions sent (or running)
+	rulesRunning, iocsRunning string          // versions in the hello
 }
 
-// sendIndicators sends the current indicator set whenever it differs
-// from the one the agent matches, as sendRules does for rule sets.
-func (a *agentConn) sendIndicators(ctx context.Context, w *protocol.FrameWriter, running string) error {
-	wake, stop := a.s.cfg.Indicators.Wait()
-	defer stop()
-	sent := running
-	for {
-		cur, err := a.s.cfg.Indicators.Current(ctx)
-		if err != nil {
-			return fmt.Errorf("reading the current indicator set: %w", err)
-		}
-		if cur != nil && cur.GetVersion() != sent {
-			if err := w.Write(&protocol.Frame{Body: &protocol.Frame_IndicatorSet{IndicatorSet: cur}}); err != nil {
-				return fmt.Errorf("sending indicator set %s: %w", cur.GetVersion(), err)
-			}
-			sent = cur.GetVersion()
-			a.log.Info("indicator set delivered", "version", sent, "indicators", len(cur.GetIndicators()), "running", running)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-wake:
-		}
+// sendCommands delivers the agent's pending commands: at least once, so a
+// command delivered on an earlier connection is sent again; the agent
+// executes each id at most once. sent holds the ids sent on this
+// connection.
+func (a *agentConn) sendCommands(ctx context.Context, w *protocol.FrameWriter, sent map[string]bool) error {
+	cmds, err := a.s.cfg.Commands.Pending(ctx, a.id)
+	if err != nil {
+		return fmt.Errorf("reading pending commands: %w", err)
 	}
+	for _, c := range cmds {
+		if sent[c.GetId()] {
+			continue
+		}
+		if err := w.Write(&protocol.Frame{Body: &protocol.Frame_Command{Command: c}}); err != nil {
+			return fmt.Errorf("sending command %s: %w", c.GetId(), err)
+		}
+		sent[c.GetId()] = true
+		if err := a.s.cfg.Commands.Delivered(ctx, c.GetId()); err != nil {
+			a.log.Warn("marking command delivered", "command", c.GetId(), "err", err)
+		}
+		a.log.Info("command delivered", "command", c.GetId(), "action", c.GetAction())
+	}
+	return nil
+}
+
+// sendRules sends the current rule set when it differs from *sent, the
+// version the agent reported in its hello or the last one sent: each
+// version goes at most once per connection, so a set the agent refused is
+// not sent again until the next push or reconnection.
+func (a *agentConn) sendRules(ctx context.Context, w *protocol.FrameWriter, sent *string, running string) error {
+	if a.s.cfg.Rules == nil {
+		return nil
+	}
+	cur, err := a.s.cfg.Rules.Current(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the current rule set: %w", err)
+	}
+	if cur != nil && cur.GetVersion() != *sent {
+		if err := w.Write(&protocol.Frame{Body: &protocol.Frame_RuleSet{RuleSet: cur}}); err != nil {
+			return fmt.Errorf("sending rule set %s: %w", cur.GetVersion(), err)
+		}
+		*sent = cur.GetVersion()
+		a.log.Info("rule set delivered", "version", *sent, "files", len(cur.GetFiles()), "running", running)
+	}
+	return nil
+}
+
+// sendIndicators sends the current indicator set when it differs from
+// *sent, as sendRules does for rule sets.
+func (a *agentConn) sendIndicators(ctx context.Context, w *protocol.FrameWriter, sent *string, running string) error {
+	if a.s.cfg.Indicators == nil {
+		return nil
+	}
+	cur, err := a.s.cfg.Indicators.Current(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the current indicator set: %w", err)
+	}
+	if cur != nil && cur.GetVersion() != *sent {
+		if err := w.Write(&protocol.Frame{Body: &protocol.Frame_IndicatorSet{IndicatorSet: cur}}); err != nil {
+			return fmt.Errorf("sending indicator set %s: %w", cur.GetVersion(), err)
+		}
+		*sent = cur.GetVersion()
+		a.log.Info("indicator set delivered", "version", *sent, "indicators", len(cur.GetIndicators()), "running", running)
+	}
+	return nil
 }
 
 // sendHunts delivers the hunts the agent has not answered, once per
 // connection: a hunt sent on an earlier connection is sent again, and the
 // agent answering it twice changes nothing.
-func (a *agentConn) sendHunts(ctx context.Context, w *protocol.FrameWriter) error {
-	wake, stop := a.s.cfg.Hunts.Wait(a.id)
-	defer stop()
-	sent := map[string]bool{}
-	t := time.NewTicker(commandRescan)
-	defer t.Stop()
-	for {
-		hunts, err := a.s.cfg.Hunts.Pending(ctx, a.id)
-		if err != nil {
-			return fmt.Errorf("reading pending hunts: %w", err)
-		}
-		for _, h := range hunts {
-			if sent[h.GetId()] {
-				continue
-			}
-			if err := w.Write(&protocol.Frame{Body: &protocol.Frame_HuntRequest{HuntRequest: h}}); err != nil {
-				return fmt.Errorf("sending hunt %s: %w", h.GetId(), err)
-			}
-			sent[h.GetId()] = true
-			if err := a.s.cfg.Hunts.Delivered(ctx, a.id, h.GetId()); err != nil {
-				a.log.Warn("marking hunt delivered", "hunt", h.GetId(), "err", err)
-			}
-			a.log.Info("hunt delivered", "hunt", h.GetId())
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-wake:
-		case <-t.C:
-		}
+func (a *agentConn) sendHunts(ctx context.Context, w *protocol.FrameWriter, sent map[string]bool) error {
+	if a.s.cfg.Hunts == nil {
+		return nil
 	}
+	hunts, err := a.s.cfg.Hunts.Pending(ctx, a.id)
+	if err != nil {
+		return fmt.Errorf("reading pending hunts: %w", err)
+	}
+	for _, h := range hunts {
+		if sent[h.GetId()] {
+			continue
+		}
+		if err := w.Write(&protocol.Frame{Body: &protocol.Frame_HuntRequest{HuntRequest: h}}); err != nil {
+			return fmt.Errorf("sending hunt %s: %w", h.GetId(), err)
+		}
+		sent[h.GetId()] = true
+		if err := a.s.cfg.Hunts.Delivered(ctx, a.id, h.GetId()); err != nil {
+			a.log.Warn("marking hunt delivered", "hunt", h.GetId(), "err", err)
+		}
+		a.log.Info("hunt delivered", "hunt", h.GetId())
+	}
+	return nil
 }
 
 func (a *agentConn) serveFindings(ctx context.Context, st *quic.Stream, fr *protocol.FrameReader, first *protocol.FindingBatch) {
