@@ -359,10 +359,23 @@ func (a *agentConn) serveControl(ctx context.Context, st *quic.Stream, fr *proto
 		return
 	}
 
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return a.readControl(ctx, st, fr) })
-	g.Go(func() error { return a.deliver(ctx, w, hello) })
-	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, errGoodbye) {
+	// The stream is read on this goroutine and written from one other:
+	// goroutines are most of what an idle agent costs the collector.
+	ctx, cancel := context.WithCancel(ctx)
+	delivered := make(chan error, 1)
+	go func() {
+		err := a.deliver(ctx, w, hello)
+		if ctx.Err() == nil {
+			st.CancelRead(protocol.CodeShutdown) // unblocks readControl
+		}
+		delivered <- err
+	}()
+	err := a.readControl(ctx, st, fr)
+	cancel()
+	if derr := <-delivered; derr != nil && !errors.Is(derr, context.Canceled) {
+		err = derr // the read failed because delivery did
+	}
+	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, errGoodbye) {
 		a.log.Info("control stream ended", "err", err)
 	}
 	st.CancelRead(protocol.CodeShutdown)
