@@ -74,6 +74,9 @@ type Config struct {
 	// RestartWindow spreads the reconnection after a collector shutdown
 	// (uplink.Config.RestartWindow).
 	RestartWindow time.Duration
+	// IdleTimeout and KeepAlive keep the collector connection alive and
+	// notice a dead link (uplink.Config.IdleTimeout and KeepAlive).
+	IdleTimeout, KeepAlive time.Duration
 	// OwnFiles are the agent's binary, configuration and service unit: a
 	// change to any is a finding. Their folders join the file sensor's.
 	OwnFiles []string
@@ -188,6 +191,7 @@ func New(cfg Config) (*Agent, error) {
 		// loss may ever touch the spool's and the journal's.
 		h, err := history.Open(filepath.Join(cfg.StateDir, "history"), history.Options{
 			MaxAge: cfg.History.MaxAge, MaxBytes: cfg.History.MaxBytes, Logger: cfg.Logger,
+			FreeSpace: spool.DiskFree(filepath.Join(cfg.StateDir, "history")),
 		})
 		if err != nil {
 			a.Close()
@@ -247,6 +251,10 @@ func New(cfg Config) (*Agent, error) {
 		CPU: cfg.Budget.CPU, RSS: cfg.Budget.RSS, Window: cfg.Budget.Window,
 		Steps: steps, Logger: cfg.Logger,
 	})
+	// The journal shares the spool's database: under its hard reserve a
+	// command fails with a clear result instead of a write badger could
+	// die of.
+	a.exec.SetRoom(q.Room)
 	a.exec.Handle("drill", a.runDrill)
 	a.exec.Handle("isolate", a.runIsolate)
 	a.exec.Handle("release", a.runRelease)
@@ -273,6 +281,8 @@ func New(cfg Config) (*Agent, error) {
 		Logger:     a.log,
 
 		RestartWindow: cfg.RestartWindow,
+		IdleTimeout:   cfg.IdleTimeout,
+		KeepAlive:     cfg.KeepAlive,
 	})
 	return a, nil
 }
@@ -471,6 +481,7 @@ func (a *Agent) historyStatus() *localapi.History {
 	return &localapi.History{
 		Events: st.Events, Bytes: st.Bytes, DiskBytes: st.DiskBytes,
 		Oldest: st.Oldest, Newest: st.Newest, Dropped: st.Dropped,
+		SkippedDiskFull: st.SkippedDiskFull, FreeBytes: st.FreeBytes, DiskLow: st.DiskLow,
 		MaxAge: st.MaxAge.String(), MaxBytes: st.MaxBytes,
 	}
 }

@@ -28,6 +28,17 @@ var ErrMalformedFrame = errors.New("malformed frame")
 // the protobuf encoding of a Frame.
 const headerLen = 4
 
+// readBuffer is the FrameReader's buffer: enough for the header and a
+// small frame such as a heartbeat in one read, while a large frame is
+// read straight into its own buffer. A collector holds one reader per
+// agent for as long as it is connected, so this is kept well under
+// bufio's 4 KiB default.
+const readBuffer = 512
+
+// keepBuffer is the largest frame buffer a FrameReader keeps for the
+// next frame; larger ones are allocated per frame.
+const keepBuffer = 64 << 10
+
 // FrameReader reads frames from a stream.
 type FrameReader struct {
 	r   *bufio.Reader
@@ -41,7 +52,7 @@ func NewFrameReader(r io.Reader, max int) *FrameReader {
 	if max <= 0 || max > MaxFrameSize {
 		max = MaxFrameSize
 	}
-	return &FrameReader{r: bufio.NewReader(r), max: max}
+	return &FrameReader{r: bufio.NewReaderSize(r, readBuffer), max: max}
 }
 
 // Read reads the next frame. It returns io.EOF at a clean end of stream
@@ -68,6 +79,12 @@ func (fr *FrameReader) Read() (*Frame, error) {
 			err = io.ErrUnexpectedEOF
 		}
 		return nil, fmt.Errorf("reading %d-byte frame: %w", n, err)
+	}
+	if cap(fr.buf) > keepBuffer {
+		// A large frame's buffer is not kept for the life of the
+		// stream: a collector reads one findings stream per connected
+		// agent, and a backlog's 1 MiB batches are the exception.
+		fr.buf = nil
 	}
 	f := new(Frame)
 	if err := proto.Unmarshal(buf, f); err != nil {

@@ -23,6 +23,7 @@ import (
 	"github.com/cordon-edr/cordon/agent/watchdog"
 	"github.com/cordon-edr/cordon/detectors"
 	"github.com/cordon-edr/cordon/detectors/sigma"
+	"github.com/cordon-edr/cordon/protocol"
 	"github.com/cordon-edr/cordon/protocol/yamlconf"
 )
 
@@ -62,6 +63,11 @@ type Config struct {
 		// RestartWindow spreads the first reconnection after the
 		// collector shut down: a random wait in [0, restart_window).
 		RestartWindow time.Duration `yaml:"restart_window"`
+		// IdleTimeout closes a connection that heard nothing from the
+		// collector for this long; KeepAlive is how long a quiet
+		// connection waits before it sends a PING.
+		IdleTimeout time.Duration `yaml:"idle_timeout"`
+		KeepAlive   time.Duration `yaml:"keepalive"`
 	} `yaml:"uplink"`
 	Sensors struct {
 		Process struct {
@@ -147,6 +153,8 @@ func Default() Config {
 	c.Sensors.File.HashMaxBytes = fswatch.DefaultHashMaxBytes
 	c.Sensors.Network.Enabled = true
 	c.Uplink.RestartWindow = uplink.DefaultRestartWindow
+	c.Uplink.IdleTimeout = protocol.DefaultIdleTimeout
+	c.Uplink.KeepAlive = protocol.DefaultKeepAlive
 	c.Budget.CPUPercent = 100 * watchdog.DefaultCPU
 	c.Budget.MemoryMiB = watchdog.DefaultRSS >> 20
 	c.Budget.Window = watchdog.DefaultWindow
@@ -279,6 +287,9 @@ func (c *Config) check(doc *yamlconf.Doc) error {
 	}
 	if w := c.Uplink.RestartWindow; w <= 0 || w > 10*time.Minute {
 		return doc.Errorf("uplink.restart_window", "%s is not above 0 and at most 10m", w)
+	}
+	if key, err := protocol.CheckLiveness(c.Uplink.IdleTimeout, c.Uplink.KeepAlive); err != nil {
+		return doc.Wrap("uplink."+key, err)
 	}
 	if b := c.Budget.CPUPercent; b <= 0 || b > 100 {
 		return doc.Errorf("budget.cpu_percent", "%v is not above 0 and at most 100", b)

@@ -88,6 +88,14 @@ func TestParse(t *testing.T) {
 			if c.Uplink.RestartWindow != 10*time.Second {
 				t.Errorf("restart window %v", c.Uplink.RestartWindow)
 			}
+			if c.Uplink.IdleTimeout != 15*time.Second || c.Uplink.KeepAlive != 5*time.Second {
+				t.Errorf("idle timeout %v, keepalive %v; want 15s and 5s", c.Uplink.IdleTimeout, c.Uplink.KeepAlive)
+			}
+		}},
+		{"liveness", "uplink:\n  idle_timeout: 1m\n  keepalive: 20s\n", func(t *testing.T, c Config) {
+			if c.Uplink.IdleTimeout != time.Minute || c.Uplink.KeepAlive != 20*time.Second {
+				t.Errorf("idle timeout %v, keepalive %v", c.Uplink.IdleTimeout, c.Uplink.KeepAlive)
+			}
 		}},
 		{"history", "history:\n  max_age: 24h\n  max_bytes: 64MiB\n", func(t *testing.T, c Config) {
 			if !c.History.Enabled || c.History.MaxAge != 24*time.Hour || c.History.MaxBytes != 64<<20 {
@@ -143,6 +151,9 @@ func TestParseMistakes(t *testing.T) {
 		{"short budget window", "budget:\n  window: 1s\n", 2, "budget.window", "not between 10s and 1h"},
 		{"restart window zero", "uplink:\n  restart_window: 0s\n", 2, "uplink.restart_window", "not above 0"},
 		{"restart window long", "uplink:\n  restart_window: 1h\n", 2, "uplink.restart_window", "at most 10m"},
+		{"idle timeout short", "uplink:\n  idle_timeout: 1s\n", 2, "uplink.idle_timeout", "not between 3s and 10m"},
+		{"keepalive over half the idle timeout", "uplink:\n  idle_timeout: 10s\n  keepalive: 6s\n", 3, "uplink.keepalive", "more than half of idle_timeout"},
+		{"keepalive zero", "uplink:\n  keepalive: 0s\n", 2, "uplink.keepalive", "under 1s"},
 		{"history age", "history:\n  max_age: 0s\n", 2, "history.max_age", "not positive"},
 		{"history size", "history:\n  max_bytes: 1KiB\n", 2, "history.max_bytes", "below 1MiB"},
 		{"history size unit", "history:\n  max_bytes: lots\n", 2, "history.max_bytes", "not a size"},

@@ -42,6 +42,10 @@ type Executor struct {
 	log *slog.Logger
 	now func() time.Time
 
+	// room, when set, is asked before each journal write; an error means
+	// the disk has no room left for the journal.
+	room func() error
+
 	mu       sync.Mutex
 	handlers map[string]Handler
 }
@@ -53,6 +57,15 @@ func New(db *badger.DB, log *slog.Logger) *Executor {
 	}
 	return &Executor{db: db, log: log, now: time.Now, handlers: map[string]Handler{}}
 }
+
+// SetRoom makes the executor ask room before each journal write. A full
+// disk can crash the database (badger writes through memory-mapped files,
+// and the kernel answers a write into a mapping with no disk behind it
+// with SIGBUS rather than an error), so when room fails a command is not
+// journaled and not run, and its result says why; a result that cannot be
+// journaled is still returned, and a redelivery of that command is then
+// answered as interrupted, never run twice.
+func (e *Executor) SetRoom(room func() error) { e.room = room }
 
 // Handle registers the handler for an action.
 func (e *Executor) Handle(action string, h Handler) {
@@ -80,6 +93,12 @@ func (e *Executor) Execute(ctx context.Context, c *protocol.Command) *protocol.C
 	}
 	if c.GetId() == "" {
 		return res(false, "command has no id")
+	}
+	if e.room != nil {
+		if err := e.room(); err != nil {
+			e.log.Error("command refused: no room to journal it", "command", c.GetId(), "action", c.GetAction(), "err", err)
+			return res(false, fmt.Sprintf("not run: the agent could not journal the command: %v", err))
+		}
 	}
 	prev, err := e.claim(c)
 	if err != nil {
@@ -115,6 +134,12 @@ func (e *Executor) Execute(ctx context.Context, c *protocol.Command) *protocol.C
 	}
 	j.Done, j.Finished = true, e.now()
 	e.log.Info("command finished", "command", c.GetId(), "action", c.GetAction(), "ok", j.OK, "result", j.Result)
+	if e.room != nil {
+		if err := e.room(); err != nil {
+			e.log.Error("command result not journaled: no room", "command", c.GetId(), "err", err)
+			return res(j.OK, j.Result)
+		}
+	}
 	if err := e.record(c, j); err != nil {
 		e.log.Error("journaling command result", "command", c.GetId(), "err", err)
 	}

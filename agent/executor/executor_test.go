@@ -101,3 +101,44 @@ func TestInterruptedCommandIsNotRunAgain(t *testing.T) {
 		t.Fatalf("got %v", res)
 	}
 }
+
+// With no room on the disk a command is neither journaled nor run, and
+// its result says why; once there is room again it runs. A result that
+// cannot be journaled is still returned, and its redelivery is not run
+// again.
+func TestNoRoomFailsTheCommand(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	e := New(db, nil)
+	full := errors.New("the agent's disk is full: 1.0 MiB free")
+	var room error = full
+	e.SetRoom(func() error { return room })
+	runs := 0
+	e.Handle("count", func(context.Context, *protocol.Command) (string, error) {
+		runs++
+		room = full // the disk fills while the command runs
+		return "counted", nil
+	})
+	cmd := &protocol.Command{Id: "c1", Action: "count"}
+	res := e.Execute(context.Background(), cmd)
+	if res.GetOk() || runs != 0 || !strings.Contains(res.GetResult(), "not run") || !strings.Contains(res.GetResult(), "disk is full") {
+		t.Fatalf("with the disk full: runs=%d, %v", runs, res)
+	}
+	if err := db.View(func(txn *badger.Txn) error {
+		_, err := txn.Get([]byte(keyPrefix + "c1"))
+		return err
+	}); !errors.Is(err, badger.ErrKeyNotFound) {
+		t.Fatalf("the refused command was journaled: %v", err)
+	}
+
+	room = nil
+	res = e.Execute(context.Background(), cmd)
+	if !res.GetOk() || runs != 1 || res.GetResult() != "counted" {
+		t.Fatalf("with room again: runs=%d, %v", runs, res)
+	}
+	room = nil
+	again := e.Execute(context.Background(), cmd)
+	if runs != 1 || again.GetOk() || !strings.Contains(again.GetResult(), "not run twice") {
+		t.Fatalf("the redelivery of a command whose result was not journaled: runs=%d, %v", runs, again)
+	}
+}

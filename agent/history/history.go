@@ -22,6 +22,11 @@ const (
 	DefaultMaxAge   = 72 * time.Hour
 	DefaultMaxBytes = 512 << 20
 	DefaultQueue    = 8192
+	// DefaultReserve is the free space under which the history stops
+	// writing: room for the rest of its current memtable log and the
+	// table a flush of it writes (8 MiB each), above the spool's 8 MiB
+	// reserve, so the history stops before findings are refused.
+	DefaultReserve = 24 << 20
 )
 
 const (
@@ -65,8 +70,14 @@ type Options struct {
 	// zero.
 	Queue int
 	// Now is the clock; time.Now when nil.
-	Now    func() time.Time
-	Logger *slog.Logger
+	Now func() time.Time
+	// FreeSpace, when set, reports the free bytes of the database's
+	// filesystem; it is read before each write, and under Reserve
+	// (DefaultReserve when zero) the events are skipped and counted
+	// instead of written.
+	FreeSpace func() (uint64, error)
+	Reserve   uint64
+	Logger    *slog.Logger
 }
 
 // Stats is a snapshot of a Store.
@@ -80,9 +91,15 @@ type Stats struct {
 	Newest    time.Time `json:"newest,omitzero"`
 	// Dropped counts events the writer's queue had no room for, or that
 	// failed to be written.
-	Dropped  uint64        `json:"dropped"`
-	MaxAge   time.Duration `json:"max_age"`
-	MaxBytes int64         `json:"max_bytes"`
+	Dropped uint64 `json:"dropped"`
+	// SkippedDiskFull counts events not written because the free space
+	// was under the reserve; DiskLow says it is now, FreeBytes is the
+	// free space last read (0 when not read).
+	SkippedDiskFull uint64        `json:"skipped_disk_full"`
+	DiskLow         bool          `json:"disk_low"`
+	FreeBytes       uint64        `json:"free_bytes"`
+	MaxAge          time.Duration `json:"max_age"`
+	MaxBytes        int64         `json:"max_bytes"`
 }
 
 // Store is the history. Add is safe for concurrent use; Run owns the
@@ -95,6 +112,11 @@ type Store struct {
 	seq  atomic.Uint32
 
 	dropped atomic.Uint64
+	skipped atomic.Uint64
+	// Written by the writer only, read by Stats.
+	diskLow   atomic.Bool
+	freeBytes atomic.Uint64
+	freeErr   string
 
 	mu     sync.Mutex
 	events int64
@@ -120,6 +142,9 @@ func Open(dir string, opts Options) (*Store, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.Reserve == 0 {
+		opts.Reserve = DefaultReserve
 	}
 	// The history is a cache of what the sensors saw: losing the last
 	// moments in a crash is acceptable, so writes are not synced, unlike
@@ -208,6 +233,7 @@ func (s *Store) Stats() Stats {
 	return Stats{
 		Events: s.events, Bytes: s.bytes, DiskBytes: lsm + vlog,
 		Oldest: s.oldest, Newest: s.newest, Dropped: s.dropped.Load(),
+		SkippedDiskFull: s.skipped.Load(), DiskLow: s.diskLow.Load(), FreeBytes: s.freeBytes.Load(),
 		MaxAge: s.opts.MaxAge, MaxBytes: s.opts.MaxBytes,
 	}
 }
@@ -260,7 +286,7 @@ func (s *Store) Run(ctx context.Context) error {
 			write()
 			s.sweepNow()
 		case <-gc.C:
-			for s.db.RunValueLogGC(0.5) == nil {
+			for s.room() && s.db.RunValueLogGC(0.5) == nil {
 			}
 		}
 	}
@@ -273,6 +299,12 @@ func (s *Store) over() bool {
 }
 
 func (s *Store) sweepNow() {
+	// Deleting writes too (the deletes themselves), and what it frees
+	// comes back only after a compaction; under the reserve the events
+	// expire through their TTL instead.
+	if !s.room() {
+		return
+	}
 	n, err := s.Sweep()
 	if err != nil {
 		s.log.Warn("sweeping history", "err", err)
@@ -357,8 +389,39 @@ func indexKeys(ev *ecs.Event, ek []byte) [][]byte {
 	return out
 }
 
+// room reads the free space and reports whether the history may write,
+// logging when it stops and when it resumes. Without a reading it writes.
+func (s *Store) room() bool {
+	if s.opts.FreeSpace == nil {
+		return true
+	}
+	free, err := s.opts.FreeSpace()
+	if err != nil {
+		if s.freeErr != err.Error() {
+			s.log.Error("history: reading free disk space", "err", err)
+			s.freeErr = err.Error()
+		}
+		return true
+	}
+	s.freeErr = ""
+	s.freeBytes.Store(free)
+	low := free < s.opts.Reserve
+	if was := s.diskLow.Swap(low); was != low {
+		if low {
+			s.log.Warn("history: disk nearly full, events are no longer written", "free_bytes", free, "reserve_bytes", s.opts.Reserve)
+		} else {
+			s.log.Info("history: disk space is back, writing events again", "free_bytes", free, "skipped", s.skipped.Load())
+		}
+	}
+	return !low
+}
+
 func (s *Store) write(evs []ecs.Event) error {
 	if len(evs) == 0 {
+		return nil
+	}
+	if !s.room() {
+		s.skipped.Add(uint64(len(evs)))
 		return nil
 	}
 	ttl := s.opts.MaxAge + ttlSlack

@@ -246,3 +246,43 @@ func TestRunFlushesOnTimerAndClose(t *testing.T) {
 		t.Errorf("scan found %d, want %d", len(got), n)
 	}
 }
+
+// Under the reserve the history writes nothing, counts what it skipped
+// and says the disk is low; with room again it writes.
+func TestDiskReserveSkipsWrites(t *testing.T) {
+	var free uint64 = 100 << 20
+	s := openTest(t, Options{
+		Now:       func() time.Time { return t0.Add(time.Hour) },
+		FreeSpace: func() (uint64, error) { return free, nil },
+		Reserve:   10 << 20,
+	})
+	add := func(from, n int) {
+		t.Helper()
+		for i := range n {
+			s.Add(procEvent(from+i, "/usr/bin/cat"))
+		}
+		if err := s.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(0, 5)
+	free = 10<<20 - 1
+	add(5, 7)
+	st := s.Stats()
+	if st.Events != 5 || st.SkippedDiskFull != 7 || !st.DiskLow || st.FreeBytes != 10<<20-1 || st.Dropped != 0 {
+		t.Fatalf("under the reserve: %+v, want 5 events, 7 skipped, disk low", st)
+	}
+	if n, err := s.Sweep(); err != nil || n != 0 {
+		t.Fatalf("sweep under the reserve: %d, %v", n, err)
+	}
+	free = 10 << 20
+	add(12, 3)
+	st = s.Stats()
+	if st.Events != 8 || st.SkippedDiskFull != 7 || st.DiskLow {
+		t.Fatalf("with room again: %+v, want 8 events, 7 skipped", st)
+	}
+	got, _ := search(t, s, `process.executable == "/usr/bin/cat"`, time.Time{})
+	if len(got) != 8 {
+		t.Fatalf("%d events found, want 8", len(got))
+	}
+}

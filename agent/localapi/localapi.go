@@ -87,9 +87,15 @@ type History struct {
 	Oldest    time.Time `json:"oldest,omitzero"`
 	Newest    time.Time `json:"newest,omitzero"`
 	// Dropped counts events not written because the writer fell behind.
-	Dropped  uint64 `json:"dropped"`
-	MaxAge   string `json:"max_age"`
-	MaxBytes int64  `json:"max_bytes"`
+	Dropped uint64 `json:"dropped"`
+	// SkippedDiskFull counts events not written because the free space
+	// was under the history's reserve (since the agent started); DiskLow
+	// says it is under it now, FreeBytes is the free space last read.
+	SkippedDiskFull uint64 `json:"skipped_disk_full"`
+	DiskLow         bool   `json:"disk_low,omitempty"`
+	FreeBytes       uint64 `json:"free_bytes,omitempty"`
+	MaxAge          string `json:"max_age"`
+	MaxBytes        int64  `json:"max_bytes"`
 }
 
 // Spool is the spool's part of the status.

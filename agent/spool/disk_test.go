@@ -4,6 +4,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/cordon-edr/cordon/protocol"
@@ -129,5 +130,45 @@ func TestDiskFree(t *testing.T) {
 	}
 	if _, err := DiskFree("/nonexistent/folder")(); err == nil {
 		t.Fatal("free space of a missing folder read without error")
+	}
+}
+
+// Room lets the command journal write down to the hard reserve and says
+// how much is free when it may not.
+func TestRoom(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	var free uint64 = 100 << 20
+	var freeErr error
+	q := openQueue(t, db, Options{
+		FreeSpace:   func() (uint64, error) { return free, freeErr },
+		Reserve:     10 << 20,
+		HardReserve: 5 << 20,
+	})
+	for _, step := range []struct {
+		free uint64
+		err  error
+		want bool
+	}{
+		{100 << 20, nil, true},
+		{10<<20 - 1, nil, true}, // under the soft reserve: a journal entry is tiny
+		{5 << 20, nil, true},
+		{5<<20 - 1, nil, false},
+		{0, nil, false},
+		{0, errors.New("statfs failed"), true}, // no reading: as without a free-space function
+	} {
+		free, freeErr = step.free, step.err
+		err := q.Room()
+		if (err == nil) != step.want {
+			t.Fatalf("Room with %d bytes free (read error %v): %v, want room %v", step.free, step.err, err, step.want)
+		}
+		if err != nil && (!errors.Is(err, ErrNoRoom) || !strings.Contains(err.Error(), "MiB free")) {
+			t.Errorf("Room error %q does not wrap ErrNoRoom or say what is free", err)
+		}
+	}
+	db2 := openDB(t, t.TempDir())
+	defer db2.Close()
+	if err := openQueue(t, db2, Options{}).Room(); err != nil {
+		t.Errorf("Room without a free-space function: %v", err)
 	}
 }

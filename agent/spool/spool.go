@@ -293,6 +293,26 @@ func (q *Queue) Put(f *protocol.Finding) error {
 	return nil
 }
 
+// ErrNoRoom is returned by Room when the database's filesystem is under
+// the hard reserve.
+var ErrNoRoom = errors.New("the agent's disk is full")
+
+// Room reports whether other writers of the spool's database (the
+// command journal) may write: an error wrapping ErrNoRoom, saying how
+// much is free, when the free space is under the hard reserve, the room
+// badger needs for its own flushes. Without a free-space reading it
+// returns nil.
+func (q *Queue) Room() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.roomLocked(severityRank["critical"])
+	if q.free == nil || q.freeErr != nil || q.freeBytes >= q.hard {
+		return nil
+	}
+	return fmt.Errorf("%w: %.1f MiB free, under the %.1f MiB the state store keeps in reserve",
+		ErrNoRoom, float64(q.freeBytes)/(1<<20), float64(q.hard)/(1<<20))
+}
+
 // roomLocked reads the free space and tells whether a finding of rank
 // may be written.
 func (q *Queue) roomLocked(rank byte) bool {

@@ -72,6 +72,12 @@ type Config struct {
 	// a random delay in [0, RestartWindow) so a fleet does not come back
 	// in one burst (default DefaultRestartWindow).
 	RestartWindow time.Duration
+	// IdleTimeout closes the connection when nothing was heard from the
+	// collector for this long, and KeepAlive is how long a quiet
+	// connection waits before it sends a PING (defaults
+	// protocol.DefaultIdleTimeout and protocol.DefaultKeepAlive). Together
+	// they bound how long a dead link goes unnoticed.
+	IdleTimeout, KeepAlive time.Duration
 	// AckTimeout is how long a batch may wait for its acknowledgement
 	// before the connection is considered broken (default 60s).
 	AckTimeout time.Duration
@@ -117,6 +123,12 @@ func New(cfg Config) *Client {
 	}
 	if cfg.RestartWindow <= 0 {
 		cfg.RestartWindow = DefaultRestartWindow
+	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = protocol.DefaultIdleTimeout
+	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = protocol.DefaultKeepAlive
 	}
 	return &Client{cfg: cfg, log: cfg.Logger, status: Status{Since: time.Now()}}
 }
@@ -170,11 +182,7 @@ func (c *Client) Run(ctx context.Context) error {
 // the collector's hello acknowledgement.
 func (c *Client) session(ctx context.Context) (helloed bool, err error) {
 	dialCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	conn, err := quic.DialAddr(dialCtx, c.cfg.Collector, c.cfg.TLS, &quic.Config{
-		HandshakeIdleTimeout: 10 * time.Second,
-		MaxIdleTimeout:       45 * time.Second,
-		KeepAlivePeriod:      15 * time.Second,
-	})
+	conn, err := quic.DialAddr(dialCtx, c.cfg.Collector, c.cfg.TLS, QUICConfig(c.cfg.IdleTimeout, c.cfg.KeepAlive))
 	cancel()
 	if err != nil {
 		return false, classifyDial(err)
@@ -244,6 +252,23 @@ func (c *Client) session(ctx context.Context) (helloed bool, err error) {
 		return true, nil
 	}
 	return true, withCloseCause(conn, err)
+}
+
+// QUICConfig is the agent's QUIC configuration: idle timeout and
+// keep-alive as given (zero for the defaults), and receive windows sized
+// for what an agent receives (commands, rule and indicator sets, acks).
+func QUICConfig(idle, keepAlive time.Duration) *quic.Config {
+	if idle <= 0 {
+		idle = protocol.DefaultIdleTimeout
+	}
+	if keepAlive <= 0 {
+		keepAlive = protocol.DefaultKeepAlive
+	}
+	return &quic.Config{
+		HandshakeIdleTimeout: 10 * time.Second,
+		MaxIdleTimeout:       idle,
+		KeepAlivePeriod:      keepAlive,
+	}
 }
 
 // goodbyeWait bounds how long a stopping agent waits for the collector to

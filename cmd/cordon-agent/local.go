@@ -96,8 +96,15 @@ func cmdStatus(args []string, stdout, stderr io.Writer) error {
 		if !h.Oldest.IsZero() {
 			oldest = "oldest " + h.Oldest.Local().Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "history\t%d events, %s of %s (%s on disk), %s, %d dropped, kept %s\n",
+		line := fmt.Sprintf("%d events, %s of %s (%s on disk), %s, %d dropped, kept %s",
 			h.Events, mib(h.Bytes), mib(h.MaxBytes), mib(h.DiskBytes), oldest, h.Dropped, h.MaxAge)
+		if h.SkippedDiskFull > 0 || h.DiskLow {
+			line += fmt.Sprintf("; %d skipped for lack of disk", h.SkippedDiskFull)
+		}
+		if h.DiskLow {
+			line += fmt.Sprintf("; PAUSED: disk (%s free)", mib(int64(h.FreeBytes)))
+		}
+		fmt.Fprintf(tw, "history\t%s\n", line)
 	} else {
 		fmt.Fprintf(tw, "history\toff\n")
 	}

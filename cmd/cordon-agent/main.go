@@ -250,6 +250,8 @@ func cmdRun(args []string, stderr io.Writer) error {
 
 		OwnFiles:      ownFiles(config.Resolve(*configPath)),
 		RestartWindow: cfg.Uplink.RestartWindow,
+		IdleTimeout:   cfg.Uplink.IdleTimeout,
+		KeepAlive:     cfg.Uplink.KeepAlive,
 		NoiseWindow:   cfg.Detection.NoiseWindow,
 		Exceptions:    cfg.Exceptions(),
 		Isolation:     cfg.IsolationAllowances(),

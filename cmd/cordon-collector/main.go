@@ -264,6 +264,9 @@ func serve(ctx context.Context, cfg config.Config, stdout io.Writer, log *slog.L
 		Hunts:      hunts,
 		Logger:     log,
 		Heartbeat:  cfg.Health.Heartbeat,
+
+		IdleTimeout: cfg.Gateway.IdleTimeout,
+		KeepAlive:   cfg.Gateway.KeepAlive,
 	})
 	if err != nil {
 		return err

@@ -164,6 +164,13 @@ func (a *simAgent) run(ctx context.Context) {
 	wg.Add(1)
 	go func() { defer wg.Done(); a.generate(genCtx) }()
 
+	if r := a.f.cfg.Ramp; r > 0 && a.f.cfg.Agents > 1 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(r * time.Duration(a.idx) / time.Duration(a.f.cfg.Agents)):
+		}
+	}
 	// The agent's schedule (agent/uplink).
 	sched := uplink.Schedule{Min: 500 * time.Millisecond, Max: 30 * time.Second, RestartWindow: a.f.cfg.RestartWindow}
 	for {
@@ -183,11 +190,7 @@ func (a *simAgent) run(ctx context.Context) {
 
 func (a *simAgent) session(ctx context.Context) (helloed bool, err error) {
 	dctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	conn, err := quic.DialAddr(dctx, a.f.cfg.Collector, a.tls.Clone(), &quic.Config{
-		HandshakeIdleTimeout: 10 * time.Second,
-		MaxIdleTimeout:       45 * time.Second,
-		KeepAlivePeriod:      15 * time.Second,
-	})
+	conn, err := quic.DialAddr(dctx, a.f.cfg.Collector, a.tls.Clone(), uplink.QUICConfig(0, 0))
 	cancel()
 	if err != nil {
 		return false, fmt.Errorf("dialing: %w", err)

@@ -47,6 +47,9 @@ type Config struct {
 	History   int
 	// RestartWindow is the agent's uplink.Config.RestartWindow.
 	RestartWindow time.Duration
+	// Ramp spreads the agents' first connections evenly over this long
+	// (0: all at once), as a fleet starting up does.
+	Ramp time.Duration
 	// CollectorPID, when set, is sampled for the collector's peak RSS.
 	CollectorPID int
 	Logger       *slog.Logger
@@ -80,6 +83,8 @@ func (c *Config) check() error {
 		return errors.New("--drain and --hold must not be negative (and --hold at most an hour)")
 	case c.Commands < 0 || c.Incidents < 0:
 		return errors.New("--commands and --incidents must not be negative")
+	case c.Ramp < 0 || c.Ramp > maxDuration:
+		return fmt.Errorf("--ramp: %s is not between 0 and %s", c.Ramp, maxDuration)
 	case c.RestartWindow <= 0:
 		return fmt.Errorf("--restart-window: %s is not above 0", c.RestartWindow)
 	case c.History < 0 || c.History > 100000:

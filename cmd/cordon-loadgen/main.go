@@ -90,6 +90,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&cfg.Concurrency, "concurrency", 16, "enrollments in flight at once")
 	fs.IntVar(&cfg.CollectorPID, "collector-pid", 0, "report the peak resident memory of this process (the collector)")
 	fs.DurationVar(&cfg.RestartWindow, "restart-window", uplink.DefaultRestartWindow, "after the collector shut down, reconnect after a random wait below this (the agent's uplink.restart_window)")
+	fs.DurationVar(&cfg.Ramp, "ramp", 0, "spread the agents' first connections evenly over this long (0: all at once)")
 	fs.StringVar(&cfg.AckedFile, "acked", "", "write the id of every acknowledged finding to this file, one a line")
 	fs.BoolVar(&cfg.Hunt, "hunt", false, "once every agent is connected, time a hunt that matches nothing (baseline) and one with --hunt-query over the fleet")
 	fs.StringVar(&cfg.HuntQuery, "hunt-query", defaultHuntQuery, "query of the measured hunt (by default the marker process every tenth agent ran)")

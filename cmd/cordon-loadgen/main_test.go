@@ -21,6 +21,7 @@ func TestFlagsRefuseBadInput(t *testing.T) {
 		{append(base, "--duration", "0s"), "--duration"},
 		{append(base, "--rate", "-1"), "--rate"},
 		{append(base, "--heartbeat", "1ms"), "--heartbeat"},
+		{append(base, "--ramp", "-1s"), "--ramp"},
 		{append(base, "extra"), "unexpected argument"},
 	} {
 		_, err := parseFlags(tc.args, io.Discard)

@@ -327,11 +327,29 @@ func TestLinkCutAndRestored(t *testing.T) {
 		}
 		return nil
 	})
-	// Keep the link down until the agent has noticed the cut, so that
+	// Keep the link down until both sides have noticed the cut, so that
 	// the test covers a reconnection and not a connection that merely
-	// waited.
-	agentConnected(t, state, false, 120*time.Second)
-	noticed := time.Since(cut)
+	// waited. Both sides close a connection that heard nothing for the
+	// idle timeout (15 s by default, with a keep-alive every 5 s).
+	var agentNoticed, collectorNoticed time.Duration
+	eventually(t, 120*time.Second, "the agent and the collector to notice the cut", func() error {
+		if agentNoticed == 0 && strings.Contains(agentStatus(t, state), `"connected": false`) {
+			agentNoticed = time.Since(cut)
+		}
+		if collectorNoticed == 0 && !c.isOnline(t, agentID) {
+			collectorNoticed = time.Since(cut)
+		}
+		if agentNoticed == 0 || collectorNoticed == 0 {
+			return fmt.Errorf("agent noticed after %s, collector after %s (0: not yet)", agentNoticed, collectorNoticed)
+		}
+		return nil
+	})
+	if n := strings.Count(agent.Log(), "collector connection lost"); n < 1 {
+		t.Errorf("the agent did not log the lost connection")
+	}
+	if !strings.Contains(c.Log(), "agent disconnected") {
+		t.Errorf("the collector did not log the agent's disconnection")
+	}
 	if err := exec.Command("ping", "-c", "1", "-W", "1", collIP).Run(); err == nil {
 		t.Fatal("the collector's address still answers with the link down")
 	}
@@ -340,6 +358,10 @@ func TestLinkCutAndRestored(t *testing.T) {
 	restored := time.Now()
 	agentConnected(t, state, true, 120*time.Second)
 	reconnected := time.Since(restored)
+	c.agentOnline(t, agentID)
+	if n := strings.Count(agent.Log(), "connected to collector"); n < 2 {
+		t.Errorf("the agent logged %d connections to the collector, want the first and one after the link came back", n)
+	}
 	var stored []findingJSON
 	eventually(t, 60*time.Second, fmt.Sprintf("%d findings for %s stored", runs, exe), func() error {
 		stored = c.storedFindings(t)
@@ -363,8 +385,8 @@ func TestLinkCutAndRestored(t *testing.T) {
 	if n := len(connectTimes(t, c.Log())); n < 2 {
 		t.Errorf("the collector logged %d agent sessions, want the first and one after the link came back", n)
 	}
-	t.Logf("%d findings raised with the link down; the agent noticed the cut after %s, reconnected %s after the link came back, and every finding was stored once",
-		runs, noticed.Round(100*time.Millisecond), reconnected.Round(100*time.Millisecond))
+	t.Logf("%d findings raised with the link down; the agent noticed the cut after %s, the collector showed it offline after %s, the agent reconnected %s after the link came back, and every finding was stored once",
+		runs, agentNoticed.Round(100*time.Millisecond), collectorNoticed.Round(100*time.Millisecond), reconnected.Round(100*time.Millisecond))
 }
 
 // While the host is isolated, the agent checks its nftables table: when
@@ -720,4 +742,126 @@ func mustRead(t *testing.T, path string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// fillTo writes a ballast file in dir leaving about free bytes on its
+// filesystem, and returns its path.
+func fillTo(t *testing.T, dir string, free int64) string {
+	t.Helper()
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(dir, &fs); err != nil {
+		t.Fatal(err)
+	}
+	ballast, err := os.CreateTemp(dir, "ballast-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ballast.Close()
+	if now := int64(fs.Bavail) * fs.Bsize; now > free {
+		if _, err := ballast.Write(make([]byte, now-free)); err != nil {
+			t.Fatalf("writing the ballast: %v", err)
+		}
+	}
+	return ballast.Name()
+}
+
+// The writers beside the spool hold back on a full disk: the history
+// stops writing under its reserve and counts what it skipped, and a
+// command the journal has no room for fails with a clear result, the
+// agent running on.
+func TestAgentDiskFullHistoryAndJournal(t *testing.T) {
+	needRoot(t)
+	state := mountTmpfs(t, "48m")
+	c := newCollector(t)
+	if out, err := exec.Command(bin("cordon-agent"), c.enrollArgs(t, state)...).CombinedOutput(); err != nil {
+		t.Fatalf("enroll: %v\n%s", err, out)
+	}
+	id := agentID(t, state)
+	agent := start(t, "cordon-agent", "run", "--config", agentConfig(t, state))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("log of the agent:\n%s", agent.Log())
+		}
+	})
+	c.agentOnline(t, id)
+
+	// Between the history's reserve (24 MiB) and the spool's (8 MiB):
+	// the history stops, findings are still spooled.
+	ballast := fillTo(t, state, 16<<20)
+	exe := copyExec(t, "/bin/true", shmDir(t))
+	type historyStatus struct {
+		Events          int64  `json:"events"`
+		SkippedDiskFull uint64 `json:"skipped_disk_full"`
+		DiskLow         bool   `json:"disk_low"`
+		FreeBytes       uint64 `json:"free_bytes"`
+	}
+	var hs historyStatus
+	eventually(t, 60*time.Second, "the history to skip events for lack of disk", func() error {
+		alive(t, agent)
+		runMany(t, exe, 20)
+		var st struct {
+			History *historyStatus `json:"history"`
+		}
+		if err := json.Unmarshal([]byte(agentStatus(t, state)), &st); err != nil {
+			return err
+		}
+		if st.History == nil {
+			return errors.New("no history in the status")
+		}
+		hs = *st.History
+		if !hs.DiskLow || hs.SkippedDiskFull == 0 {
+			return fmt.Errorf("history %+v", hs)
+		}
+		return nil
+	})
+	out, err := exec.Command(bin("cordon-agent"), "status", "--state", state).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "skipped for lack of disk") || !strings.Contains(string(out), "PAUSED: disk") {
+		t.Errorf("cordon-agent status does not say the history is paused: %v\n%s", err, out)
+	}
+	if sp := agentSpool(t, state); sp.DroppedBySeverity["medium"] != 0 {
+		t.Errorf("findings were dropped above the spool's reserve: %+v", sp)
+	}
+	t.Logf("history under its reserve: %+v", hs)
+
+	// Under the hard reserve a command fails, saying why, and the agent
+	// keeps running.
+	ballast2 := fillTo(t, state, 2<<20)
+	out2, err := c.ctl("drill", id, "--wait", "--json", "--timeout", "60s")
+	if err == nil || !strings.Contains(out2, "disk is full") || !strings.Contains(out2, "not run") {
+		t.Fatalf("drill with the disk full: %v\n%s", err, out2)
+	}
+	alive(t, agent)
+	if !strings.Contains(agent.Log(), "command refused: no room to journal it") {
+		t.Errorf("the agent did not log the refused command")
+	}
+	for _, l := range strings.Split(out2, "\n") {
+		if strings.Contains(l, "disk is full") {
+			t.Logf("drill with 2 MiB free: %s", strings.TrimSpace(l))
+			break
+		}
+	}
+
+	// With room again commands run and the history writes.
+	for _, b := range []string{ballast, ballast2} {
+		if err := os.Remove(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, err := c.ctl("drill", id, "--wait", "--timeout", "60s"); err != nil {
+		t.Fatalf("drill with room again: %v\n%s", err, out)
+	}
+	eventually(t, 60*time.Second, "the history to write again", func() error {
+		alive(t, agent)
+		runMany(t, exe, 5)
+		var st struct {
+			History historyStatus `json:"history"`
+		}
+		if err := json.Unmarshal([]byte(agentStatus(t, state)), &st); err != nil {
+			return err
+		}
+		if st.History.DiskLow || st.History.Events <= hs.Events {
+			return fmt.Errorf("history %+v", st.History)
+		}
+		return nil
+	})
 }

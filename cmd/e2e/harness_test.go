@@ -283,6 +283,27 @@ func (c *collector) agentOnline(t testing.TB, id string) {
 	})
 }
 
+// isOnline reports whether the collector's agent list shows agent id
+// online.
+func (c *collector) isOnline(t testing.TB, id string) bool {
+	t.Helper()
+	out, err := c.ctl("agents", "--json")
+	if err != nil {
+		t.Fatalf("listing agents: %v\n%s", err, out)
+	}
+	var agents []agentJSON
+	if err := json.Unmarshal([]byte(out), &agents); err != nil {
+		t.Fatalf("decoding the agent list: %v\n%s", err, out)
+	}
+	for _, a := range agents {
+		if a.ID == id {
+			return a.Online
+		}
+	}
+	t.Fatalf("agent %s is not in the list: %s", id, out)
+	return false
+}
+
 // eventually retries f until it succeeds or the timeout passes.
 func eventually(t testing.TB, timeout time.Duration, what string, f func() error) {
 	t.Helper()

@@ -17,6 +17,7 @@ import (
 	"github.com/cordon-edr/cordon/collector/health"
 	"github.com/cordon-edr/cordon/collector/incident"
 	"github.com/cordon-edr/cordon/collector/registry"
+	"github.com/cordon-edr/cordon/protocol"
 	"github.com/cordon-edr/cordon/protocol/yamlconf"
 )
 
@@ -46,6 +47,7 @@ type Config struct {
 	// Exports are the sinks incidents and findings are delivered to.
 	Exports []export.SinkConfig `yaml:"exports"`
 	Health  Health              `yaml:"health"`
+	Gateway Gateway             `yaml:"gateway"`
 
 	// Source names where the configuration came from: the file, or
 	// "built-in defaults".
@@ -79,6 +81,15 @@ type Health struct {
 	SensorLossThreshold uint64 `yaml:"sensor_loss_threshold"`
 }
 
+// Gateway tunes the agents' connections.
+type Gateway struct {
+	// IdleTimeout closes an agent's connection when nothing was heard
+	// from it for this long; KeepAlive is how long a quiet connection
+	// waits before it sends a PING.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	KeepAlive   time.Duration `yaml:"keepalive"`
+}
+
 // ServiceLevel overrides a priority's targets; 0 keeps the default.
 type ServiceLevel struct {
 	Acknowledge time.Duration `yaml:"acknowledge"`
@@ -92,6 +103,8 @@ func Default() Config {
 	c.Health.Heartbeat = registry.HeartbeatPeriod
 	c.Health.SilenceGrace = health.DefaultGrace
 	c.Health.SensorLossThreshold = health.DefaultLossThreshold
+	c.Gateway.IdleTimeout = protocol.DefaultIdleTimeout
+	c.Gateway.KeepAlive = protocol.DefaultKeepAlive
 	return c
 }
 
@@ -167,6 +180,9 @@ func (c *Config) check(doc *yamlconf.Doc) error {
 		return doc.Errorf("health.silence_grace", "%s is shorter than two heartbeats (health.heartbeat %s): a healthy agent would be reported", h.SilenceGrace, h.Heartbeat)
 	case h.SensorLossThreshold == 0:
 		return doc.Errorf("health.sensor_loss_threshold", "must be at least 1")
+	}
+	if key, err := protocol.CheckLiveness(c.Gateway.IdleTimeout, c.Gateway.KeepAlive); err != nil {
+		return doc.Wrap("gateway."+key, err)
 	}
 	if c.Incidents.Window < 0 {
 		return doc.Errorf("incidents.window", "%s is negative", c.Incidents.Window)

@@ -19,7 +19,8 @@ func TestParse(t *testing.T) {
 		{"defaults", "", func(t *testing.T, c Config) {
 			tg := c.Targets()
 			if c.Data != "./cordon-data" || c.Listen != ":7443" || c.API.Listen != "127.0.0.1:7480" ||
-				tg["P1"].Acknowledge != 15*time.Minute || tg["P5"].Contain != 7*24*time.Hour {
+				tg["P1"].Acknowledge != 15*time.Minute || tg["P5"].Contain != 7*24*time.Hour ||
+				c.Gateway.IdleTimeout != 15*time.Second || c.Gateway.KeepAlive != 5*time.Second {
 				t.Errorf("defaults %+v, targets %v", c, tg)
 			}
 		}},
@@ -52,6 +53,11 @@ exports:
 		{"health", "health:\n  heartbeat: 1s\n  silence_grace: 3s\n", func(t *testing.T, c Config) {
 			if c.Health.Heartbeat != time.Second || c.Health.SilenceGrace != 3*time.Second || c.Health.SensorLossThreshold == 0 {
 				t.Errorf("health %+v", c.Health)
+			}
+		}},
+		{"gateway", "gateway:\n  idle_timeout: 30s\n  keepalive: 10s\n", func(t *testing.T, c Config) {
+			if c.Gateway.IdleTimeout != 30*time.Second || c.Gateway.KeepAlive != 10*time.Second {
+				t.Errorf("gateway %+v", c.Gateway)
 			}
 		}},
 		{"api with tls", "api:\n  listen: 0.0.0.0:8443\n  tls_cert: /etc/cordon/api.crt\n  tls_key: /etc/cordon/api.key\n", func(t *testing.T, c Config) {
@@ -94,6 +100,8 @@ func TestParseMistakes(t *testing.T) {
 		{"exports not a list", "exports: {name: a}\n", 1, "exports", "want a list"},
 		{"short silence grace", "health:\n  silence_grace: 20s\n", 2, "health.silence_grace", "shorter than two heartbeats"},
 		{"fast heartbeat", "health:\n  heartbeat: 100ms\n", 2, "health.heartbeat", "not between 1s and 10m"},
+		{"idle timeout long", "gateway:\n  idle_timeout: 1h\n", 2, "gateway.idle_timeout", "not between 3s and 10m"},
+		{"keepalive too long", "gateway:\n  keepalive: 10s\n", 2, "gateway.keepalive", "more than half of idle_timeout"},
 		{"no loss threshold", "health:\n  sensor_loss_threshold: 0\n", 2, "health.sensor_loss_threshold", "at least 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

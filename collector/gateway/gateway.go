@@ -49,6 +49,12 @@ type Config struct {
 	Heartbeat time.Duration
 	// MaxFrame caps frames from agents (default protocol.MaxFrameSize).
 	MaxFrame int
+	// IdleTimeout closes an agent's connection when nothing was heard
+	// from it for this long, and KeepAlive is how long a quiet connection
+	// waits before it sends a PING (defaults protocol.DefaultIdleTimeout
+	// and protocol.DefaultKeepAlive). The lower of the collector's and
+	// the agent's idle timeouts applies to the connection.
+	IdleTimeout, KeepAlive time.Duration
 }
 
 // Limits on what an agent may send before it has proven anything.
@@ -84,6 +90,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxFrame <= 0 {
 		cfg.MaxFrame = protocol.MaxFrameSize
 	}
+	if cfg.IdleTimeout <= 0 {
+		cfg.IdleTimeout = protocol.DefaultIdleTimeout
+	}
+	if cfg.KeepAlive <= 0 {
+		cfg.KeepAlive = protocol.DefaultKeepAlive
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, conns: map[string]*quic.Conn{}}
 	tlsConf := &tls.Config{
 		MinVersion:   tls.VersionTLS13,
@@ -112,8 +124,8 @@ func New(cfg Config) (*Server, error) {
 		},
 	}
 	ln, err := quic.ListenAddr(cfg.Listen, tlsConf, &quic.Config{
-		MaxIdleTimeout:        time.Minute,
-		KeepAlivePeriod:       20 * time.Second,
+		MaxIdleTimeout:        cfg.IdleTimeout,
+		KeepAlivePeriod:       cfg.KeepAlive,
 		MaxIncomingStreams:    16,
 		MaxIncomingUniStreams: -1,
 	})
@@ -255,14 +267,10 @@ type agentConn struct {
 func (a *agentConn) run(ctx context.Context) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() {
-		// The connection's end ends everything that serves it.
-		select {
-		case <-a.conn.Context().Done():
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
+	// The connection's end ends everything that serves it (without a
+	// goroutine of its own waiting for that).
+	stop := context.AfterFunc(a.conn.Context(), cancel)
+	defer stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for {
@@ -332,6 +340,7 @@ func (a *agentConn) serveControl(ctx context.Context, st *quic.Stream, fr *proto
 	defer func() {
 		if a.s.unregister(a.id, a.conn) {
 			a.s.cfg.Registry.Disconnected(a.id)
+			a.log.Info("agent disconnected", "cause", disconnectCause(a.conn))
 		}
 	}()
 	a.log.Info("agent connected", "host", hello.GetHost().GetHostname(), "modes", hello.GetSensorModes())
@@ -350,23 +359,46 @@ func (a *agentConn) serveControl(ctx context.Context, st *quic.Stream, fr *proto
 		return
 	}
 
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return a.readControl(ctx, st, fr) })
-	g.Go(func() error { return a.sendCommands(ctx, w) })
-	if a.s.cfg.Rules != nil {
-		g.Go(func() error { return sendSets(ctx, a, w, ruleSets, a.s.cfg.Rules, hello.GetRulesVersion()) })
+	// The stream is read on this goroutine and written from one other:
+	// goroutines are most of what an idle agent costs the collector.
+	ctx, cancel := context.WithCancel(ctx)
+	delivered := make(chan error, 1)
+	go func() {
+		err := a.deliver(ctx, w, hello)
+		if ctx.Err() == nil {
+			st.CancelRead(protocol.CodeShutdown) // unblocks readControl
+		}
+		delivered <- err
+	}()
+	err := a.readControl(ctx, st, fr)
+	cancel()
+	if derr := <-delivered; derr != nil && !errors.Is(derr, context.Canceled) {
+		err = derr // the read failed because delivery did
 	}
-	if a.s.cfg.Indicators != nil {
-		g.Go(func() error { return sendSets(ctx, a, w, indicatorSets, a.s.cfg.Indicators, hello.GetIocsVersion()) })
-	}
-	if a.s.cfg.Hunts != nil {
-		g.Go(func() error { return a.sendHunts(ctx, w) })
-	}
-	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, errGoodbye) {
+	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, errGoodbye) {
 		a.log.Info("control stream ended", "err", err)
 	}
 	st.CancelRead(protocol.CodeShutdown)
 	st.Close()
+}
+
+// disconnectCause says why a connection ended, or that it is still open
+// (the control stream ended on its own).
+func disconnectCause(conn *quic.Conn) string {
+	select {
+	case <-conn.Context().Done():
+	default:
+		return "control stream ended"
+	}
+	err := context.Cause(conn.Context())
+	var idle *quic.IdleTimeoutError
+	if errors.As(err, &idle) {
+		return "no packet from the agent within the idle timeout: link or agent gone"
+	}
+	if err == nil {
+		return "closed"
+	}
+	return err.Error()
 }
 
 // errGoodbye ends a control stream after the agent's goodbye.
@@ -441,40 +473,115 @@ func (a *agentConn) readControl(ctx context.Context, st *quic.Stream, fr *protoc
 	}
 }
 
-// sendCommands delivers the agent's pending commands: at least once, so a
-// command delivered on an earlier connection is sent again; the agent
-// executes each id at most once.
-func (a *agentConn) sendCommands(ctx context.Context, w *protocol.FrameWriter) error {
-	wake, stop := a.s.cfg.Commands.Wait(a.id)
+// deliver sends the agent what its control stream carries from the
+// collector: pending commands and hunts, and the current rule and
+// indicator sets. One goroutine does it all, so that an idle agent costs
+// the collector few goroutine stacks; writes to the stream were
+// serialized by its writer anyway. Commands and hunts are looked at when
+// notified and every commandRescan (to redeliver and expire them); sets
+// when one is pushed.
+func (a *agentConn) deliver(ctx context.Context, w *protocol.FrameWriter, hello *protocol.Hello) error {
+	cfg := a.s.cfg
+	var (
+		cmdWake, huntWake, ruleWake, iocWake <-chan struct{} // nil: never ready
+		stop                                 func()
+	)
+	cmdWake, stop = cfg.Commands.Wait(a.id)
 	defer stop()
-	sent := map[string]bool{}
+	if cfg.Hunts != nil {
+		huntWake, stop = cfg.Hunts.Wait(a.id)
+		defer stop()
+	}
+	if cfg.Rules != nil {
+		ruleWake, stop = cfg.Rules.Wait()
+		defer stop()
+	}
+	if cfg.Indicators != nil {
+		iocWake, stop = cfg.Indicators.Wait()
+		defer stop()
+	}
+	d := delivery{
+		cmds: map[string]bool{}, hunts: map[string]bool{},
+		rules: hello.GetRulesVersion(), iocs: hello.GetIocsVersion(),
+		rulesRunning: hello.GetRulesVersion(), iocsRunning: hello.GetIocsVersion(),
+	}
+	steps := []func() error{
+		func() error { return a.sendCommands(ctx, w, d.cmds) },
+		func() error { return a.sendHunts(ctx, w, d.hunts) },
+		func() error {
+			if cfg.Rules == nil {
+				return nil
+			}
+			return sendSet(ctx, a, w, ruleSets, cfg.Rules, &d.rules, d.rulesRunning)
+		},
+		func() error {
+			if cfg.Indicators == nil {
+				return nil
+			}
+			return sendSet(ctx, a, w, indicatorSets, cfg.Indicators, &d.iocs, d.iocsRunning)
+		},
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return err
+		}
+	}
 	t := time.NewTicker(commandRescan)
 	defer t.Stop()
 	for {
-		cmds, err := a.s.cfg.Commands.Pending(ctx, a.id)
-		if err != nil {
-			return fmt.Errorf("reading pending commands: %w", err)
-		}
-		for _, c := range cmds {
-			if sent[c.GetId()] {
-				continue
-			}
-			if err := w.Write(&protocol.Frame{Body: &protocol.Frame_Command{Command: c}}); err != nil {
-				return fmt.Errorf("sending command %s: %w", c.GetId(), err)
-			}
-			sent[c.GetId()] = true
-			if err := a.s.cfg.Commands.Delivered(ctx, c.GetId()); err != nil {
-				a.log.Warn("marking command delivered", "command", c.GetId(), "err", err)
-			}
-			a.log.Info("command delivered", "command", c.GetId(), "action", c.GetAction())
-		}
+		var err error
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-wake:
+		case <-cmdWake:
+			err = steps[0]()
+		case <-huntWake:
+			err = steps[1]()
+		case <-ruleWake:
+			err = steps[2]()
+		case <-iocWake:
+			err = steps[3]()
 		case <-t.C:
+			if err = steps[0](); err == nil {
+				err = steps[1]()
+			}
+		}
+		if err != nil {
+			return err
 		}
 	}
+}
+
+// delivery is what deliver sent on this connection.
+type delivery struct {
+	cmds, hunts               map[string]bool // ids sent
+	rules, iocs               string          // versions sent (or running)
+	rulesRunning, iocsRunning string          // versions in the hello
+}
+
+// sendCommands delivers the agent's pending commands: at least once, so a
+// command delivered on an earlier connection is sent again; the agent
+// executes each id at most once. sent holds the ids sent on this
+// connection.
+func (a *agentConn) sendCommands(ctx context.Context, w *protocol.FrameWriter, sent map[string]bool) error {
+	cmds, err := a.s.cfg.Commands.Pending(ctx, a.id)
+	if err != nil {
+		return fmt.Errorf("reading pending commands: %w", err)
+	}
+	for _, c := range cmds {
+		if sent[c.GetId()] {
+			continue
+		}
+		if err := w.Write(&protocol.Frame{Body: &protocol.Frame_Command{Command: c}}); err != nil {
+			return fmt.Errorf("sending command %s: %w", c.GetId(), err)
+		}
+		sent[c.GetId()] = true
+		if err := a.s.cfg.Commands.Delivered(ctx, c.GetId()); err != nil {
+			a.log.Warn("marking command delivered", "command", c.GetId(), "err", err)
+		}
+		a.log.Info("command delivered", "command", c.GetId(), "action", c.GetAction())
+	}
+	return nil
 }
 
 // pushedSets is a store of one kind of set pushed to the fleet, as the
@@ -510,71 +617,52 @@ var (
 	}
 )
 
-// sendSets sends the current set of a kind whenever it differs from the
-// one the agent runs: at once when the hello reported another version,
-// and after every push. Each version goes at most once per connection,
-// so a set the agent refused is not sent again until the next push or
-// reconnection.
-func sendSets[S versioned](ctx context.Context, a *agentConn, w *protocol.FrameWriter, kind setKind[S], sets pushedSets[S], running string) error {
-	wake, stop := sets.Wait()
-	defer stop()
-	sent := running
-	for {
-		cur, err := sets.Current(ctx)
-		if err != nil {
-			return fmt.Errorf("reading the current %s: %w", kind.name, err)
-		}
-		// Every stored set has a version; none means none was pushed.
-		if v := cur.GetVersion(); v != "" && v != sent {
-			if err := w.Write(kind.frame(cur)); err != nil {
-				return fmt.Errorf("sending %s %s: %w", kind.name, v, err)
-			}
-			sent = v
-			what, n := kind.size(cur)
-			a.log.Info(kind.name+" delivered", "version", sent, what, n, "running", running)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-wake:
-		}
+// sendSet sends the current set of a kind when it differs from *sent, the
+// version the agent reported in its hello or the last one sent: each
+// version goes at most once per connection, so a set the agent refused is
+// not sent again until the next push or reconnection.
+func sendSet[S versioned](ctx context.Context, a *agentConn, w *protocol.FrameWriter, kind setKind[S], sets pushedSets[S], sent *string, running string) error {
+	cur, err := sets.Current(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the current %s: %w", kind.name, err)
 	}
+	// Every stored set has a version; none means none was pushed.
+	if v := cur.GetVersion(); v != "" && v != *sent {
+		if err := w.Write(kind.frame(cur)); err != nil {
+			return fmt.Errorf("sending %s %s: %w", kind.name, v, err)
+		}
+		*sent = v
+		what, n := kind.size(cur)
+		a.log.Info(kind.name+" delivered", "version", v, what, n, "running", running)
+	}
+	return nil
 }
 
 // sendHunts delivers the hunts the agent has not answered, once per
 // connection: a hunt sent on an earlier connection is sent again, and the
 // agent answering it twice changes nothing.
-func (a *agentConn) sendHunts(ctx context.Context, w *protocol.FrameWriter) error {
-	wake, stop := a.s.cfg.Hunts.Wait(a.id)
-	defer stop()
-	sent := map[string]bool{}
-	t := time.NewTicker(commandRescan)
-	defer t.Stop()
-	for {
-		hunts, err := a.s.cfg.Hunts.Pending(ctx, a.id)
-		if err != nil {
-			return fmt.Errorf("reading pending hunts: %w", err)
-		}
-		for _, h := range hunts {
-			if sent[h.GetId()] {
-				continue
-			}
-			if err := w.Write(&protocol.Frame{Body: &protocol.Frame_HuntRequest{HuntRequest: h}}); err != nil {
-				return fmt.Errorf("sending hunt %s: %w", h.GetId(), err)
-			}
-			sent[h.GetId()] = true
-			if err := a.s.cfg.Hunts.Delivered(ctx, a.id, h.GetId()); err != nil {
-				a.log.Warn("marking hunt delivered", "hunt", h.GetId(), "err", err)
-			}
-			a.log.Info("hunt delivered", "hunt", h.GetId())
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-wake:
-		case <-t.C:
-		}
+func (a *agentConn) sendHunts(ctx context.Context, w *protocol.FrameWriter, sent map[string]bool) error {
+	if a.s.cfg.Hunts == nil {
+		return nil
 	}
+	hunts, err := a.s.cfg.Hunts.Pending(ctx, a.id)
+	if err != nil {
+		return fmt.Errorf("reading pending hunts: %w", err)
+	}
+	for _, h := range hunts {
+		if sent[h.GetId()] {
+			continue
+		}
+		if err := w.Write(&protocol.Frame{Body: &protocol.Frame_HuntRequest{HuntRequest: h}}); err != nil {
+			return fmt.Errorf("sending hunt %s: %w", h.GetId(), err)
+		}
+		sent[h.GetId()] = true
+		if err := a.s.cfg.Hunts.Delivered(ctx, a.id, h.GetId()); err != nil {
+			a.log.Warn("marking hunt delivered", "hunt", h.GetId(), "err", err)
+		}
+		a.log.Info("hunt delivered", "hunt", h.GetId())
+	}
+	return nil
 }
 
 func (a *agentConn) serveFindings(ctx context.Context, st *quic.Stream, fr *protocol.FrameReader, first *protocol.FindingBatch) {
