@@ -58,7 +58,21 @@ type sock struct {
 	// pid is the owner when the dump names it (not sock_diag); 0 when
 	// unknown.
 	pid int
+	// origin is how the eBPF program saw the socket start, originDump
+	// for a socket from a dump.
+	origin uint8
+	// comm is the owner's command name as the kernel had it, from the
+	// eBPF program.
+	comm string
 }
+
+// Socket origins.
+const (
+	originDump = iota
+	originConnect
+	originAccept
+	originListen
+)
 
 // diagRequest builds an inet_diag dump request for all sockets of one
 // family and protocol in the given states (a bit mask of 1<<state).

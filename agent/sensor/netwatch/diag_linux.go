@@ -64,7 +64,7 @@ func (d *diagImpl) sockets(ctx context.Context, dst []sock) ([]sock, error) {
 			return dst, err
 		}
 		var err error
-		dst, err = d.dump(dst, q.family, q.proto)
+		dst, err = d.dump(dst, q.family, q.proto, ^uint32(0))
 		if err != nil {
 			return dst, err
 		}
@@ -72,10 +72,21 @@ func (d *diagImpl) sockets(ctx context.Context, dst []sock) ([]sock, error) {
 	return dst, nil
 }
 
-// dump runs one inet_diag dump for all states.
-func (d *diagImpl) dump(dst []sock, family, proto uint8) ([]sock, error) {
+func (d *diagImpl) listeners(dst []sock) ([]sock, error) {
+	for _, family := range [...]uint8{familyINET, familyINET6} {
+		var err error
+		dst, err = d.dump(dst, family, protoTCP, 1<<stateListen)
+		if err != nil {
+			return dst, err
+		}
+	}
+	return dst, nil
+}
+
+// dump runs one inet_diag dump for the states in the mask.
+func (d *diagImpl) dump(dst []sock, family, proto uint8, states uint32) ([]sock, error) {
 	d.seq++
-	req := diagRequest(d.seq, family, proto, ^uint32(0))
+	req := diagRequest(d.seq, family, proto, states)
 	if err := unix.Sendto(d.fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return dst, fmt.Errorf("sending a sock_diag request: %w", err)
 	}

@@ -3,7 +3,12 @@
 // connection, network.direction egress or ingress) and each new listening
 // socket (event.type start), once per socket, not once per look.
 //
-// On Linux it dumps the kernel's socket table through netlink sock_diag
+// On Linux, as root, TCP connections and listeners come from an eBPF
+// program at the sock:inet_sock_set_state tracepoint through a ring
+// buffer, and the socket table is dumped only every reconcile interval,
+// for UDP and for records the ring lost; both carry the socket cookie,
+// which keeps each socket reported once. Where eBPF cannot load, it dumps
+// the kernel's socket table through netlink sock_diag
 // (inet_diag requests for TCP and UDP over IPv4 and IPv6) every interval
 // and compares it with the previous dump by socket cookie, which the
 // kernel keeps unique per socket, including after a TCP socket enters

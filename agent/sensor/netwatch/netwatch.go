@@ -16,6 +16,7 @@ import (
 
 // Sensor modes, reported by Mode and in event.module.
 const (
+	ModeEBPF     = "ebpf"
 	ModeSockDiag = "sock_diag"
 	ModePoll     = "poll"
 )
@@ -27,8 +28,14 @@ const (
 	ActionListen    = "listen"
 )
 
-// DefaultInterval is how often the socket table is read by default.
+// DefaultInterval is how often the socket table is read by default when
+// no eBPF program reports connections.
 const DefaultInterval = 200 * time.Millisecond
+
+// DefaultReconcile is how often the socket table is read by default while
+// the eBPF program reports TCP connections: for UDP, and for what the
+// program missed.
+const DefaultReconcile = 15 * time.Second
 
 const logError = "error"
 
@@ -37,6 +44,9 @@ type Options struct {
 	// Interval is how often the socket table is read, DefaultInterval by
 	// default.
 	Interval time.Duration
+	// Reconcile is how often the socket table is read while the eBPF
+	// program reports TCP connections, DefaultReconcile by default.
+	Reconcile time.Duration
 	// Process describes a live process by pid, typically from the process
 	// sensor's cache; when nil or when it does not know the pid, the
 	// sensor reads what the OS says about the process.
@@ -48,7 +58,8 @@ type Options struct {
 type Stats struct {
 	// Events is the number of events delivered on Run's channel.
 	Events uint64
-	// Lost counts reads of the socket table that failed.
+	// Lost counts reads of the socket table that failed and records the
+	// eBPF ring buffer had no room for.
 	Lost uint64
 	// Unowned counts sockets reported without their process, because
 	// they were closed before their owner could be found.
@@ -63,6 +74,8 @@ type osImpl interface {
 	// far as they can be found. Where the table names owners itself it
 	// returns nil.
 	owners(inodes []uint32) map[uint32]int
+	// listeners appends the current listening TCP sockets to dst.
+	listeners(dst []sock) ([]sock, error)
 	// describe reads what the OS says about a live process.
 	describe(pid int) (ecs.Parent, bool)
 	close() error
@@ -75,6 +88,8 @@ type Sensor struct {
 	log  *slog.Logger
 	// open returns the OS layer and its mode; replaced in tests.
 	open func() (osImpl, string, string, error)
+	// openCapture loads the eBPF program; replaced in tests.
+	openCapture func() (capture, error)
 
 	events, lost, unowned atomic.Uint64
 	// slowdown multiplies the interval (SetSlowdown); 0 or 1 is none.
@@ -89,11 +104,14 @@ func New(opts Options) *Sensor {
 	if opts.Interval <= 0 {
 		opts.Interval = DefaultInterval
 	}
+	if opts.Reconcile <= 0 {
+		opts.Reconcile = DefaultReconcile
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Sensor{opts: opts, log: log, open: openImpl}
+	return &Sensor{opts: opts, log: log, open: openImpl, openCapture: openCapture}
 }
 
 // SetSlowdown makes the sensor read the socket table factor times less
@@ -105,6 +123,17 @@ func (s *Sensor) SetSlowdown(factor int) { s.slowdown.Store(int64(max(factor, 1)
 
 func (s *Sensor) interval() time.Duration {
 	return s.opts.Interval * time.Duration(max(s.slowdown.Load(), 1))
+}
+
+func (s *Sensor) reconcileEvery() time.Duration {
+	return s.opts.Reconcile * time.Duration(max(s.slowdown.Load(), 1))
+}
+
+func (s *Sensor) setMode(mode, reason string) {
+	s.mu.Lock()
+	s.mode, s.reason = mode, reason
+	s.mu.Unlock()
+	s.log.Info("network sensor: started", "mode", mode, "reason", reason)
 }
 
 // Mode reports how the sensor reads the socket table and why. Both are
@@ -129,10 +158,23 @@ func (s *Sensor) Run(ctx context.Context, out chan<- ecs.Event) error {
 		return fmt.Errorf("opening the socket table: %w", err)
 	}
 	defer impl.close()
+	if mode == ModeSockDiag {
+		c, err := s.openCapture()
+		if err == nil {
+			return s.runEBPF(ctx, impl, c, out)
+		}
+		s.log.Warn("network sensor: eBPF unavailable, reading the socket table instead", logError, err)
+		reason = fmt.Sprintf("netlink sock_diag every %s: eBPF unavailable: %v", s.interval(), err)
+	}
+	return s.runPoll(ctx, impl, mode, reason, out)
+}
 
+// runPoll reads the socket table every interval and reports the sockets
+// the previous read did not hold.
+func (s *Sensor) runPoll(ctx context.Context, impl osImpl, mode, reason string, out chan<- ecs.Event) error {
 	var cur []sock
 	prev := map[key]struct{}{}
-	cur, err = impl.sockets(ctx, cur[:0])
+	cur, err := impl.sockets(ctx, cur[:0])
 	if err != nil {
 		s.lost.Add(1)
 		s.log.Warn("network sensor: cannot read the socket table", logError, err)
@@ -140,10 +182,7 @@ func (s *Sensor) Run(ctx context.Context, out chan<- ecs.Event) error {
 	for _, sk := range cur {
 		prev[keyOf(sk)] = struct{}{}
 	}
-	s.mu.Lock()
-	s.mode, s.reason = mode, reason
-	s.mu.Unlock()
-	s.log.Info("network sensor: started", "mode", mode, "reason", reason)
+	s.setMode(mode, reason)
 
 	interval := s.interval()
 	t := time.NewTicker(interval)
@@ -167,38 +206,55 @@ func (s *Sensor) Run(ctx context.Context, out chan<- ecs.Event) error {
 			s.log.Warn("network sensor: cannot read the socket table", logError, err)
 			continue
 		}
-		news, next := diff(prev, cur)
-		prev = next
-		if len(news) == 0 {
-			continue
+		var news []sock
+		news, prev = diff(prev, cur)
+		if !s.report(ctx, impl, mode, news, listeners(cur), out) {
+			return nil
 		}
-		var inodes []uint32
-		for _, sk := range news {
-			if sk.pid == 0 && sk.inode != 0 {
-				inodes = append(inodes, sk.inode)
-			}
+	}
+}
+
+// report emits the events of new sockets from a dump, finding the owners
+// the dump does not name. It returns false when ctx is done.
+func (s *Sensor) report(ctx context.Context, impl osImpl, mode string, news []sock, listening map[listenKey]bool, out chan<- ecs.Event) bool {
+	if len(news) == 0 {
+		return true
+	}
+	var inodes []uint32
+	for _, sk := range news {
+		if sk.pid == 0 && sk.inode != 0 {
+			inodes = append(inodes, sk.inode)
 		}
-		var owners map[uint32]int
-		if len(inodes) > 0 {
-			owners = impl.owners(inodes)
+	}
+	var owners map[uint32]int
+	if len(inodes) > 0 {
+		owners = impl.owners(inodes)
+	}
+	now := time.Now()
+	for _, sk := range news {
+		if sk.pid == 0 {
+			sk.pid = owners[sk.inode]
 		}
-		now := time.Now()
-		listening := listeners(cur)
-		for _, sk := range news {
-			if sk.pid == 0 {
-				sk.pid = owners[sk.inode]
-			}
-			if sk.pid == 0 {
-				s.unowned.Add(1)
-			}
-			ev := s.event(impl, now, mode, sk, listening)
-			select {
-			case out <- ev:
-				s.events.Add(1)
-			case <-ctx.Done():
-				return nil
-			}
+		if !s.emit(ctx, impl, now, mode, sk, listening, out) {
+			return false
 		}
+	}
+	return true
+}
+
+// emit sends the event of one new socket. It returns false when ctx is
+// done.
+func (s *Sensor) emit(ctx context.Context, impl osImpl, now time.Time, mode string, sk sock, listening map[listenKey]bool, out chan<- ecs.Event) bool {
+	if sk.pid == 0 {
+		s.unowned.Add(1)
+	}
+	ev := s.event(impl, now, mode, sk, listening)
+	select {
+	case out <- ev:
+		s.events.Add(1)
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 
@@ -319,7 +375,8 @@ func (s *Sensor) event(impl osImpl, now time.Time, mode string, sk sock, listeni
 		ev.Event.Type = ecs.TypeStart
 		ev.Event.Action = ActionListen
 		ev.Source = local
-	case sk.proto == protoTCP && listening[listenKey{sk.proto, sk.src.Port()}]:
+	case sk.origin == originAccept ||
+		sk.origin == originDump && sk.proto == protoTCP && listening[listenKey{sk.proto, sk.src.Port()}]:
 		ev.Event.Type = ecs.TypeConnection
 		ev.Event.Action = ActionAccepted
 		ev.Network.Direction = ecs.DirectionIngress
@@ -330,7 +387,7 @@ func (s *Sensor) event(impl osImpl, now time.Time, mode string, sk sock, listeni
 		ev.Network.Direction = ecs.DirectionEgress
 		ev.Source, ev.Destination = local, remote
 	}
-	if sk.pid != 0 || sk.inode != 0 {
+	if sk.pid != 0 || sk.inode != 0 || sk.origin != originDump {
 		p := &ecs.Process{PID: sk.pid}
 		if sk.pid != 0 {
 			ref, ok := ecs.Parent{}, false
@@ -346,8 +403,12 @@ func (s *Sensor) event(impl osImpl, now time.Time, mode string, sk sock, listeni
 					p.Name = filepath.Base(p.Executable)
 				}
 			}
+			if p.Name == "" {
+				// Gone already: the kernel's name for it is all there is.
+				p.Name = sk.comm
+			}
 		}
-		if mode == ModeSockDiag {
+		if mode != ModePoll {
 			p.User.ID = strconv.FormatUint(uint64(sk.uid), 10)
 		}
 		ev.Process = p

@@ -2,11 +2,15 @@ package netwatch
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -232,7 +236,7 @@ func loopback(t *testing.T, s *Sensor, network, host string) {
 	checkOwner(t, ev)
 
 	// Each socket is reported once however many looks see it.
-	c.drain(10 * s.opts.Interval)
+	c.drain(10 * lookEvery(s))
 	for what, m := range map[string]func(ecs.Event) bool{
 		"listener":   matchEv(ecs.TypeStart, ActionListen, "tcp", lport, 0),
 		"outbound":   matchEv(ecs.TypeConnection, ActionConnected, "tcp", cport, lport),
@@ -247,7 +251,7 @@ func loopback(t *testing.T, s *Sensor, network, host string) {
 	// socket, not a new connection.
 	conn.Close()
 	srv.Close()
-	c.drain(5 * s.opts.Interval)
+	c.drain(5 * lookEvery(s))
 	n := 0
 	for _, ev := range c.got {
 		if ev.Event.Type == ecs.TypeConnection && ev.Network.Transport == "tcp" && ev.Source != nil && ev.Destination != nil &&
@@ -260,16 +264,142 @@ func loopback(t *testing.T, s *Sensor, network, host string) {
 	}
 }
 
-func TestLoopbackIPv4(t *testing.T) {
-	s := New(Options{Interval: 20 * time.Millisecond})
-	loopback(t, s, "4", "127.0.0.1")
-	if m, _ := s.Mode(); m == ModePoll {
-		t.Logf("ran in poll mode")
+// lookEvery is how often the sensor reads the socket table in its mode.
+func lookEvery(s *Sensor) time.Duration {
+	if m, _ := s.Mode(); m == ModeEBPF {
+		return s.opts.Reconcile
 	}
+	return s.opts.Interval
+}
+
+// In the eBPF mode with a short reconciliation, so that records and dumps
+// race for the same sockets: each is still reported once.
+func TestLoopbackIPv4(t *testing.T) {
+	s := New(Options{Interval: 20 * time.Millisecond, Reconcile: 20 * time.Millisecond})
+	loopback(t, s, "4", "127.0.0.1")
+	m, reason := s.Mode()
+	t.Logf("mode %s: %s", m, reason)
 }
 
 func TestLoopbackIPv6(t *testing.T) {
-	loopback(t, New(Options{Interval: 20 * time.Millisecond}), "6", "::1")
+	loopback(t, New(Options{Interval: 20 * time.Millisecond, Reconcile: 20 * time.Millisecond}), "6", "::1")
+}
+
+// TestLoopbackSockDiag is the fallback where eBPF cannot load: the socket
+// table read every interval, and status saying why.
+func TestLoopbackSockDiag(t *testing.T) {
+	s := New(Options{Interval: 20 * time.Millisecond})
+	s.openCapture = func() (capture, error) { return nil, errors.New("refused by the test") }
+	loopback(t, s, "4", "127.0.0.1")
+	m, reason := s.Mode()
+	if m == ModePoll {
+		t.Skipf("no sock_diag here: %s", reason)
+	}
+	if m != ModeSockDiag || !strings.Contains(reason, "refused by the test") {
+		t.Errorf("mode %q (%s), want %s saying why eBPF is not used", m, reason, ModeSockDiag)
+	}
+}
+
+// TestEBPFConnections checks that TCP connections and listeners come from
+// the eBPF program as they happen, with their process: the table is not
+// read again during the test.
+func TestEBPFConnections(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("loading eBPF programs needs root")
+	}
+	s := New(Options{Reconcile: time.Hour})
+	c := start(t, s)
+	if m, reason := s.Mode(); m != ModeEBPF {
+		t.Skipf("eBPF mode unavailable here: %s: %s", m, reason)
+	}
+	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	lport := port(ln.Addr())
+	fromEBPF := func(what string, m func(ecs.Event) bool) ecs.Event {
+		t.Helper()
+		ev := c.wait(what, m)
+		if ev.Event.Module != ModeEBPF {
+			t.Errorf("%s reported by %q, want %q", what, ev.Event.Module, ModeEBPF)
+		}
+		checkOwner(t, ev)
+		if ev.Process != nil && ev.Process.User.ID != strconv.Itoa(os.Geteuid()) {
+			t.Errorf("%s: user %q, want %d", what, ev.Process.User.ID, os.Geteuid())
+		}
+		return ev
+	}
+	fromEBPF("listener", matchEv(ecs.TypeStart, ActionListen, "tcp", lport, 0))
+
+	// The server is another process: the accepted connection must name
+	// it, not the client whose handshake ran the program.
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		conn, err := ln.Accept()
+		if err == nil {
+			accepted <- conn
+		}
+	}()
+	conn, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	srv := <-accepted
+	defer srv.Close()
+	cport := port(conn.LocalAddr())
+	ev := fromEBPF("outbound connection", matchEv(ecs.TypeConnection, ActionConnected, "tcp", cport, lport))
+	if ev.Network.Direction != ecs.DirectionEgress {
+		t.Errorf("outbound: direction %q", ev.Network.Direction)
+	}
+	ev = fromEBPF("accepted connection", matchEv(ecs.TypeConnection, ActionAccepted, "tcp", cport, lport))
+	if ev.Network.Direction != ecs.DirectionIngress || ev.Source.Port != cport {
+		t.Errorf("accepted: %+v from %+v", ev.Network, ev.Source)
+	}
+}
+
+// TestEBPFAcceptOtherProcess checks that an accepted connection names the
+// process that listens, here a child, not the connecting test process.
+func TestEBPFAcceptOtherProcess(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("loading eBPF programs needs root")
+	}
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 needed for a server in another process")
+	}
+	s := New(Options{Reconcile: time.Hour})
+	c := start(t, s)
+	if m, reason := s.Mode(); m != ModeEBPF {
+		t.Skipf("eBPF mode unavailable here: %s: %s", m, reason)
+	}
+	srv := exec.Command(py, "-c", `import socket,sys
+s=socket.socket(); s.bind(("127.0.0.1",0)); s.listen(8)
+print(s.getsockname()[1], flush=True)
+c,_=s.accept(); c.recv(1)`)
+	stdout, err := srv.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Wait()
+	defer srv.Process.Kill()
+	var lport int
+	if _, err := fmt.Fscan(stdout, &lport); err != nil {
+		t.Fatalf("reading the server's port: %v", err)
+	}
+	conn, err := net.Dial("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(lport)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ev := c.wait("accepted connection", matchEv(ecs.TypeConnection, ActionAccepted, "tcp", port(conn.LocalAddr()), lport))
+	if ev.Process == nil || ev.Process.PID != srv.Process.Pid {
+		t.Errorf("accepted connection owned by %+v, want the server, pid %d", ev.Process, srv.Process.Pid)
+	}
 }
 
 func TestLoopbackPoll(t *testing.T) {

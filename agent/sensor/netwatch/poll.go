@@ -75,6 +75,16 @@ func fromConnection(c net.ConnectionStat) (sock, bool) {
 	return sk, true
 }
 
+func (p pollImpl) listeners(dst []sock) ([]sock, error) {
+	all, err := p.sockets(context.Background(), nil)
+	for _, sk := range all {
+		if sk.proto == protoTCP && sk.state == stateListen {
+			dst = append(dst, sk)
+		}
+	}
+	return dst, err
+}
+
 func (pollImpl) owners([]uint32) map[uint32]int { return nil }
 
 func (pollImpl) describe(pid int) (ecs.Parent, bool) {

@@ -1,0 +1,70 @@
+package netwatch
+
+import (
+	"context"
+	"errors"
+	"os"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/cordon-edr/cordon/protocol/ecs"
+)
+
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkIdle runs the network sensor alone for CORDON_BENCH_IDLE (10 s
+// by default) in its eBPF mode and in its sock_diag fallback, and reports
+// the CPU the benchmark process used, as a share of one core, and the
+// events it delivered per second (the host's own connections).
+func BenchmarkIdle(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("the eBPF mode needs root")
+	}
+	d := 10 * time.Second
+	if v, err := time.ParseDuration(os.Getenv("CORDON_BENCH_IDLE")); err == nil && v > 0 {
+		d = v
+	}
+	for _, mode := range []string{ModeSockDiag, ModeEBPF} {
+		b.Run(mode, func(b *testing.B) {
+			for b.Loop() {
+				s := New(Options{})
+				if mode == ModeSockDiag {
+					s.openCapture = func() (capture, error) { return nil, errors.New("off for the benchmark") }
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				out := make(chan ecs.Event, 1024)
+				done := make(chan error, 1)
+				go func() { done <- s.Run(ctx, out) }()
+				go func() {
+					for range out {
+					}
+				}()
+				for m, _ := s.Mode(); m == ""; m, _ = s.Mode() {
+					time.Sleep(10 * time.Millisecond)
+				}
+				if m, reason := s.Mode(); m != mode {
+					cancel()
+					b.Skipf("mode %s (%s), want %s", m, reason, mode)
+				}
+				time.Sleep(time.Second) // start-up is not idle
+				ev0, cpu0, t0 := s.Stats().Events, cpuTime(b), time.Now()
+				time.Sleep(d)
+				elapsed, cpu, events := time.Since(t0), cpuTime(b)-cpu0, s.Stats().Events-ev0
+				cancel()
+				if err := <-done; err != nil {
+					b.Fatal(err)
+				}
+				close(out)
+				b.ReportMetric(100*cpu.Seconds()/elapsed.Seconds(), "cpu_%core")
+				b.ReportMetric(float64(events)/elapsed.Seconds(), "events/s")
+			}
+		})
+	}
+}
