@@ -535,8 +535,9 @@ through the overlay) and a read-only `+"`/sys`"+`. Every file a test writes
 tmpfs and vanishes with the namespace; the test asserts afterwards that the
 host's copies of every path the tests name are unchanged. The agent runs
 inside that mount namespace, so its file sensor watches the overlay, but in
-the host's network and PID namespaces: the kernel's process connector exists
-only in the initial network namespace and reports initial-namespace pids.
+the host's network and PID namespaces, as on a real host: its kernel event
+sources report initial-namespace pids, and the process connector it falls
+back to exists only in the initial network namespace.
 Each test runs in the agent's mount namespace, in a network namespace with
 only loopback (downloads fail, nothing leaves the machine), and in a new PID
 namespace with its own `+"`/proc`"+`, so every process it leaves behind ends
