@@ -105,3 +105,11 @@ func (q *Queue[T]) groupLen() int {
 	}
 	return n
 }
+
+// Waiting returns how many writes wait for the writer, not counting the
+// group being committed.
+func (q *Queue[T]) Waiting() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.waiting)
+}
