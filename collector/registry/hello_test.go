@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
-
-	"github.com/cordon-edr/cordon/protocol"
 )
 
 // stored reads an agent's stored record and the version of its key.
@@ -33,10 +31,6 @@ func (e *env) stored(t *testing.T, id string) (*agentRecord, uint64) {
 		t.Fatal(err)
 	}
 	return a, ver
-}
-
-func helloFrom(hostname string) *protocol.Hello {
-	return &protocol.Hello{Host: &protocol.HostFacts{Hostname: hostname, Os: "linux", Arch: "amd64", AgentVersion: "0.1.0"}, SensorModes: []string{"ebpf"}}
 }
 
 // TestConcurrentHellos holds the writer while a fleet says hello, then
