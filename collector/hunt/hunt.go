@@ -6,14 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/google/uuid"
 
+	"github.com/cordon-edr/cordon/collector/groupcommit"
 	"github.com/cordon-edr/cordon/collector/store"
 	"github.com/cordon-edr/cordon/collector/wake"
 	"github.com/cordon-edr/cordon/protocol"
@@ -164,13 +163,11 @@ type Store struct {
 
 	waiters wake.Waiters // by agent
 
-	// Answers and deliveries wait in queue for the one writer (running
-	// while writing is set), which commits them in groups: each answer
-	// rewrites its hunt's counts, so written concurrently they would
-	// conflict on that key beyond the store's retries and lose answers.
-	qmu     sync.Mutex
-	queue   []*pendingWrite
-	writing bool
+	// Answers and deliveries are committed in groups by one writer:
+	// each answer rewrites its hunt's counts, so written concurrently
+	// they would conflict on that key beyond the store's retries and
+	// lose answers.
+	writes *groupcommit.Queue[*pendingWrite]
 }
 
 // New returns a Store over cfg.DB.
@@ -179,6 +176,11 @@ func New(cfg Config, log *slog.Logger) *Store {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.writes = groupcommit.New(s.commit, groupcommit.Limits[*pendingWrite]{
+		Items: groupAnswers,
+		Size:  func(w *pendingWrite) int { return w.size },
+		Bytes: groupBytes,
+	})
 	return s
 }
 
@@ -373,7 +375,7 @@ func (s *Store) Pending(ctx context.Context, agentID string) ([]*protocol.HuntRe
 // written apart they conflicted, and a group of answers was retried until
 // a fleet's deliveries were all recorded.
 func (s *Store) Delivered(ctx context.Context, agentID, huntID string) error {
-	w := s.enqueue(&pendingWrite{agentID: agentID, huntID: huntID, now: s.now().UTC(), done: make(chan struct{})})
+	w := s.enqueue(&pendingWrite{agentID: agentID, huntID: huntID, now: s.now().UTC()})
 	if w.notFound {
 		return fmt.Errorf("hunt %s of agent %s: %w", huntID, agentID, store.ErrNotFound)
 	}
@@ -383,18 +385,11 @@ func (s *Store) Delivered(ctx context.Context, agentID, huntID string) error {
 	return nil
 }
 
-// enqueue queues w for the writer, starting it when idle, and returns w
-// once it is committed. The commit is bounded, and the caller never leaves
-// before it: it could otherwise take a stored answer for a lost one.
+// enqueue queues w for the writer and returns w once it is committed.
+// The commit is bounded, and the caller never leaves before it: it could
+// otherwise take a stored answer for a lost one.
 func (s *Store) enqueue(w *pendingWrite) *pendingWrite {
-	s.qmu.Lock()
-	s.queue = append(s.queue, w)
-	if !s.writing {
-		s.writing = true
-		go s.drain()
-	}
-	s.qmu.Unlock()
-	<-w.done
+	s.writes.Do(w)
 	return w
 }
 
@@ -409,7 +404,7 @@ func (s *Store) enqueue(w *pendingWrite) *pendingWrite {
 // one per agent.
 func (s *Store) Answered(ctx context.Context, agentID string, res *protocol.HuntResult) error {
 	huntID := res.GetId()
-	a := &pendingWrite{agentID: agentID, huntID: huntID, res: res, now: s.now().UTC(), done: make(chan struct{})}
+	a := &pendingWrite{agentID: agentID, huntID: huntID, res: res, now: s.now().UTC()}
 	for _, m := range res.GetMatches() {
 		a.size += len(m.GetEventJson())
 	}
@@ -437,43 +432,20 @@ const (
 )
 
 // pendingWrite is an answer, or a delivery when res is nil, waiting for
-// its commit; the writer fills the outcome and closes done.
+// its commit; the writer fills the outcome.
 type pendingWrite struct {
 	agentID string
 	huntID  string
 	res     *protocol.HuntResult
 	now     time.Time
 	size    int
-	done    chan struct{}
 
 	stored, notFound bool
 	err              error
 }
 
-// drain commits the queued writes, a group at a time, until the queue is
-// empty.
-func (s *Store) drain() {
-	for {
-		s.qmu.Lock()
-		n, size := 0, 0
-		for n < len(s.queue) && n < groupAnswers && (n == 0 || size+s.queue[n].size <= groupBytes) {
-			size += s.queue[n].size
-			n++
-		}
-		if n == 0 {
-			s.writing = false
-			s.qmu.Unlock()
-			return
-		}
-		group := slices.Clone(s.queue[:n])
-		s.queue = slices.Delete(s.queue, 0, n)
-		s.qmu.Unlock()
-		s.commit(group)
-	}
-}
-
-// commit stores a group of writes in one transaction and releases their
-// callers; a group too big for one transaction is split in halves.
+// commit stores a group of writes in one transaction and records the
+// outcome in each; a group too big for one transaction is split in halves.
 func (s *Store) commit(group []*pendingWrite) {
 	err := store.Update(context.Background(), s.db, func(txn *badger.Txn) error { return s.apply(txn, group) })
 	if errors.Is(err, badger.ErrTxnTooBig) && len(group) > 1 {
@@ -485,7 +457,6 @@ func (s *Store) commit(group []*pendingWrite) {
 		if err != nil {
 			a.stored, a.notFound, a.err = false, false, err
 		}
-		close(a.done)
 	}
 }
 

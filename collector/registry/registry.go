@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"regexp"
 	"sync"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/cordon-edr/cordon/collector/groupcommit"
 	"github.com/cordon-edr/cordon/collector/store"
 	"github.com/cordon-edr/cordon/protocol"
 )
@@ -117,6 +119,11 @@ type Registry struct {
 	mu   sync.Mutex
 	live map[string]*live
 
+	// writes commits the changes of connected agents (hellos,
+	// heartbeats, results, disconnections) in groups: a fleet
+	// reconnecting at once costs a few synced commits, not one each.
+	writes *groupcommit.Queue[*pendingWrite]
+
 	// redeemMu serializes enrollments: many agents enrolling at once
 	// with one token would otherwise conflict on its use count until
 	// the retries ran out, and be refused.
@@ -132,6 +139,7 @@ func New(cfg Config, log *slog.Logger) *Registry {
 	if r.beat <= 0 {
 		r.beat = HeartbeatPeriod
 	}
+	r.writes = groupcommit.New(r.commit, groupcommit.Limits[*pendingWrite]{Items: groupWrites})
 	return r
 }
 
@@ -168,17 +176,18 @@ func (r *Registry) Authorize(agentID string, cert *x509.Certificate) error {
 }
 
 // Connected records a hello: the host facts it carries and a new
-// connection.
+// connection. It returns once the hello is committed, together with the
+// others waiting. A hello that changes nothing stored but the time the
+// agent was last seen is not written: that time is kept live and
+// written with the agent's next change, periodic heartbeat or
+// disconnection.
 func (r *Registry) Connected(ctx context.Context, agentID string, hello *protocol.Hello, remote string) error {
 	now := r.now().UTC()
-	err := store.Update(ctx, r.db, func(txn *badger.Txn) error {
-		a, err := r.load(txn, agentID)
-		if err != nil {
-			return err
-		}
+	err := r.write(agentID, func(a *agentRecord) (bool, error) {
 		if a.Revoked {
-			return fmt.Errorf("agent %s: %w", agentID, ErrRevoked)
+			return false, fmt.Errorf("agent %s: %w", agentID, ErrRevoked)
 		}
+		before := *a
 		if h := hello.GetHost(); h != nil {
 			setFacts(a, h)
 		}
@@ -187,7 +196,11 @@ func (r *Registry) Connected(ctx context.Context, agentID string, hello *protoco
 		a.RulesVersion = hello.GetRulesVersion()
 		a.IocsVersion = hello.GetIocsVersion()
 		a.LastSeen = now
-		return store.Put(txn, agentKey(agentID), a)
+		if before.LastSeen.IsZero() {
+			return true, nil // the first hello: Seen lists the agent from now on
+		}
+		before.LastSeen = now
+		return !reflect.DeepEqual(&before, a), nil
 	})
 	if err != nil {
 		return fmt.Errorf("recording the hello of agent %s: %w", agentID, err)
@@ -317,16 +330,88 @@ func (r *Registry) Disconnected(agentID string) {
 }
 
 func (r *Registry) persist(ctx context.Context, agentID string, set func(*agentRecord)) error {
-	err := store.Update(ctx, r.db, func(txn *badger.Txn) error {
-		a, err := r.load(txn, agentID)
-		if err != nil {
-			return err
-		}
+	err := r.write(agentID, func(a *agentRecord) (bool, error) {
 		set(a)
-		return store.Put(txn, agentKey(agentID), a)
+		return true, nil
 	})
 	if err != nil {
 		return fmt.Errorf("storing the state of agent %s: %w", agentID, err)
+	}
+	return nil
+}
+
+// groupWrites bounds one group of agent writes committed together (an
+// agent record is well under 1 KiB).
+const groupWrites = 1024
+
+// pendingWrite is a change to a stored agent waiting for its commit.
+// set changes the record and reports whether it must be stored; an error
+// refuses this change alone, and set must leave the record untouched
+// then.
+type pendingWrite struct {
+	agentID string
+	set     func(*agentRecord) (bool, error)
+	err     error
+}
+
+// write changes a stored agent through the group writer and returns once
+// the change is committed.
+func (r *Registry) write(agentID string, set func(*agentRecord) (bool, error)) error {
+	w := &pendingWrite{agentID: agentID, set: set}
+	r.writes.Do(w)
+	return w.err
+}
+
+// commit stores a group of agent changes in one transaction, reading and
+// writing each agent once, and records each change's outcome; a group too
+// big for one transaction is split in halves.
+func (r *Registry) commit(group []*pendingWrite) {
+	err := store.Update(context.Background(), r.db, func(txn *badger.Txn) error { return r.apply(txn, group) })
+	if errors.Is(err, badger.ErrTxnTooBig) && len(group) > 1 {
+		r.commit(group[:len(group)/2])
+		r.commit(group[len(group)/2:])
+		return
+	}
+	if err != nil {
+		for _, w := range group {
+			w.err = err
+		}
+	}
+}
+
+// apply applies a group of changes in txn. It may run again when the
+// transaction conflicts.
+func (r *Registry) apply(txn *badger.Txn, group []*pendingWrite) error {
+	records := map[string]*agentRecord{}
+	dirty := map[string]bool{}
+	for _, w := range group {
+		w.err = nil
+		a := records[w.agentID]
+		if a == nil {
+			var err error
+			a, err = r.load(txn, w.agentID)
+			if errors.Is(err, ErrUnknownAgent) {
+				w.err = err
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			records[w.agentID] = a
+		}
+		changed, err := w.set(a)
+		if err != nil {
+			w.err = err
+			continue
+		}
+		if changed {
+			dirty[w.agentID] = true
+		}
+	}
+	for id := range dirty {
+		if err := store.Put(txn, agentKey(id), records[id]); err != nil {
+			return err
+		}
 	}
 	return nil
 }
