@@ -670,6 +670,12 @@ func OpenDB(dir string) (*badger.DB, error) {
 		WithBlockCacheSize(1 << 20).
 		WithIndexCacheSize(1 << 20).
 		WithNumCompactors(2).
+		// Level 0 compacted on a clean stop, so that a restart finds
+		// nothing to compact. Badger writes its tables through memory
+		// maps, and a compaction on a disk that something else has
+		// filled dies of SIGBUS: an agent restarted on a full disk must
+		// not start by compacting.
+		WithCompactL0OnClose(true).
 		WithMetricsEnabled(false)
 	db, err := badger.Open(opts)
 	if err != nil {
