@@ -192,7 +192,9 @@ func TestRealUsage(t *testing.T) {
 		t.Fatalf("usage %+v: no resident memory", u0)
 	}
 	rec := &recorder{}
-	w := New(Options{CPU: 0.02, Window: 2 * time.Second, Interval: 100 * time.Millisecond, Steps: []Step{rec.step("hash")}})
+	// 6% of a core: a burning loop is over it even on a crowded machine,
+	// and a quiet test binary under the race detector is under half of it.
+	w := New(Options{CPU: 0.06, Window: 2 * time.Second, Interval: 100 * time.Millisecond, Steps: []Step{rec.step("hash")}})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error)
@@ -206,7 +208,7 @@ func TestRealUsage(t *testing.T) {
 		}
 	}()
 	eventually(t, "a step shed while burning cpu", func() bool { return len(rec.got()) == 1 })
-	if st := w.Status(); st.CPU <= 0.02 || st.Over == "" {
+	if st := w.Status(); st.CPU <= 0.06 || st.Over == "" {
 		t.Errorf("status %+v while burning", st)
 	}
 	stopBurn()
