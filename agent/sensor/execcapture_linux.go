@@ -14,6 +14,8 @@ import (
 	"github.com/cilium/ebpf/rlimit"
 
 	"github.com/cordon-edr/cordon/protocol/ecs"
+
+	"github.com/cordon-edr/cordon/agent/sensor/bpfmap"
 )
 
 // captureTick is how long records may wait in the ring before the reader
@@ -83,13 +85,9 @@ func (c *execCapture) read() ([]byte, error) {
 
 // lostRecords returns how many records the ring had no room for.
 func (c *execCapture) lostRecords() (uint64, error) {
-	var perCPU []uint64
-	if err := c.objs.Lost.Lookup(uint32(0), &perCPU); err != nil {
+	n, err := bpfmap.SumPerCPU(c.objs.Lost, 0)
+	if err != nil {
 		return 0, fmt.Errorf("reading the lost record count: %w", err)
-	}
-	var n uint64
-	for _, v := range perCPU {
-		n += v
 	}
 	return n, nil
 }

@@ -10,6 +10,8 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
+
+	"github.com/cordon-edr/cordon/agent/sensor/bpfmap"
 )
 
 // ebpfCapture runs the eBPF program at sock:inet_sock_set_state.
@@ -63,13 +65,9 @@ func (c *ebpfCapture) read(deadline time.Time) ([]byte, error) {
 }
 
 func (c *ebpfCapture) lostRecords() (uint64, error) {
-	var perCPU []uint64
-	if err := c.objs.Lost.Lookup(uint32(0), &perCPU); err != nil {
+	n, err := bpfmap.SumPerCPU(c.objs.Lost, 0)
+	if err != nil {
 		return 0, fmt.Errorf("reading the lost record count: %w", err)
-	}
-	var n uint64
-	for _, v := range perCPU {
-		n += v
 	}
 	return n, nil
 }
