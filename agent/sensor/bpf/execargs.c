@@ -13,35 +13,11 @@
 // (wake_bytes); otherwise it reads on a short timer of its own, so an
 // exec storm costs one wakeup per batch rather than one per event.
 
-// The few kernel types the program needs, instead of the uapi headers, so
-// it builds with clang and libbpf's headers alone.
-typedef unsigned char __u8;
-typedef unsigned short __u16;
-typedef unsigned int __u32;
-typedef unsigned long long __u64;
-typedef int __s32;
-typedef long long __s64;
-typedef __u16 __be16;
-typedef __u32 __be32;
-typedef __u32 __wsum;
-
-enum {
-	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
-	BPF_MAP_TYPE_RINGBUF = 27,
-};
-
-enum {
-	BPF_RB_NO_WAKEUP = 1,
-	BPF_RB_FORCE_WAKEUP = 2,
-	BPF_RB_AVAIL_DATA = 0,
-};
+#include "../bpfmap/bpf/common.h"
 
 struct bpf_raw_tracepoint_args {
 	__u64 args[0];
 };
-
-#include <bpf/bpf_helpers.h>
-#include <bpf/bpf_core_read.h>
 
 #define ARGS_MAX 4096
 #define PATH_LEN 256
@@ -171,29 +147,18 @@ struct {
 	__uint(max_entries, 2 << 20);
 } events SEC(".maps");
 
-// Records the ring had no room for, per CPU.
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} lost SEC(".maps");
-
 // Bytes in the ring that wake the reader. Set before loading.
 volatile const __u64 wake_bytes = 256 << 10;
 
-static __always_inline void emit(void *rec, __u64 len)
+// emit_batched puts a record on the ring, waking the reader only once
+// the ring holds wake_bytes.
+static __always_inline void emit_batched(void *rec, __u64 len)
 {
 	__u64 flags = BPF_RB_NO_WAKEUP;
-	__u32 zero = 0;
 
 	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + len >= wake_bytes)
 		flags = BPF_RB_FORCE_WAKEUP;
-	if (bpf_ringbuf_output(&events, rec, len, flags) < 0) {
-		__u64 *n = bpf_map_lookup_elem(&lost, &zero);
-		if (n)
-			*n += 1;
-	}
+	emit(&events, rec, len, flags);
 }
 
 // walk holds what path_of's loops need on the stack; the rest of their
@@ -343,7 +308,7 @@ int on_exec(struct bpf_raw_tracepoint_args *ctx)
 	e->h.args_len = len;
 	if (len > ARGS_MAX)
 		len = ARGS_MAX;
-	emit(e, sizeof(*e) - ARGS_MAX + len);
+	emit_batched(e, sizeof(*e) - ARGS_MAX + len);
 	return 0;
 }
 
@@ -361,7 +326,7 @@ int on_fork(struct bpf_raw_tracepoint_args *ctx)
 	e.ppid = BPF_CORE_READ(child, real_parent, tgid);
 	e.ts = bpf_ktime_get_ns();
 	e.start_boottime = BPF_CORE_READ(child, start_boottime);
-	emit(&e, sizeof(e));
+	emit_batched(&e, sizeof(e));
 	return 0;
 }
 
@@ -380,7 +345,7 @@ int on_exit(struct bpf_raw_tracepoint_args *ctx)
 	e.ppid = BPF_CORE_READ(task, real_parent, tgid);
 	e.ts = bpf_ktime_get_ns();
 	e.exit_code = BPF_CORE_READ(task, exit_code);
-	emit(&e, sizeof(e));
+	emit_batched(&e, sizeof(e));
 	return 0;
 }
 

@@ -1,3 +1,4 @@
-// Package bpfmap reads the eBPF maps the sensors' kernel programs share
-// with them.
+// Package bpfmap loads the sensors' eBPF programs, attaches them and
+// reads what they share with the sensors: the ring buffer of records and
+// the maps beside it. The C header the programs share is bpf/common.h.
 package bpfmap

@@ -12,24 +12,7 @@
 // socket cookie is the one sock_diag reports, so the reader's periodic
 // dump can tell the sockets it already knows.
 
-typedef unsigned char __u8;
-typedef unsigned short __u16;
-typedef unsigned int __u32;
-typedef unsigned long long __u64;
-typedef int __s32;
-typedef long long __s64;
-typedef __u16 __be16;
-typedef __u32 __be32;
-typedef __u32 __wsum;
-
-enum {
-	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
-	BPF_MAP_TYPE_LRU_HASH = 9,
-	BPF_MAP_TYPE_RINGBUF = 27,
-};
-
-#include <bpf/bpf_helpers.h>
-#include <bpf/bpf_core_read.h>
+#include "../../bpfmap/bpf/common.h"
 
 // Record kinds, read by parseConnRecord in record.go: keep both in step.
 #define KIND_CONNECT 1
@@ -99,14 +82,6 @@ struct {
 	__uint(max_entries, 256 << 10);
 } events SEC(".maps");
 
-// Records the ring had no room for, per CPU.
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} lost SEC(".maps");
-
 static __always_inline void current_owner(struct owner *o)
 {
 	o->pid = bpf_get_current_pid_tgid() >> 32;
@@ -123,8 +98,6 @@ int on_state(__u64 *ctx)
 	__u64 key = (__u64)sk;
 	struct owner *o, cur = {};
 	struct conn e = {};
-	__u32 zero = 0;
-	__u64 *n;
 
 	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
 		return 0;
@@ -172,11 +145,7 @@ int on_state(__u64 *ctx)
 	} else {
 		return 0;
 	}
-	if (bpf_ringbuf_output(&events, &e, sizeof(e), 0) < 0) {
-		n = bpf_map_lookup_elem(&lost, &zero);
-		if (n)
-			__sync_fetch_and_add(n, 1);
-	}
+	emit(&events, &e, sizeof(e), 0);
 	return 0;
 }
 
