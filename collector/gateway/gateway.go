@@ -506,8 +506,13 @@ func (a *agentConn) deliver(ctx context.Context, w *protocol.FrameWriter, hello 
 		rulesRunning: hello.GetRulesVersion(), iocsRunning: hello.GetIocsVersion(),
 	}
 	steps := []func() error{
-		func() error { return a.sendCommands(ctx, w, d.cmds) },
-		func() error { return a.sendHunts(ctx, w, d.hunts) },
+		func() error { return sendPending(ctx, a, w, commandItems(cfg.Commands), d.cmds) },
+		func() error {
+			if cfg.Hunts == nil {
+				return nil
+			}
+			return sendPending(ctx, a, w, huntItems(cfg.Hunts), d.hunts)
+		},
 		func() error {
 			if cfg.Rules == nil {
 				return nil
@@ -559,27 +564,68 @@ type delivery struct {
 	rulesRunning, iocsRunning string          // versions in the hello
 }
 
-// sendCommands delivers the agent's pending commands: at least once, so a
-// command delivered on an earlier connection is sent again; the agent
-// executes each id at most once. sent holds the ids sent on this
-// connection.
-func (a *agentConn) sendCommands(ctx context.Context, w *protocol.FrameWriter, sent map[string]bool) error {
-	cmds, err := a.s.cfg.Commands.Pending(ctx, a.id)
-	if err != nil {
-		return fmt.Errorf("reading pending commands: %w", err)
+// pendingKind is how the gateway sends one kind of item queued for an
+// agent until it answers: commands or hunts.
+type pendingKind[T interface{ GetId() string }] struct {
+	name      string // in messages: "command"
+	pending   func(ctx context.Context, agentID string) ([]T, error)
+	delivered func(ctx context.Context, agentID, id string) error
+	frame     func(T) *protocol.Frame // the item in its frame
+	attrs     func(T) []any           // logged with the delivery besides the id
+}
+
+// commandItems sends commands at least once: a command delivered on an
+// earlier connection is sent again, and the agent executes each id at
+// most once.
+func commandItems(cmds Commands) pendingKind[*protocol.Command] {
+	return pendingKind[*protocol.Command]{
+		name:    "command",
+		pending: cmds.Pending,
+		delivered: func(ctx context.Context, _, id string) error {
+			return cmds.Delivered(ctx, id)
+		},
+		frame: func(c *protocol.Command) *protocol.Frame {
+			return &protocol.Frame{Body: &protocol.Frame_Command{Command: c}}
+		},
+		attrs: func(c *protocol.Command) []any { return []any{"action", c.GetAction()} },
 	}
-	for _, c := range cmds {
-		if sent[c.GetId()] {
+}
+
+// huntItems sends the hunts the agent has not answered: a hunt sent on
+// an earlier connection is sent again, and the agent answering it twice
+// changes nothing.
+func huntItems(hunts Hunts) pendingKind[*protocol.HuntRequest] {
+	return pendingKind[*protocol.HuntRequest]{
+		name:      "hunt",
+		pending:   hunts.Pending,
+		delivered: hunts.Delivered,
+		frame: func(h *protocol.HuntRequest) *protocol.Frame {
+			return &protocol.Frame{Body: &protocol.Frame_HuntRequest{HuntRequest: h}}
+		},
+		attrs: func(*protocol.HuntRequest) []any { return nil },
+	}
+}
+
+// sendPending sends the agent's pending items of a kind not yet sent on
+// this connection (their ids in sent), and marks each delivered.
+func sendPending[T interface{ GetId() string }](ctx context.Context, a *agentConn, w *protocol.FrameWriter, kind pendingKind[T], sent map[string]bool) error {
+	items, err := kind.pending(ctx, a.id)
+	if err != nil {
+		return fmt.Errorf("reading pending %ss: %w", kind.name, err)
+	}
+	for _, it := range items {
+		id := it.GetId()
+		if sent[id] {
 			continue
 		}
-		if err := w.Write(&protocol.Frame{Body: &protocol.Frame_Command{Command: c}}); err != nil {
-			return fmt.Errorf("sending command %s: %w", c.GetId(), err)
+		if err := w.Write(kind.frame(it)); err != nil {
+			return fmt.Errorf("sending %s %s: %w", kind.name, id, err)
 		}
-		sent[c.GetId()] = true
-		if err := a.s.cfg.Commands.Delivered(ctx, c.GetId()); err != nil {
-			a.log.Warn("marking command delivered", "command", c.GetId(), "err", err)
+		sent[id] = true
+		if err := kind.delivered(ctx, a.id, id); err != nil {
+			a.log.Warn("marking "+kind.name+" delivered", kind.name, id, "err", err)
 		}
-		a.log.Info("command delivered", "command", c.GetId(), "action", c.GetAction())
+		a.log.Info(kind.name+" delivered", append([]any{kind.name, id}, kind.attrs(it)...)...)
 	}
 	return nil
 }
@@ -634,33 +680,6 @@ func sendSet[S versioned](ctx context.Context, a *agentConn, w *protocol.FrameWr
 		*sent = v
 		what, n := kind.size(cur)
 		a.log.Info(kind.name+" delivered", "version", v, what, n, "running", running)
-	}
-	return nil
-}
-
-// sendHunts delivers the hunts the agent has not answered, once per
-// connection: a hunt sent on an earlier connection is sent again, and the
-// agent answering it twice changes nothing.
-func (a *agentConn) sendHunts(ctx context.Context, w *protocol.FrameWriter, sent map[string]bool) error {
-	if a.s.cfg.Hunts == nil {
-		return nil
-	}
-	hunts, err := a.s.cfg.Hunts.Pending(ctx, a.id)
-	if err != nil {
-		return fmt.Errorf("reading pending hunts: %w", err)
-	}
-	for _, h := range hunts {
-		if sent[h.GetId()] {
-			continue
-		}
-		if err := w.Write(&protocol.Frame{Body: &protocol.Frame_HuntRequest{HuntRequest: h}}); err != nil {
-			return fmt.Errorf("sending hunt %s: %w", h.GetId(), err)
-		}
-		sent[h.GetId()] = true
-		if err := a.s.cfg.Hunts.Delivered(ctx, a.id, h.GetId()); err != nil {
-			a.log.Warn("marking hunt delivered", "hunt", h.GetId(), "err", err)
-		}
-		a.log.Info("hunt delivered", "hunt", h.GetId())
 	}
 	return nil
 }
