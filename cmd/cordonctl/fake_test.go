@@ -105,7 +105,7 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 	f.objects = map[string][]any{
 		"/api/v1/agents": {
 			map[string]any{"id": "a1", "hostname": "web-1", "os": "linux", "online": true, "isolated": false, "revoked": false,
-				"tags": map[string]string{"criticality": "high", "env": "prod"}, "spool_pending": 0, "last_seen": ago(12 * time.Second), "rules_version": "2-5f1c0a9e2b7d"},
+				"tags": map[string]string{"criticality": "high", "env": "prod"}, "spool_pending": 0, "last_seen": ago(12 * time.Second), "rules_version": "2-5f1c0a9e2b7d", "iocs_version": "1-0c4e"},
 			map[string]any{"id": "a2", "hostname": "db-1", "os": "linux", "online": false, "isolated": true, "revoked": false,
 				"tags": map[string]string{}, "spool_pending": 4, "last_seen": ago(3 * time.Hour), "rules_version": "", "rules_error": "refused rule set 2-5f1c0a9e2b7d: x.yml:3: bad"},
 			map[string]any{"id": "a3", "hostname": "old-1", "os": "linux", "online": false, "isolated": false, "revoked": true,
@@ -270,6 +270,12 @@ func (f *fakeAPI) serve(w http.ResponseWriter, r *http.Request) {
 		json.Unmarshal(body, &req)
 		writeFake(w, http.StatusCreated, map[string]any{"id": "k9", "name": req["name"], "role": req["role"],
 			"key": "cdk_NEWKEYNEWKEYNEWKEYNEWKEYNEWKEY2", "created_at": testNow.Format(time.RFC3339)})
+	case r.Method == http.MethodGet && path == "/api/v1/rules":
+		writeFake(w, http.StatusOK, map[string]any{"version": "2-5f1c0a9e2b7d", "rules": 7, "files": []string{"a.yml", "web/b.yml"},
+			"pushed_by": "alice", "pushed_at": testNow.Add(-time.Hour).Format(time.RFC3339)})
+	case r.Method == http.MethodGet && path == "/api/v1/iocs":
+		writeFake(w, http.StatusOK, map[string]any{"version": "1-0c4e", "indicators": 3, "types": map[string]int{"sha256": 2, "domain": 1},
+			"name": "feed.txt", "pushed_by": "bob", "pushed_at": testNow.Add(-2 * time.Hour).Format(time.RFC3339)})
 	case r.Method == http.MethodGet && path == "/api/v1/ca":
 		cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: fakeCADER})
 		writeFake(w, http.StatusOK, map[string]string{"pin": f.caPin, "certificate": string(cert)})

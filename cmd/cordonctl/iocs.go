@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"net/http"
@@ -38,47 +37,24 @@ func (s iocSet) typeCounts() string {
 func setupIoc(fs *flag.FlagSet) func(*invocation) error {
 	asJSON := fs.Bool("json", false, "print the indicator set as one JSON object")
 	return func(inv *invocation) error {
-		c, err := inv.client()
-		if err != nil {
-			return err
-		}
-		var raw json.RawMessage
-		if err := c.do(inv.ctx, http.MethodGet, "/api/v1/iocs", nil, nil, &raw); err != nil {
-			return err
-		}
-		if *asJSON {
-			return writeJSON(inv.stdout, raw)
-		}
-		var set iocSet
-		if err := json.Unmarshal(raw, &set); err != nil {
-			return fmt.Errorf("decoding the answer: %w", err)
-		}
-		if set.Version == "" {
-			fmt.Fprintln(inv.stdout, "no indicator set pushed (push one with: cordonctl ioc push FILE)")
-			return nil
-		}
-		_, agents, err := listInto[agent](inv.ctx, c, "/api/v1/agents", nil)
-		if err != nil {
-			return err
-		}
-		matching, total := 0, 0
-		for _, a := range agents {
-			if a.Revoked {
-				continue
+		return requestSet(inv, *asJSON, http.MethodGet, "/api/v1/iocs", nil, func(c *client, set iocSet) error {
+			if set.Version == "" {
+				fmt.Fprintln(inv.stdout, "no indicator set pushed (push one with: cordonctl ioc push FILE)")
+				return nil
 			}
-			total++
-			if a.IocsVersion == set.Version {
-				matching++
+			matching, err := agentsOn(inv, c, set.Version, func(a agent) string { return a.IocsVersion })
+			if err != nil {
+				return err
 			}
-		}
-		t := newTable(inv.stdout, "FIELD", "VALUE")
-		t.row("version", clean(set.Version))
-		t.row("indicators", strconv.Itoa(set.Indicators)+" ("+set.typeCounts()+")")
-		t.row("file", orDash(clean(set.Name)))
-		t.row("pushed by", orDash(clean(set.PushedBy)))
-		t.row("pushed at", stampAgo(set.PushedAt.Time, inv.now()))
-		t.row("agents matching it", fmt.Sprintf("%d of %d", matching, total))
-		return t.flush()
+			t := newTable(inv.stdout, "FIELD", "VALUE")
+			t.row("version", clean(set.Version))
+			t.row("indicators", strconv.Itoa(set.Indicators)+" ("+set.typeCounts()+")")
+			t.row("file", orDash(clean(set.Name)))
+			t.row("pushed by", orDash(clean(set.PushedBy)))
+			t.row("pushed at", stampAgo(set.PushedAt.Time, inv.now()))
+			t.row("agents matching it", matching)
+			return t.flush()
+		})
 	}
 }
 
@@ -100,24 +76,11 @@ func setupIocPush(fs *flag.FlagSet) func(*invocation) error {
 		if err != nil {
 			return fmt.Errorf("ioc push: %w", err)
 		}
-		c, err := inv.client()
-		if err != nil {
-			return err
-		}
-		var raw json.RawMessage
 		body := map[string]any{"name": filepath.Base(name), "content": string(b)}
-		if err := c.do(inv.ctx, http.MethodPost, "/api/v1/iocs", nil, body, &raw); err != nil {
-			return err
-		}
-		if *asJSON {
-			return writeJSON(inv.stdout, raw)
-		}
-		var set iocSet
-		if err := json.Unmarshal(raw, &set); err != nil {
-			return fmt.Errorf("decoding the answer: %w", err)
-		}
-		fmt.Fprintf(inv.stdout, "indicator set %s: %d indicators (%s); online agents get it now, the others when they connect\n",
-			clean(set.Version), set.Indicators, set.typeCounts())
-		return nil
+		return requestSet(inv, *asJSON, http.MethodPost, "/api/v1/iocs", body, func(_ *client, set iocSet) error {
+			fmt.Fprintf(inv.stdout, "indicator set %s: %d indicators (%s); online agents get it now, the others when they connect\n",
+				clean(set.Version), set.Indicators, set.typeCounts())
+			return nil
+		})
 	}
 }

@@ -51,6 +51,34 @@ func TestCommands(t *testing.T) {
 			stdout:  []string{`"spool_pending": 4`, `"last_seen": "2025-06-01T11:59:48Z"`},
 		},
 		{
+			name: "rules table counts the agents running the set",
+			args: []string{"rules"},
+			reqs: []string{"GET /api/v1/rules", "GET /api/v1/agents?limit=1000", "GET /api/v1/agents?cursor=2&limit=1000"},
+			stdout: []string{
+				"version            2-5f1c0a9e2b7d\n",
+				"rules              7\n",
+				"pushed by          alice\n",
+				"agents running it  1 of 2\n",
+				"  web/b.yml\n",
+			},
+		},
+		{
+			name:   "rules json is the answer as it came",
+			args:   []string{"rules", "--json"},
+			reqs:   []string{"GET /api/v1/rules"},
+			stdout: []string{`"rules": 7`, `"pushed_by": "alice"`},
+		},
+		{
+			name: "ioc table counts the agents matching the set",
+			args: []string{"ioc"},
+			reqs: []string{"GET /api/v1/iocs", "GET /api/v1/agents?limit=1000", "GET /api/v1/agents?cursor=2&limit=1000"},
+			stdout: []string{
+				"indicators          3 (1 domain, 2 sha256)\n",
+				"file                feed.txt\n",
+				"agents matching it  1 of 2\n",
+			},
+		},
+		{
 			name:    "json flag before the command",
 			args:    []string{"--json", "agents"},
 			jsonIDs: []string{"a1", "a2", "a3"},

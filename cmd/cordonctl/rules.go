@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -33,53 +32,30 @@ const (
 func setupRules(fs *flag.FlagSet) func(*invocation) error {
 	asJSON := fs.Bool("json", false, "print the rule set as one JSON object")
 	return func(inv *invocation) error {
-		c, err := inv.client()
-		if err != nil {
-			return err
-		}
-		var raw json.RawMessage
-		if err := c.do(inv.ctx, http.MethodGet, "/api/v1/rules", nil, nil, &raw); err != nil {
-			return err
-		}
-		if *asJSON {
-			return writeJSON(inv.stdout, raw)
-		}
-		var rs ruleSet
-		if err := json.Unmarshal(raw, &rs); err != nil {
-			return fmt.Errorf("decoding the answer: %w", err)
-		}
-		if rs.Version == "" {
-			fmt.Fprintln(inv.stdout, "no rule set pushed: agents run their built-in pack only (push one with: cordonctl rules push DIR)")
+		return requestSet(inv, *asJSON, http.MethodGet, "/api/v1/rules", nil, func(c *client, rs ruleSet) error {
+			if rs.Version == "" {
+				fmt.Fprintln(inv.stdout, "no rule set pushed: agents run their built-in pack only (push one with: cordonctl rules push DIR)")
+				return nil
+			}
+			running, err := agentsOn(inv, c, rs.Version, func(a agent) string { return a.RulesVersion })
+			if err != nil {
+				return err
+			}
+			t := newTable(inv.stdout, "FIELD", "VALUE")
+			t.row("version", clean(rs.Version))
+			t.row("rules", strconv.Itoa(rs.Rules))
+			t.row("files", strconv.Itoa(len(rs.Files)))
+			t.row("pushed by", orDash(clean(rs.PushedBy)))
+			t.row("pushed at", stampAgo(rs.PushedAt.Time, inv.now()))
+			t.row("agents running it", running)
+			if err := t.flush(); err != nil {
+				return err
+			}
+			for _, f := range rs.Files {
+				fmt.Fprintln(inv.stdout, "  "+clean(f))
+			}
 			return nil
-		}
-		_, agents, err := listInto[agent](inv.ctx, c, "/api/v1/agents", nil)
-		if err != nil {
-			return err
-		}
-		running, total := 0, 0
-		for _, a := range agents {
-			if a.Revoked {
-				continue
-			}
-			total++
-			if a.RulesVersion == rs.Version {
-				running++
-			}
-		}
-		t := newTable(inv.stdout, "FIELD", "VALUE")
-		t.row("version", clean(rs.Version))
-		t.row("rules", strconv.Itoa(rs.Rules))
-		t.row("files", strconv.Itoa(len(rs.Files)))
-		t.row("pushed by", orDash(clean(rs.PushedBy)))
-		t.row("pushed at", stampAgo(rs.PushedAt.Time, inv.now()))
-		t.row("agents running it", fmt.Sprintf("%d of %d", running, total))
-		if err := t.flush(); err != nil {
-			return err
-		}
-		for _, f := range rs.Files {
-			fmt.Fprintln(inv.stdout, "  "+clean(f))
-		}
-		return nil
+		})
 	}
 }
 
@@ -96,24 +72,12 @@ func setupRulesPush(fs *flag.FlagSet) func(*invocation) error {
 		if err != nil {
 			return err
 		}
-		c, err := inv.client()
-		if err != nil {
-			return err
-		}
-		var raw json.RawMessage
-		if err := c.do(inv.ctx, http.MethodPost, "/api/v1/rules", nil, map[string]any{"files": files}, &raw); err != nil {
-			return err
-		}
-		if *asJSON {
-			return writeJSON(inv.stdout, raw)
-		}
-		var rs ruleSet
-		if err := json.Unmarshal(raw, &rs); err != nil {
-			return fmt.Errorf("decoding the answer: %w", err)
-		}
-		fmt.Fprintf(inv.stdout, "rule set %s: %d rules from %d files; online agents get it now, the others when they connect\n",
-			clean(rs.Version), rs.Rules, len(rs.Files))
-		return nil
+		body := map[string]any{"files": files}
+		return requestSet(inv, *asJSON, http.MethodPost, "/api/v1/rules", body, func(_ *client, rs ruleSet) error {
+			fmt.Fprintf(inv.stdout, "rule set %s: %d rules from %d files; online agents get it now, the others when they connect\n",
+				clean(rs.Version), rs.Rules, len(rs.Files))
+			return nil
+		})
 	}
 }
 
