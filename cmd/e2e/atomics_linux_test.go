@@ -402,6 +402,7 @@ func TestAtomicLive(t *testing.T) {
 				}
 			}
 		}
+		coverage.SortFound(r.a.Technique, r.techniques, r.rules)
 		r.detected = len(r.rules) > 0
 		if r.detected {
 			detected++

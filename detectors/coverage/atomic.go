@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 )
 
@@ -116,6 +117,26 @@ func (a *Atomic) Caution() bool { return a.Verdict == "SAFE_CAUTION" }
 func SameTechnique(a, b string) bool {
 	base := func(s string) string { s, _, _ = strings.Cut(s, "."); return s }
 	return a == b || (base(a) == base(b) && (!strings.Contains(a, ".") || !strings.Contains(b, ".")))
+}
+
+// SortFound orders what a live run found for a test as the coverage
+// document lists it, so that a run finding the same things writes the
+// same row whatever order the collector returned the findings in: the
+// techniques that are the test's own technique (SameTechnique) first,
+// then the others, each in ascending order; rules by name. It sorts in
+// place.
+func SortFound(technique string, techniques, rules []string) {
+	slices.SortFunc(techniques, func(a, b string) int {
+		ownA, ownB := SameTechnique(a, technique), SameTechnique(b, technique)
+		if ownA != ownB {
+			if ownA {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+	slices.Sort(rules)
 }
 
 // ReplaceSection returns doc with the text between the lines
