@@ -237,7 +237,10 @@ func New(cfg Config) (*Agent, error) {
 			stats: func() (uint64, uint64) { st := ns.Stats(); return st.Events, st.Lost },
 		})
 		steps = append(steps, watchdog.Step{
-			Name: fmt.Sprintf("socket table read every %s", networkSlowdown*netwatch.DefaultInterval),
+			// The mode is known only once the sensor runs: the name
+			// says what the step does in each.
+			Name: fmt.Sprintf("socket table read every %s (every %s in eBPF mode)",
+				networkSlowdown*netwatch.DefaultInterval, networkSlowdown*netwatch.DefaultReconcile),
 			Shed: func(on bool) {
 				if on {
 					ns.SetSlowdown(networkSlowdown)
