@@ -181,6 +181,12 @@ func (r *Registry) Authorize(agentID string, cert *x509.Certificate) error {
 // agent was last seen is not written: that time is kept live and
 // written with the agent's next change, periodic heartbeat or
 // disconnection.
+//
+// ctx is not used, by design: the hello is committed in a group with
+// other agents' writes, under context.Background, and Connected waits for
+// that commit even when ctx is done. A group shared by many connections
+// cannot be cancelled by one of them, and a caller that left before the
+// commit could not tell a stored hello from a lost one.
 func (r *Registry) Connected(ctx context.Context, agentID string, hello *protocol.Hello, remote string) error {
 	now := r.now().UTC()
 	err := r.write(agentID, func(a *agentRecord) (bool, error) {
