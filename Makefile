@@ -37,6 +37,12 @@ test: build
 demo: build
 	$(GO) run ./cmd/demo
 
+# Every benchmark, five times (docs/benchmarks.md). The longest is
+# agent/hunter's BenchmarkHunt72h: it fills 72 hours of history once (about
+# 1.5 min) and answers twelve hunts per count, the 72-hour scans up to 30 s
+# each; CORDON_BENCH_HUNT_SPAN=6h fills 6 hours instead and hunts over 1 and
+# 6 hours. CORDON_BENCH_STORM and CORDON_BENCH_IDLE set the sensor
+# benchmarks' phases.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
 
