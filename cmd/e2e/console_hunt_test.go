@@ -21,40 +21,16 @@ func TestConsoleHunts(t *testing.T) {
 	ctx := browser(t)
 	shots := artifacts(t)
 	c := newCollector(t)
-	state, agentID := c.enroll(t)
-	start(t, "cordon-agent", "run", "--state", state)
-	c.agentOnline(t, agentID)
+	agentID := c.runAgent(t)
 	// A second agent on the same machine sees the drill's processes too
 	// (one kernel), but the drill runs on the first: the second is the
 	// host the hunt finds outside the incident.
-	state2, otherID := c.enroll(t)
-	start(t, "cordon-agent", "run", "--state", state2)
-	c.agentOnline(t, otherID)
+	otherID := c.runAgent(t)
 	responder := c.apiKey(t, "hunt-responder", "responder")
 	viewer := c.apiKey(t, "hunt-viewer", "viewer")
 	url := "http://" + c.api + "/"
 
-	if out, err := c.ctl("drill", agentID, "--wait"); err != nil {
-		t.Fatalf("drill: %v\n%s", err, out)
-	}
-	var incID string
-	eventually(t, 30*time.Second, "the drill incident", func() error {
-		var incs []incidentJSON
-		out, err := c.ctl("incidents", "--json")
-		if err != nil {
-			return err
-		}
-		if err := jsonUnmarshal(out, &incs); err != nil {
-			return err
-		}
-		for _, i := range incs {
-			if i.Drill && slices.Contains(i.AffectedHosts, agentID) {
-				incID = i.ID
-				return nil
-			}
-		}
-		return fmt.Errorf("none in %s", out)
-	})
+	incID := c.drillIncident(t, agentID).ID
 
 	signIn(t, ctx, shots, url, responder)
 	run(t, ctx, shots, "open the drill incident",

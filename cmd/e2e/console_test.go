@@ -178,9 +178,7 @@ func TestConsole(t *testing.T) {
 	ctx := browser(t)
 	shots := artifacts(t)
 	c := newCollector(t)
-	state, agentID := c.enroll(t)
-	start(t, "cordon-agent", "run", "--state", state)
-	c.agentOnline(t, agentID)
+	agentID := c.runAgent(t)
 	responder := c.apiKey(t, "console-responder", "responder")
 	viewer := c.apiKey(t, "console-viewer", "viewer")
 	url := "http://" + c.api + "/"
@@ -223,27 +221,7 @@ func TestConsole(t *testing.T) {
 	)
 
 	// A drill opens an incident; the open queue shows it without a reload.
-	if out, err := c.ctl("drill", agentID, "--wait"); err != nil {
-		t.Fatalf("drill: %v\n%s", err, out)
-	}
-	var incID string
-	eventually(t, 30*time.Second, "the drill incident", func() error {
-		var incs []incidentJSON
-		out, err := c.ctl("incidents", "--json")
-		if err != nil {
-			return err
-		}
-		if err := jsonUnmarshal(out, &incs); err != nil {
-			return err
-		}
-		for _, i := range incs {
-			if i.Drill && slices.Contains(i.AffectedHosts, agentID) {
-				incID = i.ID
-				return nil
-			}
-		}
-		return fmt.Errorf("none in %s", out)
-	})
+	incID := c.drillIncident(t, agentID).ID
 	row := fmt.Sprintf(`tr.row[data-id="%s"]`, incID)
 	run(t, ctx, shots, "see the drill incident arrive live",
 		chromedp.WaitVisible(css(row)),

@@ -46,31 +46,8 @@ type handledIncident struct {
 // figures.
 func TestDrillIncidentLifecycle(t *testing.T) {
 	c := newCollector(t)
-	state, id := c.enroll(t, "--tag", "criticality=low")
-	start(t, "cordon-agent", "run", "--state", state)
-	c.agentOnline(t, id)
-	if out, err := c.ctl("drill", id, "--wait"); err != nil {
-		t.Fatalf("drill: %v\n%s", err, out)
-	}
-
-	var inc incidentJSON
-	eventually(t, 30*time.Second, "a drill incident", func() error {
-		var incs []incidentJSON
-		out, err := c.ctl("incidents", "--json")
-		if err != nil {
-			return err
-		}
-		if err := jsonUnmarshal(out, &incs); err != nil {
-			return err
-		}
-		for _, i := range incs {
-			if i.Drill && slices.Contains(i.AffectedHosts, id) {
-				inc = i
-				return nil
-			}
-		}
-		return fmt.Errorf("none in %s", out)
-	})
+	id := c.runAgent(t, "--tag", "criticality=low")
+	inc := c.drillIncident(t, id)
 	if !strings.HasPrefix(inc.Priority, "P") || inc.Type == "" || inc.Status != "new" {
 		t.Fatalf("drill incident %+v", inc)
 	}
@@ -195,4 +172,43 @@ func TestDrillIncidentLifecycle(t *testing.T) {
 	if !strings.Contains(string(b), "\ncordon_incidents_mtta_seconds 0\n") {
 		t.Errorf("a drill counted in the real figures:\n%s", b)
 	}
+}
+
+// runAgent enrolls an agent (extra: enroll-token flags, as for enroll),
+// starts it and waits until the collector has it online; it returns the
+// agent's id.
+func (c *collector) runAgent(t testing.TB, extra ...string) string {
+	t.Helper()
+	state, id := c.enroll(t, extra...)
+	start(t, "cordon-agent", "run", "--state", state)
+	c.agentOnline(t, id)
+	return id
+}
+
+// drillIncident runs a drill on the agent and returns the drill incident
+// it opens.
+func (c *collector) drillIncident(t testing.TB, agentID string) incidentJSON {
+	t.Helper()
+	if out, err := c.ctl("drill", agentID, "--wait"); err != nil {
+		t.Fatalf("drill: %v\n%s", err, out)
+	}
+	var inc incidentJSON
+	eventually(t, 30*time.Second, "the drill incident", func() error {
+		var incs []incidentJSON
+		out, err := c.ctl("incidents", "--json")
+		if err != nil {
+			return err
+		}
+		if err := jsonUnmarshal(out, &incs); err != nil {
+			return err
+		}
+		for _, i := range incs {
+			if i.Drill && slices.Contains(i.AffectedHosts, agentID) {
+				inc = i
+				return nil
+			}
+		}
+		return fmt.Errorf("none in %s", out)
+	})
+	return inc
 }
