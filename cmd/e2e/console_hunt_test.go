@@ -105,7 +105,10 @@ func TestConsoleHunts(t *testing.T) {
 
 	// A good one opens its detail, which follows it to the end.
 	run(t, ctx, shots, "start a good hunt",
-		ignore(chromedp.Evaluate[string](`document.querySelector("#hunt-query").value = ""`)),
+		// The list may be drawn again meanwhile: a form drawn anew is
+		// empty already.
+		chromedp.WaitVisible(css("#hunt-query")),
+		ignore(chromedp.Evaluate[string](`document.querySelector("#hunt-query")?.value && (document.querySelector("#hunt-query").value = "")`)),
 		chromedp.SendKeys(css("#hunt-query"), `process.name == "cordon-agent"`),
 		click("#hunt-start"),
 		chromedp.WaitVisible(css("#hunt-title")),
