@@ -1,0 +1,169 @@
+package fswatch
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cordon-edr/cordon/protocol/ecs"
+)
+
+// TestFanotifyNamesTheWriter has another process create, write, rename,
+// chmod and delete files in a watched folder, on the root filesystem and
+// on tmpfs, and checks that each event names it: its pid, executable,
+// command line and entity id.
+// writerEnv names the folder the test binary, run again, changes as the
+// writer of TestFanotifyNamesTheWriter.
+const writerEnv = "FSWATCH_TEST_WRITER"
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(writerEnv); dir != "" {
+		if err := write(dir); err != nil {
+			fmt.Fprintln(os.Stderr, "writer:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// write makes the writer's changes in dir: create, append, a new folder
+// with a file, rename, chmod and delete; then, once told on its standard
+// input, a write in the new folder; then it waits for its input to end.
+func write(dir string) error {
+	created, moved := filepath.Join(dir, "created"), filepath.Join(dir, "moved")
+	key := filepath.Join(dir, "sub", "authorized_keys")
+	steps := []func() error{
+		func() error { return os.WriteFile(created, []byte("one\n"), 0o644) },
+		func() error { return appendTo(created, "two\n") },
+		func() error { return os.Mkdir(filepath.Join(dir, "sub"), 0o755) },
+		func() error { return os.WriteFile(key, []byte("key\n"), 0o600) },
+		func() error { return os.Rename(created, moved) },
+		func() error { return os.Chmod(moved, 0o755|os.ModeSetuid) },
+		func() error { return os.Remove(moved) },
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	in := bufio.NewReader(os.Stdin)
+	if _, err := in.ReadString('\n'); err != nil {
+		return fmt.Errorf("waiting to go on: %w", err)
+	}
+	if err := appendTo(key, "again\n"); err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, in)
+	return nil
+}
+
+func appendTo(path, s string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(s)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func TestFanotifyNamesTheWriter(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("fanotify needs root (CAP_SYS_ADMIN): run the tests as root to check which process changed a file")
+	}
+	roots := map[string]string{"disk": t.TempDir()}
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		shm, err := os.MkdirTemp("/dev/shm", "fswatch-test-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(shm) })
+		roots["tmpfs"] = shm
+	}
+	for name, dir := range roots {
+		t.Run(name, func(t *testing.T) { testFanotifyWriter(t, dir) })
+	}
+}
+
+func testFanotifyWriter(t *testing.T, dir string) {
+	s, out := run(t, Options{Paths: []string{dir + "/..."}})
+	if mode, reason := s.Mode(); mode != ModeFanotify || strings.Contains(reason, "refused") {
+		t.Fatalf("mode %q (%s), want %q on every folder", mode, reason, ModeFanotify)
+	}
+	// The writer is this test binary run again (see TestMain), so every
+	// change is made by one process. It waits on its standard input
+	// before it exits, so procfs still knows it while its events are
+	// read.
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), writerEnv+"="+dir)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		stdin.Close()
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("writer: %v", err)
+		}
+	}()
+	pid := cmd.Process.Pid
+	exe, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, ev ecs.Event) {
+		t.Helper()
+		p := ev.Process
+		if ev.Event.Module != ModuleFanotify || p == nil || p.PID != pid || p.Executable != exe || p.Name != filepath.Base(exe) ||
+			!strings.HasPrefix(p.CommandLine, os.Args[0]+" ") || !strings.HasPrefix(p.EntityID, bootID()+"-"+strconv.Itoa(pid)+"-") {
+			t.Errorf("%s: module %q process %+v, want pid %d executable %s", what, ev.Event.Module, p, pid, exe)
+		}
+	}
+	created, moved := filepath.Join(dir, "created"), filepath.Join(dir, "moved")
+	// The events come in any order: creations wait for their hash.
+	want := map[string]func(ecs.Event) bool{
+		"creation":   is(created, ecs.TypeCreation, ActionCreated),
+		"folder":     is(filepath.Join(dir, "sub"), ecs.TypeCreation, ActionCreated),
+		"rename":     is(created, ecs.TypeChange, ActionRenamed),
+		"new name":   is(moved, ecs.TypeCreation, ActionCreated),
+		"attributes": is(moved, ecs.TypeChange, ActionAttributes),
+		"deletion":   is(moved, ecs.TypeDeletion, ActionDeleted),
+	}
+	timeout := time.After(10 * time.Second)
+	for len(want) > 0 {
+		select {
+		case ev := <-out:
+			for what, match := range want {
+				if match(ev) {
+					check(what, ev)
+					delete(want, what)
+				}
+			}
+		case <-timeout:
+			t.Fatalf("no events for %v", slices.Sorted(maps.Keys(want)))
+		}
+	}
+	// The key may be written before the new folder is marked: then it is
+	// found by reading the folder, and which process wrote it is not
+	// known. Written again now, it is the writer's.
+	if _, err := io.WriteString(stdin, "go on\n"); err != nil {
+		t.Fatal(err)
+	}
+	check("write in the new folder", waitFor(t, out, "write in the new folder", is(filepath.Join(dir, "sub", "authorized_keys"), ecs.TypeChange, ActionUpdated)))
+}
