@@ -20,6 +20,10 @@ const fanMarkMask = unix.FAN_CREATE | unix.FAN_DELETE | unix.FAN_MOVED_FROM | un
 	unix.FAN_MODIFY | unix.FAN_ATTRIB | unix.FAN_DELETE_SELF | unix.FAN_MOVE_SELF |
 	unix.FAN_ONDIR | unix.FAN_EVENT_ON_CHILD
 
+// atHandleFID is AT_HANDLE_FID (include/uapi/linux/fcntl.h), which
+// golang.org/x/sys/unix does not name yet.
+const atHandleFID = 0x200
+
 // fanReadBuf is the size of one read of the fanotify descriptor.
 const fanReadBuf = 64 << 10
 
@@ -66,7 +70,13 @@ func newFanSource() (*fanSource, error) {
 // report file handles (some FUSE and network filesystems), and the
 // caller watches that folder with inotify instead.
 func (n *fanSource) add(dir string) error {
-	h, _, err := unix.NameToHandleAt(unix.AT_FDCWD, dir, 0)
+	// Ask for the handle as fanotify reports it: a file id, which
+	// filesystems that cannot open files by handle (overlayfs) give too
+	// (AT_HANDLE_FID, Linux 6.5); older kernels refuse the flag.
+	h, _, err := unix.NameToHandleAt(unix.AT_FDCWD, dir, atHandleFID)
+	if errors.Is(err, unix.EINVAL) {
+		h, _, err = unix.NameToHandleAt(unix.AT_FDCWD, dir, 0)
+	}
 	if err != nil {
 		return fmt.Errorf("file handle of %s: %w", dir, err)
 	}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/cordon-edr/cordon/protocol/ecs"
 )
 
@@ -92,9 +94,36 @@ func TestFanotifyNamesTheWriter(t *testing.T) {
 		t.Cleanup(func() { os.RemoveAll(shm) })
 		roots["tmpfs"] = shm
 	}
+	if dir, err := overlay(t); err != nil {
+		t.Logf("no overlay filesystem to test on: %v", err)
+	} else {
+		roots["overlay"] = dir
+	}
 	for name, dir := range roots {
 		t.Run(name, func(t *testing.T) { testFanotifyWriter(t, dir) })
 	}
+}
+
+// overlay mounts an overlay filesystem, as container runtimes do, for
+// the test's time.
+func overlay(t *testing.T) (string, error) {
+	base := t.TempDir()
+	for _, d := range []string{"lower", "upper", "work", "merged"} {
+		if err := os.Mkdir(filepath.Join(base, d), 0o755); err != nil {
+			return "", err
+		}
+	}
+	merged := filepath.Join(base, "merged")
+	opts := "lowerdir=" + filepath.Join(base, "lower") + ",upperdir=" + filepath.Join(base, "upper") + ",workdir=" + filepath.Join(base, "work")
+	if err := unix.Mount("overlay", merged, "overlay", 0, opts); err != nil {
+		return "", fmt.Errorf("mounting an overlay: %w", err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(merged, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmounting the overlay: %v", err)
+		}
+	})
+	return merged, nil
 }
 
 func testFanotifyWriter(t *testing.T, dir string) {

@@ -482,7 +482,10 @@ func (s *Sensor) updateMode() {
 // handleOrder is the order in which the operations of one event are
 // handled when it holds several (fanotify merges a creation and the
 // writes that follow it).
-var handleOrder = []fsnotify.Op{fsnotify.Create, fsnotify.Write, fsnotify.Chmod, fsnotify.Rename, fsnotify.Remove}
+var (
+	handleOrder    = []fsnotify.Op{fsnotify.Create, fsnotify.Write, fsnotify.Chmod, fsnotify.Rename, fsnotify.Remove}
+	handleReplaced = []fsnotify.Op{fsnotify.Rename, fsnotify.Remove, fsnotify.Create, fsnotify.Write, fsnotify.Chmod}
+)
 
 // handle turns one watcher event into file events.
 func (s *Sensor) handle(path string, ops fsnotify.Op, from origin, hq *hashQueue, emit func(ecs.Event)) {
@@ -491,7 +494,15 @@ func (s *Sensor) handle(path string, ops fsnotify.Op, from origin, hq *hashQueue
 	}
 	now := time.Now()
 	out := func(ev ecs.Event) { emit(from.apply(ev)) }
-	for _, op := range handleOrder {
+	order := handleOrder
+	if ops.Has(fsnotify.Create) && ops.Has(fsnotify.Remove) {
+		if _, err := os.Lstat(path); err == nil {
+			// Removed, then created again (a file replaced): the
+			// creation is what holds now.
+			order = handleReplaced
+		}
+	}
+	for _, op := range order {
 		if !ops.Has(op) {
 			continue
 		}
