@@ -493,6 +493,7 @@ func (s *Sensor) handle(path string, ops fsnotify.Op, from origin, hq *hashQueue
 		return
 	}
 	now := time.Now()
+	from = s.completeProcess(from)
 	out := func(ev ecs.Event) { emit(from.apply(ev)) }
 	order := handleOrder
 	if ops.Has(fsnotify.Create) && ops.Has(fsnotify.Remove) {
@@ -654,6 +655,29 @@ func (s *Sensor) readFanotify(ctx context.Context, changes chan<- change) error 
 		return fmt.Errorf("file sensor: %w", err)
 	}
 	return nil
+}
+
+// completeProcess asks the process sensor once more about a process
+// that was gone from procfs when its change was read: the sensor may
+// have seen its exec by now.
+func (s *Sensor) completeProcess(from origin) origin {
+	if from.proc == nil || from.proc.Executable != "" || s.opts.Process == nil {
+		return from
+	}
+	ref, ok := s.opts.Process(from.proc.PID)
+	if !ok || ref.Executable == "" {
+		return from
+	}
+	p := *from.proc
+	p.Executable, p.Name, p.CommandLine = ref.Executable, ref.Name, ref.CommandLine
+	if ref.EntityID != "" {
+		p.EntityID = ref.EntityID
+	}
+	if p.Name == "" {
+		p.Name = filepath.Base(p.Executable)
+	}
+	from.proc = &p
+	return from
 }
 
 // process describes the process with the given pid, from the process
