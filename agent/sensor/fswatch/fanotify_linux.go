@@ -44,6 +44,14 @@ type fanSource struct {
 
 // newFanSource starts a fanotify group, or says why it cannot.
 func newFanSource() (*fanSource, error) {
+	// Since Linux 5.13 a group like this one can be had without
+	// privileges, but the kernel then reports pid 0 for every process
+	// but the reader: nothing fsnotify would not tell.
+	if ok, err := hasSysAdmin(); err != nil {
+		return nil, fmt.Errorf("reading the agent's capabilities: %w", err)
+	} else if !ok {
+		return nil, errors.New("no CAP_SYS_ADMIN: the kernel would not name the processes behind changes")
+	}
 	fd, err := unix.FanotifyInit(unix.FAN_CLASS_NOTIF|unix.FAN_REPORT_DFID_NAME|unix.FAN_CLOEXEC|unix.FAN_NONBLOCK,
 		unix.O_RDONLY|unix.O_LARGEFILE|unix.O_CLOEXEC)
 	if err != nil {
@@ -178,3 +186,13 @@ func (n *fanSource) run(ctx context.Context, got func(path string, op fsnotify.O
 // close releases the group and its marks. Run closes it too when its
 // context ends.
 func (n *fanSource) close() { n.f.Close() }
+
+// hasSysAdmin reports whether this process has CAP_SYS_ADMIN in effect.
+func hasSysAdmin() (bool, error) {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return false, err
+	}
+	return data[unix.CAP_SYS_ADMIN/32].Effective&(1<<(unix.CAP_SYS_ADMIN%32)) != 0, nil
+}
