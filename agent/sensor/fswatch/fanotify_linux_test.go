@@ -2,6 +2,7 @@ package fswatch
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"maps"
@@ -195,4 +196,46 @@ func testFanotifyWriter(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 	check("write in the new folder", waitFor(t, out, "write in the new folder", is(filepath.Join(dir, "sub", "authorized_keys"), ecs.TypeChange, ActionUpdated)))
+}
+
+// TestFanotifyQueueFullCountsLoss stalls the sensor's consumer and checks
+// that fanotify changes beyond the sensor's queue are dropped and counted
+// as lost, and that the sensor still stops cleanly.
+func TestFanotifyQueueFullCountsLoss(t *testing.T) {
+	if ok, _ := hasSysAdmin(); !ok {
+		t.Skip("fanotify needs CAP_SYS_ADMIN: run the tests as root to check its queue")
+	}
+	dir := t.TempDir()
+	s, err := New(Options{Paths: []string{dir}, ChangeQueue: 4, HashMaxBytes: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	out := make(chan ecs.Event) // never read: the loop stalls on its first event
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, out) }()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if m, _ := s.Mode(); m == ModeFanotify {
+			break
+		} else if m != "" || time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("mode %q, want %q", m, ModeFanotify)
+		}
+	}
+	for i := 0; i < 200 && s.Stats().Lost == 0; i++ {
+		if err := os.WriteFile(filepath.Join(dir, "f"+strconv.Itoa(i)), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for deadline := time.Now().Add(10 * time.Second); s.Stats().Lost == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s.Stats().Lost == 0 {
+		t.Error("200 files created with the consumer stalled: nothing counted as lost")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
 }
