@@ -1,6 +1,7 @@
 package fswatch
 
 import (
+	"bytes"
 	"encoding/binary"
 	"os"
 	"path/filepath"
@@ -129,14 +130,14 @@ func TestFanOps(t *testing.T) {
 	}
 }
 
-func TestStatStartTicks(t *testing.T) {
+func TestParseStat(t *testing.T) {
 	stat := "4242 (a) b (c)) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000000 200 18446744073709551615"
-	if v, err := statStartTicks([]byte(stat)); err != nil || v != 987654 {
-		t.Errorf("statStartTicks = %d, %v, want 987654", v, err)
+	if comm, v, err := parseStat([]byte(stat)); err != nil || v != 987654 || comm != "a) b (c)" {
+		t.Errorf("parseStat = %q, %d, %v, want \"a) b (c)\", 987654", comm, v, err)
 	}
-	for _, bad := range []string{"", "4242 (a S 1", "4242 (a) S 1 2 3", "4242 (a) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 x 1"} {
-		if _, err := statStartTicks([]byte(bad)); err == nil {
-			t.Errorf("statStartTicks(%q): want error", bad)
+	for _, bad := range []string{"", "4242 (a S 1", "4242 )a( S 1", "4242 (a) S 1 2 3", "4242 (a) S 1 4242 4242 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 x 1"} {
+		if _, _, err := parseStat([]byte(bad)); err == nil {
+			t.Errorf("parseStat(%q): want error", bad)
 		}
 	}
 	if got := commandLine([]byte("/bin/sh\x00-c\x00echo hi\x00")); got != "/bin/sh -c echo hi" {
@@ -163,10 +164,13 @@ func FuzzParseFanotify(f *testing.F) {
 	})
 }
 
-func FuzzStatStartTicks(f *testing.F) {
+func FuzzParseStat(f *testing.F) {
 	f.Add([]byte("1 (init) S 0 1 1 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 5 1000000 200 0"))
 	f.Add([]byte("2 (a) b)) S"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, _ = statStartTicks(b)
+		comm, _, err := parseStat(b)
+		if err == nil && !bytes.Contains(b, []byte("("+comm+")")) {
+			t.Errorf("command name %q is not between parentheses in %q", comm, b)
+		}
 	})
 }

@@ -22,7 +22,7 @@ var bootID = sync.OnceValue(func() string {
 })
 
 // describeProc reads what procfs says about a live process: its
-// executable, command line and the entity id the process sensor gives
+// executable, name, command line and the entity id the process sensor gives
 // it (boot id, pid and start time). It returns false when the process is
 // gone.
 func describeProc(pid int) (ecs.Parent, bool) {
@@ -32,7 +32,9 @@ func describeProc(pid int) (ecs.Parent, bool) {
 		return ecs.Parent{}, false
 	}
 	ref := ecs.Parent{PID: pid}
-	if ticks, err := statStartTicks(stat); err == nil {
+	if comm, ticks, err := parseStat(stat); err == nil {
+		// The kernel's name for it, all there is once it has exited.
+		ref.Name = comm
 		if b := bootID(); b != "" {
 			ref.EntityID = ecs.EntityID(b, pid, ticks)
 		}
