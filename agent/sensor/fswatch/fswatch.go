@@ -455,7 +455,7 @@ func (s *Sensor) updateMode() {
 	reason := fmt.Sprintf("watching %d folders", len(s.watched))
 	if s.fan != nil {
 		mode = ModeFanotify
-		reason += fmt.Sprintf(" (%d with fanotify)", len(s.fanMarked))
+		reason += fmt.Sprintf(", %d with fanotify", len(s.fanMarked))
 		if s.fanRefused > 0 {
 			reason += fmt.Sprintf("; fanotify refused %d folders, watched with inotify alone: %v", s.fanRefused, s.fanRefusal)
 		}
