@@ -87,9 +87,9 @@ type Options struct {
 	// counted as lost. DefaultChangeQueue by default.
 	ChangeQueue int
 	// Process describes a live process by pid, typically from the process
-	// sensor's cache (which knows the entity id and the command line of
-	// processes gone by now); when nil or when it does not know the pid,
-	// the sensor reads what procfs says.
+	// sensor's cache (its entity id, and its command line as read at
+	// exec); when nil or when it does not know the pid, the sensor reads
+	// what procfs says.
 	Process func(pid int) (ecs.Parent, bool)
 	Logger  *slog.Logger
 }
