@@ -216,6 +216,7 @@ func New(cfg Config) (*Agent, error) {
 			Paths:        withFolders(cfg.FilePaths, cfg.OwnFiles),
 			Exclude:      []string{cfg.StateDir},
 			HashMaxBytes: cfg.FileHashMax,
+			Process:      a.sensor.Lookup,
 			Logger:       cfg.Logger,
 		})
 		if err != nil {

@@ -290,7 +290,7 @@ func TestAtomicLive(t *testing.T) {
 		}
 		// The kernel's own events (eBPF, or the connector as its
 		// fallback), not a poll that misses short-lived processes.
-		if p := modes["process"]; (p != "ebpf" && !strings.HasPrefix(p, "netlink")) || modes["file"] != "fsnotify" {
+		if p := modes["process"]; (p != "ebpf" && !strings.HasPrefix(p, "netlink")) || !strings.HasPrefix(modes["file"], "fsnotify") {
 			return fmt.Errorf("sensor modes %v", modes)
 		}
 		return nil
@@ -549,9 +549,9 @@ file (T1098.004 rewrites it only when it exists).
 Attribution: a finding counts for a test when one of its evidence events is
 by a process descending from the test's run (its ancestry, as the agent
 reports it, holds the pid of the process that started the run, within the
-run's time). File changes carry no process (the file sensor is inotify), so
-a finding on a file change counts for the test running when it happened (up
-to %s after the test ended, before its cleanup starts). Findings raised by
+run's time). File changes are counted by time, not by the process they
+name, so a finding on a file change counts for the test running when it
+happened (up to %s after the test ended, before its cleanup starts). Findings raised by
 cleanups are not counted.
 
 A test is skipped when a prerequisite is not met after trying to get it

@@ -54,7 +54,7 @@ func TestIndicatorSetRetroAndLive(t *testing.T) {
 			return err
 		}
 		for _, s := range st.Sensors {
-			if s.Name == "file" && s.Mode == "fsnotify" {
+			if s.Name == "file" && strings.HasPrefix(s.Mode, "fsnotify") {
 				return nil
 			}
 		}

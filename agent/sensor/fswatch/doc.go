@@ -18,4 +18,10 @@
 // written are hashed with SHA-256 up to a size cap by a bounded worker,
 // off the path that reads the kernel's events; a path written many times
 // while it waits for the worker is hashed and reported once.
+//
+// On Linux with CAP_SYS_ADMIN the folders are watched with fanotify
+// instead of inotify where the kernel allows (mode fsnotify+fanotify),
+// and each event names the process that made the change (process.pid,
+// entity_id, executable, name, command_line; event.module fanotify).
+// The fanotify records are decoded by a pure function (parseFanotify).
 package fswatch

@@ -20,8 +20,19 @@ import (
 	"github.com/cordon-edr/cordon/protocol/ecs"
 )
 
-// Mode is the sensor's mode, reported by Mode and in event.module.
-const Mode = "fsnotify"
+// The sensor's modes, reported by Mode: fsnotify alone, or fanotify
+// beside it for the folders it can mark, which names the process behind
+// each change.
+const (
+	Mode         = "fsnotify"
+	ModeFanotify = "fsnotify+fanotify"
+)
+
+// event.module of the events from each source.
+const (
+	ModuleFsnotify = "fsnotify"
+	ModuleFanotify = "fanotify"
+)
 
 // event.action values.
 const (
@@ -38,6 +49,7 @@ const (
 	DefaultMaxWatches   = 4096
 	DefaultHashQueue    = 1024
 	DefaultRetry        = 30 * time.Second
+	DefaultChangeQueue  = 4096
 )
 
 // Log attribute keys.
@@ -66,8 +78,20 @@ type Options struct {
 	HashQueue int
 	// Retry is how often paths that are missing or unreadable are tried
 	// again, DefaultRetry by default.
-	Retry  time.Duration
-	Logger *slog.Logger
+	Retry time.Duration
+	// NoFanotify keeps the sensor on fsnotify alone, without the process
+	// behind each change.
+	NoFanotify bool
+	// ChangeQueue bounds the fanotify events read from the kernel and
+	// waiting for the sensor's loop; when full, events are dropped and
+	// counted as lost. DefaultChangeQueue by default.
+	ChangeQueue int
+	// Process describes a live process by pid, typically from the process
+	// sensor's cache (its entity id, and its command line as read at
+	// exec); when nil or when it does not know the pid, the sensor reads
+	// what procfs says.
+	Process func(pid int) (ecs.Parent, bool)
+	Logger  *slog.Logger
 }
 
 // Stats counts what the sensor emitted and what it missed.
@@ -75,7 +99,8 @@ type Stats struct {
 	// Events is the number of events delivered on Run's channel.
 	Events uint64
 	// Lost counts kernel event queue overflows (each counts once, however
-	// many events the kernel dropped) and folders that could not be
+	// many events the kernel dropped), fanotify events dropped because
+	// the sensor's own queue was full, and folders that could not be
 	// watched because of the watch cap.
 	Lost uint64
 	// Unhashed counts changed regular files reported without a hash
@@ -101,10 +126,18 @@ type Sensor struct {
 	reason string
 
 	// Owned by Run's event loop.
-	w       *fsnotify.Watcher
-	watched map[string]bool
-	missing map[string]error // spec pattern → why it is not watched
-	capped  bool
+	w   *fsnotify.Watcher
+	fan *fanSource
+	// fanErr says why fanotify does not run, fanMarked which folders it
+	// watches (the others are inotify's), fanRefused how many folders it
+	// could not mark and fanRefusal the last reason.
+	fanErr     error
+	fanMarked  map[string]bool
+	fanRefused int
+	fanRefusal error
+	watched    map[string]bool
+	missing    map[string]error // spec pattern → why it is not watched
+	capped     bool
 	// degraded is what the last log said was degraded.
 	degraded string
 }
@@ -132,6 +165,9 @@ func New(opts Options) (*Sensor, error) {
 	}
 	if opts.Retry <= 0 {
 		opts.Retry = DefaultRetry
+	}
+	if opts.ChangeQueue <= 0 {
+		opts.ChangeQueue = DefaultChangeQueue
 	}
 	log := opts.Logger
 	if log == nil {
@@ -183,6 +219,16 @@ func (s *Sensor) Run(ctx context.Context, out chan<- ecs.Event) error {
 	s.w = w
 	s.watched = make(map[string]bool)
 	s.missing = make(map[string]error)
+	s.fanMarked = make(map[string]bool)
+	changes := make(chan change, s.opts.ChangeQueue)
+	if s.opts.NoFanotify {
+		s.fanErr = errors.New("turned off")
+	} else if fan, err := newFanSource(); err != nil {
+		s.fanErr = err
+	} else {
+		s.fan = fan
+		defer fan.close()
+	}
 
 	hq := newHashQueue(s.opts.HashQueue)
 	emit := func(ev ecs.Event) {
@@ -202,6 +248,9 @@ func (s *Sensor) Run(ctx context.Context, out chan<- ecs.Event) error {
 		s.hashWorker(ctx, hq, emit)
 		return nil
 	})
+	if s.fan != nil {
+		g.Go(func() error { return s.readFanotify(ctx, changes) })
+	}
 	g.Go(func() error {
 		defer hq.close()
 		retry := time.NewTicker(s.opts.Retry)
@@ -214,7 +263,9 @@ func (s *Sensor) Run(ctx context.Context, out chan<- ecs.Event) error {
 				if !ok {
 					return nil
 				}
-				s.handle(ev, hq, emit)
+				s.handle(ev.Name, ev.Op, origin{module: ModuleFsnotify}, hq, emit)
+			case c := <-changes:
+				s.handle(c.path, c.op, c.from, hq, emit)
 			case err, ok := <-w.Errors:
 				if !ok {
 					return nil
@@ -280,9 +331,9 @@ func (s *Sensor) addTree(root string, recursive bool, found func(path string, d 
 	}
 	if !fi.IsDir() {
 		// A single file: watch it directly.
-		return s.watch(root)
+		return s.watch(root, false)
 	}
-	if err := s.watch(root); err != nil {
+	if err := s.watch(root, true); err != nil {
 		return err
 	}
 	if !recursive && found == nil {
@@ -311,7 +362,7 @@ func (s *Sensor) addTree(root string, recursive bool, found func(path string, d 
 		if !recursive {
 			return fs.SkipDir
 		}
-		if err := s.watch(p); err != nil {
+		if err := s.watch(p, true); err != nil {
 			s.log.Debug("file sensor: cannot watch folder", logPath, p, logError, err)
 			if errors.Is(err, errWatchCap) {
 				return fs.SkipAll
@@ -325,7 +376,9 @@ func (s *Sensor) addTree(root string, recursive bool, found func(path string, d 
 
 var errWatchCap = errors.New("watch cap reached")
 
-func (s *Sensor) watch(p string) error {
+// watch watches p: a folder with fanotify when it runs and can mark it,
+// otherwise (and a single file always) with inotify.
+func (s *Sensor) watch(p string, dir bool) error {
 	if s.watched[p] {
 		return nil
 	}
@@ -336,6 +389,16 @@ func (s *Sensor) watch(p string) error {
 			s.log.Warn("file sensor: watch cap reached, some folders are not watched", "cap", s.opts.MaxWatches)
 		}
 		return errWatchCap
+	}
+	if dir && s.fan != nil {
+		err := s.fan.add(p)
+		if err == nil {
+			s.watched[p], s.fanMarked[p] = true, true
+			return nil
+		}
+		s.fanRefused++
+		s.fanRefusal = err
+		s.log.Debug("file sensor: fanotify cannot mark folder, watching it with inotify", logPath, p, logError, err)
 	}
 	if err := s.w.Add(p); err != nil {
 		return fmt.Errorf("watching %s: %w", p, err)
@@ -388,13 +451,23 @@ func (s *Sensor) updateMode() {
 		fmt.Fprintf(&b, "; watch cap of %d reached", s.opts.MaxWatches)
 	}
 	degraded := strings.TrimPrefix(b.String(), "; ")
+	mode := Mode
 	reason := fmt.Sprintf("watching %d folders", len(s.watched))
+	if s.fan != nil {
+		mode = ModeFanotify
+		reason += fmt.Sprintf(", %d with fanotify", len(s.fanMarked))
+		if s.fanRefused > 0 {
+			reason += fmt.Sprintf("; fanotify refused %d folders, watched with inotify alone: %v", s.fanRefused, s.fanRefusal)
+		}
+	} else if s.fanErr != nil {
+		reason += "; fanotify: " + s.fanErr.Error()
+	}
 	if degraded != "" {
 		reason += "; " + degraded
 	}
 	s.mu.Lock()
 	first := s.mode == ""
-	s.mode, s.reason = Mode, reason
+	s.mode, s.reason = mode, reason
 	s.mu.Unlock()
 	// Log when the sensor starts and when what is degraded changes, not
 	// each time a folder is added.
@@ -402,60 +475,82 @@ func (s *Sensor) updateMode() {
 		s.degraded = degraded
 		// Missing default paths are common (no cron spool, no user
 		// with .ssh): say so without alarm.
-		s.log.Info("file sensor: watching", "mode", Mode, "folders", len(s.watched), "degraded", degraded)
+		s.log.Info("file sensor: watching", "mode", mode, "folders", len(s.watched), "fanotify_folders", len(s.fanMarked), "fanotify_error", s.fanErr, "degraded", degraded)
 	}
 }
 
+// handleOrder is the order in which the operations of one event are
+// handled when it holds several (fanotify merges a creation and the
+// writes that follow it).
+var (
+	handleOrder    = []fsnotify.Op{fsnotify.Create, fsnotify.Write, fsnotify.Chmod, fsnotify.Rename, fsnotify.Remove}
+	handleReplaced = []fsnotify.Op{fsnotify.Rename, fsnotify.Remove, fsnotify.Create, fsnotify.Write, fsnotify.Chmod}
+)
+
 // handle turns one watcher event into file events.
-func (s *Sensor) handle(ev fsnotify.Event, hq *hashQueue, emit func(ecs.Event)) {
-	path := ev.Name
+func (s *Sensor) handle(path string, ops fsnotify.Op, from origin, hq *hashQueue, emit func(ecs.Event)) {
 	if path == "" || s.excluded(path) {
 		return
 	}
 	now := time.Now()
-	switch {
-	case ev.Has(fsnotify.Create):
-		fi, err := os.Lstat(path)
-		if err != nil {
-			// Gone already: report what is known.
-			emit(fileEvent(now, ecs.TypeCreation, ActionCreated, path, nil))
-			return
+	from = s.completeProcess(from)
+	out := func(ev ecs.Event) { emit(from.apply(ev)) }
+	order := handleOrder
+	if ops.Has(fsnotify.Create) && ops.Has(fsnotify.Remove) {
+		if _, err := os.Lstat(path); err == nil {
+			// Removed, then created again (a file replaced): the
+			// creation is what holds now.
+			order = handleReplaced
 		}
-		if fi.IsDir() {
-			emit(fileEvent(now, ecs.TypeCreation, ActionCreated, path, fi))
-			s.newFolder(path, hq, emit)
-			return
+	}
+	for _, op := range order {
+		if !ops.Has(op) {
+			continue
 		}
-		s.changed(hq, emit, now, ecs.TypeCreation, ActionCreated, path, fi)
-	case ev.Has(fsnotify.Write):
-		fi, err := os.Lstat(path)
-		if err != nil {
-			emit(fileEvent(now, ecs.TypeChange, ActionUpdated, path, nil))
-			return
+		switch op {
+		case fsnotify.Create:
+			fi, err := os.Lstat(path)
+			if err != nil {
+				// Gone already: report what is known.
+				out(fileEvent(now, ecs.TypeCreation, ActionCreated, path, nil))
+				continue
+			}
+			if fi.IsDir() {
+				out(fileEvent(now, ecs.TypeCreation, ActionCreated, path, fi))
+				s.newFolder(path, hq, emit)
+				continue
+			}
+			s.changed(hq, emit, from, now, ecs.TypeCreation, ActionCreated, path, fi)
+		case fsnotify.Write:
+			fi, err := os.Lstat(path)
+			if err != nil {
+				out(fileEvent(now, ecs.TypeChange, ActionUpdated, path, nil))
+				continue
+			}
+			s.changed(hq, emit, from, now, ecs.TypeChange, ActionUpdated, path, fi)
+		case fsnotify.Remove:
+			s.forget(path)
+			out(fileEvent(now, ecs.TypeDeletion, ActionDeleted, path, nil))
+		case fsnotify.Rename:
+			s.forget(path)
+			out(fileEvent(now, ecs.TypeChange, ActionRenamed, path, nil))
+		case fsnotify.Chmod:
+			fi, _ := os.Lstat(path)
+			out(fileEvent(now, ecs.TypeChange, ActionAttributes, path, fi))
 		}
-		s.changed(hq, emit, now, ecs.TypeChange, ActionUpdated, path, fi)
-	case ev.Has(fsnotify.Remove):
-		s.forget(path)
-		emit(fileEvent(now, ecs.TypeDeletion, ActionDeleted, path, nil))
-	case ev.Has(fsnotify.Rename):
-		s.forget(path)
-		emit(fileEvent(now, ecs.TypeChange, ActionRenamed, path, nil))
-	case ev.Has(fsnotify.Chmod):
-		fi, _ := os.Lstat(path)
-		emit(fileEvent(now, ecs.TypeChange, ActionAttributes, path, fi))
 	}
 }
 
 // changed reports a created or written file, through the hash worker
 // when it is a regular file to hash.
-func (s *Sensor) changed(hq *hashQueue, emit func(ecs.Event), now time.Time, typ, action, path string, fi fs.FileInfo) {
+func (s *Sensor) changed(hq *hashQueue, emit func(ecs.Event), from origin, now time.Time, typ, action, path string, fi fs.FileInfo) {
 	if !fi.Mode().IsRegular() || s.opts.HashMaxBytes < 0 || s.noHash.Load() {
-		emit(fileEvent(now, typ, action, path, fi))
+		emit(from.apply(fileEvent(now, typ, action, path, fi)))
 		return
 	}
-	if !hq.push(hashItem{path: path, typ: typ, action: action, at: now}) {
+	if !hq.push(hashItem{path: path, typ: typ, action: action, at: now, from: from}) {
 		s.unhashed.Add(1)
-		emit(fileEvent(now, typ, action, path, fi))
+		emit(from.apply(fileEvent(now, typ, action, path, fi)))
 	}
 }
 
@@ -474,11 +569,13 @@ func (s *Sensor) newFolder(path string, hq *hashQueue, emit func(ecs.Event)) {
 			if err != nil {
 				return
 			}
+			// Found by reading the folder: which process made them
+			// is not known.
 			if fi.IsDir() {
 				emit(fileEvent(now, ecs.TypeCreation, ActionCreated, p, fi))
 				return
 			}
-			s.changed(hq, emit, now, ecs.TypeCreation, ActionCreated, p, fi)
+			s.changed(hq, emit, origin{module: ModuleFsnotify}, now, ecs.TypeCreation, ActionCreated, p, fi)
 		})
 		if len(s.watched) != before {
 			delete(s.missing, sp.pattern)
@@ -496,8 +593,118 @@ func (s *Sensor) forget(path string) {
 	}
 	for p := range s.watched {
 		if under(p, path) {
-			_ = s.w.Remove(p)
+			if s.fanMarked[p] {
+				s.fan.remove(p)
+				delete(s.fanMarked, p)
+			} else {
+				_ = s.w.Remove(p)
+			}
 			delete(s.watched, p)
 		}
 	}
+}
+
+// origin is where an event came from: the source's event.module and,
+// from fanotify, the process that made the change.
+type origin struct {
+	module string
+	proc   *ecs.Process
+}
+
+func (o origin) apply(ev ecs.Event) ecs.Event {
+	if o.module != "" {
+		ev.Event.Module = o.module
+	}
+	if o.proc != nil {
+		p := *o.proc
+		ev.Process = &p
+	}
+	return ev
+}
+
+// change is a fanotify event on its way from the reader to the loop.
+type change struct {
+	path string
+	op   fsnotify.Op
+	from origin
+}
+
+// readFanotify reads the fanotify group and queues each change, with
+// its process described at once (the writer of a file is often gone a
+// moment later), for the event loop. It never blocks on the loop: when
+// the queue is full the change is dropped and counted as lost.
+func (s *Sensor) readFanotify(ctx context.Context, changes chan<- change) error {
+	var full atomic.Bool
+	got := func(path string, op fsnotify.Op, pid int) {
+		c := change{path: path, op: op, from: origin{module: ModuleFanotify, proc: s.process(pid)}}
+		select {
+		case changes <- c:
+			full.Store(false)
+		default:
+			s.lost.Add(1)
+			if !full.Swap(true) {
+				s.log.Warn("file sensor: fanotify events dropped, the sensor falls behind", "queue", cap(changes))
+			}
+		}
+	}
+	lost := func(why string) {
+		s.lost.Add(1)
+		s.log.Warn("file sensor: fanotify events lost", "why", why)
+	}
+	if err := s.fan.run(ctx, got, lost); err != nil {
+		return fmt.Errorf("file sensor: %w", err)
+	}
+	return nil
+}
+
+// completeProcess asks the process sensor once more about a process
+// that was gone from procfs when its change was read: the sensor may
+// have seen its exec by now.
+func (s *Sensor) completeProcess(from origin) origin {
+	if from.proc == nil || from.proc.Executable != "" || s.opts.Process == nil {
+		return from
+	}
+	ref, ok := s.opts.Process(from.proc.PID)
+	if !ok || ref.Executable == "" {
+		return from
+	}
+	p := *from.proc
+	p.Executable, p.Name, p.CommandLine = ref.Executable, ref.Name, ref.CommandLine
+	if ref.EntityID != "" {
+		p.EntityID = ref.EntityID
+	}
+	if p.Name == "" {
+		p.Name = filepath.Base(p.Executable)
+	}
+	from.proc = &p
+	return from
+}
+
+// process describes the process with the given pid, from the process
+// sensor when it knows it, otherwise from procfs; a process gone before
+// it could be read is named by its pid alone.
+func (s *Sensor) process(pid int) *ecs.Process {
+	if pid <= 0 {
+		return nil
+	}
+	p := &ecs.Process{PID: pid}
+	ref, ok := ecs.Parent{}, false
+	if s.opts.Process != nil {
+		ref, ok = s.opts.Process(pid)
+	}
+	if !ok || ref.Executable == "" {
+		if r, found := describeProc(pid); found {
+			if ref.EntityID != "" && r.EntityID == "" {
+				r.EntityID = ref.EntityID
+			}
+			ref, ok = r, true
+		}
+	}
+	if ok {
+		p.EntityID, p.Executable, p.Name, p.CommandLine = ref.EntityID, ref.Executable, ref.Name, ref.CommandLine
+		if p.Name == "" && p.Executable != "" {
+			p.Name = filepath.Base(p.Executable)
+		}
+	}
+	return p
 }

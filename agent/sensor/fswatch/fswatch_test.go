@@ -73,9 +73,36 @@ func sha(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
+// TestLifecycle runs through a file's life with each source: fanotify
+// beside fsnotify where it runs, and fsnotify alone.
 func TestLifecycle(t *testing.T) {
+	t.Run("default", func(t *testing.T) { testLifecycle(t, false) })
+	t.Run("fsnotify", func(t *testing.T) { testLifecycle(t, true) })
+}
+
+func testLifecycle(t *testing.T, noFanotify bool) {
 	dir := t.TempDir()
-	_, out := run(t, Options{Paths: []string{dir + "/..."}})
+	s, out := run(t, Options{Paths: []string{dir + "/..."}, NoFanotify: noFanotify})
+	mode, reason := s.Mode()
+	module := ModuleFsnotify
+	if mode == ModeFanotify {
+		module = ModuleFanotify
+	} else if !noFanotify {
+		t.Logf("fanotify does not run here: %s", reason)
+	}
+	// byUs checks the process fanotify names: this test's.
+	byUs := func(what string, ev ecs.Event) {
+		t.Helper()
+		if module != ModuleFanotify {
+			if ev.Process != nil {
+				t.Errorf("%s: process %+v from fsnotify", what, ev.Process)
+			}
+			return
+		}
+		if ev.Process == nil || ev.Process.PID != os.Getpid() || ev.Process.Executable == "" {
+			t.Errorf("%s: process %+v, want pid %d with its executable", what, ev.Process, os.Getpid())
+		}
+	}
 
 	f := filepath.Join(dir, "cron.job")
 	content := []byte("* * * * * root /tmp/x\n")
@@ -83,9 +110,10 @@ func TestLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := waitFor(t, out, "creation", is(f, ecs.TypeCreation, ActionCreated))
-	if ev.Event.Module != Mode || ev.File.Name != "cron.job" || ev.File.Directory != dir {
+	if ev.Event.Module != module || ev.File.Name != "cron.job" || ev.File.Directory != dir {
 		t.Errorf("creation event: %+v %+v", ev.Event, ev.File)
 	}
+	byUs("creation", ev)
 	// The write may land before or after the hash: wait for the hash of
 	// the full content, in the creation or a later change.
 	if ev.File.Hash == nil || ev.File.Hash.SHA256 != sha(content) {
@@ -101,6 +129,7 @@ func TestLifecycle(t *testing.T) {
 	if ev.File.Mode != "4755" {
 		t.Errorf("file.mode = %q after chmod 4755", ev.File.Mode)
 	}
+	byUs("attribute change", ev)
 	if runtime.GOOS == "linux" && os.Getuid() == 0 && (ev.File.UID != "0" || ev.File.Owner != "root") {
 		t.Errorf("owner = %q %q, want 0 root", ev.File.UID, ev.File.Owner)
 	}
@@ -109,13 +138,13 @@ func TestLifecycle(t *testing.T) {
 	if err := os.Rename(f, g); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, out, "rename", is(f, ecs.TypeChange, ActionRenamed))
-	waitFor(t, out, "new name", is(g, ecs.TypeCreation, ActionCreated))
+	byUs("rename", waitFor(t, out, "rename", is(f, ecs.TypeChange, ActionRenamed)))
+	byUs("new name", waitFor(t, out, "new name", is(g, ecs.TypeCreation, ActionCreated)))
 
 	if err := os.Remove(g); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, out, "deletion", is(g, ecs.TypeDeletion, ActionDeleted))
+	byUs("deletion", waitFor(t, out, "deletion", is(g, ecs.TypeDeletion, ActionDeleted)))
 }
 
 func TestNewFoldersAreWatched(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 type hashItem struct {
 	path, typ, action string
 	at                time.Time
+	from              origin
 }
 
 // hashQueue holds the paths waiting for the hash worker, at most one item
@@ -43,8 +44,14 @@ func (q *hashQueue) push(it hashItem) bool {
 		return false
 	}
 	if p, ok := q.pending[it.path]; ok {
+		created := p.typ == ecs.TypeCreation
 		if it.typ == ecs.TypeCreation {
 			p.typ, p.action = it.typ, it.action
+		}
+		if it.from.proc != nil && (p.from.proc == nil || !created || it.typ == ecs.TypeCreation) {
+			// A creation names the process that created the file;
+			// a change, the last one that wrote it.
+			p.from = it.from
 		}
 		return true
 	}
@@ -101,7 +108,7 @@ func (s *Sensor) hashWorker(ctx context.Context, q *hashQueue, emit func(ecs.Eve
 			s.unhashed.Add(1)
 			s.log.Debug("file sensor: cannot hash", logPath, path, logError, err)
 		}
-		ev := fileEvent(it.at, it.typ, it.action, path, fi)
+		ev := it.from.apply(fileEvent(it.at, it.typ, it.action, path, fi))
 		if sum != "" {
 			ev.File.Hash = &ecs.Hash{SHA256: sum}
 		}
@@ -169,7 +176,7 @@ func fileEvent(ts time.Time, typ, action, path string, fi fs.FileInfo) ecs.Event
 			Category: ecs.CategoryFile,
 			Type:     typ,
 			Action:   action,
-			Module:   Mode,
+			Module:   ModuleFsnotify,
 		},
 		File: f,
 	}

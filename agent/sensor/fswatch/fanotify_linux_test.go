@@ -1,0 +1,241 @@
+package fswatch
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cordon-edr/cordon/protocol/ecs"
+)
+
+// TestFanotifyNamesTheWriter has another process create, write, rename,
+// chmod and delete files in a watched folder, on the root filesystem and
+// on tmpfs, and checks that each event names it: its pid, executable,
+// command line and entity id.
+// writerEnv names the folder the test binary, run again, changes as the
+// writer of TestFanotifyNamesTheWriter.
+const writerEnv = "FSWATCH_TEST_WRITER"
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(writerEnv); dir != "" {
+		if err := write(dir); err != nil {
+			fmt.Fprintln(os.Stderr, "writer:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// write makes the writer's changes in dir: create, append, a new folder
+// with a file, rename, chmod and delete; then, once told on its standard
+// input, a write in the new folder; then it waits for its input to end.
+func write(dir string) error {
+	created, moved := filepath.Join(dir, "created"), filepath.Join(dir, "moved")
+	key := filepath.Join(dir, "sub", "authorized_keys")
+	steps := []func() error{
+		func() error { return os.WriteFile(created, []byte("one\n"), 0o644) },
+		func() error { return appendTo(created, "two\n") },
+		func() error { return os.Mkdir(filepath.Join(dir, "sub"), 0o755) },
+		func() error { return os.WriteFile(key, []byte("key\n"), 0o600) },
+		func() error { return os.Rename(created, moved) },
+		func() error { return os.Chmod(moved, 0o755|os.ModeSetuid) },
+		func() error { return os.Remove(moved) },
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return err
+		}
+	}
+	in := bufio.NewReader(os.Stdin)
+	if _, err := in.ReadString('\n'); err != nil {
+		return fmt.Errorf("waiting to go on: %w", err)
+	}
+	if err := appendTo(key, "again\n"); err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, in)
+	return nil
+}
+
+func appendTo(path, s string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(s)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func TestFanotifyNamesTheWriter(t *testing.T) {
+	if ok, _ := hasSysAdmin(); !ok {
+		t.Skip("naming the process behind a change needs CAP_SYS_ADMIN: run the tests as root to check it")
+	}
+	roots := map[string]string{"disk": t.TempDir()}
+	if fi, err := os.Stat("/dev/shm"); err == nil && fi.IsDir() {
+		shm, err := os.MkdirTemp("/dev/shm", "fswatch-test-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(shm) })
+		roots["tmpfs"] = shm
+	}
+	if dir, err := overlay(t); err != nil {
+		t.Logf("no overlay filesystem to test on: %v", err)
+	} else {
+		roots["overlay"] = dir
+	}
+	for name, dir := range roots {
+		t.Run(name, func(t *testing.T) { testFanotifyWriter(t, dir) })
+	}
+}
+
+// overlay mounts an overlay filesystem, as container runtimes do, for
+// the test's time.
+func overlay(t *testing.T) (string, error) {
+	base := t.TempDir()
+	for _, d := range []string{"lower", "upper", "work", "merged"} {
+		if err := os.Mkdir(filepath.Join(base, d), 0o755); err != nil {
+			return "", err
+		}
+	}
+	merged := filepath.Join(base, "merged")
+	opts := "lowerdir=" + filepath.Join(base, "lower") + ",upperdir=" + filepath.Join(base, "upper") + ",workdir=" + filepath.Join(base, "work")
+	if err := unix.Mount("overlay", merged, "overlay", 0, opts); err != nil {
+		return "", fmt.Errorf("mounting an overlay: %w", err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(merged, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmounting the overlay: %v", err)
+		}
+	})
+	return merged, nil
+}
+
+func testFanotifyWriter(t *testing.T, dir string) {
+	s, out := run(t, Options{Paths: []string{dir + "/..."}})
+	if mode, reason := s.Mode(); mode != ModeFanotify || strings.Contains(reason, "refused") {
+		t.Fatalf("mode %q (%s), want %q on every folder", mode, reason, ModeFanotify)
+	}
+	// The writer is this test binary run again (see TestMain), so every
+	// change is made by one process. It waits on its standard input
+	// before it exits, so procfs still knows it while its events are
+	// read.
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), writerEnv+"="+dir)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		stdin.Close()
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("writer: %v", err)
+		}
+	}()
+	pid := cmd.Process.Pid
+	exe, err := os.Readlink("/proc/" + strconv.Itoa(pid) + "/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(what string, ev ecs.Event) {
+		t.Helper()
+		p := ev.Process
+		if ev.Event.Module != ModuleFanotify || p == nil || p.PID != pid || p.Executable != exe || p.Name != filepath.Base(exe) ||
+			!strings.HasPrefix(p.CommandLine, os.Args[0]+" ") || !strings.HasPrefix(p.EntityID, bootID()+"-"+strconv.Itoa(pid)+"-") {
+			t.Errorf("%s: module %q process %+v, want pid %d executable %s", what, ev.Event.Module, p, pid, exe)
+		}
+	}
+	created, moved := filepath.Join(dir, "created"), filepath.Join(dir, "moved")
+	// The events come in any order: creations wait for their hash.
+	want := map[string]func(ecs.Event) bool{
+		"creation":   is(created, ecs.TypeCreation, ActionCreated),
+		"folder":     is(filepath.Join(dir, "sub"), ecs.TypeCreation, ActionCreated),
+		"rename":     is(created, ecs.TypeChange, ActionRenamed),
+		"new name":   is(moved, ecs.TypeCreation, ActionCreated),
+		"attributes": is(moved, ecs.TypeChange, ActionAttributes),
+		"deletion":   is(moved, ecs.TypeDeletion, ActionDeleted),
+	}
+	timeout := time.After(10 * time.Second)
+	for len(want) > 0 {
+		select {
+		case ev := <-out:
+			for what, match := range want {
+				if match(ev) {
+					check(what, ev)
+					delete(want, what)
+				}
+			}
+		case <-timeout:
+			t.Fatalf("no events for %v", slices.Sorted(maps.Keys(want)))
+		}
+	}
+	// The key may be written before the new folder is marked: then it is
+	// found by reading the folder, and which process wrote it is not
+	// known. Written again now, it is the writer's.
+	if _, err := io.WriteString(stdin, "go on\n"); err != nil {
+		t.Fatal(err)
+	}
+	check("write in the new folder", waitFor(t, out, "write in the new folder", is(filepath.Join(dir, "sub", "authorized_keys"), ecs.TypeChange, ActionUpdated)))
+}
+
+// TestFanotifyQueueFullCountsLoss stalls the sensor's consumer and checks
+// that fanotify changes beyond the sensor's queue are dropped and counted
+// as lost, and that the sensor still stops cleanly.
+func TestFanotifyQueueFullCountsLoss(t *testing.T) {
+	if ok, _ := hasSysAdmin(); !ok {
+		t.Skip("fanotify needs CAP_SYS_ADMIN: run the tests as root to check its queue")
+	}
+	dir := t.TempDir()
+	s, err := New(Options{Paths: []string{dir}, ChangeQueue: 4, HashMaxBytes: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	out := make(chan ecs.Event) // never read: the loop stalls on its first event
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, out) }()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if m, _ := s.Mode(); m == ModeFanotify {
+			break
+		} else if m != "" || time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("mode %q, want %q", m, ModeFanotify)
+		}
+	}
+	for i := 0; i < 200 && s.Stats().Lost == 0; i++ {
+		if err := os.WriteFile(filepath.Join(dir, "f"+strconv.Itoa(i)), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for deadline := time.Now().Add(10 * time.Second); s.Stats().Lost == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s.Stats().Lost == 0 {
+		t.Error("200 files created with the consumer stalled: nothing counted as lost")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}
