@@ -44,15 +44,83 @@ func (p *proc) ref() ecs.Parent {
 	}
 }
 
-// cache holds the live processes the sensor knows, by pid. It is written
-// by the sensor's reader and read by Ancestry from any goroutine.
+// Processes that exited are remembered for a while, so that a file
+// change or connection read after its process exited can still be
+// attributed to it: short-lived writers are usually gone by the time
+// their change is handled.
+const (
+	exitedKeep = 30 * time.Second
+	exitedMax  = 4096
+)
+
+// cache holds the live processes the sensor knows, by pid, and the most
+// recent ones that exited. It is written by the sensor's reader and read
+// by Ancestry and Lookup from any goroutine.
 type cache struct {
 	mu    sync.Mutex
 	procs map[int]*proc
+
+	// exited holds processes that exited, by pid, at most exitedMax of
+	// them and none older than exitedKeep; exitOrder is their pids in
+	// the order they exited (a pid may appear again after reuse; the
+	// map entry's time tells which one is current).
+	exited    map[int]exitedProc
+	exitOrder []exitedAt
+	now       func() time.Time
+}
+
+type exitedProc struct {
+	proc
+	at time.Time
+}
+
+type exitedAt struct {
+	pid int
+	at  time.Time
 }
 
 func newCache() *cache {
-	return &cache{procs: make(map[int]*proc)}
+	return &cache{procs: make(map[int]*proc), exited: make(map[int]exitedProc), now: time.Now}
+}
+
+// lookup returns a copy of the record of pid, live or, failing that,
+// exited within exitedKeep.
+func (c *cache) lookup(pid int) (proc, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p, ok := c.procs[pid]; ok {
+		return *p, true
+	}
+	c.expireLocked()
+	if e, ok := c.exited[pid]; ok {
+		return e.proc, true
+	}
+	return proc{}, false
+}
+
+// rememberLocked keeps p among the exited processes.
+func (c *cache) rememberLocked(p *proc) {
+	now := c.now()
+	c.exited[p.pid] = exitedProc{proc: *p, at: now}
+	c.exitOrder = append(c.exitOrder, exitedAt{p.pid, now})
+	c.expireLocked()
+}
+
+// expireLocked forgets exited processes beyond exitedMax or older than
+// exitedKeep.
+func (c *cache) expireLocked() {
+	cut := c.now().Add(-exitedKeep)
+	n := 0
+	for n < len(c.exitOrder) && (len(c.exitOrder)-n > exitedMax || c.exitOrder[n].at.Before(cut)) {
+		old := c.exitOrder[n]
+		if e, ok := c.exited[old.pid]; ok && e.at.Equal(old.at) {
+			delete(c.exited, old.pid)
+		}
+		n++
+	}
+	if n > 0 {
+		c.exitOrder = append(c.exitOrder[:0], c.exitOrder[n:]...)
+	}
 }
 
 // get returns a copy of the record of pid.
@@ -87,7 +155,8 @@ func (c *cache) fork(child, parent int) {
 	c.procs[child] = p
 }
 
-// remove drops pid and returns its record.
+// remove drops pid from the live processes, remembers it among the
+// exited ones and returns its record.
 func (c *cache) remove(pid int) (proc, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -96,6 +165,7 @@ func (c *cache) remove(pid int) (proc, bool) {
 		return proc{}, false
 	}
 	delete(c.procs, pid)
+	c.rememberLocked(p)
 	return *p, true
 }
 
@@ -115,13 +185,15 @@ func (c *cache) len() int {
 	return len(c.procs)
 }
 
-// retain drops every record whose pid is not in live.
+// retain drops every record whose pid is not in live, remembering it
+// among the exited processes.
 func (c *cache) retain(live map[int]bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for pid := range c.procs {
+	for pid, p := range c.procs {
 		if !live[pid] {
 			delete(c.procs, pid)
+			c.rememberLocked(p)
 		}
 	}
 }

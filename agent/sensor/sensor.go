@@ -181,11 +181,15 @@ func (p *Process) Ancestry(pid int) []ecs.Parent {
 	return p.cache.ancestry(pr.ppid, maxAncestors)
 }
 
-// Lookup returns what the sensor's cache knows of the live process pid:
-// its entity id, executable, name and command line.
+// Lookup returns what the sensor's cache knows of the process pid, live
+// or exited within the last 30 seconds: its entity id, executable, name
+// and command line. A live process with the pid wins over an exited one.
+// A child known only from its fork, whose exec the sensor may not have
+// read yet, is not described: its parent's program would name the wrong
+// process, so the caller reads procfs or asks again later.
 func (p *Process) Lookup(pid int) (ecs.Parent, bool) {
-	pr, ok := p.cache.get(pid)
-	if !ok {
+	pr, ok := p.cache.lookup(pid)
+	if !ok || !pr.image {
 		return ecs.Parent{}, false
 	}
 	return pr.ref(), true

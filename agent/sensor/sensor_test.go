@@ -410,3 +410,61 @@ func TestModeNamesEBPFFailure(t *testing.T) {
 		t.Errorf("Mode() = %q, %q", mode, reason)
 	}
 }
+
+func TestCacheRemembersExited(t *testing.T) {
+	c := newCache()
+	now := time.Unix(1_700_000_000, 0)
+	c.now = func() time.Time { return now }
+
+	c.put(&proc{pid: 10, exe: "/usr/bin/touch", image: true})
+	if _, ok := c.remove(10); !ok {
+		t.Fatal("remove(10) found nothing")
+	}
+	if p, ok := c.lookup(10); !ok || p.exe != "/usr/bin/touch" {
+		t.Fatalf("lookup(10) after exit = %+v, %v; want the exited touch", p, ok)
+	}
+	if _, ok := c.get(10); ok {
+		t.Error("get(10) found an exited process; only lookup should")
+	}
+	if got := c.ancestry(10, maxAncestors); len(got) != 0 {
+		t.Errorf("ancestry through an exited process = %+v, want none", got)
+	}
+
+	// A new process with the same pid wins over the exited one.
+	c.put(&proc{pid: 10, exe: "/usr/bin/sleep", image: true})
+	if p, _ := c.lookup(10); p.exe != "/usr/bin/sleep" {
+		t.Errorf("lookup(10) with a live reuse = %q, want /usr/bin/sleep", p.exe)
+	}
+	c.remove(10)
+	if p, _ := c.lookup(10); p.exe != "/usr/bin/sleep" {
+		t.Errorf("lookup(10) after the reuse exited = %q, want /usr/bin/sleep", p.exe)
+	}
+
+	// Exited processes are forgotten after exitedKeep.
+	now = now.Add(exitedKeep + time.Second)
+	if p, ok := c.lookup(10); ok {
+		t.Errorf("lookup(10) after %v = %+v, want nothing", exitedKeep, p)
+	}
+
+	// And beyond exitedMax, oldest first.
+	for pid := 1; pid <= exitedMax+10; pid++ {
+		c.put(&proc{pid: pid})
+		c.remove(pid)
+	}
+	if _, ok := c.lookup(1); ok {
+		t.Error("the oldest exited process is still remembered beyond exitedMax")
+	}
+	if _, ok := c.lookup(exitedMax + 10); !ok {
+		t.Error("the newest exited process is forgotten")
+	}
+	if len(c.exited) > exitedMax || len(c.exitOrder) > exitedMax {
+		t.Errorf("remembered %d (order %d), want at most %d", len(c.exited), len(c.exitOrder), exitedMax)
+	}
+
+	// retain remembers what it drops.
+	c.put(&proc{pid: 99999, exe: "/bin/gone"})
+	c.retain(map[int]bool{})
+	if p, ok := c.lookup(99999); !ok || p.exe != "/bin/gone" {
+		t.Errorf("lookup after retain = %+v, %v; want /bin/gone", p, ok)
+	}
+}

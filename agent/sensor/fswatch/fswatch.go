@@ -609,6 +609,8 @@ func (s *Sensor) forget(path string) {
 type origin struct {
 	module string
 	proc   *ecs.Process
+	// read is when a fanotify event was read.
+	read time.Time
 }
 
 func (o origin) apply(ev ecs.Event) ecs.Event {
@@ -636,7 +638,7 @@ type change struct {
 func (s *Sensor) readFanotify(ctx context.Context, changes chan<- change) error {
 	var full atomic.Bool
 	got := func(path string, op fsnotify.Op, pid int) {
-		c := change{path: path, op: op, from: origin{module: ModuleFanotify, proc: s.process(pid)}}
+		c := change{path: path, op: op, from: origin{module: ModuleFanotify, proc: s.process(pid), read: time.Now()}}
 		select {
 		case changes <- c:
 			full.Store(false)
@@ -657,12 +659,22 @@ func (s *Sensor) readFanotify(ctx context.Context, changes chan<- change) error 
 	return nil
 }
 
+// attributionWait is how long after it was read a change whose writer
+// is still unknown waits for the process sensor, which reads the
+// kernel's exec records in batches every 25 ms, to catch up with it.
+// The wait runs from the read, so a burst of such changes waits once.
+const attributionWait = 75 * time.Millisecond
+
 // completeProcess asks the process sensor once more about a process
 // that was gone from procfs when its change was read: the sensor may
-// have seen its exec by now.
+// have seen its exec by now, or will have within attributionWait (it
+// remembers processes for a while after they exit).
 func (s *Sensor) completeProcess(from origin) origin {
 	if from.proc == nil || from.proc.Executable != "" || s.opts.Process == nil {
 		return from
+	}
+	if wait := time.Until(from.read.Add(attributionWait)); wait > 0 {
+		time.Sleep(wait)
 	}
 	ref, ok := s.opts.Process(from.proc.PID)
 	if !ok || ref.Executable == "" {
