@@ -26,6 +26,7 @@ const (
 	benchBatch  = 100
 
 	benchSingleAgents = 256
+	benchBulk         = 2000
 )
 
 func benchDB(b *testing.B) *badger.DB {
@@ -121,15 +122,63 @@ func BenchmarkIngestRawBadger(b *testing.B) { benchRaw(b, benchAgents, benchBatc
 // BenchmarkIngestAppendSingles: one transaction per finding.
 func BenchmarkIngestRawBadgerSingles(b *testing.B) { benchRaw(b, benchSingleAgents, 1) }
 
-func benchRaw(b *testing.B, agents, size int) {
+// BenchmarkIngestRawBadgerBulk is the ceiling of the store itself: one
+// writer puts the same keys in synchronous transactions of benchBulk
+// findings, about the largest a group commit makes, with no concurrency
+// and no reads.
+func BenchmarkIngestRawBadgerBulk(b *testing.B) {
 	db := benchDB(b)
-	// One finding as ingest stores it, encoded once: the raw writes pay
-	// for the bytes, not for building them.
+	val := rawValue(b)
+	report := startFindings(b)
+	var seq uint64
+	txn := db.NewTransaction(true)
+	defer func() { txn.Discard() }()
+	for i := range b.N {
+		for range benchBatch {
+			if err := setRaw(txn, seq, val); err != nil {
+				b.Fatal(err)
+			}
+			seq++
+		}
+		if (i+1)%(benchBulk/benchBatch) == 0 || i == b.N-1 {
+			if err := txn.Commit(); err != nil {
+				b.Fatal(err)
+			}
+			txn = db.NewTransaction(true)
+		}
+	}
+	report(int64(seq))
+}
+
+// rawValue is one finding as ingest stores it, encoded once: the raw
+// writes pay for the bytes, not for building them.
+func rawValue(b *testing.B) []byte {
 	f, err := convert("agent-0", "", finding("high"), time.Now())
 	if err != nil {
 		b.Fatal(err)
 	}
-	val := encodeRecord(nil, f)
+	return encodeRecord(nil, f)
+}
+
+// setRaw writes the keys ingest writes for one finding of a fresh id.
+func setRaw(txn *badger.Txn, seq uint64, val []byte) error {
+	id := uuid.Must(uuid.NewV7()).String()
+	for _, kv := range [...][2][]byte{
+		{findingKey(id), refValue(seq)},
+		{logKey(seq), val},
+		{indexKey(agentIndex("agent-0"), seq), nil},
+		{indexKey(severityIndex("high"), seq), nil},
+	} {
+		if err := txn.Set(kv[0], kv[1]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func benchRaw(b *testing.B, agents, size int) {
+	db := benchDB(b)
+	val := rawValue(b)
 	var seq, written atomic.Uint64
 	b.SetParallelism(max(1, agents/max(1, testingProcs())))
 	report := startFindings(b)
@@ -138,17 +187,8 @@ func benchRaw(b *testing.B, agents, size int) {
 			start := seq.Add(uint64(size)) - uint64(size)
 			err := db.Update(func(txn *badger.Txn) error {
 				for i := range uint64(size) {
-					id := []byte(uuid.Must(uuid.NewV7()).String())
-					s := start + i
-					for _, kv := range [][2][]byte{
-						{findingKey(string(id)), refValue(s)},
-						{logKey(s), val},
-						{indexKey(agentIndex("agent-0"), s), nil},
-						{indexKey(severityIndex("high"), s), nil},
-					} {
-						if err := txn.Set(kv[0], kv[1]); err != nil {
-							return err
-						}
+					if err := setRaw(txn, start+i, val); err != nil {
+						return err
 					}
 				}
 				return nil

@@ -97,7 +97,7 @@ func (s *Store) Attach(txn *badger.Txn, findingID, incidentID string) (bool, err
 	}
 	r.IncidentID = incidentID
 	// Written in format 2 whatever it was stored in.
-	if err := txn.Set(logKey(r.Seq), encodeRecord(nil, r.Finding)); err != nil {
+	if err := txn.Set(logKey(r.Seq), encodeRecord(make([]byte, 0, recordSize(r.Finding)), r.Finding)); err != nil {
 		return false, fmt.Errorf("writing finding %s: %w", findingID, err)
 	}
 	if r.Format != format2 {

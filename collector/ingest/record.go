@@ -75,6 +75,18 @@ func encodeRecord(b []byte, f *Finding) []byte {
 	return append(b, 0)
 }
 
+// recordSize is about the length of f's encoding, to size the buffer once.
+func recordSize(f *Finding) int {
+	n := 64 + len(f.ID) + len(f.AgentID) + len(f.Hostname) + len(f.Rule.ID) + len(f.Rule.Name) + len(f.Rule.Version) +
+		len(f.Rule.Author) + len(f.Rule.License) + len(f.Severity) + len(f.Summary) + len(f.IncidentID) + len(f.Evidence)
+	for _, l := range [][]string{f.Rule.References, f.Attack.Tactics, f.Attack.Techniques} {
+		for _, s := range l {
+			n += len(s) + 2
+		}
+	}
+	return n
+}
+
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
@@ -98,6 +110,7 @@ func decodeRecord(b []byte) (*Finding, error) {
 		n := d.uvarint()
 		if n > uint64(len(d.b)) { // each element takes at least a byte
 			d.fail("list of %d elements in %d bytes", n, len(d.b))
+			n = 0
 		}
 		*l = make([]string, 0, n)
 		for range n {

@@ -136,7 +136,7 @@ func (s *Store) Append(ctx context.Context, agentID string, fs []*protocol.Findi
 		seen[f.ID] = true
 		items = append(items, entry{
 			key:      findingKey(f.ID),
-			rec:      encodeRecord(nil, f),
+			rec:      encodeRecord(make([]byte, 0, recordSize(f)), f),
 			agentIdx: agentIdx,
 			sevIdx:   severityIndex(f.Severity),
 		})
