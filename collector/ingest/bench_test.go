@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"runtime"
 	"sync/atomic"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 	"github.com/google/uuid"
 
 	"github.com/cordon-edr/cordon/collector/store"
@@ -24,11 +24,19 @@ import (
 const (
 	benchAgents = 64
 	benchBatch  = 100
+
+	benchSingleAgents = 256
+	benchBulk         = 2000
 )
 
 func benchDB(b *testing.B) *badger.DB {
 	b.Helper()
-	db, err := store.Open(b.TempDir(), quiet)
+	return benchDBWith(b, func(o badger.Options) badger.Options { return o })
+}
+
+func benchDBWith(b *testing.B, change func(badger.Options) badger.Options) *badger.DB {
+	b.Helper()
+	db, err := store.OpenWith(change(store.Options(b.TempDir(), quiet)))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -36,12 +44,55 @@ func benchDB(b *testing.B) *badger.DB {
 	return db
 }
 
-func reportFindings(b *testing.B, n int64) {
-	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "findings/s")
+// startFindings resets the timer and returns the function that reports
+// findings/s and, where the process's CPU time can be read, the CPU time
+// spent per finding (user and system, all goroutines, badger's compactions
+// included): on a shared machine the rate follows the load of others, the
+// CPU time much less.
+func startFindings(b *testing.B) func(n int64) {
+	b.Helper()
+	cpu0, ok := processCPU()
+	b.ResetTimer()
+	return func(n int64) {
+		b.StopTimer()
+		b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "findings/s")
+		if cpu1, ok1 := processCPU(); ok && ok1 && n > 0 {
+			b.ReportMetric((cpu1-cpu0)/float64(n)*1e6, "cpu-µs/finding")
+		}
+	}
 }
 
-func BenchmarkIngestAppend(b *testing.B) {
-	db := benchDB(b)
+func BenchmarkIngestAppend(b *testing.B) { benchAppend(b, benchAgents, benchBatch) }
+
+// BenchmarkIngestAppendSingles stores findings one per Append from
+// benchSingleAgents agents: what a fleet in its steady state sends, each
+// agent forwarding a finding as soon as its spool holds one.
+func BenchmarkIngestAppendSingles(b *testing.B) { benchAppend(b, benchSingleAgents, 1) }
+
+// BenchmarkIngestOptions runs BenchmarkIngestAppend on databases opened
+// with one setting of store.Options changed, to choose them by measure.
+func BenchmarkIngestOptions(b *testing.B) {
+	for _, v := range []struct {
+		name   string
+		change func(badger.Options) badger.Options
+	}{
+		{"store", func(o badger.Options) badger.Options { return o }},
+		{"uncompressed", func(o badger.Options) badger.Options { return o.WithCompression(options.None) }},
+		{"memtable=32MiB", func(o badger.Options) badger.Options { return o.WithMemTableSize(32 << 20) }},
+		{"memtable=64MiB", func(o badger.Options) badger.Options { return o.WithMemTableSize(64 << 20) }},
+		{"level0=6", func(o badger.Options) badger.Options {
+			return o.WithNumLevelZeroTables(6).WithNumLevelZeroTablesStall(12)
+		}},
+		{"blockcache=0", func(o badger.Options) badger.Options { return o.WithBlockCacheSize(0).WithCompression(options.None) }},
+		{"threshold=64", func(o badger.Options) badger.Options { return o.WithValueThreshold(64) }},
+	} {
+		b.Run(v.name, func(b *testing.B) { benchAppendDB(b, benchDBWith(b, v.change), benchAgents, benchBatch) })
+	}
+}
+
+func benchAppend(b *testing.B, agents, size int) { benchAppendDB(b, benchDB(b), agents, size) }
+
+func benchAppendDB(b *testing.B, db *badger.DB, agents, size int) {
 	s, err := New(Config{DB: db}, quiet)
 	if err != nil {
 		b.Fatal(err)
@@ -49,12 +100,12 @@ func BenchmarkIngestAppend(b *testing.B) {
 	ctx := context.Background()
 	var agent atomic.Int64
 	var stored atomic.Int64
-	b.SetParallelism(max(1, benchAgents/max(1, testingProcs())))
-	b.ResetTimer()
+	b.SetParallelism(max(1, agents/max(1, testingProcs())))
+	report := startFindings(b)
 	b.RunParallel(func(pb *testing.PB) {
 		id := fmt.Sprintf("agent-%d", agent.Add(1))
 		for pb.Next() {
-			n, _, err := s.Append(ctx, id, batch(benchBatch))
+			n, _, err := s.Append(ctx, id, batch(size))
 			if err != nil {
 				b.Error(err)
 				return
@@ -62,40 +113,82 @@ func BenchmarkIngestAppend(b *testing.B) {
 			stored.Add(int64(n))
 		}
 	})
-	reportFindings(b, stored.Load())
+	report(stored.Load())
 }
 
-func BenchmarkIngestRawBadger(b *testing.B) {
+func BenchmarkIngestRawBadger(b *testing.B) { benchRaw(b, benchAgents, benchBatch) }
+
+// BenchmarkIngestRawBadgerSingles is the raw baseline of
+// BenchmarkIngestAppendSingles: one transaction per finding.
+func BenchmarkIngestRawBadgerSingles(b *testing.B) { benchRaw(b, benchSingleAgents, 1) }
+
+// BenchmarkIngestRawBadgerBulk is the ceiling of the store itself: one
+// writer puts the same keys in synchronous transactions of benchBulk
+// findings, about the largest a group commit makes, with no concurrency
+// and no reads.
+func BenchmarkIngestRawBadgerBulk(b *testing.B) {
 	db := benchDB(b)
-	// One finding as ingest stores it, encoded once: the raw writes pay
-	// for the bytes, not for building them.
+	val := rawValue(b)
+	report := startFindings(b)
+	var seq uint64
+	txn := db.NewTransaction(true)
+	defer func() { txn.Discard() }()
+	for i := range b.N {
+		for range benchBatch {
+			if err := setRaw(txn, seq, val); err != nil {
+				b.Fatal(err)
+			}
+			seq++
+		}
+		if (i+1)%(benchBulk/benchBatch) == 0 || i == b.N-1 {
+			if err := txn.Commit(); err != nil {
+				b.Fatal(err)
+			}
+			txn = db.NewTransaction(true)
+		}
+	}
+	report(int64(seq))
+}
+
+// rawValue is one finding as ingest stores it, encoded once: the raw
+// writes pay for the bytes, not for building them.
+func rawValue(b *testing.B) []byte {
 	f, err := convert("agent-0", "", finding("high"), time.Now())
 	if err != nil {
 		b.Fatal(err)
 	}
-	val, err := json.Marshal(record{Finding: *f, Seq: 1})
-	if err != nil {
-		b.Fatal(err)
+	return encodeRecord(nil, f)
+}
+
+// setRaw writes the keys ingest writes for one finding of a fresh id.
+func setRaw(txn *badger.Txn, seq uint64, val []byte) error {
+	id := uuid.Must(uuid.NewV7()).String()
+	for _, kv := range [...][2][]byte{
+		{findingKey(id), refValue(seq)},
+		{logKey(seq), val},
+		{indexKey(agentIndex("agent-0"), seq), nil},
+		{indexKey(severityIndex("high"), seq), nil},
+	} {
+		if err := txn.Set(kv[0], kv[1]); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+func benchRaw(b *testing.B, agents, size int) {
+	db := benchDB(b)
+	val := rawValue(b)
 	var seq, written atomic.Uint64
-	b.SetParallelism(max(1, benchAgents/max(1, testingProcs())))
-	b.ResetTimer()
+	b.SetParallelism(max(1, agents/max(1, testingProcs())))
+	report := startFindings(b)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			start := seq.Add(benchBatch) - benchBatch
+			start := seq.Add(uint64(size)) - uint64(size)
 			err := db.Update(func(txn *badger.Txn) error {
-				for i := range uint64(benchBatch) {
-					id := []byte(uuid.Must(uuid.NewV7()).String())
-					s := start + i
-					for _, kv := range [][2][]byte{
-						{findingKey(string(id)), val},
-						{logKey(s), id},
-						{indexKey(agentIndex("agent-0"), s), id},
-						{indexKey(severityIndex("high"), s), id},
-					} {
-						if err := txn.Set(kv[0], kv[1]); err != nil {
-							return err
-						}
+				for i := range uint64(size) {
+					if err := setRaw(txn, start+i, val); err != nil {
+						return err
 					}
 				}
 				return nil
@@ -104,10 +197,10 @@ func BenchmarkIngestRawBadger(b *testing.B) {
 				b.Error(err)
 				return
 			}
-			written.Add(benchBatch)
+			written.Add(uint64(size))
 		}
 	})
-	reportFindings(b, int64(written.Load()))
+	report(int64(written.Load()))
 }
 
 func testingProcs() int { return runtime.GOMAXPROCS(0) }

@@ -4,9 +4,12 @@
 // Findings arrive in batches from the gateway. Store.Append validates
 // them, drops the ones already stored (the finding id, minted by the
 // agent, is the idempotency key end to end) and writes the rest, each
-// with its entry in the append-only log, in synchronous badger
+// in its entry of the append-only log, in synchronous badger
 // transactions: when Append returns, the batch is on disk and may be
-// acknowledged.
+// acknowledged. Concurrent Appends share transactions (group commit), so
+// a fleet of agents each sending a few findings pays one disk sync per
+// group rather than one per batch. record.go describes the stored layout
+// and the older one still read.
 //
 // Consumers (the incident engine) read the log from an offset through the
 // small Log interface, so a replicated log (NATS JetStream) can replace

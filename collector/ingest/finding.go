@@ -62,12 +62,6 @@ type Attack struct {
 	Techniques []string `json:"techniques"`
 }
 
-// record is a Finding as stored, with its log position.
-type record struct {
-	Finding
-	Seq uint64 `json:"seq"`
-}
-
 // convert validates a finding from the wire and turns it into the read
 // model. The error is a *store.FieldError naming the offending field.
 func convert(agentID, hostname string, f *protocol.Finding, received time.Time) (*Finding, error) {
@@ -83,10 +77,13 @@ func convert(agentID, hostname string, f *protocol.Finding, received time.Time) 
 	}
 	evidence := json.RawMessage("[]")
 	if ev := bytes.TrimSpace(f.GetEvidenceJson()); len(ev) > 0 {
-		if ev[0] != '[' || !json.Valid(ev) {
+		// Compacted, as the JSON encoding of the record stored it before.
+		var buf bytes.Buffer
+		buf.Grow(len(ev))
+		if ev[0] != '[' || json.Compact(&buf, ev) != nil {
 			return nil, store.Invalid("evidence_json", "not a JSON array")
 		}
-		evidence = bytes.Clone(ev)
+		evidence = buf.Bytes()
 	}
 	detected := unixTime(f.GetDetectedUnixNano(), received)
 	r := f.GetRule()

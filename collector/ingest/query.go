@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -20,12 +21,16 @@ type Query struct {
 
 // Get returns one finding.
 func (s *Store) Get(ctx context.Context, id string) (*Finding, error) {
-	var r record
-	err := s.db.View(func(txn *badger.Txn) error { return store.Get(txn, findingKey(id), &r) })
+	var r stored
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		r, err = loadByID(txn, id)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("finding %s: %w", id, err)
 	}
-	return &r.Finding, nil
+	return r.Finding, nil
 }
 
 // List returns findings newest received first, and the cursor of the next
@@ -49,12 +54,20 @@ func (s *Store) List(ctx context.Context, q Query) ([]*Finding, string, error) {
 	)
 	err := s.db.View(func(txn *badger.Txn) error {
 		var err error
-		items, next, err = store.Newest(txn, prefix, q.Page, func(_, id []byte) (*Finding, bool, error) {
-			var r record
-			if err := store.Get(txn, findingKey(string(id)), &r); err != nil {
-				return nil, false, fmt.Errorf("finding %s: %w", id, err)
+		items, next, err = store.Newest(txn, prefix, q.Page, func(key, val []byte) (*Finding, bool, error) {
+			seq, err := store.ParseU64(key[len(prefix):])
+			if err != nil {
+				return nil, false, fmt.Errorf("index entry %q: %w", key, err)
 			}
-			f := &r.Finding
+			var f *Finding
+			if bytes.Equal(prefix, logPrefix) {
+				f, err = logValue(txn, seq, val)
+			} else {
+				f, err = loadSeq(txn, seq)
+			}
+			if err != nil {
+				return nil, false, err
+			}
 			ok := (q.Agent == "" || f.AgentID == q.Agent) &&
 				(q.Incident == "" || f.IncidentID == q.Incident) &&
 				(q.Severity == "" || f.Severity == q.Severity)
@@ -72,8 +85,7 @@ func (s *Store) List(ctx context.Context, q Query) ([]*Finding, string, error) {
 // returns false, changing nothing, when the finding already belongs to
 // one or is not stored.
 func (s *Store) Attach(txn *badger.Txn, findingID, incidentID string) (bool, error) {
-	var r record
-	err := store.Get(txn, findingKey(findingID), &r)
+	r, err := loadByID(txn, findingID)
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}
@@ -84,10 +96,16 @@ func (s *Store) Attach(txn *badger.Txn, findingID, incidentID string) (bool, err
 		return false, nil
 	}
 	r.IncidentID = incidentID
-	if err := store.Put(txn, findingKey(findingID), r); err != nil {
-		return false, err
+	// Written in format 2 whatever it was stored in.
+	if err := txn.Set(logKey(r.Seq), encodeRecord(make([]byte, 0, recordSize(r.Finding)), r.Finding)); err != nil {
+		return false, fmt.Errorf("writing finding %s: %w", findingID, err)
 	}
-	if err := txn.Set(indexKey(incidentIndex(incidentID), r.Seq), []byte(findingID)); err != nil {
+	if r.Format != format2 {
+		if err := txn.Set(findingKey(findingID), refValue(r.Seq)); err != nil {
+			return false, fmt.Errorf("writing finding %s: %w", findingID, err)
+		}
+	}
+	if err := txn.Set(indexKey(incidentIndex(incidentID), r.Seq), nil); err != nil {
 		return false, fmt.Errorf("indexing finding %s under incident %s: %w", findingID, incidentID, err)
 	}
 	return true, nil

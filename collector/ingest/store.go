@@ -11,6 +11,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/cordon-edr/cordon/collector/groupcommit"
 	"github.com/cordon-edr/cordon/collector/store"
 	"github.com/cordon-edr/cordon/protocol"
 )
@@ -45,6 +46,8 @@ type Store struct {
 	mu     sync.Mutex
 	notify chan struct{}
 
+	writes *groupcommit.Queue[*pending]
+
 	stored, duplicates, rejected atomic.Uint64
 }
 
@@ -57,6 +60,7 @@ func New(cfg Config, log *slog.Logger) (*Store, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.writes = groupcommit.New(s.commitGroup, groupcommit.Limits[*pending]{Items: groupChunks, Size: pendingSize, Bytes: groupBytes})
 	last, err := s.lastSeq()
 	if err != nil {
 		return nil, err
@@ -102,7 +106,7 @@ func indexKey(prefix []byte, seq uint64) []byte {
 	return append(prefix[:len(prefix):len(prefix)], store.U64(seq)...)
 }
 
-// maxChunk is the most findings written in one transaction.
+// maxChunk is the most findings of one Append written in one transaction.
 const maxChunk = 256
 
 // Append implements Log.
@@ -115,8 +119,9 @@ func (s *Store) Append(ctx context.Context, agentID string, fs []*protocol.Findi
 		hostname, _, _ = s.agents.Lookup(agentID)
 	}
 	received := s.now().UTC()
-	items := make([]*Finding, 0, len(fs))
+	items := make([]entry, 0, len(fs))
 	seen := make(map[string]bool, len(fs))
+	agentIdx := agentIndex(agentID)
 	for _, pf := range fs {
 		f, err := convert(agentID, hostname, pf, received)
 		if err != nil {
@@ -129,7 +134,12 @@ func (s *Store) Append(ctx context.Context, agentID string, fs []*protocol.Findi
 			continue
 		}
 		seen[f.ID] = true
-		items = append(items, f)
+		items = append(items, entry{
+			key:      findingKey(f.ID),
+			rec:      encodeRecord(make([]byte, 0, recordSize(f)), f),
+			agentIdx: agentIdx,
+			sevIdx:   severityIndex(f.Severity),
+		})
 	}
 	defer func() {
 		s.stored.Add(uint64(stored))
@@ -140,53 +150,117 @@ func (s *Store) Append(ctx context.Context, agentID string, fs []*protocol.Findi
 	}()
 	chunk := maxChunk
 	for i := 0; i < len(items); {
+		if err := ctx.Err(); err != nil {
+			return stored, duplicates, fmt.Errorf("storing %d findings of agent %s: %w", len(items)-i, agentID, err)
+		}
 		n := min(chunk, len(items)-i)
-		st, dup, err := s.appendChunk(ctx, items[i:i+n])
-		if errors.Is(err, badger.ErrTxnTooBig) && n > 1 {
+		p := &pending{entries: items[i : i+n]}
+		s.writes.Do(p)
+		if errors.Is(p.err, badger.ErrTxnTooBig) && n > 1 {
 			chunk = n / 2
 			continue
 		}
-		if err != nil {
-			return stored, duplicates, fmt.Errorf("storing %d findings of agent %s: %w", len(items)-i, agentID, err)
+		if p.err != nil {
+			return stored, duplicates, fmt.Errorf("storing %d findings of agent %s: %w", len(items)-i, agentID, p.err)
 		}
-		stored += st
-		duplicates += dup
+		stored += p.stored
+		duplicates += p.duplicates
 		i += n
 	}
 	return stored, duplicates, nil
 }
 
-// appendChunk writes the findings not yet stored, with their log entries
-// and index keys, in one transaction.
-func (s *Store) appendChunk(ctx context.Context, items []*Finding) (stored, duplicates int, err error) {
-	start := s.seqs.reserve(len(items))
+// entry is a finding ready to be written.
+type entry struct {
+	key              []byte // finding/<id>
+	rec              []byte // encodeRecord
+	agentIdx, sevIdx []byte // index prefixes
+}
+
+func (e entry) size() int { return len(e.key) + len(e.rec) + len(e.agentIdx) + len(e.sevIdx) + 64 }
+
+// pending is one chunk of an Append waiting to be committed, and, once
+// it is, the outcome.
+type pending struct {
+	entries            []entry
+	stored, duplicates int
+	err                error
+}
+
+// Group commit. Badger syncs its write-ahead log once per transaction,
+// and concurrent transactions each pay for their own sync. So concurrent
+// Appends share transactions: their chunks queue, and one writer commits
+// everything waiting (up to groupBytes) in one synchronous transaction
+// and hands each chunk its outcome. Every chunk is committed by exactly
+// one transaction, and its Append returns only after that transaction is
+// on disk, so acknowledging a batch still means it is stored.
+const (
+	groupChunks = 1024
+	groupBytes  = 1 << 20
+)
+
+func pendingSize(p *pending) int {
+	n := 0
+	for _, e := range p.entries {
+		n += e.size()
+	}
+	return n
+}
+
+// commitGroup writes the findings of group not yet stored, with their
+// log entries and index keys, in one transaction, and sets each chunk's
+// outcome. A group too big for one transaction is committed chunk by
+// chunk.
+func (s *Store) commitGroup(group []*pending) {
+	ctx := context.Background()
+	n := 0
+	for _, p := range group {
+		n += len(p.entries)
+	}
+	start := s.seqs.reserve(n)
 	defer s.seqs.release(start)
-	err = store.Update(ctx, s.db, func(txn *badger.Txn) error {
-		stored, duplicates = 0, 0
-		for i, f := range items {
-			exists, err := store.Exists(txn, findingKey(f.ID))
-			if err != nil {
-				return err
-			}
-			if exists {
-				duplicates++
-				continue
-			}
-			seq := start + uint64(i)
-			if err := store.Put(txn, findingKey(f.ID), record{Finding: *f, Seq: seq}); err != nil {
-				return err
-			}
-			id := []byte(f.ID)
-			for _, k := range [][]byte{logKey(seq), indexKey(agentIndex(f.AgentID), seq), indexKey(severityIndex(f.Severity), seq)} {
-				if err := txn.Set(k, id); err != nil {
+	err := store.Update(ctx, s.db, func(txn *badger.Txn) error {
+		seq := start
+		for _, p := range group {
+			p.stored, p.duplicates = 0, 0
+			for _, e := range p.entries {
+				exists, err := store.Exists(txn, e.key)
+				if err != nil {
 					return err
 				}
+				if exists {
+					p.duplicates++
+					seq++
+					continue
+				}
+				sk := store.U64(seq)
+				for _, kv := range [...][2][]byte{
+					{e.key, refValue(seq)},
+					{logKey(seq), e.rec},
+					{append(e.agentIdx[:len(e.agentIdx):len(e.agentIdx)], sk...), nil},
+					{append(e.sevIdx[:len(e.sevIdx):len(e.sevIdx)], sk...), nil},
+				} {
+					if err := txn.Set(kv[0], kv[1]); err != nil {
+						return err
+					}
+				}
+				p.stored++
+				seq++
 			}
-			stored++
 		}
 		return nil
 	})
-	return stored, duplicates, err
+	if errors.Is(err, badger.ErrTxnTooBig) && len(group) > 1 {
+		for _, p := range group {
+			s.commitGroup([]*pending{p})
+		}
+		return
+	}
+	for _, p := range group {
+		if err != nil {
+			p.stored, p.duplicates, p.err = 0, 0, err
+		}
+	}
 }
 
 // Notify implements Log.
@@ -231,15 +305,14 @@ func (s *Store) Read(ctx context.Context, from uint64, limit int) ([]Record, uin
 			if seq >= complete {
 				break
 			}
-			id, err := item.ValueCopy(nil)
-			if err != nil {
+			var f *Finding
+			if err := item.Value(func(val []byte) error {
+				f, err = logValue(txn, seq, val)
+				return err
+			}); err != nil {
 				return err
 			}
-			var r record
-			if err := store.Get(txn, findingKey(string(id)), &r); err != nil {
-				return fmt.Errorf("finding %s of log entry %d: %w", id, seq, err)
-			}
-			recs = append(recs, Record{Seq: seq, Finding: &r.Finding})
+			recs = append(recs, Record{Seq: seq, Finding: f})
 			next = seq + 1
 		}
 		return nil

@@ -7,7 +7,7 @@
 //
 // Every package owns its key prefixes; nothing else reads or writes them:
 //
-//	ingest     finding/<id>, log/<seq>, fidx/{agent,sev,inc}/<...>/<seq>
+//	ingest     log/<seq>, finding/<id>, fidx/{agent,sev,inc}/<...>/<seq> (see ingest/record.go)
 //	incident   incident/<id>, iagent/<agent>/<id>, icorr/<agent>/<drill>, meta/incident-offset
 //	registry   agent/<id>, etoken/<id>, etoken-hash/<sha256>
 //	command    command/<id>, cmd-agent/<agent>/<id>, cmd-open/<agent>/<id>

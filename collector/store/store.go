@@ -18,7 +18,22 @@ import (
 // is on disk, which is what lets ingest acknowledge a batch once Append
 // returns.
 func Open(dir string, log *slog.Logger) (*badger.DB, error) {
-	opts := badger.DefaultOptions(dir).
+	return OpenWith(Options(dir, log))
+}
+
+// OpenWith opens the badger database with opts, which are Options with
+// changes (benchmarks compare settings this way).
+func OpenWith(opts badger.Options) (*badger.DB, error) {
+	db, err := badger.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("opening database in %s: %w", opts.Dir, err)
+	}
+	return db, nil
+}
+
+// Options are the settings Open uses.
+func Options(dir string, log *slog.Logger) badger.Options {
+	return badger.DefaultOptions(dir).
 		WithSyncWrites(true).
 		WithLogger(badgerLogger{log}).
 		WithMemTableSize(16 << 20).
@@ -31,11 +46,6 @@ func Open(dir string, log *slog.Logger) (*badger.DB, error) {
 		WithValueThreshold(1 << 10).
 		WithValueLogFileSize(64 << 20).
 		WithMetricsEnabled(false)
-	db, err := badger.Open(opts)
-	if err != nil {
-		return nil, fmt.Errorf("opening database in %s: %w", dir, err)
-	}
-	return db, nil
 }
 
 // RunGC reclaims value-log space every ten minutes until ctx ends.

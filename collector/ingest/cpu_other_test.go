@@ -1,0 +1,5 @@
+//go:build !linux
+
+package ingest
+
+func processCPU() (seconds float64, ok bool) { return 0, false }

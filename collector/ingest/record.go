@@ -1,0 +1,293 @@
+package ingest
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/cordon-edr/cordon/collector/store"
+)
+
+// Stored layout.
+//
+// Since format 2, a finding is stored once, in its log entry, in a small
+// binary encoding:
+//
+//	log/<seq>           2, then the finding (encodeRecord)
+//	finding/<id>        2, then <seq>: the idempotency key, and lookup by id
+//	fidx/.../<seq>      empty: the log entry is found by the <seq> in the key
+//
+// Format 1, written before, kept the finding as JSON under its id and
+// pointed to it from the log and the indexes:
+//
+//	finding/<id>        JSON record (with "seq")
+//	log/<seq>, fidx/... the finding id
+//
+// Both are read. Nothing rewrites format 1 entries in bulk; Attach, the
+// only change ever made to a stored finding, writes it in format 2. The
+// first byte tells them apart: a format 1 log value is a UUID string and
+// a format 1 finding value a JSON object, neither of which starts with 2.
+const format2 = 2
+
+// recordV1 is a finding as format 1 stored it, with its log position.
+type recordV1 struct {
+	Finding
+	Seq uint64 `json:"seq"`
+}
+
+// refValue is the value of finding/<id> in format 2.
+func refValue(seq uint64) []byte {
+	b := make([]byte, 9)
+	b[0] = format2
+	binary.BigEndian.PutUint64(b[1:], seq)
+	return b
+}
+
+// encodeRecord appends the format 2 encoding of f to b: the format byte,
+// then each field in a fixed order, strings and byte slices prefixed by
+// their length, lists by their count, times as seconds and nanoseconds
+// since the epoch (UTC), all as varints.
+func encodeRecord(b []byte, f *Finding) []byte {
+	b = append(b, format2)
+	for _, s := range []string{f.ID, f.AgentID, f.Hostname, f.Rule.ID, f.Rule.Name, f.Rule.Version, f.Rule.Author, f.Rule.License, f.Severity, f.Summary, f.IncidentID} {
+		b = appendString(b, s)
+	}
+	for _, l := range [][]string{f.Rule.References, f.Attack.Tactics, f.Attack.Techniques} {
+		b = binary.AppendUvarint(b, uint64(len(l)))
+		for _, s := range l {
+			b = appendString(b, s)
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(len(f.Evidence)))
+	b = append(b, f.Evidence...)
+	for _, t := range []time.Time{f.ObservedAt, f.DetectedAt, f.ReceivedAt} {
+		b = binary.AppendVarint(b, t.Unix())
+		b = binary.AppendUvarint(b, uint64(t.Nanosecond()))
+	}
+	if f.Drill {
+		return append(b, 1)
+	}
+	return append(b, 0)
+}
+
+// recordSize is about the length of f's encoding, to size the buffer once.
+func recordSize(f *Finding) int {
+	n := 64 + len(f.ID) + len(f.AgentID) + len(f.Hostname) + len(f.Rule.ID) + len(f.Rule.Name) + len(f.Rule.Version) +
+		len(f.Rule.Author) + len(f.Rule.License) + len(f.Severity) + len(f.Summary) + len(f.IncidentID) + len(f.Evidence)
+	for _, l := range [][]string{f.Rule.References, f.Attack.Tactics, f.Attack.Techniques} {
+		for _, s := range l {
+			n += len(s) + 2
+		}
+	}
+	return n
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// errCorrupt is wrapped by every decoding error of a stored record.
+var errCorrupt = errors.New("corrupt stored finding")
+
+// decodeRecord decodes what encodeRecord encoded, copying everything out
+// of b (badger owns it).
+func decodeRecord(b []byte) (*Finding, error) {
+	d := decoder{b: b}
+	if v := d.byte(); v != format2 {
+		return nil, fmt.Errorf("%w: format %d, want %d", errCorrupt, v, format2)
+	}
+	f := new(Finding)
+	for _, s := range []*string{&f.ID, &f.AgentID, &f.Hostname, &f.Rule.ID, &f.Rule.Name, &f.Rule.Version, &f.Rule.Author, &f.Rule.License, &f.Severity, &f.Summary, &f.IncidentID} {
+		*s = d.string()
+	}
+	for _, l := range []*[]string{&f.Rule.References, &f.Attack.Tactics, &f.Attack.Techniques} {
+		n := d.uvarint()
+		if n > uint64(len(d.b)) { // each element takes at least a byte
+			d.fail("list of %d elements in %d bytes", n, len(d.b))
+			n = 0
+		}
+		*l = make([]string, 0, n)
+		for range n {
+			*l = append(*l, d.string())
+		}
+	}
+	if ev := d.bytes(); len(ev) > 0 {
+		f.Evidence = json.RawMessage(append([]byte(nil), ev...))
+	}
+	for _, t := range []*time.Time{&f.ObservedAt, &f.DetectedAt, &f.ReceivedAt} {
+		sec, ns := d.varint(), d.uvarint()
+		if ns >= 1e9 {
+			d.fail("%d nanoseconds", ns)
+		}
+		*t = time.Unix(sec, int64(ns)).UTC()
+	}
+	switch d.byte() {
+	case 0:
+	case 1:
+		f.Drill = true
+	default:
+		d.fail("drill flag not 0 or 1")
+	}
+	if d.err == nil && len(d.b) > 0 {
+		d.fail("%d bytes after the record", len(d.b))
+	}
+	if d.err != nil {
+		return nil, d.err
+	}
+	return f, nil
+}
+
+// decoder reads varint-framed fields, remembering the first error.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(format string, a ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: %s", errCorrupt, fmt.Sprintf(format, a...))
+	}
+	d.b = nil
+}
+
+func (d *decoder) byte() byte {
+	if len(d.b) == 0 {
+		d.fail("truncated")
+		return math.MaxUint8
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail("bad length")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail("bad number")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail("field of %d bytes in %d", n, len(d.b))
+		return nil
+	}
+	v := d.b[:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) string() string { return string(d.bytes()) }
+
+// stored is a finding read back, with its log position and the format it
+// was stored in.
+type stored struct {
+	*Finding
+	Seq    uint64
+	Format int
+}
+
+// loadByID reads the finding stored under id, in either format. A
+// missing finding is store.ErrNotFound.
+func loadByID(txn *badger.Txn, id string) (stored, error) {
+	item, err := txn.Get(findingKey(id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return stored{}, store.ErrNotFound
+	}
+	if err != nil {
+		return stored{}, fmt.Errorf("reading finding %s: %w", id, err)
+	}
+	var (
+		r   stored
+		seq uint64
+	)
+	err = item.Value(func(val []byte) error {
+		if len(val) == 9 && val[0] == format2 {
+			seq = binary.BigEndian.Uint64(val[1:])
+			return nil
+		}
+		var v1 recordV1
+		if err := store.Decode(val, &v1); err != nil {
+			return err
+		}
+		r = stored{Finding: &v1.Finding, Seq: v1.Seq, Format: 1}
+		return nil
+	})
+	if err != nil {
+		return stored{}, fmt.Errorf("reading finding %s: %w", id, err)
+	}
+	if r.Finding != nil {
+		return r, nil
+	}
+	item, err = txn.Get(logKey(seq))
+	if err != nil {
+		return stored{}, fmt.Errorf("reading log entry %d of finding %s: %w", seq, id, err)
+	}
+	var f *Finding
+	err = item.Value(func(val []byte) error {
+		f, err = decodeRecord(val)
+		return err
+	})
+	if err != nil {
+		return stored{}, fmt.Errorf("log entry %d of finding %s: %w", seq, id, err)
+	}
+	return stored{Finding: f, Seq: seq, Format: format2}, nil
+}
+
+// loadSeq reads the finding of log entry seq, in either format.
+func loadSeq(txn *badger.Txn, seq uint64) (*Finding, error) {
+	item, err := txn.Get(logKey(seq))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, fmt.Errorf("log entry %d: %w", seq, store.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading log entry %d: %w", seq, err)
+	}
+	var f *Finding
+	err = item.Value(func(val []byte) error {
+		f, err = logValue(txn, seq, val)
+		return err
+	})
+	return f, err
+}
+
+// logValue decodes the value of log entry seq: the finding itself
+// (format 2) or its id (format 1).
+func logValue(txn *badger.Txn, seq uint64, val []byte) (*Finding, error) {
+	if len(val) > 0 && val[0] == format2 {
+		f, err := decodeRecord(val)
+		if err != nil {
+			return nil, fmt.Errorf("log entry %d: %w", seq, err)
+		}
+		return f, nil
+	}
+	id := string(val)
+	r, err := loadByID(txn, id)
+	if err != nil {
+		return nil, fmt.Errorf("finding %s of log entry %d: %w", id, seq, err)
+	}
+	if r.Format != 1 {
+		return nil, fmt.Errorf("log entry %d names finding %s, stored at %d", seq, id, r.Seq)
+	}
+	return r.Finding, nil
+}
