@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/proto"
 
@@ -665,10 +666,15 @@ func OpenDB(dir string) (*badger.DB, error) {
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(8).
 		WithValueLogFileSize(valueLogFileSize).
-		// The spool is read in key order, once per finding: a small
-		// block cache is enough.
-		WithBlockCacheSize(1 << 20).
-		WithIndexCacheSize(1 << 20).
+		// The spool is read in key order, once per finding, and holds
+		// little: no block or index cache (each is a ristretto cache,
+		// about 0.35 MiB of heap and goroutines however small its
+		// budget), which badger allows only for tables without
+		// compression. Tables written before are still read with the
+		// compression the manifest names for them.
+		WithCompression(options.None).
+		WithBlockCacheSize(0).
+		WithIndexCacheSize(0).
 		WithNumCompactors(2).
 		// Level 0 compacted on a clean stop, so that a restart finds
 		// nothing to compact. Badger writes its tables through memory

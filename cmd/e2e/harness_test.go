@@ -69,12 +69,19 @@ type proc struct {
 
 func start(t testing.TB, name string, args ...string) *proc {
 	t.Helper()
+	return startCmd(t, name, exec.Command(bin(name), args...))
+}
+
+// startCmd starts cmd, a wrapper around binary name (ip netns exec,
+// unshare) or the binary itself, with its output in a log file.
+func startCmd(t testing.TB, name string, cmd *exec.Cmd) *proc {
+	t.Helper()
+	args := cmd.Args[1:]
 	logPath := filepath.Join(t.TempDir(), name+".log")
 	f, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin(name), args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
