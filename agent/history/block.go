@@ -3,7 +3,6 @@ package history
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -24,7 +23,8 @@ import (
 //	"cb" 1                                          magic and version
 //	uvarint n, n × (uvarint len, index key prefix,  the block's index
 //	               uvarint len of that entry's value) entries, for the sweeper
-//	uvarint m, m × (time(8), uvarint len, JSON)     the events, in time order
+//	uvarint m, m × (time(8), uvarint len, event)    the events, in time order
+//	                                                (codec.go)
 //
 // Index entry: "y/" code(1) value 0x00 + the block key's 24 bytes, its
 // value the uvarint positions in the block of the events with that value.
@@ -84,8 +84,8 @@ type blockIndex struct {
 // blockWriter builds blocks, reusing its buffers from one to the next.
 type blockWriter struct {
 	events  bytes.Buffer // the events' section
-	scratch bytes.Buffer // one event's JSON
-	enc     *json.Encoder
+	scratch []byte // one event's binary form
+	key     []byte // an index key prefix being looked up
 	first   time.Time
 	n       int
 	index   []blockIndex
@@ -93,9 +93,7 @@ type blockWriter struct {
 }
 
 func newBlockWriter() *blockWriter {
-	w := &blockWriter{byValue: map[string]int{}}
-	w.enc = json.NewEncoder(&w.scratch)
-	return w
+	return &blockWriter{byValue: map[string]int{}}
 }
 
 func (w *blockWriter) reset() {
@@ -111,12 +109,9 @@ func (w *blockWriter) full(t time.Time) bool {
 }
 
 // add appends ev to the block.
-func (w *blockWriter) add(ev *ecs.Event) error {
-	w.scratch.Reset()
-	if err := w.enc.Encode(ev); err != nil {
-		return err
-	}
-	js := bytes.TrimSuffix(w.scratch.Bytes(), []byte{'\n'})
+func (w *blockWriter) add(ev *ecs.Event) {
+	w.scratch = appendEvent(w.scratch[:0], ev)
+	js := w.scratch
 	var hdr [8 + binary.MaxVarintLen64]byte
 	binary.BigEndian.PutUint64(hdr[:], uint64(ev.Timestamp.UnixNano()))
 	n := binary.PutUvarint(hdr[8:], uint64(len(js)))
@@ -126,17 +121,18 @@ func (w *blockWriter) add(ev *ecs.Event) error {
 		w.first = ev.Timestamp
 	}
 	forIndexed(ev, func(field, v string) {
-		p := indexKeyPrefixWith(blockIndexPrefix, field, v)
-		i, ok := w.byValue[string(p)]
+		w.key = appendIndexKeyPrefix(w.key[:0], blockIndexPrefix, field, v)
+		i, ok := w.byValue[string(w.key)]
 		if !ok {
 			i = len(w.index)
+			p := make([]byte, len(w.key), len(w.key)+blockKeyLen)
+			copy(p, w.key)
 			w.byValue[string(p)] = i
 			w.index = append(w.index, blockIndex{prefix: p})
 		}
 		w.index[i].pos = binary.AppendUvarint(w.index[i].pos, uint64(w.n))
 	})
 	w.n++
-	return nil
 }
 
 // value is the block's value.
@@ -166,13 +162,13 @@ type block struct {
 		prefix []byte
 		size   int
 	}
-	// events holds each event's time and JSON, in the block's order.
+	// events holds each event's time and binary form, in the block's order.
 	events []blockEvent
 }
 
 type blockEvent struct {
 	time int64
-	json []byte
+	data []byte
 }
 
 var errBlock = errors.New("malformed history block")
@@ -232,7 +228,7 @@ func parseBlock(v []byte, wantEvents bool) (block, error) {
 		if err != nil || l > uint64(len(rest)) {
 			return b, errBlock
 		}
-		b.events = append(b.events, blockEvent{time: t, json: rest[:l]})
+		b.events = append(b.events, blockEvent{time: t, data: rest[:l]})
 		v = rest[l:]
 	}
 	if len(v) != 0 {

@@ -384,10 +384,12 @@ func indexKeyPrefix(field, value string) []byte {
 }
 
 func indexKeyPrefixWith(prefix []byte, field, value string) []byte {
-	code := indexCodes[field]
-	k := make([]byte, 0, len(prefix)+len(value)+2+blockKeyLen)
+	return appendIndexKeyPrefix(make([]byte, 0, len(prefix)+len(value)+2+blockKeyLen), prefix, field, value)
+}
+
+func appendIndexKeyPrefix(k, prefix []byte, field, value string) []byte {
 	k = append(k, prefix...)
-	k = append(k, code)
+	k = append(k, indexCodes[field])
 	k = append(k, indexValue(field, value)...)
 	return append(k, 0)
 }
@@ -516,10 +518,7 @@ func (s *Store) write(evs []ecs.Event) error {
 				return err
 			}
 		}
-		if err := w.add(ev); err != nil {
-			s.dropped.Add(1)
-			continue
-		}
+		w.add(ev)
 		last = ev.Timestamp
 	}
 	if err := emit(); err != nil {

@@ -124,7 +124,7 @@ func (s *Store) scanBlocks(ctx context.Context, txn *badger.Txn, q *query.Query,
 				if i%256 == 255 && ctx.Err() != nil {
 					return ctx.Err()
 				}
-				if more = s.testJSON(blk.events[i], q, since, st, fn); !more {
+				if more = s.testEvent(blk.events[i], q, since, st, fn); !more {
 					return nil
 				}
 			}
@@ -178,7 +178,7 @@ func (s *Store) scanBlockIndex(ctx context.Context, txn *badger.Txn, q *query.Qu
 				if p >= len(blk.events) {
 					continue
 				}
-				if more = s.testJSON(blk.events[p], q, since, st, fn); !more {
+				if more = s.testEvent(blk.events[p], q, since, st, fn); !more {
 					return nil
 				}
 			}
@@ -191,15 +191,15 @@ func (s *Store) scanBlockIndex(ctx context.Context, txn *badger.Txn, q *query.Qu
 	return true, nil
 }
 
-// testJSON decodes and tests one event of a block, unless it is before
+// testEvent decodes and tests one event of a block, unless it is before
 // since.
-func (s *Store) testJSON(be blockEvent, q *query.Query, since time.Time, st *SearchStats, fn func(ecs.Event) bool) bool {
+func (s *Store) testEvent(be blockEvent, q *query.Query, since time.Time, st *SearchStats, fn func(ecs.Event) bool) bool {
 	if !since.IsZero() && be.time < since.UnixNano() {
 		return true
 	}
 	st.Scanned++
-	var ev ecs.Event
-	if err := json.Unmarshal(be.json, &ev); err != nil {
+	ev, err := decodeEvent(be.data)
+	if err != nil {
 		s.log.Debug("skipping an undecodable history event", "err", err)
 		return true
 	}

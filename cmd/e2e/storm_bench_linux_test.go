@@ -72,7 +72,9 @@ func spawnStorm(tag string, d time.Duration) (int, error) {
 // line and the parent shell, and reports the agent process's own CPU time
 // (from /proc/PID/stat, from the storm's start to a second after its end,
 // so the history's last write is in) per storm exec and per event its
-// sensors delivered. CORDON_BENCH_CPUPROFILE=FILE writes the agent's CPU
+// sensors delivered. The host's own activity costs the agent too: the
+// same agent's CPU in a window of the storm's length just before it is
+// subtracted for storm_cpu_µs/exec, what the storm added per exec. CORDON_BENCH_CPUPROFILE=FILE writes the agent's CPU
 // profile of the run there.
 func BenchmarkAgentExecStorm(b *testing.B) {
 	needRoot(b)
@@ -128,7 +130,22 @@ func BenchmarkAgentExecStorm(b *testing.B) {
 		}()
 		time.Sleep(500 * time.Millisecond) // let the follower subscribe
 
+		// The host's own activity costs the agent CPU too, and on a busy
+		// host as much as a slow storm: the same agent's CPU over a quiet
+		// window of the storm's length, just before it, is the baseline.
 		pid := agent.cmd.Process.Pid
+		idleCPU0, _, err := procUsage(pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		idleEv0, idleT0 := sensorEvents(b, state), time.Now()
+		time.Sleep(d)
+		idleCPU1, _, err := procUsage(pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		idleElapsed, idleEvents := time.Since(idleT0), sensorEvents(b, state)-idleEv0
+
 		ev0 := sensorEvents(b, state)
 		cpu0, _, err := procUsage(pid)
 		if err != nil {
@@ -141,6 +158,7 @@ func BenchmarkAgentExecStorm(b *testing.B) {
 		}
 		elapsed := time.Since(t0)
 		time.Sleep(time.Second) // the last events, the history's last write
+		window := time.Since(t0)
 		cpu1, _, err := procUsage(pid)
 		if err != nil {
 			b.Fatal(err)
@@ -163,5 +181,10 @@ func BenchmarkAgentExecStorm(b *testing.B) {
 		if events > 0 {
 			b.ReportMetric(float64(cpu.Microseconds())/float64(events), "agent_cpu_µs/event")
 		}
+		// What the storm added over the quiet window, per storm exec.
+		idleCPU := time.Duration(float64(idleCPU1-idleCPU0) * window.Seconds() / idleElapsed.Seconds())
+		b.ReportMetric(float64((cpu-idleCPU).Microseconds())/float64(spawned), "storm_cpu_µs/exec")
+		b.ReportMetric(float64(idleEvents)/idleElapsed.Seconds(), "quiet_events/s")
+		b.ReportMetric(100*(idleCPU1-idleCPU0).Seconds()/idleElapsed.Seconds(), "quiet_cpu_%core")
 	}
 }
