@@ -84,8 +84,8 @@ type blockIndex struct {
 // blockWriter builds blocks, reusing its buffers from one to the next.
 type blockWriter struct {
 	events  bytes.Buffer // the events' section
-	scratch []byte // one event's binary form
-	key     []byte // an index key prefix being looked up
+	scratch []byte       // one event's binary form
+	key     []byte       // an index key prefix being looked up
 	first   time.Time
 	n       int
 	index   []blockIndex
