@@ -140,7 +140,7 @@ func (s *Store) scanBlocks(ctx context.Context, txn *badger.Txn, q *query.Query,
 // scanBlockIndex reads the events stored in blocks whose field has value.
 func (s *Store) scanBlockIndex(ctx context.Context, txn *badger.Txn, q *query.Query, field, value string, since time.Time, st *SearchStats, fn func(ecs.Event) bool) (bool, error) {
 	prefix := indexKeyPrefixWith(blockIndexPrefix, field, value)
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 16})
+	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
 	defer it.Close()
 	for it.Seek(blockSince(prefix, since)); it.Valid(); it.Next() {
 		if ctx.Err() != nil {
