@@ -1,13 +1,14 @@
 package history
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -118,6 +119,9 @@ type Store struct {
 	freeBytes atomic.Uint64
 	freeErr   string
 
+	// bw builds the writer's blocks.
+	bw *blockWriter
+
 	mu     sync.Mutex
 	events int64
 	bytes  int64
@@ -211,6 +215,28 @@ func (s *Store) count() error {
 		defer xit.Close()
 		for xit.Rewind(); xit.Valid(); xit.Next() {
 			s.bytes += int64(len(xit.Item().Key()))
+		}
+		bit := txn.NewIterator(badger.IteratorOptions{Prefix: blockPrefix})
+		defer bit.Close()
+		for bit.Rewind(); bit.Valid(); bit.Next() {
+			item := bit.Item()
+			b, ok := parseBlockKey(item.Key())
+			if !ok {
+				continue
+			}
+			if first {
+				s.oldest, first = b.first, false
+			}
+			if b.last.After(s.newest) {
+				s.newest = b.last
+			}
+			s.events += int64(b.events)
+			s.bytes += int64(len(item.Key())) + item.ValueSize()
+		}
+		yit := txn.NewIterator(badger.IteratorOptions{Prefix: blockIndexPrefix})
+		defer yit.Close()
+		for yit.Rewind(); yit.Valid(); yit.Next() {
+			s.bytes += int64(len(yit.Item().Key())) + yit.Item().ValueSize()
 		}
 		return nil
 	})
@@ -359,22 +385,27 @@ func indexValue(field, v string) string {
 }
 
 func indexKeyPrefix(field, value string) []byte {
-	code := indexCodes[field]
-	k := make([]byte, 0, len(indexPrefix)+len(value)+14)
-	k = append(k, indexPrefix...)
-	k = append(k, code)
+	return indexKeyPrefixWith(indexPrefix, field, value)
+}
+
+func indexKeyPrefixWith(prefix []byte, field, value string) []byte {
+	return appendIndexKeyPrefix(make([]byte, 0, len(prefix)+len(value)+2+blockKeyLen), prefix, field, value)
+}
+
+func appendIndexKeyPrefix(k, prefix []byte, field, value string) []byte {
+	k = append(k, prefix...)
+	k = append(k, indexCodes[field])
 	k = append(k, indexValue(field, value)...)
 	return append(k, 0)
 }
 
-// indexKeys returns the index entries of an event stored under ek.
-func indexKeys(ev *ecs.Event, ek []byte) [][]byte {
-	var out [][]byte
+// forIndexed calls fn with each indexed field of ev and its value.
+func forIndexed(ev *ecs.Event, fn func(field, v string)) {
 	add := func(field, v string) {
-		if v == "" || len(v) > 4096 || bytes.IndexByte([]byte(v), 0) >= 0 {
+		if v == "" || len(v) > 4096 || strings.IndexByte(v, 0) >= 0 {
 			return
 		}
-		out = append(out, append(indexKeyPrefix(field, v), ek[len(eventPrefix):]...))
+		fn(field, v)
 	}
 	if p := ev.Process; p != nil {
 		add("process.executable", p.Executable)
@@ -391,6 +422,15 @@ func indexKeys(ev *ecs.Event, ek []byte) [][]byte {
 	if e := ev.Source; e != nil {
 		add("source.ip", e.IP)
 	}
+}
+
+// indexKeys returns the index entries of an event stored under ek in the
+// layout before blocks.
+func indexKeys(ev *ecs.Event, ek []byte) [][]byte {
+	var out [][]byte
+	forIndexed(ev, func(field, v string) {
+		out = append(out, append(indexKeyPrefix(field, v), ek[len(eventPrefix):]...))
+	})
 	return out
 }
 
@@ -436,38 +476,65 @@ func (s *Store) write(evs []ecs.Event) error {
 		n, size        int64
 		oldest, newest time.Time
 	)
+	now := s.opts.Now()
 	for i := range evs {
-		ev := &evs[i]
-		if ev.Timestamp.IsZero() {
-			ev.Timestamp = s.opts.Now()
-		}
-		val, err := json.Marshal(ev)
-		if err != nil {
-			s.dropped.Add(1)
-			continue
-		}
-		ek := eventKey(ev.Timestamp, s.seq.Add(1))
-		if err := wb.SetEntry(badger.NewEntry(ek, val).WithTTL(ttl)); err != nil {
-			return fmt.Errorf("writing event: %w", err)
-		}
-		size += int64(len(ek) + len(val))
-		for _, xk := range indexKeys(ev, ek) {
-			if err := wb.SetEntry(badger.NewEntry(xk, nil).WithTTL(ttl)); err != nil {
-				return fmt.Errorf("writing index entry: %w", err)
-			}
-			size += int64(len(xk))
-		}
-		n++
-		t := ev.Timestamp.UTC()
-		if oldest.IsZero() || t.Before(oldest) {
-			oldest = t
-		}
-		if t.After(newest) {
-			newest = t
+		if evs[i].Timestamp.IsZero() {
+			evs[i].Timestamp = now
 		}
 	}
+	slices.SortStableFunc(evs, func(a, b ecs.Event) int { return a.Timestamp.Compare(b.Timestamp) })
+	if s.bw == nil {
+		s.bw = newBlockWriter()
+	}
+	w := s.bw
+	w.reset()
+	var last time.Time
+	emit := func() error {
+		if w.n == 0 {
+			return nil
+		}
+		bk := blockKey(w.first, last, s.seq.Add(1), w.n)
+		val := w.value()
+		if err := wb.SetEntry(badger.NewEntry(bk, val).WithTTL(ttl)); err != nil {
+			return fmt.Errorf("writing events: %w", err)
+		}
+		size += int64(len(bk) + len(val))
+		for _, x := range w.index {
+			xk := append(x.prefix, bk[len(blockPrefix):]...)
+			if err := wb.SetEntry(badger.NewEntry(xk, x.pos).WithTTL(ttl)); err != nil {
+				return fmt.Errorf("writing index entry: %w", err)
+			}
+			size += int64(len(xk) + len(x.pos))
+		}
+		n += int64(w.n)
+		if oldest.IsZero() || w.first.Before(oldest) {
+			oldest = w.first
+		}
+		if last.After(newest) {
+			newest = last
+		}
+		w.reset()
+		return nil
+	}
+	for i := range evs {
+		ev := &evs[i]
+		if w.full(ev.Timestamp) {
+			if err := emit(); err != nil {
+				return err
+			}
+		}
+		w.add(ev)
+		last = ev.Timestamp
+	}
+	if err := emit(); err != nil {
+		return err
+	}
+	oldest, newest = oldest.UTC(), newest.UTC()
 	if err := wb.Flush(); err != nil {
 		return fmt.Errorf("committing events: %w", err)
+	}
+	if n == 0 {
+		return nil
 	}
 	s.mu.Lock()
 	s.events += n
@@ -497,9 +564,123 @@ func (s *Store) Sweep() (int, error) {
 	}
 }
 
-// sweepBatch deletes up to sweepBatch events; more reports whether it
-// stopped at that bound with work left.
+// sweepBatch deletes up to sweepBatch events, those of the layout before
+// blocks first (they are older); more reports whether it stopped at that
+// bound with work left.
 func (s *Store) sweepBatch(cutoff time.Time) (n int, more bool, err error) {
+	n, more, next, err := s.sweepOld(cutoff)
+	switch {
+	case err != nil || more || !next.IsZero():
+		return n, more, err
+	case n > 0:
+		return n, true, nil // the blocks in the next round
+	}
+	return s.sweepBlocks(cutoff)
+}
+
+// sweepBlocks deletes whole blocks: those whose last event is before
+// cutoff, then the oldest while the store is over its size bound.
+func (s *Store) sweepBlocks(cutoff time.Time) (n int, more bool, err error) {
+	type victim struct {
+		key    []byte
+		keys   [][]byte
+		events int
+		size   int64
+	}
+	var victims []victim
+	s.mu.Lock()
+	excess := s.bytes - s.opts.MaxBytes
+	s.mu.Unlock()
+	var next time.Time
+	err = s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: blockPrefix, PrefetchValues: false})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			item := it.Item()
+			b, ok := parseBlockKey(item.Key())
+			if !ok {
+				continue
+			}
+			if !b.last.Before(cutoff) && excess <= 0 {
+				next = b.first
+				return nil
+			}
+			if n >= sweepBatch {
+				more = true
+				return nil
+			}
+			v := victim{key: item.KeyCopy(nil), events: b.events}
+			err := item.Value(func(val []byte) error {
+				v.size = int64(len(v.key) + len(val))
+				blk, err := parseBlock(val, false)
+				if err != nil {
+					s.log.Debug("sweeping a malformed history block", "key", fmt.Sprintf("%x", v.key), "err", err)
+					return nil
+				}
+				for _, x := range blk.index {
+					k := append(slices.Clone(x.prefix), v.key[len(blockPrefix):]...)
+					v.keys = append(v.keys, k)
+					v.size += int64(len(k) + x.size)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			excess -= v.size
+			n += v.events
+			victims = append(victims, v)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, false, err
+	}
+	if len(victims) == 0 {
+		s.mu.Lock()
+		if s.events == 0 {
+			s.oldest, s.newest = time.Time{}, time.Time{}
+		} else if !next.IsZero() {
+			s.oldest = next
+		}
+		s.mu.Unlock()
+		return 0, false, nil
+	}
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	var size int64
+	for _, v := range victims {
+		if err := wb.Delete(v.key); err != nil {
+			return 0, false, fmt.Errorf("deleting events: %w", err)
+		}
+		for _, k := range v.keys {
+			if err := wb.Delete(k); err != nil {
+				return 0, false, fmt.Errorf("deleting index entry: %w", err)
+			}
+		}
+		size += v.size
+	}
+	if err := wb.Flush(); err != nil {
+		return 0, false, fmt.Errorf("committing deletions: %w", err)
+	}
+	s.mu.Lock()
+	s.events -= int64(n)
+	s.bytes -= size
+	if s.events <= 0 {
+		s.events, s.bytes = 0, max(s.bytes, 0)
+		s.oldest, s.newest = time.Time{}, time.Time{}
+	} else if !next.IsZero() {
+		s.oldest = next
+	} else if b, ok := parseBlockKey(victims[len(victims)-1].key); ok {
+		s.oldest = b.last
+	}
+	s.mu.Unlock()
+	return n, more, nil
+}
+
+// sweepOld is sweepBatch over the layout before blocks; next is the time
+// of the first event it kept, zero when it reached the end.
+func (s *Store) sweepOld(cutoff time.Time) (n int, more bool, next time.Time, err error) {
 	type victim struct {
 		key  []byte
 		keys [][]byte
@@ -509,7 +690,6 @@ func (s *Store) sweepBatch(cutoff time.Time) (n int, more bool, err error) {
 	s.mu.Lock()
 	excess := s.bytes - s.opts.MaxBytes
 	s.mu.Unlock()
-	var next time.Time
 	err = s.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: eventPrefix, PrefetchValues: false})
 		defer it.Close()
@@ -555,24 +735,24 @@ func (s *Store) sweepBatch(cutoff time.Time) (n int, more bool, err error) {
 			}
 			s.mu.Unlock()
 		}
-		return 0, false, err
+		return 0, false, next, err
 	}
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
 	var size int64
 	for _, v := range victims {
 		if err := wb.Delete(v.key); err != nil {
-			return 0, false, fmt.Errorf("deleting event: %w", err)
+			return 0, false, next, fmt.Errorf("deleting event: %w", err)
 		}
 		for _, k := range v.keys {
 			if err := wb.Delete(k); err != nil {
-				return 0, false, fmt.Errorf("deleting index entry: %w", err)
+				return 0, false, next, fmt.Errorf("deleting index entry: %w", err)
 			}
 		}
 		size += v.size
 	}
 	if err := wb.Flush(); err != nil {
-		return 0, false, fmt.Errorf("committing deletions: %w", err)
+		return 0, false, next, fmt.Errorf("committing deletions: %w", err)
 	}
 	s.mu.Lock()
 	s.events -= int64(len(victims))
@@ -586,5 +766,5 @@ func (s *Store) sweepBatch(cutoff time.Time) (n int, more bool, err error) {
 		s.oldest = t
 	}
 	s.mu.Unlock()
-	return len(victims), more, nil
+	return len(victims), more, next, nil
 }

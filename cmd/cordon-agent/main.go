@@ -3,7 +3,7 @@
 // and streams them to the collector over QUIC with mutual TLS.
 //
 //	cordon-agent enroll [--config FILE] [--collector HOST:PORT --token TOKEN --ca-pin PIN] [--state DIR] [--tag k=v]...
-//	cordon-agent run [--config FILE] [--state DIR]
+//	cordon-agent run [--config FILE] [--state DIR] [--cpuprofile FILE]
 //	cordon-agent config check [--config FILE]
 //	cordon-agent service install|uninstall|start|stop|status [--config FILE]
 //	cordon-agent status [--state DIR] [--json]
@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -212,6 +213,7 @@ func cmdRun(args []string, stderr io.Writer) error {
 	fs := newFlags("run", stderr)
 	configPath := fs.String("config", "", "configuration `FILE` (default "+config.DefaultPath+" when it exists)")
 	state := fs.String("state", "", "state `DIR` (default "+defaultState+")")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to `FILE` (for measuring the agent)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -221,6 +223,17 @@ func cmdRun(args []string, stderr io.Writer) error {
 	}
 	if *state != "" {
 		cfg.State = *state
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("run: creating the CPU profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("run: starting the CPU profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	log, err := newLogger(stderr, cfg.LogLevel)
 	if err != nil {

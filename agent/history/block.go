@@ -1,0 +1,252 @@
+package history
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cordon-edr/cordon/protocol/ecs"
+)
+
+// Events are stored in blocks: the events of one write that fall within
+// blockSpan of the block's first, up to blockEvents of them and about
+// blockBytes, in one badger entry. Badger's cost is per entry as much as
+// per byte (its skip list, its log, table building and compaction), and
+// one event per entry with an index entry per indexed value cost about
+// as much as the sensors that produced the events.
+//
+// Block key: "b/" first time(8) seq(4) last time(8) events(4), so that
+// the store is counted and bounded from its keys alone. Block value:
+//
+//	"cb" 1                                          magic and version
+//	uvarint n, n × (uvarint len, index key prefix,  the block's index
+//	               uvarint len of that entry's value) entries, for the sweeper
+//	uvarint m, m × (time(8), uvarint len, event)    the events, in time order
+//	                                                (codec.go)
+//
+// Index entry: "y/" code(1) value 0x00 + the block key's 24 bytes, its
+// value the uvarint positions in the block of the events with that value.
+//
+// The layout before blocks ("e/" time seq → one event's JSON, "x/" index
+// entries with empty values) is still read, counted and swept, so that a
+// history written by an older agent stays searchable until it ages out.
+var (
+	blockPrefix      = []byte("b/")
+	blockIndexPrefix = []byte("y/")
+	blockMagic       = []byte{'c', 'b', 1}
+)
+
+const (
+	blockSpan   = time.Second
+	blockEvents = 512
+	blockBytes  = 256 << 10
+	// blockKeyLen is the length of a block key after its prefix.
+	blockKeyLen = 24
+)
+
+// blockKey is the key of a block of n events from first to last.
+func blockKey(first, last time.Time, seq uint32, n int) []byte {
+	k := make([]byte, 0, len(blockPrefix)+blockKeyLen)
+	k = append(k, blockPrefix...)
+	k = binary.BigEndian.AppendUint64(k, uint64(first.UnixNano()))
+	k = binary.BigEndian.AppendUint32(k, seq)
+	k = binary.BigEndian.AppendUint64(k, uint64(last.UnixNano()))
+	return binary.BigEndian.AppendUint32(k, uint32(n))
+}
+
+// blockInfo is what a block key says: its first and last event's times
+// and how many events it holds.
+type blockInfo struct {
+	first, last time.Time
+	events      int
+}
+
+func parseBlockKey(k []byte) (blockInfo, bool) {
+	if len(k) != len(blockPrefix)+blockKeyLen || !bytes.HasPrefix(k, blockPrefix) {
+		return blockInfo{}, false
+	}
+	k = k[len(blockPrefix):]
+	return blockInfo{
+		first:  time.Unix(0, int64(binary.BigEndian.Uint64(k))).UTC(),
+		last:   time.Unix(0, int64(binary.BigEndian.Uint64(k[12:]))).UTC(),
+		events: int(binary.BigEndian.Uint32(k[20:])),
+	}, true
+}
+
+// blockIndex is one index entry of a block being built.
+type blockIndex struct {
+	prefix []byte // "y/" code value 0x00
+	pos    []byte // uvarint positions
+}
+
+// blockWriter builds blocks, reusing its buffers from one to the next.
+type blockWriter struct {
+	events  bytes.Buffer // the events' section
+	scratch []byte       // one event's binary form
+	key     []byte       // an index key prefix being looked up
+	first   time.Time
+	n       int
+	index   []blockIndex
+	byValue map[string]int // index prefix → position in index
+}
+
+func newBlockWriter() *blockWriter {
+	return &blockWriter{byValue: map[string]int{}}
+}
+
+func (w *blockWriter) reset() {
+	w.events.Reset()
+	w.n = 0
+	w.index = w.index[:0]
+	clear(w.byValue)
+}
+
+// full reports whether an event at t would not belong in the block.
+func (w *blockWriter) full(t time.Time) bool {
+	return w.n > 0 && (w.n >= blockEvents || w.events.Len() >= blockBytes || t.Sub(w.first) >= blockSpan)
+}
+
+// add appends ev to the block.
+func (w *blockWriter) add(ev *ecs.Event) {
+	w.scratch = appendEvent(w.scratch[:0], ev)
+	js := w.scratch
+	var hdr [8 + binary.MaxVarintLen64]byte
+	binary.BigEndian.PutUint64(hdr[:], uint64(ev.Timestamp.UnixNano()))
+	n := binary.PutUvarint(hdr[8:], uint64(len(js)))
+	w.events.Write(hdr[:8+n])
+	w.events.Write(js)
+	if w.n == 0 {
+		w.first = ev.Timestamp
+	}
+	forIndexed(ev, func(field, v string) {
+		w.key = appendIndexKeyPrefix(w.key[:0], blockIndexPrefix, field, v)
+		i, ok := w.byValue[string(w.key)]
+		if !ok {
+			i = len(w.index)
+			p := make([]byte, len(w.key), len(w.key)+blockKeyLen)
+			copy(p, w.key)
+			w.byValue[string(p)] = i
+			w.index = append(w.index, blockIndex{prefix: p})
+		}
+		w.index[i].pos = binary.AppendUvarint(w.index[i].pos, uint64(w.n))
+	})
+	w.n++
+}
+
+// value is the block's value.
+func (w *blockWriter) value() []byte {
+	size := len(blockMagic) + 2*binary.MaxVarintLen64 + w.events.Len()
+	for _, x := range w.index {
+		size += len(x.prefix) + 2*binary.MaxVarintLen64
+	}
+	v := make([]byte, 0, size)
+	v = append(v, blockMagic...)
+	v = binary.AppendUvarint(v, uint64(len(w.index)))
+	for _, x := range w.index {
+		v = binary.AppendUvarint(v, uint64(len(x.prefix)))
+		v = append(v, x.prefix...)
+		v = binary.AppendUvarint(v, uint64(len(x.pos)))
+	}
+	v = binary.AppendUvarint(v, uint64(w.n))
+	return append(v, w.events.Bytes()...)
+}
+
+// block is a decoded block value: its index section and its events,
+// not yet decoded.
+type block struct {
+	// index lists the block's index key prefixes and the length of each
+	// entry's value.
+	index []struct {
+		prefix []byte
+		size   int
+	}
+	// events holds each event's time and binary form, in the block's order.
+	events []blockEvent
+}
+
+type blockEvent struct {
+	time int64
+	data []byte
+}
+
+var errBlock = errors.New("malformed history block")
+
+func uvarint(b []byte) (uint64, []byte, error) {
+	v, n := binary.Uvarint(b)
+	if n <= 0 {
+		return 0, nil, errBlock
+	}
+	return v, b[n:], nil
+}
+
+// parseBlock decodes a block value; its slices point into v. wantEvents
+// false skips the events' section.
+func parseBlock(v []byte, wantEvents bool) (block, error) {
+	var b block
+	if !bytes.HasPrefix(v, blockMagic) {
+		return b, fmt.Errorf("%w: unknown version", errBlock)
+	}
+	v = v[len(blockMagic):]
+	n, v, err := uvarint(v)
+	if err != nil || n > uint64(len(v)) {
+		return b, errBlock
+	}
+	b.index = make([]struct {
+		prefix []byte
+		size   int
+	}, 0, n)
+	for range n {
+		var l, size uint64
+		if l, v, err = uvarint(v); err != nil || l > uint64(len(v)) {
+			return b, errBlock
+		}
+		p := v[:l]
+		if size, v, err = uvarint(v[l:]); err != nil || size > 1<<30 {
+			return b, errBlock
+		}
+		b.index = append(b.index, struct {
+			prefix []byte
+			size   int
+		}{p, int(size)})
+	}
+	if !wantEvents {
+		return b, nil
+	}
+	m, v, err := uvarint(v)
+	if err != nil || m > uint64(len(v))/9 {
+		return b, errBlock
+	}
+	b.events = make([]blockEvent, 0, m)
+	for range m {
+		if len(v) < 8 {
+			return b, errBlock
+		}
+		t := int64(binary.BigEndian.Uint64(v))
+		l, rest, err := uvarint(v[8:])
+		if err != nil || l > uint64(len(rest)) {
+			return b, errBlock
+		}
+		b.events = append(b.events, blockEvent{time: t, data: rest[:l]})
+		v = rest[l:]
+	}
+	if len(v) != 0 {
+		return b, fmt.Errorf("%w: %d trailing bytes", errBlock, len(v))
+	}
+	return b, nil
+}
+
+// parsePositions decodes an index entry's value.
+func parsePositions(v []byte) ([]int, error) {
+	var out []int
+	for len(v) > 0 {
+		p, rest, err := uvarint(v)
+		if err != nil || p > blockEvents*16 {
+			return nil, errBlock
+		}
+		out = append(out, int(p))
+		v = rest
+	}
+	return out, nil
+}

@@ -1,0 +1,190 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// stormEvent is what the exec storm benchmark reads of an event.
+type stormEvent struct {
+	Event struct {
+		Type string `json:"type"`
+	} `json:"event"`
+	Process *struct {
+		Executable string   `json:"executable"`
+		Args       []string `json:"args"`
+		Parent     *struct {
+			Executable  string `json:"executable"`
+			CommandLine string `json:"command_line"`
+		} `json:"parent"`
+	} `json:"process"`
+}
+
+// spawnStorm runs two shells spawning /bin/true with a unique marker in
+// argv for d, and returns how many they spawned.
+func spawnStorm(tag string, d time.Duration) (int, error) {
+	var mu sync.Mutex
+	total := 0
+	var g errgroup.Group
+	for w := 0; w < 2; w++ {
+		script := fmt.Sprintf(`i=0; trap 'echo $i; exit 0' TERM; while :; do /bin/true %s-%d-$i; i=$((i+1)); done`, tag, w)
+		cmd := exec.Command("/bin/sh", "-c", script)
+		var out strings.Builder
+		cmd.Stdout = &out
+		if err := cmd.Start(); err != nil {
+			return 0, err
+		}
+		g.Go(func() error {
+			time.Sleep(d)
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			if err := cmd.Wait(); err != nil {
+				return fmt.Errorf("storm worker: %w", err)
+			}
+			n, err := strconv.Atoi(strings.TrimSpace(out.String()))
+			if err != nil {
+				return fmt.Errorf("storm worker printed %q", out.String())
+			}
+			mu.Lock()
+			total += n
+			mu.Unlock()
+			return nil
+		})
+	}
+	return total, g.Wait()
+}
+
+// BenchmarkAgentExecStorm runs the real cordon-agent, enrolled to a local
+// collector, with its default configuration (sensors, shipped rules,
+// history, spool), through an exec storm of CORDON_BENCH_STORM (10 s):
+// two shells spawning /bin/true with unique markers. It counts the execs
+// that reach `cordon-agent events --json --follow`, with the full command
+// line and the parent shell, and reports the agent process's own CPU time
+// (from /proc/PID/stat, from the storm's start to a second after its end,
+// so the history's last write is in) per storm exec and per event its
+// sensors delivered. The host's own activity costs the agent too: the
+// same agent's CPU in a window of the storm's length just before it is
+// subtracted for storm_cpu_µs/exec, what the storm added per exec. CORDON_BENCH_CPUPROFILE=FILE writes the agent's CPU
+// profile of the run there.
+func BenchmarkAgentExecStorm(b *testing.B) {
+	needRoot(b)
+	d := 10 * time.Second
+	if v, err := time.ParseDuration(os.Getenv("CORDON_BENCH_STORM")); err == nil && v > 0 {
+		d = v
+	}
+	c := newCollector(b)
+	for b.Loop() {
+		state, id := c.enroll(b)
+		args := []string{"run", "--state", state}
+		if p := os.Getenv("CORDON_BENCH_CPUPROFILE"); p != "" {
+			args = append(args, "--cpuprofile", p)
+		}
+		agent := start(b, "cordon-agent", args...)
+		c.agentOnline(b, id)
+		time.Sleep(5 * time.Second) // start-up (the sensors' first scans) is not the storm
+
+		follow := exec.Command(bin("cordon-agent"), "events", "--state", state, "--json", "--follow")
+		out, err := follow.StdoutPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := follow.Start(); err != nil {
+			b.Fatal(err)
+		}
+		tag := fmt.Sprintf("cordon-agentstorm-%d", time.Now().UnixNano())
+		seen := map[string]bool{}
+		full := 0
+		read := make(chan struct{})
+		go func() {
+			defer close(read)
+			sc := bufio.NewScanner(out)
+			sc.Buffer(make([]byte, 1<<20), 1<<20)
+			for sc.Scan() {
+				if !strings.Contains(sc.Text(), tag) {
+					continue
+				}
+				var ev stormEvent
+				if json.Unmarshal(sc.Bytes(), &ev) != nil || ev.Event.Type != "start" {
+					continue
+				}
+				p := ev.Process
+				if p == nil || len(p.Args) < 2 || !strings.HasPrefix(p.Args[1], tag) || seen[p.Args[1]] {
+					continue
+				}
+				seen[p.Args[1]] = true
+				if (p.Executable == "/usr/bin/true" || p.Executable == "/bin/true") && p.Parent != nil &&
+					strings.HasSuffix(p.Parent.Executable, "sh") && strings.Contains(p.Parent.CommandLine, tag) {
+					full++
+				}
+			}
+		}()
+		time.Sleep(500 * time.Millisecond) // let the follower subscribe
+
+		// The host's own activity costs the agent CPU too, and on a busy
+		// host as much as a slow storm: the same agent's CPU over a quiet
+		// window of the storm's length, just before it, is the baseline.
+		pid := agent.cmd.Process.Pid
+		idleCPU0, _, err := procUsage(pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		idleEv0, idleT0 := sensorEvents(b, state), time.Now()
+		time.Sleep(d)
+		idleCPU1, _, err := procUsage(pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		idleElapsed, idleEvents := time.Since(idleT0), sensorEvents(b, state)-idleEv0
+
+		ev0 := sensorEvents(b, state)
+		cpu0, _, err := procUsage(pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		t0 := time.Now()
+		spawned, err := spawnStorm(tag, d)
+		if err != nil {
+			b.Fatal(err)
+		}
+		elapsed := time.Since(t0)
+		time.Sleep(time.Second) // the last events, the history's last write
+		window := time.Since(t0)
+		cpu1, _, err := procUsage(pid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		events := sensorEvents(b, state) - ev0
+		follow.Process.Kill()
+		follow.Wait()
+		<-read
+		agent.stop()
+
+		spawned = max(spawned, len(seen))
+		if spawned == 0 {
+			b.Fatal("the storm spawned nothing")
+		}
+		cpu := cpu1 - cpu0
+		b.ReportMetric(float64(spawned)/elapsed.Seconds(), "execs/s")
+		b.ReportMetric(100*float64(len(seen))/float64(spawned), "seen_%")
+		b.ReportMetric(100*float64(full)/float64(spawned), "full_%")
+		b.ReportMetric(float64(cpu.Microseconds())/float64(spawned), "agent_cpu_µs/exec")
+		if events > 0 {
+			b.ReportMetric(float64(cpu.Microseconds())/float64(events), "agent_cpu_µs/event")
+		}
+		// What the storm added over the quiet window, per storm exec.
+		idleCPU := time.Duration(float64(idleCPU1-idleCPU0) * window.Seconds() / idleElapsed.Seconds())
+		b.ReportMetric(float64((cpu-idleCPU).Microseconds())/float64(spawned), "storm_cpu_µs/exec")
+		b.ReportMetric(float64(idleEvents)/idleElapsed.Seconds(), "quiet_events/s")
+		b.ReportMetric(100*(idleCPU1-idleCPU0).Seconds()/idleElapsed.Seconds(), "quiet_cpu_%core")
+	}
+}
