@@ -217,11 +217,13 @@ type liveResult struct {
 
 // belongs reports whether a finding was raised for the test's run: one
 // of its evidence events is by a process descending from the run's root
-// process (by pid, within the run's time), or, for file changes, which
-// carry no process, happened while the test ran.
+// process (by pid, within the run's time), or, for file changes, happened
+// while the test ran. A file change names its writer by pid alone,
+// without the ancestry that would tie it to the run, so it is counted by
+// time.
 func (r *liveResult) belongs(f *liveFinding) bool {
 	for _, ev := range f.Evidence {
-		if p := ev.Process; p != nil {
+		if p := ev.Process; p != nil && ev.File == nil {
 			if ev.Timestamp.Before(r.start.Add(-2*time.Second)) || ev.Timestamp.After(r.end.Add(2*time.Second)) {
 				continue
 			}
