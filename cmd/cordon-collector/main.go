@@ -3,7 +3,7 @@
 // incidents, queues commands for agents, and serves responders through
 // the REST API.
 //
-//	cordon-collector run [--config FILE] [--data DIR] [--listen UDP_ADDR] [--api ADDR]
+//	cordon-collector run [--config FILE] [--data DIR] [--listen UDP_ADDR] [--api ADDR] [--pprof LOOPBACK_ADDR]
 //	cordon-collector config check [--config FILE]
 //	cordon-collector service install|uninstall|start|stop|status [--config FILE]
 //	cordon-collector version | --version
