@@ -3,7 +3,7 @@
 // incidents, queues commands for agents, and serves responders through
 // the REST API.
 //
-//	cordon-collector run [--config FILE] [--data DIR] [--listen UDP_ADDR] [--api ADDR]
+//	cordon-collector run [--config FILE] [--data DIR] [--listen UDP_ADDR] [--api ADDR] [--pprof LOOPBACK_ADDR]
 //	cordon-collector config check [--config FILE]
 //	cordon-collector service install|uninstall|start|stop|status [--config FILE]
 //	cordon-collector version | --version
@@ -160,8 +160,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 	data := fs.String("data", "", "data `DIR` (default ./cordon-data)")
 	listen := fs.String("listen", "", "UDP `ADDR` agents connect to (default :7443)")
 	apiAddr := fs.String("api", "", "`ADDR` of the REST API (default 127.0.0.1:7480)")
+	pprofAddr := fs.String("pprof", "", "serve Go's profiles (net/http/pprof) on this loopback `ADDR`, e.g. 127.0.0.1:6060 (default off)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *pprofAddr != "" {
+		if err := checkLoopback(*pprofAddr); err != nil {
+			return usageError{fmt.Errorf("--pprof: %w", err)}
+		}
 	}
 	cfg, err := loadConfig(*configPath)
 	if err != nil {
@@ -185,7 +191,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("api listen address: %w", err)
 	}
 	return service.Run(service.Collector, log, func(ctx context.Context) error {
-		return serve(ctx, cfg, stdout, log)
+		if *pprofAddr == "" {
+			return serve(ctx, cfg, stdout, log)
+		}
+		g, ctx := errgroup.WithContext(ctx)
+		g.Go(func() error { return servePprof(ctx, *pprofAddr, log) })
+		g.Go(func() error { return serve(ctx, cfg, stdout, log) })
+		return g.Wait()
 	})
 }
 

@@ -415,5 +415,5 @@ func (q *Queue) Finished(ctx context.Context, agentID string, res *protocol.Comm
 	return nil
 }
 
-// Wait implements the gateway's Commands.
-func (q *Queue) Wait(agentID string) (<-chan struct{}, func()) { return q.waiters.Wait(agentID) }
+// Notify implements the gateway's Commands.
+func (q *Queue) Notify(agentID string, f func()) (stop func()) { return q.waiters.Notify(agentID, f) }

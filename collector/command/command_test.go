@@ -55,7 +55,13 @@ func (e *env) status(t *testing.T, id string) *Command {
 func TestLifecycle(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t)
-	wake, stop := e.q.Wait("a1")
+	wake := make(chan struct{}, 1)
+	stop := e.q.Notify("a1", func() {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	})
 	defer stop()
 
 	iso, err := e.q.Create(ctx, Request{AgentID: "a1", Action: ActionIsolate, Reason: "beaconing", RequestedBy: "alice", IncidentID: "i1"})
@@ -65,7 +71,7 @@ func TestLifecycle(t *testing.T) {
 	select {
 	case <-wake:
 	default:
-		t.Error("Wait not signalled by Create")
+		t.Error("Notify not called by Create")
 	}
 	e.clock = e.clock.Add(time.Second)
 	kill, err := e.q.Create(ctx, Request{AgentID: "a1", Action: ActionKill, Args: map[string]string{"pid": "42"}})

@@ -48,9 +48,9 @@ type Commands interface {
 	Delivered(ctx context.Context, commandID string) error
 	// Finished records the agent's result.
 	Finished(ctx context.Context, agentID string, res *protocol.CommandResult) error
-	// Wait returns a channel that gets a value when a command is queued
-	// for agentID, and a function to stop waiting.
-	Wait(agentID string) (<-chan struct{}, func())
+	// Notify has f called whenever a command is queued for agentID,
+	// until stop is called; f must not block (see wake.Waiters.Notify).
+	Notify(agentID string, f func()) (stop func())
 }
 
 // Rules is the store of rule sets pushed to the fleet.
@@ -58,9 +58,9 @@ type Rules interface {
 	// Current returns the set every agent should run; nil when none was
 	// pushed.
 	Current(ctx context.Context) (*protocol.RuleSet, error)
-	// Wait returns a channel that gets a value when a set is pushed, and
-	// a function to stop waiting.
-	Wait() (<-chan struct{}, func())
+	// Notify has f called whenever a set is pushed, until stop is
+	// called; f must not block (see wake.Waiters.Notify).
+	Notify(f func()) (stop func())
 	// Result records an agent's answer to a set it was sent.
 	Result(ctx context.Context, agentID string, res *protocol.RuleSetResult) error
 }
@@ -69,9 +69,9 @@ type Rules interface {
 type Indicators interface {
 	// Current returns the current set, nil when none was pushed.
 	Current(ctx context.Context) (*protocol.IndicatorSet, error)
-	// Wait returns a channel that gets a value when a set is pushed, and
-	// a function to stop waiting.
-	Wait() (<-chan struct{}, func())
+	// Notify has f called whenever a set is pushed, until stop is
+	// called; f must not block (see wake.Waiters.Notify).
+	Notify(f func()) (stop func())
 	// Result records an agent's answer to a set it was sent.
 	Result(ctx context.Context, agentID string, res *protocol.IndicatorSetResult) error
 }
@@ -97,7 +97,7 @@ type Hunts interface {
 	Delivered(ctx context.Context, agentID, huntID string) error
 	// Answered records the agent's answer.
 	Answered(ctx context.Context, agentID string, res *protocol.HuntResult) error
-	// Wait returns a channel that gets a value when a hunt is created for
-	// agentID, and a function to stop waiting.
-	Wait(agentID string) (<-chan struct{}, func())
+	// Notify has f called whenever a hunt is created for agentID, until
+	// stop is called; f must not block (see wake.Waiters.Notify).
+	Notify(agentID string, f func()) (stop func())
 }

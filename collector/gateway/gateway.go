@@ -359,20 +359,19 @@ func (a *agentConn) serveControl(ctx context.Context, st *quic.Stream, fr *proto
 		return
 	}
 
-	// The stream is read on this goroutine and written from one other:
-	// goroutines are most of what an idle agent costs the collector.
+	// The stream is read on this goroutine. What the collector sends on
+	// it is written by a goroutine that exists only while there is
+	// something to send: goroutines are most of what an idle agent costs
+	// the collector.
 	ctx, cancel := context.WithCancel(ctx)
-	delivered := make(chan error, 1)
-	go func() {
-		err := a.deliver(ctx, w, hello)
+	d := newDeliverer(ctx, a, w, hello, func() {
 		if ctx.Err() == nil {
 			st.CancelRead(protocol.CodeShutdown) // unblocks readControl
 		}
-		delivered <- err
-	}()
+	})
 	err := a.readControl(ctx, st, fr)
 	cancel()
-	if derr := <-delivered; derr != nil && !errors.Is(derr, context.Canceled) {
+	if derr := d.close(); derr != nil && !errors.Is(derr, context.Canceled) {
 		err = derr // the read failed because delivery did
 	}
 	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, errGoodbye) {
@@ -473,93 +472,162 @@ func (a *agentConn) readControl(ctx context.Context, st *quic.Stream, fr *protoc
 	}
 }
 
-// deliver sends the agent what its control stream carries from the
+// What a control stream carries from the collector, as bits of
+// deliverer.pending: each is looked at in this order.
+const (
+	sendCommands uint8 = 1 << iota
+	sendHunts
+	sendRules
+	sendIndicators
+	sendAll = sendCommands | sendHunts | sendRules | sendIndicators
+)
+
+// deliverer sends the agent what its control stream carries from the
 // collector: pending commands and hunts, and the current rule and
-// indicator sets. One goroutine does it all, so that an idle agent costs
-// the collector few goroutine stacks; writes to the stream were
-// serialized by its writer anyway. Commands and hunts are looked at when
-// notified and every commandRescan (to redeliver and expire them); sets
-// when one is pushed.
-func (a *agentConn) deliver(ctx context.Context, w *protocol.FrameWriter, hello *protocol.Hello) error {
+// indicator sets. It keeps no goroutine while there is nothing to send:
+// the stores call it when there is news (commands and hunts for this
+// agent, a set pushed), a timer every commandRescan (to redeliver and
+// expire commands and hunts), and a pass on a goroutine of its own then
+// sends what is due and ends. At most one pass runs at a time, so writes
+// to the stream stay serialized and the delivery state is the pass's
+// alone.
+type deliverer struct {
+	ctx  context.Context
+	a    *agentConn
+	w    *protocol.FrameWriter
+	fail func() // ends the control stream after a failed delivery
+	d    delivery
+
+	stops []func()
+	wg    sync.WaitGroup
+
+	mu      sync.Mutex
+	pending uint8 // what to look at on the next pass
+	running bool  // a pass is running
+	closed  bool
+	err     error // why delivery failed
+	timer   *time.Timer
+}
+
+// newDeliverer starts delivering to the agent: a first pass looks at
+// everything.
+func newDeliverer(ctx context.Context, a *agentConn, w *protocol.FrameWriter, hello *protocol.Hello, fail func()) *deliverer {
 	cfg := a.s.cfg
-	var (
-		cmdWake, huntWake, ruleWake, iocWake <-chan struct{} // nil: never ready
-		stop                                 func()
-	)
-	cmdWake, stop = cfg.Commands.Wait(a.id)
-	defer stop()
-	if cfg.Hunts != nil {
-		huntWake, stop = cfg.Hunts.Wait(a.id)
-		defer stop()
-	}
-	if cfg.Rules != nil {
-		ruleWake, stop = cfg.Rules.Wait()
-		defer stop()
-	}
-	if cfg.Indicators != nil {
-		iocWake, stop = cfg.Indicators.Wait()
-		defer stop()
-	}
-	d := delivery{
-		cmds: map[string]bool{}, hunts: map[string]bool{},
+	d := &deliverer{ctx: ctx, a: a, w: w, fail: fail, d: delivery{
 		rules: hello.GetRulesVersion(), iocs: hello.GetIocsVersion(),
 		rulesRunning: hello.GetRulesVersion(), iocsRunning: hello.GetIocsVersion(),
+	}}
+	d.stops = append(d.stops, cfg.Commands.Notify(a.id, func() { d.want(sendCommands) }))
+	if cfg.Hunts != nil {
+		d.stops = append(d.stops, cfg.Hunts.Notify(a.id, func() { d.want(sendHunts) }))
 	}
-	steps := []func() error{
-		func() error { return sendPending(ctx, a, w, commandItems(cfg.Commands), d.cmds) },
-		func() error {
-			if cfg.Hunts == nil {
-				return nil
-			}
-			return sendPending(ctx, a, w, huntItems(cfg.Hunts), d.hunts)
-		},
-		func() error {
-			if cfg.Rules == nil {
-				return nil
-			}
-			return sendSet(ctx, a, w, ruleSets, cfg.Rules, &d.rules, d.rulesRunning)
-		},
-		func() error {
-			if cfg.Indicators == nil {
-				return nil
-			}
-			return sendSet(ctx, a, w, indicatorSets, cfg.Indicators, &d.iocs, d.iocsRunning)
-		},
+	if cfg.Rules != nil {
+		d.stops = append(d.stops, cfg.Rules.Notify(func() { d.want(sendRules) }))
 	}
-	for _, step := range steps {
-		if err := step(); err != nil {
-			return err
-		}
+	if cfg.Indicators != nil {
+		d.stops = append(d.stops, cfg.Indicators.Notify(func() { d.want(sendIndicators) }))
 	}
-	t := time.NewTicker(commandRescan)
-	defer t.Stop()
+	d.mu.Lock()
+	d.timer = time.AfterFunc(commandRescan, d.rescan)
+	d.mu.Unlock()
+	d.want(sendAll)
+	return d
+}
+
+// rescan looks at commands and hunts again, and again after commandRescan.
+func (d *deliverer) rescan() {
+	d.want(sendCommands | sendHunts)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.closed {
+		d.timer.Reset(commandRescan)
+	}
+}
+
+// want has what is marked looked at by the running pass, or by a new one.
+// It never blocks for long: the stores call it.
+func (d *deliverer) want(what uint8) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return
+	}
+	d.pending |= what
+	if d.running {
+		return
+	}
+	d.running = true
+	d.wg.Add(1)
+	go d.pass()
+}
+
+// pass sends what is due until nothing is, then ends.
+func (d *deliverer) pass() {
+	defer d.wg.Done()
 	for {
-		var err error
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-cmdWake:
-			err = steps[0]()
-		case <-huntWake:
-			err = steps[1]()
-		case <-ruleWake:
-			err = steps[2]()
-		case <-iocWake:
-			err = steps[3]()
-		case <-t.C:
-			if err = steps[0](); err == nil {
-				err = steps[1]()
-			}
+		d.mu.Lock()
+		what := d.pending
+		d.pending = 0
+		if what == 0 || d.closed {
+			d.running = false
+			d.mu.Unlock()
+			return
 		}
-		if err != nil {
-			return err
+		d.mu.Unlock()
+		if err := d.send(what); err != nil {
+			d.mu.Lock()
+			d.running, d.closed, d.err = false, true, err
+			d.mu.Unlock()
+			d.fail()
+			return
 		}
 	}
 }
 
-// delivery is what deliver sent on this connection.
+func (d *deliverer) send(what uint8) error {
+	a, cfg := d.a, d.a.s.cfg
+	if what&sendCommands != 0 {
+		if err := sendPending(d.ctx, a, d.w, commandItems(cfg.Commands), &d.d.cmds); err != nil {
+			return err
+		}
+	}
+	if what&sendHunts != 0 && cfg.Hunts != nil {
+		if err := sendPending(d.ctx, a, d.w, huntItems(cfg.Hunts), &d.d.hunts); err != nil {
+			return err
+		}
+	}
+	if what&sendRules != 0 && cfg.Rules != nil {
+		if err := sendSet(d.ctx, a, d.w, ruleSets, cfg.Rules, &d.d.rules, d.d.rulesRunning); err != nil {
+			return err
+		}
+	}
+	if what&sendIndicators != 0 && cfg.Indicators != nil {
+		if err := sendSet(d.ctx, a, d.w, indicatorSets, cfg.Indicators, &d.d.iocs, d.d.iocsRunning); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// close stops delivering, waits for a running pass (which ends soon once
+// the context is done) and returns why delivery failed, if it did.
+func (d *deliverer) close() error {
+	d.mu.Lock()
+	d.closed = true
+	d.timer.Stop()
+	d.mu.Unlock()
+	for _, stop := range d.stops {
+		stop()
+	}
+	d.wg.Wait()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.err
+}
+
+// delivery is what was sent on this connection.
 type delivery struct {
-	cmds, hunts               map[string]bool // ids sent
+	cmds, hunts               map[string]bool // ids sent; nil until one is
 	rules, iocs               string          // versions sent (or running)
 	rulesRunning, iocsRunning string          // versions in the hello
 }
@@ -607,12 +675,14 @@ func huntItems(hunts Hunts) pendingKind[*protocol.HuntRequest] {
 }
 
 // sendPending sends the agent's pending items of a kind not yet sent on
-// this connection (their ids in sent), and marks each delivered.
-func sendPending[T interface{ GetId() string }](ctx context.Context, a *agentConn, w *protocol.FrameWriter, kind pendingKind[T], sent map[string]bool) error {
+// this connection (their ids in *sentp, a map made at the first one),
+// and marks each delivered.
+func sendPending[T interface{ GetId() string }](ctx context.Context, a *agentConn, w *protocol.FrameWriter, kind pendingKind[T], sentp *map[string]bool) error {
 	items, err := kind.pending(ctx, a.id)
 	if err != nil {
 		return fmt.Errorf("reading pending %ss: %w", kind.name, err)
 	}
+	sent := *sentp
 	for _, it := range items {
 		id := it.GetId()
 		if sent[id] {
@@ -620,6 +690,10 @@ func sendPending[T interface{ GetId() string }](ctx context.Context, a *agentCon
 		}
 		if err := w.Write(kind.frame(it)); err != nil {
 			return fmt.Errorf("sending %s %s: %w", kind.name, id, err)
+		}
+		if sent == nil {
+			sent = map[string]bool{}
+			*sentp = sent
 		}
 		sent[id] = true
 		if err := kind.delivered(ctx, a.id, id); err != nil {
@@ -634,7 +708,7 @@ func sendPending[T interface{ GetId() string }](ctx context.Context, a *agentCon
 // gateway reads it: Rules or Indicators.
 type pushedSets[S versioned] interface {
 	Current(ctx context.Context) (S, error)
-	Wait() (<-chan struct{}, func())
+	Notify(f func()) (stop func())
 }
 
 type versioned interface{ GetVersion() string }

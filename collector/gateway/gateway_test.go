@@ -18,6 +18,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/cordon-edr/cordon/collector/pki"
+	"github.com/cordon-edr/cordon/collector/wake"
 	"github.com/cordon-edr/cordon/protocol"
 )
 
@@ -30,12 +31,12 @@ type fake struct {
 	connected map[string]bool
 	results   []*protocol.CommandResult
 	pending   []*protocol.Command
-	wake      chan struct{}
+	wake      wake.Waiters // by agent
 }
 
 func newFake() *fake {
 	return &fake{agents: map[string]bool{}, tokens: map[string]int{"good": 1}, findings: map[string]bool{},
-		connected: map[string]bool{}, wake: make(chan struct{}, 1)}
+		connected: map[string]bool{}}
 }
 
 func (f *fake) Authorize(id string, _ *x509.Certificate) error {
@@ -114,7 +115,16 @@ func (f *fake) Finished(_ context.Context, _ string, r *protocol.CommandResult) 
 	return nil
 }
 
-func (f *fake) Wait(string) (<-chan struct{}, func()) { return f.wake, func() {} }
+func (f *fake) Notify(id string, fn func()) (stop func()) { return f.wake.Notify(id, fn) }
+
+// queue adds a command for agent id and wakes its connection, as the
+// command queue does.
+func (f *fake) queue(id string, c *protocol.Command) {
+	f.mu.Lock()
+	f.pending = append(f.pending, c)
+	f.mu.Unlock()
+	f.wake.Wake(id)
+}
 
 type env struct {
 	t    *testing.T
@@ -356,5 +366,47 @@ func TestCommandsAreDeliveredAndAnswered(t *testing.T) {
 			t.Fatal("the command result never reached the backend")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A command queued while the agent is connected is sent when the queue
+// says so, not at the next rescan.
+func TestCommandQueuedWhileConnectedIsDelivered(t *testing.T) {
+	e := start(t)
+	cert, _ := e.enroll("good")
+	st, r := e.control(cert, hello(protocol.CurrentVersion()))
+	var id string
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		e.be.mu.Lock()
+		for a := range e.be.connected {
+			id = a
+		}
+		e.be.mu.Unlock()
+		if id != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the agent never connected")
+		}
+	}
+	e.be.queue(id, &protocol.Command{Id: "c2", Action: "drill"})
+	st.SetReadDeadline(time.Now().Add(commandRescan / 2))
+	f, err := r.Read()
+	if err != nil || f.GetCommand().GetId() != "c2" {
+		t.Fatalf("want command c2 before the rescan, got %v %v", f, err)
+	}
+	// Waking again sends nothing new: c2 went on this connection already.
+	e.be.wake.Wake(id)
+	protocol.WriteFrame(st, &protocol.Frame{Body: &protocol.Frame_CommandResult{CommandResult: &protocol.CommandResult{Id: "c2", Ok: true}}})
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		e.be.mu.Lock()
+		n := len(e.be.results)
+		e.be.mu.Unlock()
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the command result never reached the backend")
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cordon-edr/cordon/collector/wake"
 	"github.com/cordon-edr/cordon/protocol"
 )
 
@@ -17,7 +18,7 @@ import (
 type fakeSets[S, R any] struct {
 	mu      sync.Mutex
 	cur     S
-	wake    chan struct{}
+	wake    wake.Waiters
 	results []R
 }
 
@@ -27,7 +28,7 @@ func (f *fakeSets[S, R]) Current(context.Context) (S, error) {
 	return f.cur, nil
 }
 
-func (f *fakeSets[S, R]) Wait() (<-chan struct{}, func()) { return f.wake, func() {} }
+func (f *fakeSets[S, R]) Notify(fn func()) (stop func()) { return f.wake.Notify("", fn) }
 
 func (f *fakeSets[S, R]) Result(_ context.Context, _ string, res R) error {
 	f.mu.Lock()
@@ -40,7 +41,7 @@ func (f *fakeSets[S, R]) push(set S) {
 	f.mu.Lock()
 	f.cur = set
 	f.mu.Unlock()
-	f.wake <- struct{}{}
+	f.wake.Wake("")
 }
 
 // setKindCase is how a test drives one kind of pushed set.
@@ -113,7 +114,7 @@ func testSetDelivery[S interface {
 		{"hello reports the current version", "1-aaaa", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sets := &fakeSets[S, R]{cur: k.set("1-aaaa"), wake: make(chan struct{}, 1)}
+			sets := &fakeSets[S, R]{cur: k.set("1-aaaa")}
 			e := start(t, func(c *Config) { k.use(c, sets) })
 			cert, _ := e.enroll("good")
 			h := hello(protocol.CurrentVersion())

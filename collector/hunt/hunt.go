@@ -574,5 +574,5 @@ func (s *Store) applyOne(txn *badger.Txn, h *Hunt, ans *pendingWrite) (bool, err
 	return true, nil
 }
 
-// Wait implements the gateway's Hunts.
-func (s *Store) Wait(agentID string) (<-chan struct{}, func()) { return s.waiters.Wait(agentID) }
+// Notify implements the gateway's Hunts.
+func (s *Store) Notify(agentID string, f func()) (stop func()) { return s.waiters.Notify(agentID, f) }

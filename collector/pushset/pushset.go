@@ -171,6 +171,6 @@ func (s *Store[R, W]) toWire(rec *R) W {
 	return s.kind.Wire(rec)
 }
 
-// Wait returns a channel that gets a value when a new set is pushed, and
-// a function to stop waiting.
-func (s *Store[R, W]) Wait() (<-chan struct{}, func()) { return s.waiters.Wait("") }
+// Notify has f called whenever a new set is pushed, until stop is called
+// (see wake.Waiters.Notify).
+func (s *Store[R, W]) Notify(f func()) (stop func()) { return s.waiters.Notify("", f) }

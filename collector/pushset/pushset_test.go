@@ -65,7 +65,13 @@ func TestPushVersionsWakesAndSurvivesReopening(t *testing.T) {
 	if cur, err := s.Current(ctx); cur != nil || err != nil {
 		t.Fatalf("Current before any push = %v, %v", cur, err)
 	}
-	wake, stop := s.Wait()
+	wake := make(chan struct{}, 1)
+	stop := s.Notify(func() {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	})
 	defer stop()
 	first, err := push(s, "one")
 	if err != nil {

@@ -1,54 +1,67 @@
-// Package wake lets goroutines wait for news about a key (an agent, a
-// store) instead of polling: Wake signals every waiter of the key without
-// ever blocking, and a waiter busy when it came finds the signal on its
-// next look.
+// Package wake tells interested parties about news for a key (an agent, a
+// store) instead of having them poll: Wake calls every function waiting on
+// the key, never blocking on a slow one. A caller waits with a function,
+// not a goroutine, so that thousands of idle agent connections do not each
+// keep a goroutine parked on a channel.
 package wake
 
 import "sync"
 
-// Waiters are the goroutines waiting, by key. The zero value is ready to
-// use.
+// Waiters are the functions waiting for news, by key. The zero value is
+// ready to use.
 type Waiters struct {
 	mu sync.Mutex
-	m  map[string]map[chan struct{}]struct{}
+	m  map[string][]*waiter
 }
 
-// Wait returns a channel that gets a value when key is woken, and a
-// function to stop waiting.
-func (w *Waiters) Wait(key string) (<-chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
+type waiter struct{ f func() }
+
+// Notify has f called on every Wake of key until stop is called. f runs on
+// the goroutine that calls Wake, outside any lock of the Waiters: it must
+// not block (note the news and return, or start work elsewhere), and it
+// may still be called once while stop runs, so it must tolerate a call
+// after stop.
+func (w *Waiters) Notify(key string, f func()) (stop func()) {
+	wt := &waiter{f: f}
 	w.mu.Lock()
 	if w.m == nil {
-		w.m = map[string]map[chan struct{}]struct{}{}
+		w.m = map[string][]*waiter{}
 	}
-	if w.m[key] == nil {
-		w.m[key] = map[chan struct{}]struct{}{}
-	}
-	w.m[key][ch] = struct{}{}
+	w.m[key] = append(w.m[key], wt)
 	w.mu.Unlock()
-	return ch, func() {
+	return func() {
 		w.mu.Lock()
 		defer w.mu.Unlock()
-		delete(w.m[key], ch)
-		if len(w.m[key]) == 0 {
+		ws := w.m[key]
+		for i, x := range ws {
+			if x == wt {
+				last := len(ws) - 1
+				ws[i], ws[last] = ws[last], nil
+				ws = ws[:last]
+				break
+			}
+		}
+		if len(ws) == 0 {
 			delete(w.m, key)
+		} else {
+			w.m[key] = ws
 		}
 	}
 }
 
-// Wake signals every waiter of key.
+// Wake calls the functions waiting on key.
 func (w *Waiters) Wake(key string) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	for ch := range w.m[key] {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
+	fs := make([]func(), len(w.m[key]))
+	for i, wt := range w.m[key] {
+		fs[i] = wt.f
+	}
+	w.mu.Unlock()
+	for _, f := range fs {
+		f()
 	}
 }
 
-// waiting returns how many keys have waiters, for tests.
 func (w *Waiters) waiting() int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
