@@ -3,9 +3,8 @@ package history
 import (
 	"encoding/binary"
 	"errors"
-	"fmt"
-	"time"
 
+	"github.com/cordon-edr/cordon/protocol/binenc"
 	"github.com/cordon-edr/cordon/protocol/ecs"
 )
 
@@ -13,10 +12,11 @@ import (
 // history spent more time in encoding/json than anywhere but badger, and
 // a hunt's scan most of its time decoding JSON.
 //
-// Strings are a uvarint length and the bytes; integers zig-zag varints;
-// a time is a kind byte (0 zero, 1 UTC, 2 with the zone offset in seconds
-// that follows as a varint) and the Unix nanoseconds; optional parts are
-// announced by a byte of presence bits. A decoded event is what JSON
+// The pieces are binenc's: strings are a uvarint length and the bytes;
+// integers zig-zag varints; a time is a kind byte (0 zero, 1 UTC, 2 with
+// the zone offset in seconds that follows as a varint) and the Unix
+// nanoseconds (binenc.AppendTime). Optional parts are announced by a byte
+// of presence bits. A decoded event is what JSON
 // would have given back: empty slices come back nil, times in UTC or in
 // a fixed zone with the original offset, so hunts answer the same.
 //
@@ -44,47 +44,29 @@ const (
 	hasHash
 )
 
+// errCodec is wrapped by every decoding error of an event.
 var errCodec = errors.New("malformed history event")
-
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
-func appendTime(b []byte, t time.Time) []byte {
-	if t.IsZero() {
-		return append(b, 0)
-	}
-	_, off := t.Zone()
-	if off == 0 {
-		b = append(b, 1)
-	} else {
-		b = append(b, 2)
-		b = binary.AppendVarint(b, int64(off))
-	}
-	return binary.AppendVarint(b, t.UnixNano())
-}
 
 func appendParent(b []byte, p *ecs.Parent) []byte {
 	b = binary.AppendVarint(b, int64(p.PID))
-	b = appendString(b, p.EntityID)
-	b = appendString(b, p.Executable)
-	b = appendString(b, p.Name)
-	return appendString(b, p.CommandLine)
+	b = binenc.AppendString(b, p.EntityID)
+	b = binenc.AppendString(b, p.Executable)
+	b = binenc.AppendString(b, p.Name)
+	return binenc.AppendString(b, p.CommandLine)
 }
 
 func appendEndpoint(b []byte, e *ecs.Endpoint) []byte {
-	b = appendString(b, e.IP)
+	b = binenc.AppendString(b, e.IP)
 	return binary.AppendVarint(b, int64(e.Port))
 }
 
 // appendEvent appends ev's binary form to b.
 func appendEvent(b []byte, ev *ecs.Event) []byte {
-	b = appendTime(b, ev.Timestamp)
-	b = appendString(b, ev.Event.Category)
-	b = appendString(b, ev.Event.Type)
-	b = appendString(b, ev.Event.Action)
-	b = appendString(b, ev.Event.Module)
+	b = binenc.AppendTime(b, ev.Timestamp)
+	b = binenc.AppendString(b, ev.Event.Category)
+	b = binenc.AppendString(b, ev.Event.Type)
+	b = binenc.AppendString(b, ev.Event.Action)
+	b = binenc.AppendString(b, ev.Event.Module)
 	var has byte
 	for bit, present := range []bool{ev.Process != nil, ev.File != nil, ev.Source != nil, ev.Destination != nil, ev.Network != nil, ev.Host != nil} {
 		if present {
@@ -102,18 +84,18 @@ func appendEvent(b []byte, ev *ecs.Event) []byte {
 		}
 		b = append(b, phas)
 		b = binary.AppendVarint(b, int64(p.PID))
-		b = appendString(b, p.EntityID)
-		b = appendString(b, p.Executable)
-		b = appendString(b, p.Name)
-		b = appendString(b, p.CommandLine)
+		b = binenc.AppendString(b, p.EntityID)
+		b = binenc.AppendString(b, p.Executable)
+		b = binenc.AppendString(b, p.Name)
+		b = binenc.AppendString(b, p.CommandLine)
 		b = binary.AppendUvarint(b, uint64(len(p.Args)))
 		for _, a := range p.Args {
-			b = appendString(b, a)
+			b = binenc.AppendString(b, a)
 		}
-		b = appendString(b, p.WorkingDirectory)
-		b = appendTime(b, p.Start)
-		b = appendString(b, p.User.ID)
-		b = appendString(b, p.User.Name)
+		b = binenc.AppendString(b, p.WorkingDirectory)
+		b = binenc.AppendTime(b, p.Start)
+		b = binenc.AppendString(b, p.User.ID)
+		b = binenc.AppendString(b, p.User.Name)
 		if p.Parent != nil {
 			b = appendParent(b, p.Parent)
 		}
@@ -134,20 +116,20 @@ func appendEvent(b []byte, ev *ecs.Event) []byte {
 			fhas |= hasHash
 		}
 		b = append(b, fhas)
-		b = appendString(b, f.Path)
-		b = appendString(b, f.Name)
-		b = appendString(b, f.Directory)
-		b = appendString(b, f.Type)
+		b = binenc.AppendString(b, f.Path)
+		b = binenc.AppendString(b, f.Name)
+		b = binenc.AppendString(b, f.Directory)
+		b = binenc.AppendString(b, f.Type)
 		if f.Size != nil {
 			b = binary.AppendVarint(b, *f.Size)
 		}
 		if f.Hash != nil {
-			b = appendString(b, f.Hash.SHA256)
+			b = binenc.AppendString(b, f.Hash.SHA256)
 		}
-		b = appendString(b, f.Mode)
-		b = appendString(b, f.UID)
-		b = appendString(b, f.GID)
-		b = appendString(b, f.Owner)
+		b = binenc.AppendString(b, f.Mode)
+		b = binenc.AppendString(b, f.UID)
+		b = binenc.AppendString(b, f.GID)
+		b = binenc.AppendString(b, f.Owner)
 	}
 	if ev.Source != nil {
 		b = appendEndpoint(b, ev.Source)
@@ -156,194 +138,118 @@ func appendEvent(b []byte, ev *ecs.Event) []byte {
 		b = appendEndpoint(b, ev.Destination)
 	}
 	if n := ev.Network; n != nil {
-		b = appendString(b, n.Transport)
-		b = appendString(b, n.Type)
-		b = appendString(b, n.Direction)
+		b = binenc.AppendString(b, n.Transport)
+		b = binenc.AppendString(b, n.Type)
+		b = binenc.AppendString(b, n.Direction)
 	}
 	if h := ev.Host; h != nil {
-		b = appendString(b, h.Hostname)
-		b = appendString(b, h.ID)
+		b = binenc.AppendString(b, h.Hostname)
+		b = binenc.AppendString(b, h.ID)
 	}
 	return b
 }
 
-// decoder reads an event's binary form; the first error sticks.
-type decoder struct {
-	b   []byte
-	err error
+func decodeParent(d *binenc.Decoder, p *ecs.Parent) {
+	p.PID = d.Int()
+	p.EntityID = d.Str()
+	p.Executable = d.Str()
+	p.Name = d.Str()
+	p.CommandLine = d.Str()
 }
 
-func (d *decoder) fail() {
-	if d.err == nil {
-		d.err = errCodec
-	}
-	d.b = nil
-}
-
-func (d *decoder) byte() byte {
-	if len(d.b) == 0 {
-		d.fail()
-		return 0
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c
-}
-
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail()
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) int() int { return int(d.varint()) }
-
-func (d *decoder) string() string {
-	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		d.fail()
-		return ""
-	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
-	return s
-}
-
-// count reads a slice's length, each element taking at least min bytes.
-func (d *decoder) count(min int) int {
-	n := d.uvarint()
-	if n > uint64(len(d.b)/min) {
-		d.fail()
-		return 0
-	}
-	return int(n)
-}
-
-func (d *decoder) time() time.Time {
-	switch d.byte() {
-	case 0:
-		return time.Time{}
-	case 1:
-		return time.Unix(0, d.varint()).UTC()
-	case 2:
-		off := d.varint()
-		if off < -24*3600 || off > 24*3600 {
-			d.fail()
-			return time.Time{}
-		}
-		return time.Unix(0, d.varint()).In(time.FixedZone("", int(off)))
-	}
-	d.fail()
-	return time.Time{}
-}
-
-func (d *decoder) parent(p *ecs.Parent) {
-	p.PID = d.int()
-	p.EntityID = d.string()
-	p.Executable = d.string()
-	p.Name = d.string()
-	p.CommandLine = d.string()
-}
-
-func (d *decoder) endpoint() *ecs.Endpoint {
-	return &ecs.Endpoint{IP: d.string(), Port: d.int()}
+func decodeEndpoint(d *binenc.Decoder) *ecs.Endpoint {
+	return &ecs.Endpoint{IP: d.Str(), Port: d.Int()}
 }
 
 // decodeEvent decodes what appendEvent wrote.
 func decodeEvent(b []byte) (ecs.Event, error) {
-	d := decoder{b: b}
+	d := binenc.NewDecoder(b, errCodec)
 	var ev ecs.Event
-	ev.Timestamp = d.time()
-	ev.Event.Category = d.string()
-	ev.Event.Type = d.string()
-	ev.Event.Action = d.string()
-	ev.Event.Module = d.string()
-	has := d.byte()
+	d.Part("@timestamp")
+	ev.Timestamp = d.Time()
+	d.Part("event")
+	ev.Event.Category = d.Str()
+	ev.Event.Type = d.Str()
+	ev.Event.Action = d.Str()
+	ev.Event.Module = d.Str()
+	has := d.Byte()
 	if has&hasProcess != 0 {
-		phas := d.byte()
+		d.Part("process")
+		phas := d.Byte()
 		p := &ecs.Process{}
-		p.PID = d.int()
-		p.EntityID = d.string()
-		p.Executable = d.string()
-		p.Name = d.string()
-		p.CommandLine = d.string()
-		if n := d.count(1); n > 0 {
+		p.PID = d.Int()
+		p.EntityID = d.Str()
+		p.Executable = d.Str()
+		p.Name = d.Str()
+		p.CommandLine = d.Str()
+		if n := d.Count(1); n > 0 {
 			p.Args = make([]string, n)
 			for i := range p.Args {
-				p.Args[i] = d.string()
+				p.Args[i] = d.Str()
 			}
 		}
-		p.WorkingDirectory = d.string()
-		p.Start = d.time()
-		p.User.ID = d.string()
-		p.User.Name = d.string()
+		p.WorkingDirectory = d.Str()
+		p.Start = d.Time()
+		p.User.ID = d.Str()
+		p.User.Name = d.Str()
 		if phas&hasParent != 0 {
+			d.Part("process.parent")
 			p.Parent = &ecs.Parent{}
-			d.parent(p.Parent)
+			decodeParent(&d, p.Parent)
 		}
-		if n := d.count(5); n > 0 {
+		d.Part("process.ancestry")
+		if n := d.Count(5); n > 0 {
 			p.Ancestry = make([]ecs.Parent, n)
 			for i := range p.Ancestry {
-				d.parent(&p.Ancestry[i])
+				decodeParent(&d, &p.Ancestry[i])
 			}
 		}
 		if phas&hasExitCode != 0 {
-			code := d.int()
+			d.Part("process.exit_code")
+			code := d.Int()
 			p.ExitCode = &code
 		}
 		ev.Process = p
 	}
 	if has&hasFile != 0 {
-		fhas := d.byte()
+		d.Part("file")
+		fhas := d.Byte()
 		f := &ecs.File{}
-		f.Path = d.string()
-		f.Name = d.string()
-		f.Directory = d.string()
-		f.Type = d.string()
+		f.Path = d.Str()
+		f.Name = d.Str()
+		f.Directory = d.Str()
+		f.Type = d.Str()
 		if fhas&hasSize != 0 {
-			size := d.varint()
+			size := d.Varint()
 			f.Size = &size
 		}
 		if fhas&hasHash != 0 {
-			f.Hash = &ecs.Hash{SHA256: d.string()}
+			f.Hash = &ecs.Hash{SHA256: d.Str()}
 		}
-		f.Mode = d.string()
-		f.UID = d.string()
-		f.GID = d.string()
-		f.Owner = d.string()
+		f.Mode = d.Str()
+		f.UID = d.Str()
+		f.GID = d.Str()
+		f.Owner = d.Str()
 		ev.File = f
 	}
 	if has&hasSource != 0 {
-		ev.Source = d.endpoint()
+		d.Part("source")
+		ev.Source = decodeEndpoint(&d)
 	}
 	if has&hasDestination != 0 {
-		ev.Destination = d.endpoint()
+		d.Part("destination")
+		ev.Destination = decodeEndpoint(&d)
 	}
 	if has&hasNetwork != 0 {
-		ev.Network = &ecs.Network{Transport: d.string(), Type: d.string(), Direction: d.string()}
+		d.Part("network")
+		ev.Network = &ecs.Network{Transport: d.Str(), Type: d.Str(), Direction: d.Str()}
 	}
 	if has&hasHost != 0 {
-		ev.Host = &ecs.Host{Hostname: d.string(), ID: d.string()}
+		d.Part("host")
+		ev.Host = &ecs.Host{Hostname: d.Str(), ID: d.Str()}
 	}
-	if d.err != nil {
-		return ecs.Event{}, d.err
-	}
-	if len(d.b) != 0 {
-		return ecs.Event{}, fmt.Errorf("%w: %d trailing bytes", errCodec, len(d.b))
+	if err := d.Finish(); err != nil {
+		return ecs.Event{}, err
 	}
 	return ev, nil
 }

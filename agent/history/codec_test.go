@@ -2,7 +2,9 @@ package history
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"testing"
 	"time"
@@ -109,6 +111,11 @@ func TestCodecRejectsDamage(t *testing.T) {
 	if _, err := decodeEvent(append(b, 0)); err == nil {
 		t.Fatal("trailing bytes decoded")
 	}
+	// The error names the part that was being decoded.
+	_, err := decodeEvent([]byte{0, 0, 0, 0, 0, hasHost, 1, 'h'})
+	if want := "malformed history event: host: truncated number at byte 8"; err == nil || err.Error() != want || !errors.Is(err, errCodec) {
+		t.Errorf("host cut short: %v, want %s", err, want)
+	}
 }
 
 func FuzzDecodeEvent(f *testing.F) {
@@ -130,4 +137,54 @@ func FuzzDecodeEvent(f *testing.F) {
 			t.Fatalf("re-encoding changed the event:\n%s\n%s", x, y)
 		}
 	})
+}
+
+// The layout is on disk: these events encode to the bytes the history
+// has always written for them.
+func TestCodecLayout(t *testing.T) {
+	code, size := 137, int64(4096)
+	tests := []struct {
+		name string
+		ev   ecs.Event
+		want string
+	}{
+		{"bare", ecs.Event{}, "000000000000"},
+		{"every part", ecs.Event{
+			Timestamp: time.Date(2026, 3, 4, 5, 6, 7, 8, time.FixedZone("CET", 3600)),
+			Event:     ecs.Meta{Category: "process", Type: "end", Action: "exit", Module: "cordon"},
+			Process: &ecs.Process{PID: 42, EntityID: "e42", Executable: "/bin/sh", Name: "sh", CommandLine: "sh -c x",
+				Args: []string{"sh", "-c", "x"}, WorkingDirectory: "/", Start: time.Date(2026, 3, 4, 5, 0, 0, 0, time.UTC),
+				User:     ecs.User{ID: "0", Name: "root"},
+				Parent:   &ecs.Parent{PID: 1, EntityID: "e1", Executable: "/sbin/init", Name: "init", CommandLine: "init"},
+				Ancestry: []ecs.Parent{{PID: 0}}, ExitCode: &code},
+			File: &ecs.File{Path: "/tmp/a", Name: "a", Directory: "/tmp", Type: "file", Size: &size, Hash: &ecs.Hash{SHA256: "ab"},
+				Mode: "0644", UID: "0", GID: "0", Owner: "root"},
+			Source:      &ecs.Endpoint{IP: "10.0.0.1", Port: 40000},
+			Destination: &ecs.Endpoint{IP: "::1", Port: 443},
+			Network:     &ecs.Network{Transport: "tcp", Type: "ipv6", Direction: "egress"},
+			Host:        &ecs.Host{Hostname: "web-1", ID: "h1"},
+		},
+			"02a03890d8b0ceeaeec399310770726f6365737303656e64046578697406636f" +
+				"72646f6e3f035403653432072f62696e2f7368027368077368202d6320780302" +
+				"7368022d630178012f018080b9ab82abc59931013004726f6f74020265310a2f" +
+				"7362696e2f696e697404696e697404696e6974010000000000920203062f746d" +
+				"702f610161042f746d700466696c65804002616204303634340130013004726f" +
+				"6f740831302e302e302e3180f104033a3a31f606037463700469707636066567" +
+				"72657373057765622d31026831"},
+	}
+	for _, tt := range tests {
+		if got := hex.EncodeToString(appendEvent(nil, &tt.ev)); got != tt.want {
+			t.Errorf("%s: %s, want %s", tt.name, got, tt.want)
+		}
+		b, _ := hex.DecodeString(tt.want)
+		ev, err := decodeEvent(b)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		x, _ := json.Marshal(&ev)
+		y, _ := json.Marshal(&tt.ev)
+		if !bytes.Equal(x, y) {
+			t.Errorf("%s decodes as\n%s\nwant\n%s", tt.name, x, y)
+		}
+	}
 }

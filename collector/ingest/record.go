@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 
 	"github.com/cordon-edr/cordon/collector/store"
+	"github.com/cordon-edr/cordon/protocol/binenc"
 )
 
 // Stored layout.
@@ -51,23 +51,21 @@ func refValue(seq uint64) []byte {
 // encodeRecord appends the format 2 encoding of f to b: the format byte,
 // then each field in a fixed order, strings and byte slices prefixed by
 // their length, lists by their count, times as seconds and nanoseconds
-// since the epoch (UTC), all as varints.
+// since the epoch (UTC), all as varints (the pieces are binenc's).
 func encodeRecord(b []byte, f *Finding) []byte {
 	b = append(b, format2)
 	for _, s := range []string{f.ID, f.AgentID, f.Hostname, f.Rule.ID, f.Rule.Name, f.Rule.Version, f.Rule.Author, f.Rule.License, f.Severity, f.Summary, f.IncidentID} {
-		b = appendString(b, s)
+		b = binenc.AppendString(b, s)
 	}
 	for _, l := range [][]string{f.Rule.References, f.Attack.Tactics, f.Attack.Techniques} {
 		b = binary.AppendUvarint(b, uint64(len(l)))
 		for _, s := range l {
-			b = appendString(b, s)
+			b = binenc.AppendString(b, s)
 		}
 	}
-	b = binary.AppendUvarint(b, uint64(len(f.Evidence)))
-	b = append(b, f.Evidence...)
+	b = binenc.AppendBytes(b, f.Evidence)
 	for _, t := range []time.Time{f.ObservedAt, f.DetectedAt, f.ReceivedAt} {
-		b = binary.AppendVarint(b, t.Unix())
-		b = binary.AppendUvarint(b, uint64(t.Nanosecond()))
+		b = binenc.AppendUTC(b, t)
 	}
 	if f.Drill {
 		return append(b, 1)
@@ -87,117 +85,61 @@ func recordSize(f *Finding) int {
 	return n
 }
 
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
 // errCorrupt is wrapped by every decoding error of a stored record.
 var errCorrupt = errors.New("corrupt stored finding")
 
 // decodeRecord decodes what encodeRecord encoded, copying everything out
 // of b (badger owns it).
 func decodeRecord(b []byte) (*Finding, error) {
-	d := decoder{b: b}
-	if v := d.byte(); v != format2 {
-		return nil, fmt.Errorf("%w: format %d, want %d", errCorrupt, v, format2)
+	d := binenc.NewDecoder(b, errCorrupt)
+	if v := d.Byte(); d.Err() == nil && v != format2 {
+		d.Fail("format %d, want %d", v, format2)
+	}
+	if err := d.Err(); err != nil {
+		return nil, err
 	}
 	f := new(Finding)
-	for _, s := range []*string{&f.ID, &f.AgentID, &f.Hostname, &f.Rule.ID, &f.Rule.Name, &f.Rule.Version, &f.Rule.Author, &f.Rule.License, &f.Severity, &f.Summary, &f.IncidentID} {
-		*s = d.string()
+	for i, s := range []*string{&f.ID, &f.AgentID, &f.Hostname, &f.Rule.ID, &f.Rule.Name, &f.Rule.Version, &f.Rule.Author, &f.Rule.License, &f.Severity, &f.Summary, &f.IncidentID} {
+		d.Part(recordStrings[i])
+		*s = d.Str()
 	}
-	for _, l := range []*[]string{&f.Rule.References, &f.Attack.Tactics, &f.Attack.Techniques} {
-		n := d.uvarint()
-		if n > uint64(len(d.b)) { // each element takes at least a byte
-			d.fail("list of %d elements in %d bytes", n, len(d.b))
-			n = 0
-		}
+	for i, l := range []*[]string{&f.Rule.References, &f.Attack.Tactics, &f.Attack.Techniques} {
+		d.Part(recordLists[i])
+		n := d.Count(1)
 		*l = make([]string, 0, n)
 		for range n {
-			*l = append(*l, d.string())
+			*l = append(*l, d.Str())
 		}
 	}
-	if ev := d.bytes(); len(ev) > 0 {
+	d.Part("evidence")
+	if ev := d.Bytes(); len(ev) > 0 {
 		f.Evidence = json.RawMessage(append([]byte(nil), ev...))
 	}
-	for _, t := range []*time.Time{&f.ObservedAt, &f.DetectedAt, &f.ReceivedAt} {
-		sec, ns := d.varint(), d.uvarint()
-		if ns >= 1e9 {
-			d.fail("%d nanoseconds", ns)
-		}
-		*t = time.Unix(sec, int64(ns)).UTC()
+	for i, t := range []*time.Time{&f.ObservedAt, &f.DetectedAt, &f.ReceivedAt} {
+		d.Part(recordTimes[i])
+		*t = d.UTC()
 	}
-	switch d.byte() {
+	d.Part("drill")
+	switch d.Byte() {
 	case 0:
 	case 1:
 		f.Drill = true
 	default:
-		d.fail("drill flag not 0 or 1")
+		d.Fail("flag not 0 or 1")
 	}
-	if d.err == nil && len(d.b) > 0 {
-		d.fail("%d bytes after the record", len(d.b))
-	}
-	if d.err != nil {
-		return nil, d.err
+	if err := d.Finish(); err != nil {
+		return nil, err
 	}
 	return f, nil
 }
 
-// decoder reads varint-framed fields, remembering the first error.
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) fail(format string, a ...any) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: %s", errCorrupt, fmt.Sprintf(format, a...))
-	}
-	d.b = nil
-}
-
-func (d *decoder) byte() byte {
-	if len(d.b) == 0 {
-		d.fail("truncated")
-		return math.MaxUint8
-	}
-	v := d.b[0]
-	d.b = d.b[1:]
-	return v
-}
-
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail("bad length")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail("bad number")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) bytes() []byte {
-	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		d.fail("field of %d bytes in %d", n, len(d.b))
-		return nil
-	}
-	v := d.b[:n]
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) string() string { return string(d.bytes()) }
+// The names of a record's fields, in the order encodeRecord writes them,
+// for decoding errors.
+var (
+	recordStrings = [...]string{"id", "agent_id", "hostname", "rule.id", "rule.name", "rule.version", "rule.author", "rule.license", "severity", "summary", "incident_id"}
+	recordLists   = [...]string{"rule.references", "attack.tactics", "attack.techniques"}
+	recordTimes   = [...]string{"observed_at", "detected_at", "received_at"}
+)
 
 // stored is a finding read back, with its log position and the format it
 // was stored in.
