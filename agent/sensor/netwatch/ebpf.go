@@ -30,9 +30,9 @@ var errDeadline = errors.New("no record before the deadline")
 
 // runEBPF reports TCP connections and listeners, and UDP flows, from
 // the eBPF programs as they happen, and every reconcile interval reads
-// the socket table for bound UDP sockets and for what the ring lost. A socket is reported once: by its
-// record or by the dump, whichever comes first, told apart by the socket
-// cookie both carry.
+// the socket table for bound UDP sockets and for what the ring lost. A
+// socket is reported once: by its record or by the dump, whichever comes
+// first, told apart by the socket cookie both carry.
 func (s *Sensor) runEBPF(ctx context.Context, impl osImpl, c capture, out chan<- ecs.Event) error {
 	defer func() {
 		if err := c.close(); err != nil {
