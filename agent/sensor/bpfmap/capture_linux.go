@@ -31,22 +31,40 @@ func Load(what string, load func() error) error {
 
 // Attachment attaches one loaded program to its hook.
 type Attachment struct {
-	hook   string
-	attach func() (link.Link, error)
+	hook     string
+	attach   func() (link.Link, error)
+	optional bool
+}
+
+// Optional marks an attachment the capture can do without: when it
+// fails, Start goes on without it and Unattached says why.
+func Optional(a Attachment) Attachment {
+	a.optional = true
+	return a
 }
 
 // RawTracepoint attaches prog to the raw tracepoint name.
 func RawTracepoint(name string, prog *ebpf.Program) Attachment {
-	return Attachment{name + " raw tracepoint", func() (link.Link, error) {
+	return Attachment{hook: name + " raw tracepoint", attach: func() (link.Link, error) {
 		return link.AttachRawTracepoint(link.RawTracepointOptions{Name: name, Program: prog})
 	}}
 }
 
-// Tracing attaches prog, a BTF tracepoint (tp_btf) or fentry/fexit
-// program, to the hook its section names; name is for errors.
+// Tracing attaches prog, a BTF tracepoint (tp_btf) program, to the hook
+// its section names; name is for errors.
 func Tracing(name string, prog *ebpf.Program) Attachment {
-	return Attachment{name + " tracepoint", func() (link.Link, error) {
+	return Attachment{hook: name + " tracepoint", attach: func() (link.Link, error) {
 		return link.AttachTracing(link.TracingOptions{Program: prog})
+	}}
+}
+
+// Cgroup attaches prog, a cgroup program, at the hook typ of the cgroup
+// v2 folder path (every socket of the cgroup and the ones below it);
+// name is for errors. It joins the programs others attached there: it
+// replaces none of them.
+func Cgroup(name, path string, typ ebpf.AttachType, prog *ebpf.Program) Attachment {
+	return Attachment{hook: name + " hook of " + path, attach: func() (link.Link, error) {
+		return link.AttachCgroup(link.CgroupOptions{Path: path, Attach: typ, Program: prog})
 	}}
 }
 
@@ -58,6 +76,8 @@ type Capture struct {
 	links []link.Link
 	rd    *ringbuf.Reader
 	rec   ringbuf.Record
+	// unattached holds why optional attachments failed.
+	unattached []error
 }
 
 // Start attaches the programs that Load loaded into objs and opens a
@@ -68,6 +88,10 @@ func Start(what string, objs io.Closer, events, lost *ebpf.Map, attach ...Attach
 	c := &Capture{objs: objs, lost: lost}
 	for _, a := range attach {
 		l, err := a.attach()
+		if err != nil && a.optional {
+			c.unattached = append(c.unattached, fmt.Errorf("attaching the %s eBPF program to the %s: %w", what, a.hook, err))
+			continue
+		}
 		if err != nil {
 			c.closeLinks()
 			objs.Close()
@@ -87,6 +111,10 @@ func Start(what string, objs io.Closer, events, lost *ebpf.Map, attach ...Attach
 	debug.FreeOSMemory()
 	return c, nil
 }
+
+// Unattached returns why the optional attachments that failed did, nil
+// when every one is attached.
+func (c *Capture) Unattached() error { return errors.Join(c.unattached...) }
 
 // SetDeadline sets when reads stop waiting for records: after it, Read
 // returns the records already in the ring, then os.ErrDeadlineExceeded.

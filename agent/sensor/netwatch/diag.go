@@ -72,6 +72,8 @@ const (
 	originConnect
 	originAccept
 	originListen
+	// A datagram from an unconnected UDP socket to a peer it named.
+	originSend
 )
 
 // diagRequest builds an inet_diag dump request for all sockets of one

@@ -5,8 +5,11 @@
 //
 // On Linux, as root, TCP connections and listeners come from an eBPF
 // program at the sock:inet_sock_set_state tracepoint through a ring
-// buffer, and the socket table is dumped only every reconcile interval,
-// for UDP and for records the ring lost; both carry the socket cookie,
+// buffer, and UDP flows from programs at the sock:sock_send_length
+// tracepoint (a connected socket's first datagram) and the cgroup
+// sendmsg hooks (an unconnected socket's first datagram to each peer);
+// the socket table is dumped only every reconcile interval, for bound UDP
+// sockets and for records the ring lost; both carry the socket cookie,
 // which keeps each socket reported once. Where eBPF cannot load, it dumps
 // the kernel's socket table through netlink sock_diag
 // (inet_diag requests for TCP and UDP over IPv4 and IPv6) every interval

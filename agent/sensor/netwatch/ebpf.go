@@ -17,6 +17,10 @@ type capture interface {
 	read(deadline time.Time) ([]byte, error)
 	// lostRecords returns how many records the ring had no room for.
 	lostRecords() (uint64, error)
+	// udpUnavailable says why UDP flows are not all in the ring (those
+	// missing are then reported by the periodic dump only); nil when
+	// they are.
+	udpUnavailable() error
 	// interrupt ends a read in progress, and makes later ones fail.
 	interrupt()
 	close() error
@@ -24,11 +28,11 @@ type capture interface {
 
 var errDeadline = errors.New("no record before the deadline")
 
-// runEBPF reports TCP connections and listeners from the eBPF program as
-// they happen, and every reconcile interval reads the socket table for
-// UDP and for what the ring lost. A socket is reported once: by its
-// record or by the dump, whichever comes first, told apart by the socket
-// cookie both carry.
+// runEBPF reports TCP connections and listeners, and UDP flows, from
+// the eBPF programs as they happen, and every reconcile interval reads
+// the socket table for bound UDP sockets and for what the ring lost. A
+// socket is reported once: by its record or by the dump, whichever comes
+// first, told apart by the socket cookie both carry.
 func (s *Sensor) runEBPF(ctx context.Context, impl osImpl, c capture, out chan<- ecs.Event) error {
 	defer func() {
 		if err := c.close(); err != nil {
@@ -49,7 +53,12 @@ func (s *Sensor) runEBPF(ctx context.Context, impl osImpl, c capture, out chan<-
 	for _, sk := range cur {
 		known[keyOf(sk)] = struct{}{}
 	}
-	s.setMode(ModeEBPF, fmt.Sprintf("TCP connections and listeners from eBPF at sock:inet_sock_set_state; netlink sock_diag every %s for UDP and anything missed", s.opts.Reconcile))
+	if err := c.udpUnavailable(); err != nil {
+		s.log.Warn("network sensor: some UDP flows only from the periodic socket table dump", logError, err)
+		s.setMode(ModeEBPF, fmt.Sprintf("TCP connections and listeners from eBPF at sock:inet_sock_set_state; UDP flows from eBPF in part or not at all (%v); netlink sock_diag every %s for UDP and anything missed", err, s.opts.Reconcile))
+	} else {
+		s.setMode(ModeEBPF, fmt.Sprintf("TCP connections and listeners from eBPF at sock:inet_sock_set_state, UDP flows at sock:sock_send_length and the cgroup sendmsg hooks; netlink sock_diag every %s for bound UDP sockets and anything missed", s.opts.Reconcile))
+	}
 
 	// Owners of listening ports, for accepted connections: they complete
 	// in softirq context, where the current task is not the owner.

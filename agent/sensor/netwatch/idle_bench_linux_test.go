@@ -3,7 +3,9 @@ package netwatch
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -65,6 +67,72 @@ func BenchmarkIdle(b *testing.B) {
 				b.ReportMetric(100*cpu.Seconds()/elapsed.Seconds(), "cpu_%core")
 				b.ReportMetric(float64(events)/elapsed.Seconds(), "events/s")
 			}
+		})
+	}
+}
+
+// BenchmarkUDPSend measures one UDP datagram sent over loopback, from a
+// connected socket (send) and from an unconnected one to the same peer
+// (sendto), with no sensor running and with the sensor in its eBPF mode,
+// whose UDP programs run at every send: the difference is what they add
+// to each datagram of every process on the host.
+func BenchmarkUDPSend(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("the eBPF mode needs root")
+	}
+	for _, sensor := range []string{"none", ModeEBPF} {
+		b.Run(sensor, func(b *testing.B) {
+			if sensor == ModeEBPF {
+				s := New(Options{Reconcile: time.Hour})
+				ctx, cancel := context.WithCancel(context.Background())
+				out := make(chan ecs.Event, 1024)
+				done := make(chan error, 1)
+				go func() { done <- s.Run(ctx, out) }()
+				go func() {
+					for range out {
+					}
+				}()
+				defer func() {
+					cancel()
+					<-done
+					close(out)
+				}()
+				for m, _ := s.Mode(); m == ""; m, _ = s.Mode() {
+					time.Sleep(10 * time.Millisecond)
+				}
+				if m, reason := s.Mode(); m != ModeEBPF || strings.Contains(reason, "in part or not at all") {
+					b.Skipf("mode %s (%s): no UDP programs", m, reason)
+				}
+			}
+			peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer peer.Close()
+			to := peer.LocalAddr().(*net.UDPAddr)
+			msg := []byte("x")
+			b.Run("send", func(b *testing.B) {
+				conn, err := net.DialUDP("udp4", nil, to)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer conn.Close()
+				for b.Loop() {
+					// A full receive queue drops the datagram after the
+					// send path has run: the cost measured is the same.
+					conn.Write(msg)
+				}
+			})
+			b.Run("sendto", func(b *testing.B) {
+				conn, err := net.ListenUDP("udp4", nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer conn.Close()
+				for b.Loop() {
+					conn.WriteToUDP(msg, to)
+				}
+			})
 		})
 	}
 }

@@ -261,7 +261,10 @@ func (s *Sensor) emit(ctx context.Context, impl osImpl, now time.Time, mode stri
 // key identifies a socket across dumps: the kernel's socket cookie where
 // there is one, else the protocol and the addresses, which a connection
 // keeps into TIME_WAIT (when it loses its owner), and for listeners,
-// which SO_REUSEPORT lets several processes share, the owner.
+// which SO_REUSEPORT lets several processes share, the owner. An
+// unconnected UDP socket's flows are one per peer: their key is the
+// cookie and the peer, so the dump's report of the bound socket is not
+// taken for one of them.
 type key struct {
 	cookie   uint64
 	proto    uint8
@@ -271,6 +274,9 @@ type key struct {
 }
 
 func keyOf(sk sock) key {
+	if sk.cookie != 0 && sk.origin == originSend {
+		return key{cookie: sk.cookie, proto: sk.proto, dst: sk.dst}
+	}
 	if sk.cookie != 0 {
 		return key{cookie: sk.cookie, proto: sk.proto}
 	}

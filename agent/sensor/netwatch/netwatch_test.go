@@ -232,20 +232,49 @@ func loopback(t *testing.T, s *Sensor, network, host string) {
 		t.Fatal(err)
 	}
 	defer uc.Close()
+	// Datagrams run the eBPF programs where they are attached: still one
+	// report of the socket, however many datagrams and dumps.
+	for range 2 {
+		if _, err := uc.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ev = c.wait("connected UDP socket", matchEv(ecs.TypeConnection, ActionConnected, "udp", port(uc.LocalAddr()), uport))
 	checkOwner(t, ev)
+	// An unconnected socket that sends to a peer: a flow where the eBPF
+	// programs see sends, else only a bound socket.
+	us, err := net.ListenPacket(udp, net.JoinHostPort(host, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer us.Close()
+	for range 2 {
+		if _, err := us.WriteTo([]byte("x"), uln.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sendFlow := matchEv(ecs.TypeConnection, ActionConnected, "udp", port(us.LocalAddr()), uport)
+	m, reason := s.Mode()
+	udpFromEBPF := m == ModeEBPF && !strings.Contains(reason, "UDP flows from eBPF in part or not at all")
+	if udpFromEBPF {
+		checkOwner(t, c.wait("UDP datagram from an unconnected socket", sendFlow))
+	}
 
 	// Each socket is reported once however many looks see it.
 	c.drain(10 * lookEvery(s))
 	for what, m := range map[string]func(ecs.Event) bool{
-		"listener":   matchEv(ecs.TypeStart, ActionListen, "tcp", lport, 0),
-		"outbound":   matchEv(ecs.TypeConnection, ActionConnected, "tcp", cport, lport),
-		"accepted":   matchEv(ecs.TypeConnection, ActionAccepted, "tcp", cport, lport),
-		"UDP listen": matchEv(ecs.TypeStart, ActionListen, "udp", uport, 0),
+		"listener":      matchEv(ecs.TypeStart, ActionListen, "tcp", lport, 0),
+		"outbound":      matchEv(ecs.TypeConnection, ActionConnected, "tcp", cport, lport),
+		"accepted":      matchEv(ecs.TypeConnection, ActionAccepted, "tcp", cport, lport),
+		"UDP listen":    matchEv(ecs.TypeStart, ActionListen, "udp", uport, 0),
+		"UDP connected": matchEv(ecs.TypeConnection, ActionConnected, "udp", port(uc.LocalAddr()), uport),
 	} {
 		if n := c.count(m); n != 1 {
 			t.Errorf("%s reported %d times, want once", what, n)
 		}
+	}
+	if n := c.count(sendFlow); udpFromEBPF && n != 1 {
+		t.Errorf("UDP datagrams from an unconnected socket reported %d times, want once", n)
 	}
 	// Closing the client leaves its socket in TIME_WAIT: still the same
 	// socket, not a new connection.

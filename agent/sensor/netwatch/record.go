@@ -7,20 +7,24 @@ import (
 	"net/netip"
 )
 
-// Kinds of the eBPF program's records (bpf/connstate.c: keep both in
-// step).
+// Kinds of the eBPF programs' records (bpf/conn.h: keep both in step).
 const (
 	kindConnect = 1
 	kindAccept  = 2
 	kindListen  = 3
+	// A connected UDP socket's first datagram.
+	kindUDPConnect = 4
+	// A datagram sent to a peer it names, from an unconnected UDP
+	// socket: reported once per socket and peer.
+	kindUDPSend = 5
 )
 
-// connRecordLen is the size of struct conn in bpf/connstate.c.
+// connRecordLen is the size of struct conn in bpf/conn.h.
 const connRecordLen = 80
 
-// connRecord is one record of the eBPF program: a socket that completed
-// a handshake or started listening, with the task that opened it where
-// the program knows it.
+// connRecord is one record of the eBPF programs: a TCP socket that
+// completed a handshake or started listening, or a UDP socket that sent
+// to a new peer, with the task that opened it where the program knows it.
 type connRecord struct {
 	kind uint32
 	sk   sock
@@ -35,11 +39,15 @@ func parseConnRecord(b []byte) (connRecord, error) {
 	ne := binary.NativeEndian
 	r := connRecord{kind: ne.Uint32(b[8:])}
 	switch r.kind {
-	case kindConnect, kindAccept, kindListen:
+	case kindConnect, kindAccept, kindListen, kindUDPConnect, kindUDPSend:
 	default:
 		return connRecord{}, fmt.Errorf("connection record of unknown kind %d", r.kind)
 	}
-	sk := sock{proto: protoTCP, cookie: ne.Uint64(b[0:]), pid: int(ne.Uint32(b[12:])), uid: ne.Uint32(b[16:])}
+	proto := uint8(protoTCP)
+	if r.kind == kindUDPConnect || r.kind == kindUDPSend {
+		proto = protoUDP
+	}
+	sk := sock{proto: proto, cookie: ne.Uint64(b[0:]), pid: int(ne.Uint32(b[12:])), uid: ne.Uint32(b[16:])}
 	family := ne.Uint16(b[20:])
 	sport, dport := ne.Uint16(b[22:]), ne.Uint16(b[24:])
 	var src, dst netip.Addr
@@ -61,9 +69,13 @@ func parseConnRecord(b []byte) (connRecord, error) {
 		sk.state = stateListen
 		sk.dst = netip.AddrPortFrom(dst, 0)
 		sk.origin = originListen
-	case kindConnect:
+	case kindConnect, kindUDPConnect:
 		sk.state = stateEstablished
 		sk.origin = originConnect
+	case kindUDPSend:
+		// The socket is not connected: its state stays.
+		sk.state = stateClose
+		sk.origin = originSend
 	case kindAccept:
 		sk.state = stateEstablished
 		sk.origin = originAccept

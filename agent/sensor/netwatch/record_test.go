@@ -45,6 +45,16 @@ func TestParseConnRecord(t *testing.T) {
 	if err != nil || r.sk.origin != originListen || r.sk.state != stateListen || r.sk.src.Addr() != v6 {
 		t.Errorf("listener record: %+v, %v", r.sk, err)
 	}
+	r, err = parseConnRecord(connRecordBytes(kindUDPConnect, familyINET6, v6, v6, 5353, 53))
+	if err != nil || r.sk.proto != protoUDP || r.sk.origin != originConnect || r.sk.state != stateEstablished ||
+		r.sk.dst != netip.AddrPortFrom(v6, 53) || r.sk.pid != 1234 {
+		t.Errorf("UDP record: %+v, %v", r.sk, err)
+	}
+	r, err = parseConnRecord(connRecordBytes(kindUDPSend, familyINET, lo, lo, 5353, 53))
+	if err != nil || r.sk.proto != protoUDP || r.sk.origin != originSend || isListener(r.sk) ||
+		keyOf(r.sk) == keyOf(sock{proto: protoUDP, cookie: 42}) {
+		t.Errorf("UDP send record: %+v, %v", r.sk, err)
+	}
 	for name, b := range map[string][]byte{
 		"short":       make([]byte, 10),
 		"kind":        connRecordBytes(9, familyINET, lo, lo, 1, 2),
@@ -61,11 +71,13 @@ func FuzzParseConnRecord(f *testing.F) {
 	lo := netip.MustParseAddr("127.0.0.1")
 	f.Add(connRecordBytes(kindConnect, familyINET, lo, lo, 40000, 80))
 	f.Add(connRecordBytes(kindAccept, familyINET6, netip.MustParseAddr("::1"), netip.MustParseAddr("::1"), 22, 5000))
+	f.Add(connRecordBytes(kindUDPConnect, familyINET, lo, lo, 40000, 53))
+	f.Add(connRecordBytes(kindUDPSend, familyINET6, netip.MustParseAddr("::1"), netip.MustParseAddr("::1"), 40000, 53))
 	f.Add([]byte{1, 2, 3})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := parseConnRecord(b)
-		if err == nil && (r.sk.origin == originDump || r.sk.proto != protoTCP) {
-			t.Fatalf("accepted record without an origin: %+v", r.sk)
+		if err == nil && (r.sk.origin == originDump || (r.sk.proto == protoUDP) != (r.kind == kindUDPConnect || r.kind == kindUDPSend)) {
+			t.Fatalf("accepted record without an origin or with the wrong protocol: %+v", r.sk)
 		}
 	})
 }

@@ -22,7 +22,13 @@ typedef __u32 __wsum;
 enum {
 	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
 	BPF_MAP_TYPE_LRU_HASH = 9,
+	BPF_MAP_TYPE_SK_STORAGE = 24,
 	BPF_MAP_TYPE_RINGBUF = 27,
+};
+
+enum {
+	BPF_NOEXIST = 1,
+	BPF_F_NO_PREALLOC = 1,
 };
 
 enum {

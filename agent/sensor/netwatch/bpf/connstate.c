@@ -12,56 +12,13 @@
 // socket cookie is the one sock_diag reports, so the reader's periodic
 // dump can tell the sockets it already knows.
 
-#include "../../bpfmap/bpf/common.h"
-
-// Record kinds, read by parseConnRecord in record.go: keep both in step.
-#define KIND_CONNECT 1
-#define KIND_ACCEPT 2
-#define KIND_LISTEN 3
+#include "conn.h"
 
 #define TCP_ESTABLISHED 1
 #define TCP_SYN_SENT 2
 #define TCP_SYN_RECV 3
 #define TCP_CLOSE 7
 #define TCP_LISTEN 10
-
-#define IPPROTO_TCP 6
-#define AF_INET 2
-#define AF_INET6 10
-
-struct in6_addr {
-	__u8 s6_addr[16];
-};
-
-struct sock_common {
-	__be32 skc_daddr;
-	__be32 skc_rcv_saddr;
-	__be16 skc_dport;
-	__u16 skc_num;
-	unsigned short skc_family;
-	struct in6_addr skc_v6_daddr;
-	struct in6_addr skc_v6_rcv_saddr;
-} __attribute__((preserve_access_index));
-
-struct sock {
-	struct sock_common __sk_common;
-	__u16 sk_protocol;
-} __attribute__((preserve_access_index));
-
-// One record; 80 bytes.
-struct conn {
-	__u64 cookie;
-	__u32 kind;
-	__u32 pid;
-	__u32 uid;
-	__u16 family;
-	__u16 sport; // host order
-	__u16 dport; // host order
-	__u8 pad[6];
-	__u8 saddr[16];
-	__u8 daddr[16];
-	char comm[16];
-};
 
 // The task that called connect, by socket, until the handshake ends.
 struct owner {
@@ -76,11 +33,6 @@ struct {
 	__type(key, __u64);
 	__type(value, struct owner);
 } connecting SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 256 << 10);
-} events SEC(".maps");
 
 static __always_inline void current_owner(struct owner *o)
 {
@@ -132,19 +84,8 @@ int on_state(__u64 *ctx)
 	} else {
 		return 0;
 	}
-	e.cookie = bpf_get_socket_cookie(sk);
-	e.family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	e.sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	e.dport = __builtin_bswap16(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (e.family == AF_INET) {
-		BPF_CORE_READ_INTO(&e.saddr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO(&e.daddr, sk, __sk_common.skc_daddr);
-	} else if (e.family == AF_INET6) {
-		BPF_CORE_READ_INTO(&e.saddr, sk, __sk_common.skc_v6_rcv_saddr);
-		BPF_CORE_READ_INTO(&e.daddr, sk, __sk_common.skc_v6_daddr);
-	} else {
+	if (fill(&e, sk) < 0)
 		return 0;
-	}
 	emit(&events, &e, sizeof(e), 0);
 	return 0;
 }
