@@ -152,7 +152,7 @@ func Enroll(ctx context.Context, o Options) (*Identity, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	conn, err := quic.DialAddr(ctx, o.Collector, tlsConf, &quic.Config{HandshakeIdleTimeout: 10 * time.Second})
+	conn, err := dialEnroll(ctx, o.Collector, tlsConf)
 	if err != nil {
 		if errors.Is(err, protocol.ErrPinMismatch) || strings.Contains(err.Error(), protocol.ErrPinMismatch.Error()) {
 			return nil, fmt.Errorf("connecting to %s: %w: check --ca-pin against `cordonctl ca-pin`", o.Collector, protocol.ErrPinMismatch)
@@ -250,4 +250,26 @@ func bootID(hostID string) string {
 		return strings.TrimSpace(string(b))
 	}
 	return hostID
+}
+
+// dialEnroll connects to the collector for enrollment. A handshake that
+// times out (packets lost, or a collector too busy to answer in time) is
+// tried again until ctx is done: nothing was sent yet, so the token is
+// not spent.
+func dialEnroll(ctx context.Context, addr string, tlsConf *tls.Config) (*quic.Conn, error) {
+	for {
+		conn, err := quic.DialAddr(ctx, addr, tlsConf, &quic.Config{HandshakeIdleTimeout: 10 * time.Second})
+		if err == nil {
+			return conn, nil
+		}
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() || ctx.Err() != nil {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(time.Second):
+		}
+	}
 }
