@@ -199,21 +199,40 @@ func (c *cache) retain(live map[int]bool) {
 }
 
 // ancestry returns up to max known ancestors of the process whose parent
-// is ppid, nearest first. It stops at the first unknown pid, at pid 0 and
-// on a loop.
-func (c *cache) ancestry(ppid, max int) []ecs.Parent {
+// is ppid and whose start is born (0 when unknown), nearest first, from
+// the live processes or, failing that, those that exited within
+// exitedKeep: a writer's shell may be gone by the time its change is
+// read. A live process wins over an exited one with the same pid, unless
+// it started after the process it would be the parent of (the pid was
+// reused). It stops at the first unknown pid, at pid 0 and on a loop.
+func (c *cache) ancestry(ppid int, born uint64, max int) []ecs.Parent {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.expireLocked()
 	var out []ecs.Parent
 	seen := make(map[int]bool, max)
 	for pid := ppid; pid > 0 && len(out) < max && !seen[pid]; {
 		seen[pid] = true
-		p, ok := c.procs[pid]
+		p, ok := c.ancestorLocked(pid, born)
 		if !ok {
 			break
 		}
 		out = append(out, p.ref())
-		pid = p.ppid
+		pid, born = p.ppid, p.startTicks
 	}
 	return out
+}
+
+// ancestorLocked returns the record of pid as the parent of a process
+// that started at born: the live one, or the exited one, whichever did
+// not start after born.
+func (c *cache) ancestorLocked(pid int, born uint64) (*proc, bool) {
+	before := func(p *proc) bool { return born == 0 || p.startTicks == 0 || p.startTicks <= born }
+	if p, ok := c.procs[pid]; ok && before(p) {
+		return p, true
+	}
+	if e, ok := c.exited[pid]; ok && before(&e.proc) {
+		return &e.proc, true
+	}
+	return nil, false
 }

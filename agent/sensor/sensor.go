@@ -178,7 +178,29 @@ func (p *Process) Ancestry(pid int) []ecs.Parent {
 	if !ok {
 		return nil
 	}
-	return p.cache.ancestry(pr.ppid, maxAncestors)
+	return p.cache.ancestry(pr.ppid, pr.startTicks, maxAncestors)
+}
+
+// Lineage returns the parent of the process pid followed by its
+// ancestors, nearest first, at most nine, as process events carry them in
+// process.parent and process.ancestry. It walks the live processes and
+// those that exited within the last 30 seconds, so that a file change or
+// connection made by a process that is gone, or whose shell is, still has
+// its chain; a parent the sensor does not know is named by its pid alone.
+// ok is false when the sensor does not know pid at all (the caller may
+// ask again once the sensor has read its fork); a process without a
+// parent, such as pid 1, has no lineage but ok is true. A child known
+// only from its fork has its parent's lineage, which is its own.
+func (p *Process) Lineage(pid int) (lineage []ecs.Parent, ok bool) {
+	pr, ok := p.cache.lookup(pid)
+	if !ok {
+		return nil, false
+	}
+	lineage = p.cache.ancestry(pr.ppid, pr.startTicks, maxAncestors)
+	if len(lineage) == 0 && pr.ppid > 0 {
+		lineage = []ecs.Parent{{PID: pr.ppid}}
+	}
+	return lineage, true
 }
 
 // Lookup returns what the sensor's cache knows of the process pid, live
