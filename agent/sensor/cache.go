@@ -1,6 +1,7 @@
 package sensor
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -209,30 +210,39 @@ func (c *cache) ancestry(ppid int, born uint64, max int) []ecs.Parent {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.expireLocked()
-	var out []ecs.Parent
-	seen := make(map[int]bool, max)
-	for pid := ppid; pid > 0 && len(out) < max && !seen[pid]; {
-		seen[pid] = true
-		p, ok := c.ancestorLocked(pid, born)
+	// Built on the stack and copied out at its length, as lineage does:
+	// the file and network sensors ask for every event they name a
+	// process in.
+	max = min(max, maxAncestors)
+	var buf [maxAncestors]ecs.Parent
+	var seen [maxAncestors]int
+	out := buf[:0]
+	for pid := ppid; pid > 0 && len(out) < max && !slices.Contains(seen[:len(out)], pid); {
+		seen[len(out)] = pid
+		ref, next, start, ok := c.ancestorLocked(pid, born)
 		if !ok {
 			break
 		}
-		out = append(out, p.ref())
-		pid, born = p.ppid, p.startTicks
+		out = append(out, ref)
+		pid, born = next, start
 	}
-	return out
+	if len(out) == 0 {
+		return nil
+	}
+	return slices.Clone(out)
 }
 
 // ancestorLocked returns the record of pid as the parent of a process
 // that started at born: the live one, or the exited one, whichever did
-// not start after born.
-func (c *cache) ancestorLocked(pid int, born uint64) (*proc, bool) {
-	before := func(p *proc) bool { return born == 0 || p.startTicks == 0 || p.startTicks <= born }
-	if p, ok := c.procs[pid]; ok && before(p) {
-		return p, true
+// not start after born. It returns the record's reference, parent pid
+// and start.
+func (c *cache) ancestorLocked(pid int, born uint64) (ref ecs.Parent, ppid int, start uint64, ok bool) {
+	before := func(start uint64) bool { return born == 0 || start == 0 || start <= born }
+	if p, ok := c.procs[pid]; ok && before(p.startTicks) {
+		return p.ref(), p.ppid, p.startTicks, true
 	}
-	if e, ok := c.exited[pid]; ok && before(&e.proc) {
-		return &e.proc, true
+	if e, ok := c.exited[pid]; ok && before(e.startTicks) {
+		return e.ref(), e.ppid, e.startTicks, true
 	}
-	return nil, false
+	return ecs.Parent{}, 0, 0, false
 }
