@@ -56,7 +56,7 @@ const (
 
 // cache holds the live processes the sensor knows, by pid, and the most
 // recent ones that exited. It is written by the sensor's reader and read
-// by Ancestry and Lookup from any goroutine.
+// by Ancestry, Lineage and Lookup from any goroutine.
 type cache struct {
 	mu    sync.Mutex
 	procs map[int]*proc

@@ -170,9 +170,11 @@ func (p *Process) Stats() Stats {
 	return Stats{Events: p.events.Load(), Lost: p.lost.Load()}
 }
 
-// Ancestry returns the known ancestors of pid, nearest first (parent
-// first), at most nine, from the sensor's cache of live processes. It
-// returns nil for a pid the sensor does not know.
+// Ancestry returns the known ancestors of the live process pid, nearest
+// first (parent first), at most nine, from the sensor's cache of live
+// processes and of those that exited within the last 30 seconds. It
+// returns nil for a pid the sensor does not know as live; Lineage also
+// describes exited processes.
 func (p *Process) Ancestry(pid int) []ecs.Parent {
 	pr, ok := p.cache.get(pid)
 	if !ok {
