@@ -53,7 +53,8 @@ type Options struct {
 }
 
 // Process is the process sensor. Create it with NewProcess and call Run
-// once; Mode, Stats and Ancestry are safe to call from any goroutine.
+// once; Mode, Stats, Ancestry, Lineage and Lookup are safe to call from
+// any goroutine.
 type Process struct {
 	opts  Options
 	log   *slog.Logger
