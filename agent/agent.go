@@ -217,6 +217,7 @@ func New(cfg Config) (*Agent, error) {
 			Exclude:      []string{cfg.StateDir},
 			HashMaxBytes: cfg.FileHashMax,
 			Process:      a.sensor.Lookup,
+			Lineage:      a.sensor.Lineage,
 			Logger:       cfg.Logger,
 		})
 		if err != nil {
@@ -232,7 +233,9 @@ func New(cfg Config) (*Agent, error) {
 		}
 	}
 	if !cfg.NoNetwork {
-		ns := netwatch.New(netwatch.Options{Process: a.sensor.Lookup, Logger: cfg.Logger})
+		ns := netwatch.New(netwatch.Options{
+			Process: a.sensor.Lookup, Lineage: a.sensor.Lineage, Logger: cfg.Logger,
+		})
 		a.srcs = append(a.srcs, &source{
 			name: "network", run: ns.Run, mode: ns.Mode,
 			stats: func() (uint64, uint64) { st := ns.Stats(); return st.Events, st.Lost },

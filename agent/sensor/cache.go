@@ -1,6 +1,7 @@
 package sensor
 
 import (
+	"slices"
 	"sync"
 	"time"
 
@@ -55,7 +56,7 @@ const (
 
 // cache holds the live processes the sensor knows, by pid, and the most
 // recent ones that exited. It is written by the sensor's reader and read
-// by Ancestry and Lookup from any goroutine.
+// by Ancestry, Lineage and Lookup from any goroutine.
 type cache struct {
 	mu    sync.Mutex
 	procs map[int]*proc
@@ -199,21 +200,49 @@ func (c *cache) retain(live map[int]bool) {
 }
 
 // ancestry returns up to max known ancestors of the process whose parent
-// is ppid, nearest first. It stops at the first unknown pid, at pid 0 and
-// on a loop.
-func (c *cache) ancestry(ppid, max int) []ecs.Parent {
+// is ppid and whose start is born (0 when unknown), nearest first, from
+// the live processes or, failing that, those that exited within
+// exitedKeep: a writer's shell may be gone by the time its change is
+// read. A live process wins over an exited one with the same pid, unless
+// it started after the process it would be the parent of (the pid was
+// reused). It stops at the first unknown pid, at pid 0 and on a loop.
+func (c *cache) ancestry(ppid int, born uint64, max int) []ecs.Parent {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var out []ecs.Parent
-	seen := make(map[int]bool, max)
-	for pid := ppid; pid > 0 && len(out) < max && !seen[pid]; {
-		seen[pid] = true
-		p, ok := c.procs[pid]
+	c.expireLocked()
+	// Built on the stack and copied out at its length, as lineage does:
+	// the file and network sensors ask for every event they name a
+	// process in.
+	max = min(max, maxAncestors)
+	var buf [maxAncestors]ecs.Parent
+	var seen [maxAncestors]int
+	out := buf[:0]
+	for pid := ppid; pid > 0 && len(out) < max && !slices.Contains(seen[:len(out)], pid); {
+		seen[len(out)] = pid
+		ref, next, start, ok := c.ancestorLocked(pid, born)
 		if !ok {
 			break
 		}
-		out = append(out, p.ref())
-		pid = p.ppid
+		out = append(out, ref)
+		pid, born = next, start
 	}
-	return out
+	if len(out) == 0 {
+		return nil
+	}
+	return slices.Clone(out)
+}
+
+// ancestorLocked returns the record of pid as the parent of a process
+// that started at born: the live one, or the exited one, whichever did
+// not start after born. It returns the record's reference, parent pid
+// and start.
+func (c *cache) ancestorLocked(pid int, born uint64) (ref ecs.Parent, ppid int, start uint64, ok bool) {
+	before := func(start uint64) bool { return born == 0 || start == 0 || start <= born }
+	if p, ok := c.procs[pid]; ok && before(p.startTicks) {
+		return p.ref(), p.ppid, p.startTicks, true
+	}
+	if e, ok := c.exited[pid]; ok && before(e.startTicks) {
+		return e.ref(), e.ppid, e.startTicks, true
+	}
+	return ecs.Parent{}, 0, 0, false
 }

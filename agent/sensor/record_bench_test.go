@@ -37,3 +37,30 @@ func BenchmarkHandleRecord(b *testing.B) {
 		b.Fatalf("%d events for %d processes, want a start and an end each", events, b.N)
 	}
 }
+
+// BenchmarkLineage measures what the file and network sensors pay per
+// event for a process's parent and ancestry: a writer that exited, under
+// a shell that exited too, below two live levels. The lookup of the
+// writer itself, which every such event already made, is the baseline.
+func BenchmarkLineage(b *testing.B) {
+	p := NewProcess(Options{NoEBPF: true})
+	for pid, ppid := range map[int]int{1: 0, 100: 1, 200: 100, 300: 200} {
+		p.cache.put(&proc{pid: pid, ppid: ppid, entityID: "e", exe: "/bin/sh", name: "sh", cmdline: "sh -c loop", image: true})
+	}
+	p.cache.remove(300)
+	p.cache.remove(200)
+	b.Run("lookup", func(b *testing.B) {
+		for b.Loop() {
+			if _, ok := p.Lookup(300); !ok {
+				b.Fatal("Lookup(300) found nothing")
+			}
+		}
+	})
+	b.Run("lineage", func(b *testing.B) {
+		for b.Loop() {
+			if l, ok := p.Lineage(300); !ok || len(l) != 3 {
+				b.Fatalf("Lineage(300) = %+v, %v; want three ancestors", l, ok)
+			}
+		}
+	})
+}

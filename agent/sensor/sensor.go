@@ -53,7 +53,8 @@ type Options struct {
 }
 
 // Process is the process sensor. Create it with NewProcess and call Run
-// once; Mode, Stats and Ancestry are safe to call from any goroutine.
+// once; Mode, Stats, Ancestry, Lineage and Lookup are safe to call from
+// any goroutine.
 type Process struct {
 	opts  Options
 	log   *slog.Logger
@@ -170,15 +171,39 @@ func (p *Process) Stats() Stats {
 	return Stats{Events: p.events.Load(), Lost: p.lost.Load()}
 }
 
-// Ancestry returns the known ancestors of pid, nearest first (parent
-// first), at most nine, from the sensor's cache of live processes. It
-// returns nil for a pid the sensor does not know.
+// Ancestry returns the known ancestors of the live process pid, nearest
+// first (parent first), at most nine, from the sensor's cache of live
+// processes and of those that exited within the last 30 seconds. It
+// returns nil for a pid the sensor does not know as live; Lineage also
+// describes exited processes.
 func (p *Process) Ancestry(pid int) []ecs.Parent {
 	pr, ok := p.cache.get(pid)
 	if !ok {
 		return nil
 	}
-	return p.cache.ancestry(pr.ppid, maxAncestors)
+	return p.cache.ancestry(pr.ppid, pr.startTicks, maxAncestors)
+}
+
+// Lineage returns the parent of the process pid followed by its
+// ancestors, nearest first, at most nine, as process events carry them in
+// process.parent and process.ancestry. It walks the live processes and
+// those that exited within the last 30 seconds, so that a file change or
+// connection made by a process that is gone, or whose shell is, still has
+// its chain; a parent the sensor does not know is named by its pid alone.
+// ok is false when the sensor does not know pid at all (the caller may
+// ask again once the sensor has read its fork); a process without a
+// parent, such as pid 1, has no lineage but ok is true. A child known
+// only from its fork has its parent's lineage, which is its own.
+func (p *Process) Lineage(pid int) (lineage []ecs.Parent, ok bool) {
+	pr, ok := p.cache.lookup(pid)
+	if !ok {
+		return nil, false
+	}
+	lineage = p.cache.ancestry(pr.ppid, pr.startTicks, maxAncestors)
+	if len(lineage) == 0 && pr.ppid > 0 {
+		lineage = []ecs.Parent{{PID: pr.ppid}}
+	}
+	return lineage, true
 }
 
 // Lookup returns what the sensor's cache knows of the process pid, live

@@ -255,12 +255,12 @@ func TestAncestryBoundedAndLoopSafe(t *testing.T) {
 	for pid := 1; pid <= 20; pid++ {
 		c.put(&proc{pid: pid, ppid: pid - 1, image: true})
 	}
-	if got := c.ancestry(20, maxAncestors); len(got) != maxAncestors || got[0].PID != 20 || got[8].PID != 12 {
+	if got := c.ancestry(20, 0, maxAncestors); len(got) != maxAncestors || got[0].PID != 20 || got[8].PID != 12 {
 		t.Errorf("ancestry() = %+v, want 9 entries from 20 down", got)
 	}
 	c.put(&proc{pid: 30, ppid: 31})
 	c.put(&proc{pid: 31, ppid: 30})
-	if got := c.ancestry(30, maxAncestors); len(got) != 2 {
+	if got := c.ancestry(30, 0, maxAncestors); len(got) != 2 {
 		t.Errorf("ancestry() of a loop = %+v, want 2 entries", got)
 	}
 }
@@ -426,8 +426,8 @@ func TestCacheRemembersExited(t *testing.T) {
 	if _, ok := c.get(10); ok {
 		t.Error("get(10) found an exited process; only lookup should")
 	}
-	if got := c.ancestry(10, maxAncestors); len(got) != 0 {
-		t.Errorf("ancestry through an exited process = %+v, want none", got)
+	if got := c.ancestry(10, 0, maxAncestors); len(got) != 1 || got[0].Executable != "/usr/bin/touch" {
+		t.Errorf("ancestry through an exited process = %+v, want the exited touch", got)
 	}
 
 	// A new process with the same pid wins over the exited one.
@@ -467,4 +467,72 @@ func TestCacheRemembersExited(t *testing.T) {
 	if p, ok := c.lookup(99999); !ok || p.exe != "/bin/gone" {
 		t.Errorf("lookup after retain = %+v, %v; want /bin/gone", p, ok)
 	}
+}
+
+// A file change or connection read after its writer, or the writer's
+// shell, exited still gets the chain of processes behind it: ancestry
+// falls back to the exited records, and a live process that took an
+// ancestor's pid after the child started does not stand in for it.
+func TestLineageThroughExited(t *testing.T) {
+	p := NewProcess(Options{})
+	c := p.cache
+	now := time.Unix(1_700_000_000, 0)
+	c.now = func() time.Time { return now }
+
+	c.put(&proc{pid: 1, exe: "/sbin/init", startTicks: 1, image: true})
+	c.put(&proc{pid: 200, ppid: 1, exe: "/usr/sbin/nginx", startTicks: 100, image: true})
+	c.put(&proc{pid: 300, ppid: 200, exe: "/bin/sh", startTicks: 110, image: true})
+	c.put(&proc{pid: 400, ppid: 300, exe: "/usr/bin/touch", startTicks: 120, image: true})
+	c.remove(400)
+	c.remove(300)
+
+	want := []string{"/bin/sh", "/usr/sbin/nginx", "/sbin/init"}
+	got, ok := p.Lineage(400)
+	if !ok || !sameExes(got, want) {
+		t.Fatalf("Lineage(exited touch) = %+v, %v; want %v", got, ok, want)
+	}
+
+	// The shell's pid is taken by a process started after touch: the
+	// exited shell is still touch's parent.
+	c.put(&proc{pid: 300, ppid: 1, exe: "/usr/bin/sleep", startTicks: 500, image: true})
+	if got, _ := p.Lineage(400); !sameExes(got, want) {
+		t.Errorf("Lineage with the parent's pid reused = %+v, want %v", got, want)
+	}
+
+	// A process without a parent is known, with no lineage; an unknown
+	// one is not known; an unknown parent is named by its pid.
+	if got, ok := p.Lineage(1); !ok || len(got) != 0 {
+		t.Errorf("Lineage(1) = %+v, %v; want none, true", got, ok)
+	}
+	if got, ok := p.Lineage(31337); ok || got != nil {
+		t.Errorf("Lineage(unknown) = %+v, %v; want nil, false", got, ok)
+	}
+	c.put(&proc{pid: 600, ppid: 599, exe: "/bin/true", image: true})
+	if got, ok := p.Lineage(600); !ok || len(got) != 1 || got[0].PID != 599 || got[0].Executable != "" {
+		t.Errorf("Lineage with an unknown parent = %+v, %v; want pid 599 alone", got, ok)
+	}
+
+	// A child known only from its fork has its parent's chain.
+	c.fork(700, 200)
+	if got, ok := p.Lineage(700); !ok || !sameExes(got, []string{"/usr/sbin/nginx", "/sbin/init"}) {
+		t.Errorf("Lineage(forked child) = %+v, %v; want nginx then init", got, ok)
+	}
+
+	// Once the exited records expire, the chain stops at them.
+	now = now.Add(exitedKeep + time.Second)
+	if got, ok := p.Lineage(400); ok || got != nil {
+		t.Errorf("Lineage after %v = %+v, %v; want nil, false", exitedKeep, got, ok)
+	}
+}
+
+func sameExes(got []ecs.Parent, want []string) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for i, g := range got {
+		if g.Executable != want[i] {
+			return false
+		}
+	}
+	return true
 }

@@ -32,50 +32,7 @@ func TestShortLivedWritersNamed(t *testing.T) {
 		t.Skipf("no touch to run: %v", err)
 	}
 	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	out := make(chan ecs.Event, 4096)
-	p := sensor.NewProcess(sensor.Options{})
-	fs, err := fswatch.New(fswatch.Options{Paths: []string{dir}, Process: p.Lookup})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var g errgroup.Group
-	g.Go(func() error { return p.Run(ctx, out) })
-	g.Go(func() error { return fs.Run(ctx, out) })
-	defer func() {
-		cancel()
-		if err := g.Wait(); err != nil {
-			t.Error(err)
-		}
-	}()
-
-	// Wait until the file sensor reports a change made by this test.
-	ready := filepath.Join(dir, "ready")
-	deadline := time.Now().Add(30 * time.Second)
-	for seen := false; !seen; {
-		if time.Now().After(deadline) {
-			t.Fatal("the file sensor reported nothing in 30s")
-		}
-		if err := os.WriteFile(ready, []byte("x"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		timer := time.After(500 * time.Millisecond)
-	drain:
-		for {
-			select {
-			case e := <-out:
-				if e.File != nil && e.File.Path == ready {
-					seen = true
-				}
-			case <-timer:
-				break drain
-			}
-		}
-	}
-	if mode, reason := fs.Mode(); mode != fswatch.ModeFanotify {
-		t.Skipf("file sensor mode %q (%s): fanotify is not available here", mode, reason)
-	}
+	out := watchWriters(t, dir)
 
 	const n = 100
 	for i := range n {
@@ -107,5 +64,108 @@ func TestShortLivedWritersNamed(t *testing.T) {
 	t.Logf("%d of %d one-shot writers named in full", named, n)
 	if named == 0 {
 		t.Errorf("no one-shot writer was named %s", touch)
+	}
+}
+
+// watchWriters runs the process and file sensors on dir, wired as the
+// agent wires them, until the test ends. It returns once the file sensor
+// reports changes with their writers, and skips the test when fanotify
+// is not available.
+func watchWriters(t *testing.T, dir string) <-chan ecs.Event {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := make(chan ecs.Event, 4096)
+	p := sensor.NewProcess(sensor.Options{})
+	fs, err := fswatch.New(fswatch.Options{Paths: []string{dir}, Process: p.Lookup, Lineage: p.Lineage})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	var g errgroup.Group
+	g.Go(func() error { return p.Run(ctx, out) })
+	g.Go(func() error { return fs.Run(ctx, out) })
+	t.Cleanup(func() {
+		cancel()
+		if err := g.Wait(); err != nil {
+			t.Error(err)
+		}
+	})
+
+	// Wait until the file sensor reports a change made by this test.
+	ready := filepath.Join(dir, "ready")
+	deadline := time.Now().Add(30 * time.Second)
+	for seen := false; !seen; {
+		if time.Now().After(deadline) {
+			t.Fatal("the file sensor reported nothing in 30s")
+		}
+		if err := os.WriteFile(ready, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		timer := time.After(500 * time.Millisecond)
+	drain:
+		for {
+			select {
+			case e := <-out:
+				if e.File != nil && e.File.Path == ready {
+					seen = true
+				}
+			case <-timer:
+				break drain
+			}
+		}
+	}
+	if mode, reason := fs.Mode(); mode != fswatch.ModeFanotify {
+		t.Skipf("file sensor mode %q (%s): fanotify is not available here", mode, reason)
+	}
+	return out
+}
+
+// TestShellWriterLineage runs a shell that creates a file and exits at
+// once: the creation carries the chain of processes that led to it, up
+// to this test. The shell may exec touch or fork it, so the test only
+// asks for its own pid somewhere in the parent and ancestry.
+func TestShellWriterLineage(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root: fanotify names writers only with CAP_SYS_ADMIN")
+	}
+	sh, err := exec.LookPath("sh")
+	if err != nil {
+		t.Skipf("no sh to run: %v", err)
+	}
+	if _, err := exec.LookPath("touch"); err != nil {
+		t.Skipf("no touch to run: %v", err)
+	}
+	dir := t.TempDir()
+	out := watchWriters(t, dir)
+
+	file := filepath.Join(dir, "from-shell")
+	if err := exec.Command(sh, "-c", "touch '"+file+"'").Run(); err != nil {
+		t.Fatal(err)
+	}
+	timeout := time.After(60 * time.Second)
+	for {
+		select {
+		case e := <-out:
+			if e.File == nil || e.File.Path != file || e.Event.Type != ecs.TypeCreation {
+				continue
+			}
+			p := e.Process
+			if p == nil || p.Parent == nil {
+				t.Fatalf("creation of %s: process %+v, want a parent", file, p)
+			}
+			var chain []string
+			found := false
+			for _, a := range append([]ecs.Parent{*p.Parent}, p.Ancestry...) {
+				chain = append(chain, fmt.Sprintf("%d %s", a.PID, a.Name))
+				found = found || a.PID == os.Getpid()
+			}
+			if !found {
+				t.Fatalf("creation of %s by %d %s: lineage %q does not include this test, pid %d", file, p.PID, p.Name, chain, os.Getpid())
+			}
+			t.Logf("writer %d %s, lineage %q", p.PID, p.Name, chain)
+			return
+		case <-timeout:
+			t.Fatalf("no creation of %s reported in 60s", file)
+		}
 	}
 }

@@ -91,6 +91,11 @@ type Options struct {
 	// exec); when nil or when it does not know the pid, the sensor reads
 	// what procfs says.
 	Process func(pid int) (ecs.Parent, bool)
+	// Lineage returns the parent and ancestors of a process by pid,
+	// nearest first, and whether it knows the process, typically from the
+	// process sensor; they become the event's process.parent and
+	// process.ancestry. When nil, events carry neither.
+	Lineage func(pid int) ([]ecs.Parent, bool)
 	Logger  *slog.Logger
 }
 
@@ -609,6 +614,8 @@ func (s *Sensor) forget(path string) {
 type origin struct {
 	module string
 	proc   *ecs.Process
+	// lineage is set once proc's parent and ancestry are known.
+	lineage bool
 	// read is when a fanotify event was read.
 	read time.Time
 }
@@ -638,7 +645,11 @@ type change struct {
 func (s *Sensor) readFanotify(ctx context.Context, changes chan<- change) error {
 	var full atomic.Bool
 	got := func(path string, op fsnotify.Op, pid int) {
-		c := change{path: path, op: op, from: origin{module: ModuleFanotify, proc: s.process(pid), read: time.Now()}}
+		from := origin{module: ModuleFanotify, proc: s.process(pid), read: time.Now()}
+		if from.proc != nil {
+			from.lineage = s.lineage(from.proc)
+		}
+		c := change{path: path, op: op, from: from}
 		select {
 		case changes <- c:
 			full.Store(false)
@@ -666,30 +677,56 @@ func (s *Sensor) readFanotify(ctx context.Context, changes chan<- change) error 
 const attributionWait = 75 * time.Millisecond
 
 // completeProcess asks the process sensor once more about a process
-// that was gone from procfs when its change was read: the sensor may
-// have seen its exec by now, or will have within attributionWait (it
-// remembers processes for a while after they exit).
+// that was gone from procfs when its change was read, or whose fork the
+// sensor had not read yet: the sensor may have seen its exec by now, or
+// will have within attributionWait (it remembers processes for a while
+// after they exit).
 func (s *Sensor) completeProcess(from origin) origin {
-	if from.proc == nil || from.proc.Executable != "" || s.opts.Process == nil {
+	if from.proc == nil {
+		return from
+	}
+	name := from.proc.Executable == "" && s.opts.Process != nil
+	lineage := !from.lineage && s.opts.Lineage != nil
+	if !name && !lineage {
 		return from
 	}
 	if wait := time.Until(from.read.Add(attributionWait)); wait > 0 {
 		time.Sleep(wait)
 	}
-	ref, ok := s.opts.Process(from.proc.PID)
-	if !ok || ref.Executable == "" {
-		return from
-	}
 	p := *from.proc
-	p.Executable, p.Name, p.CommandLine = ref.Executable, ref.Name, ref.CommandLine
-	if ref.EntityID != "" {
-		p.EntityID = ref.EntityID
+	if name {
+		if ref, ok := s.opts.Process(p.PID); ok && ref.Executable != "" {
+			p.Executable, p.Name, p.CommandLine = ref.Executable, ref.Name, ref.CommandLine
+			if ref.EntityID != "" {
+				p.EntityID = ref.EntityID
+			}
+			if p.Name == "" {
+				p.Name = filepath.Base(p.Executable)
+			}
+		}
 	}
-	if p.Name == "" {
-		p.Name = filepath.Base(p.Executable)
+	if lineage {
+		from.lineage = s.lineage(&p)
 	}
 	from.proc = &p
 	return from
+}
+
+// lineage fills in p's parent and ancestry from the process sensor and
+// reports whether the sensor knew p.
+func (s *Sensor) lineage(p *ecs.Process) bool {
+	if s.opts.Lineage == nil {
+		return false
+	}
+	l, ok := s.opts.Lineage(p.PID)
+	if len(l) > 0 {
+		p.Parent = &l[0]
+		p.Ancestry = nil
+		if len(l) > 1 {
+			p.Ancestry = l[1:]
+		}
+	}
+	return ok
 }
 
 // process describes the process with the given pid, from the process

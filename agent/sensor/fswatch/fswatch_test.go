@@ -327,3 +327,39 @@ func TestModeString(t *testing.T) {
 		}
 	}
 }
+
+// A change whose writer the process sensor did not know when it was read
+// asks again for its lineage, once; a known one is not asked again.
+func TestCompleteProcessLineage(t *testing.T) {
+	asked := 0
+	known := false
+	s, err := New(Options{Paths: []string{t.TempDir()}, Lineage: func(pid int) ([]ecs.Parent, bool) {
+		asked++
+		if !known {
+			return nil, false
+		}
+		return []ecs.Parent{{PID: 20, Executable: "/bin/sh"}, {PID: 10, Executable: "/usr/sbin/nginx"}}, true
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &ecs.Process{PID: 30, Executable: "/usr/bin/touch"}
+	from := origin{module: ModuleFanotify, proc: p, read: time.Now().Add(-time.Second)}
+	from.lineage = s.lineage(p)
+	if from.lineage || p.Parent != nil {
+		t.Fatalf("lineage of an unknown writer = %v, %+v", from.lineage, p.Parent)
+	}
+	known = true
+	got := s.completeProcess(from)
+	if !got.lineage || got.proc.Parent == nil || got.proc.Parent.Executable != "/bin/sh" ||
+		len(got.proc.Ancestry) != 1 || got.proc.Ancestry[0].Executable != "/usr/sbin/nginx" {
+		t.Fatalf("completed process = %+v, want parent /bin/sh, ancestry nginx", got.proc)
+	}
+	if p.Parent != nil {
+		t.Error("completeProcess changed the process it was given")
+	}
+	asked = 0
+	if again := s.completeProcess(got); asked != 0 || again.proc != got.proc {
+		t.Errorf("a known lineage was asked again (%d times)", asked)
+	}
+}

@@ -51,6 +51,11 @@ type Options struct {
 	// sensor's cache; when nil or when it does not know the pid, the
 	// sensor reads what the OS says about the process.
 	Process func(pid int) (ecs.Parent, bool)
+	// Lineage returns the parent and ancestors of a process by pid,
+	// nearest first, and whether it knows the process, typically from the
+	// process sensor; they become the event's process.parent and
+	// process.ancestry. When nil, events carry neither.
+	Lineage func(pid int) ([]ecs.Parent, bool)
 	Logger  *slog.Logger
 }
 
@@ -412,6 +417,14 @@ func (s *Sensor) event(impl osImpl, now time.Time, mode string, sk sock, listeni
 			if p.Name == "" {
 				// Gone already: the kernel's name for it is all there is.
 				p.Name = sk.comm
+			}
+			if s.opts.Lineage != nil {
+				if l, _ := s.opts.Lineage(sk.pid); len(l) > 0 {
+					p.Parent = &l[0]
+					if len(l) > 1 {
+						p.Ancestry = l[1:]
+					}
+				}
 			}
 		}
 		if mode != ModePoll {

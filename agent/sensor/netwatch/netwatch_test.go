@@ -436,3 +436,29 @@ func TestLoopbackPoll(t *testing.T) {
 	s.open = func() (osImpl, string, string, error) { return pollImpl{}, ModePoll, "test", nil }
 	loopback(t, s, "4", "127.0.0.1")
 }
+
+// A connection's process gets its parent and ancestry from Lineage, as
+// process events do.
+func TestEventLineage(t *testing.T) {
+	chain := []ecs.Parent{{PID: 20, Executable: "/bin/sh"}, {PID: 10, Executable: "/usr/sbin/nginx"}, {PID: 1}}
+	s := New(Options{
+		Process: func(pid int) (ecs.Parent, bool) { return ecs.Parent{PID: pid, Executable: "/usr/bin/curl"}, true },
+		Lineage: func(pid int) ([]ecs.Parent, bool) {
+			if pid != 30 {
+				return nil, false
+			}
+			return chain, true
+		},
+	})
+	ap := netip.MustParseAddrPort
+	sk := sock{proto: protoTCP, state: stateEstablished, src: ap("10.0.0.1:4000"), dst: ap("10.0.0.9:80"), pid: 30, origin: originConnect}
+	ev := s.event(pollImpl{}, time.Now(), ModeEBPF, sk, nil)
+	p := ev.Process
+	if p == nil || p.Parent == nil || p.Parent.Executable != "/bin/sh" || len(p.Ancestry) != 2 || p.Ancestry[0].Executable != "/usr/sbin/nginx" {
+		t.Fatalf("process = %+v, want parent /bin/sh and ancestry nginx, 1", p)
+	}
+	sk.pid = 31
+	if p := s.event(pollImpl{}, time.Now(), ModeEBPF, sk, nil).Process; p.Parent != nil || p.Ancestry != nil {
+		t.Errorf("process unknown to Lineage = %+v, want no parent nor ancestry", p)
+	}
+}
