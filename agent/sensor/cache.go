@@ -86,17 +86,17 @@ func newCache() *cache {
 
 // lookup returns a copy of the record of pid, live or, failing that,
 // exited within exitedKeep.
-func (c *cache) lookup(pid int) (proc, bool) {
+func (c *cache) lookup(pid int) (p proc, live, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if p, ok := c.procs[pid]; ok {
-		return *p, true
+		return *p, true, true
 	}
 	c.expireLocked()
 	if e, ok := c.exited[pid]; ok {
-		return e.proc, true
+		return e.proc, false, true
 	}
-	return proc{}, false
+	return proc{}, false, false
 }
 
 // rememberLocked keeps p among the exited processes.

@@ -195,7 +195,7 @@ func (p *Process) Ancestry(pid int) []ecs.Parent {
 // parent, such as pid 1, has no lineage but ok is true. A child known
 // only from its fork has its parent's lineage, which is its own.
 func (p *Process) Lineage(pid int) (lineage []ecs.Parent, ok bool) {
-	pr, ok := p.cache.lookup(pid)
+	pr, ok := p.exitedOrLive(pid)
 	if !ok {
 		return nil, false
 	}
@@ -213,11 +213,27 @@ func (p *Process) Lineage(pid int) (lineage []ecs.Parent, ok bool) {
 // read yet, is not described: its parent's program would name the wrong
 // process, so the caller reads procfs or asks again later.
 func (p *Process) Lookup(pid int) (ecs.Parent, bool) {
-	pr, ok := p.cache.lookup(pid)
+	pr, ok := p.exitedOrLive(pid)
 	if !ok || !pr.image {
 		return ecs.Parent{}, false
 	}
 	return pr.ref(), true
+}
+
+// exitedOrLive returns the cache's record of pid, live or exited. An
+// exited record is not returned when procfs shows another process with
+// that pid (started at another time): the pid was reused before the
+// sensor read the new process's fork, and the old record would name the
+// wrong program.
+func (p *Process) exitedOrLive(pid int) (proc, bool) {
+	pr, live, ok := p.cache.lookup(pid)
+	if !ok || live || pr.startTicks == 0 {
+		return pr, ok
+	}
+	if st, err := p.fs.stat(pid); err == nil && st.startTicks != 0 && st.startTicks != pr.startTicks {
+		return proc{}, false
+	}
+	return pr, true
 }
 
 // newProc returns the record of what procfs read about a process.

@@ -420,7 +420,7 @@ func TestCacheRemembersExited(t *testing.T) {
 	if _, ok := c.remove(10); !ok {
 		t.Fatal("remove(10) found nothing")
 	}
-	if p, ok := c.lookup(10); !ok || p.exe != "/usr/bin/touch" {
+	if p, _, ok := c.lookup(10); !ok || p.exe != "/usr/bin/touch" {
 		t.Fatalf("lookup(10) after exit = %+v, %v; want the exited touch", p, ok)
 	}
 	if _, ok := c.get(10); ok {
@@ -432,17 +432,17 @@ func TestCacheRemembersExited(t *testing.T) {
 
 	// A new process with the same pid wins over the exited one.
 	c.put(&proc{pid: 10, exe: "/usr/bin/sleep", image: true})
-	if p, _ := c.lookup(10); p.exe != "/usr/bin/sleep" {
+	if p, _, _ := c.lookup(10); p.exe != "/usr/bin/sleep" {
 		t.Errorf("lookup(10) with a live reuse = %q, want /usr/bin/sleep", p.exe)
 	}
 	c.remove(10)
-	if p, _ := c.lookup(10); p.exe != "/usr/bin/sleep" {
+	if p, _, _ := c.lookup(10); p.exe != "/usr/bin/sleep" {
 		t.Errorf("lookup(10) after the reuse exited = %q, want /usr/bin/sleep", p.exe)
 	}
 
 	// Exited processes are forgotten after exitedKeep.
 	now = now.Add(exitedKeep + time.Second)
-	if p, ok := c.lookup(10); ok {
+	if p, _, ok := c.lookup(10); ok {
 		t.Errorf("lookup(10) after %v = %+v, want nothing", exitedKeep, p)
 	}
 
@@ -451,10 +451,10 @@ func TestCacheRemembersExited(t *testing.T) {
 		c.put(&proc{pid: pid})
 		c.remove(pid)
 	}
-	if _, ok := c.lookup(1); ok {
+	if _, _, ok := c.lookup(1); ok {
 		t.Error("the oldest exited process is still remembered beyond exitedMax")
 	}
-	if _, ok := c.lookup(exitedMax + 10); !ok {
+	if _, _, ok := c.lookup(exitedMax + 10); !ok {
 		t.Error("the newest exited process is forgotten")
 	}
 	if len(c.exited) > exitedMax || len(c.exitOrder) > exitedMax {
@@ -464,7 +464,7 @@ func TestCacheRemembersExited(t *testing.T) {
 	// retain remembers what it drops.
 	c.put(&proc{pid: 99999, exe: "/bin/gone"})
 	c.retain(map[int]bool{})
-	if p, ok := c.lookup(99999); !ok || p.exe != "/bin/gone" {
+	if p, _, ok := c.lookup(99999); !ok || p.exe != "/bin/gone" {
 		t.Errorf("lookup after retain = %+v, %v; want /bin/gone", p, ok)
 	}
 }
@@ -535,4 +535,36 @@ func sameExes(got []ecs.Parent, want []string) bool {
 		}
 	}
 	return true
+}
+
+func TestLookupExitedPidReused(t *testing.T) {
+	p := NewProcess(Options{ProcRoot: "testdata/proc"})
+	// testdata/proc/100 is a bash started at tick 1000.
+	for _, tc := range []struct {
+		name  string
+		start uint64
+		want  bool
+	}{
+		{"the same process, not yet reaped", 1000, true},
+		{"another process now has the pid", 999, false},
+		{"start time unknown", 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p.cache.put(&proc{pid: 100, startTicks: tc.start, exe: "/usr/bin/touch", image: true})
+			p.cache.remove(100)
+			ref, ok := p.Lookup(100)
+			if ok != tc.want || (ok && ref.Executable != "/usr/bin/touch") {
+				t.Errorf("Lookup(100) = %+v, %v; want found %v", ref, ok, tc.want)
+			}
+			if _, ok := p.Lineage(100); ok != tc.want {
+				t.Errorf("Lineage(100) found %v, want %v", ok, tc.want)
+			}
+		})
+	}
+	// A pid procfs does not have: the exited record stands.
+	p.cache.put(&proc{pid: 5555, startTicks: 42, exe: "/usr/bin/touch", image: true})
+	p.cache.remove(5555)
+	if _, ok := p.Lookup(5555); !ok {
+		t.Error("Lookup of an exited pid procfs no longer has found nothing")
+	}
 }
