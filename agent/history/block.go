@@ -189,22 +189,23 @@ func parseBlock(v []byte, wantEvents bool) (block, error) {
 		return b, fmt.Errorf("%w: unknown version", errBlock)
 	}
 	v = v[len(blockMagic):]
+	// Each index entry takes at least two bytes (its lengths).
 	n, v, err := uvarint(v)
-	if err != nil || n > uint64(len(v)) {
-		return b, errBlock
+	if err != nil || n > uint64(len(v))/2 {
+		return b, fmt.Errorf("%w: index of %d entries in %d bytes", errBlock, n, len(v))
 	}
 	b.index = make([]struct {
 		prefix []byte
 		size   int
 	}, 0, n)
-	for range n {
+	for i := range n {
 		var l, size uint64
 		if l, v, err = uvarint(v); err != nil || l > uint64(len(v)) {
-			return b, errBlock
+			return b, fmt.Errorf("%w: index entry %d: prefix length past the end", errBlock, i)
 		}
 		p := v[:l]
 		if size, v, err = uvarint(v[l:]); err != nil || size > 1<<30 {
-			return b, errBlock
+			return b, fmt.Errorf("%w: index entry %d: bad size", errBlock, i)
 		}
 		b.index = append(b.index, struct {
 			prefix []byte
@@ -216,17 +217,17 @@ func parseBlock(v []byte, wantEvents bool) (block, error) {
 	}
 	m, v, err := uvarint(v)
 	if err != nil || m > uint64(len(v))/9 {
-		return b, errBlock
+		return b, fmt.Errorf("%w: %d events in %d bytes", errBlock, m, len(v))
 	}
 	b.events = make([]blockEvent, 0, m)
-	for range m {
+	for i := range m {
 		if len(v) < 8 {
-			return b, errBlock
+			return b, fmt.Errorf("%w: event %d: truncated time", errBlock, i)
 		}
 		t := int64(binary.BigEndian.Uint64(v))
 		l, rest, err := uvarint(v[8:])
 		if err != nil || l > uint64(len(rest)) {
-			return b, errBlock
+			return b, fmt.Errorf("%w: event %d: length past the end", errBlock, i)
 		}
 		b.events = append(b.events, blockEvent{time: t, data: rest[:l]})
 		v = rest[l:]

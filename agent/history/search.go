@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -164,8 +165,11 @@ func (s *Store) scanBlockIndex(ctx context.Context, txn *badger.Txn, q *query.Qu
 			continue
 		}
 		item, err := txn.Get(bk)
-		if err != nil {
+		if errors.Is(err, badger.ErrKeyNotFound) {
 			continue // swept between the index entry and the block
+		}
+		if err != nil {
+			return false, fmt.Errorf("reading history block %x: %w", bk, err)
 		}
 		more := true
 		err = item.Value(func(val []byte) error {
