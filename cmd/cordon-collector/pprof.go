@@ -42,6 +42,11 @@ func servePprof(ctx context.Context, addr string, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listening for profiles on %s: %w", addr, err)
 	}
+	// A name such as localhost is checked for what it resolved to.
+	if ta, ok := ln.Addr().(*net.TCPAddr); !ok || !ta.IP.IsLoopback() {
+		ln.Close()
+		return fmt.Errorf("profiles: %s resolved to %s, not a loopback address", addr, ln.Addr())
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
