@@ -4,7 +4,8 @@
 // Findings arrive in batches from the gateway. Store.Append validates
 // them, drops the ones already stored (the finding id, minted by the
 // agent, is the idempotency key end to end) and writes the rest, each
-// in its entry of the append-only log, in synchronous badger
+// in its entry of the log (appended once; rewritten only when the
+// finding is attached to an incident), in synchronous badger
 // transactions: when Append returns, the batch is on disk and may be
 // acknowledged. Concurrent Appends share transactions (group commit), so
 // a fleet of agents each sending a few findings pays one disk sync per
