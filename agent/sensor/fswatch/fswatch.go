@@ -268,9 +268,9 @@ func (s *Sensor) Run(ctx context.Context, out chan<- ecs.Event) error {
 				if !ok {
 					return nil
 				}
-				s.handle(ev.Name, ev.Op, origin{module: ModuleFsnotify}, hq, emit)
+				s.handle(ctx, ev.Name, ev.Op, origin{module: ModuleFsnotify}, hq, emit)
 			case c := <-changes:
-				s.handle(c.path, c.op, c.from, hq, emit)
+				s.handle(ctx, c.path, c.op, c.from, hq, emit)
 			case err, ok := <-w.Errors:
 				if !ok {
 					return nil
@@ -493,12 +493,12 @@ var (
 )
 
 // handle turns one watcher event into file events.
-func (s *Sensor) handle(path string, ops fsnotify.Op, from origin, hq *hashQueue, emit func(ecs.Event)) {
+func (s *Sensor) handle(ctx context.Context, path string, ops fsnotify.Op, from origin, hq *hashQueue, emit func(ecs.Event)) {
 	if path == "" || s.excluded(path) {
 		return
 	}
 	now := time.Now()
-	from = s.completeProcess(from)
+	from = s.completeProcess(ctx, from)
 	out := func(ev ecs.Event) { emit(from.apply(ev)) }
 	order := handleOrder
 	if ops.Has(fsnotify.Create) && ops.Has(fsnotify.Remove) {
@@ -681,7 +681,7 @@ const attributionWait = 75 * time.Millisecond
 // sensor had not read yet: the sensor may have seen its exec by now, or
 // will have within attributionWait (it remembers processes for a while
 // after they exit).
-func (s *Sensor) completeProcess(from origin) origin {
+func (s *Sensor) completeProcess(ctx context.Context, from origin) origin {
 	if from.proc == nil {
 		return from
 	}
@@ -691,7 +691,12 @@ func (s *Sensor) completeProcess(from origin) origin {
 		return from
 	}
 	if wait := time.Until(from.read.Add(attributionWait)); wait > 0 {
-		time.Sleep(wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
 	}
 	p := *from.proc
 	if name {

@@ -350,7 +350,7 @@ func TestCompleteProcessLineage(t *testing.T) {
 		t.Fatalf("lineage of an unknown writer = %v, %+v", from.lineage, p.Parent)
 	}
 	known = true
-	got := s.completeProcess(from)
+	got := s.completeProcess(context.Background(), from)
 	if !got.lineage || got.proc.Parent == nil || got.proc.Parent.Executable != "/bin/sh" ||
 		len(got.proc.Ancestry) != 1 || got.proc.Ancestry[0].Executable != "/usr/sbin/nginx" {
 		t.Fatalf("completed process = %+v, want parent /bin/sh, ancestry nginx", got.proc)
@@ -359,7 +359,7 @@ func TestCompleteProcessLineage(t *testing.T) {
 		t.Error("completeProcess changed the process it was given")
 	}
 	asked = 0
-	if again := s.completeProcess(got); asked != 0 || again.proc != got.proc {
+	if again := s.completeProcess(context.Background(), got); asked != 0 || again.proc != got.proc {
 		t.Errorf("a known lineage was asked again (%d times)", asked)
 	}
 }
