@@ -344,7 +344,9 @@ func (s *Store) sweepNow() {
 	}
 }
 
-// Flush writes the queued events at once (for tests and benchmarks).
+// Flush writes the queued events at once (for tests and benchmarks). It
+// uses the same block writer as Run, so it must not be called while Run
+// runs.
 func (s *Store) Flush() error {
 	var evs []ecs.Event
 	for {
