@@ -583,13 +583,7 @@ func (s *Store) sweepBatch(cutoff time.Time) (n int, more bool, err error) {
 // sweepBlocks deletes whole blocks: those whose last event is before
 // cutoff, then the oldest while the store is over its size bound.
 func (s *Store) sweepBlocks(cutoff time.Time) (n int, more bool, err error) {
-	type victim struct {
-		key    []byte
-		keys   [][]byte
-		events int
-		size   int64
-	}
-	var victims []victim
+	var victims []swept
 	s.mu.Lock()
 	excess := s.bytes - s.opts.MaxBytes
 	s.mu.Unlock()
@@ -611,7 +605,7 @@ func (s *Store) sweepBlocks(cutoff time.Time) (n int, more bool, err error) {
 				more = true
 				return nil
 			}
-			v := victim{key: item.KeyCopy(nil), events: b.events}
+			v := swept{key: item.KeyCopy(nil), events: b.events}
 			err := item.Value(func(val []byte) error {
 				v.size = int64(len(v.key) + len(val))
 				blk, err := parseBlock(val, false)
@@ -648,47 +642,68 @@ func (s *Store) sweepBlocks(cutoff time.Time) (n int, more bool, err error) {
 		s.mu.Unlock()
 		return 0, false, nil
 	}
+	var last time.Time
+	if b, ok := parseBlockKey(victims[len(victims)-1].key); ok {
+		last = b.last
+	}
+	if err := s.deleteSwept(victims, next, last); err != nil {
+		return 0, false, err
+	}
+	return n, more, nil
+}
+
+// swept is a block, or an event of the layout before blocks, that a sweep
+// deletes: its key, its index entries, how many events it holds and how
+// many bytes the store counted for it.
+type swept struct {
+	key    []byte
+	keys   [][]byte
+	events int
+	size   int64
+}
+
+// deleteSwept deletes victims with their index entries in one batch and
+// takes them off the store's counts. The oldest event kept is next, or,
+// when the sweep reached the end, last (the time of the last victim).
+func (s *Store) deleteSwept(victims []swept, next, last time.Time) error {
 	wb := s.db.NewWriteBatch()
 	defer wb.Cancel()
-	var size int64
+	var size, events int64
 	for _, v := range victims {
 		if err := wb.Delete(v.key); err != nil {
-			return 0, false, fmt.Errorf("deleting events: %w", err)
+			return fmt.Errorf("deleting events: %w", err)
 		}
 		for _, k := range v.keys {
 			if err := wb.Delete(k); err != nil {
-				return 0, false, fmt.Errorf("deleting index entry: %w", err)
+				return fmt.Errorf("deleting index entry: %w", err)
 			}
 		}
 		size += v.size
+		events += int64(v.events)
 	}
 	if err := wb.Flush(); err != nil {
-		return 0, false, fmt.Errorf("committing deletions: %w", err)
+		return fmt.Errorf("committing deletions: %w", err)
 	}
 	s.mu.Lock()
-	s.events -= int64(n)
+	defer s.mu.Unlock()
+	s.events -= events
 	s.bytes -= size
-	if s.events <= 0 {
+	switch {
+	case s.events <= 0:
 		s.events, s.bytes = 0, max(s.bytes, 0)
 		s.oldest, s.newest = time.Time{}, time.Time{}
-	} else if !next.IsZero() {
+	case !next.IsZero():
 		s.oldest = next
-	} else if b, ok := parseBlockKey(victims[len(victims)-1].key); ok {
-		s.oldest = b.last
+	case !last.IsZero():
+		s.oldest = last
 	}
-	s.mu.Unlock()
-	return n, more, nil
+	return nil
 }
 
 // sweepOld is sweepBatch over the layout before blocks; next is the time
 // of the first event it kept, zero when it reached the end.
 func (s *Store) sweepOld(cutoff time.Time) (n int, more bool, next time.Time, err error) {
-	type victim struct {
-		key  []byte
-		keys [][]byte
-		size int64
-	}
-	var victims []victim
+	var victims []swept
 	s.mu.Lock()
 	excess := s.bytes - s.opts.MaxBytes
 	s.mu.Unlock()
@@ -709,7 +724,7 @@ func (s *Store) sweepOld(cutoff time.Time) (n int, more bool, next time.Time, er
 				more = true
 				return nil
 			}
-			v := victim{key: item.KeyCopy(nil)}
+			v := swept{key: item.KeyCopy(nil), events: 1}
 			err := item.Value(func(val []byte) error {
 				var ev ecs.Event
 				if json.Unmarshal(val, &ev) == nil {
@@ -739,34 +754,12 @@ func (s *Store) sweepOld(cutoff time.Time) (n int, more bool, next time.Time, er
 		}
 		return 0, false, next, err
 	}
-	wb := s.db.NewWriteBatch()
-	defer wb.Cancel()
-	var size int64
-	for _, v := range victims {
-		if err := wb.Delete(v.key); err != nil {
-			return 0, false, next, fmt.Errorf("deleting event: %w", err)
-		}
-		for _, k := range v.keys {
-			if err := wb.Delete(k); err != nil {
-				return 0, false, next, fmt.Errorf("deleting index entry: %w", err)
-			}
-		}
-		size += v.size
+	var last time.Time
+	if t, ok := keyTime(victims[len(victims)-1].key); ok {
+		last = t
 	}
-	if err := wb.Flush(); err != nil {
-		return 0, false, next, fmt.Errorf("committing deletions: %w", err)
+	if err := s.deleteSwept(victims, next, last); err != nil {
+		return 0, false, next, err
 	}
-	s.mu.Lock()
-	s.events -= int64(len(victims))
-	s.bytes -= size
-	if s.events <= 0 {
-		s.events, s.bytes = 0, max(s.bytes, 0)
-		s.oldest, s.newest = time.Time{}, time.Time{}
-	} else if !next.IsZero() {
-		s.oldest = next
-	} else if t, ok := keyTime(victims[len(victims)-1].key); ok {
-		s.oldest = t
-	}
-	s.mu.Unlock()
 	return len(victims), more, next, nil
 }
