@@ -30,22 +30,4 @@ func stormEvent(i int) ecs.Event {
 
 // BenchmarkAddStorm is the writer's cost per event in an exec storm:
 // events 125 µs apart, written in batches of flushMax as Run does.
-func BenchmarkAddStorm(b *testing.B) {
-	s, err := Open(b.TempDir(), Options{Queue: 2 * flushMax})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	b.ResetTimer()
-	for i := range b.N {
-		s.Add(stormEvent(i))
-		if i%flushMax == flushMax-1 {
-			if err := s.Flush(); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-	if err := s.Flush(); err != nil {
-		b.Fatal(err)
-	}
-}
+func BenchmarkAddStorm(b *testing.B) { benchAdd(b, flushMax, stormEvent) }
