@@ -40,30 +40,16 @@ func BenchmarkIdle(b *testing.B) {
 				if mode == ModeSockDiag {
 					s.openCapture = func() (capture, error) { return nil, errors.New("off for the benchmark") }
 				}
-				ctx, cancel := context.WithCancel(context.Background())
-				out := make(chan ecs.Event, 1024)
-				done := make(chan error, 1)
-				go func() { done <- s.Run(ctx, out) }()
-				go func() {
-					for range out {
-					}
-				}()
-				for m, _ := s.Mode(); m == ""; m, _ = s.Mode() {
-					time.Sleep(10 * time.Millisecond)
-				}
+				stop := runBench(b, s)
 				if m, reason := s.Mode(); m != mode {
-					cancel()
+					stop()
 					b.Skipf("mode %s (%s), want %s", m, reason, mode)
 				}
 				time.Sleep(time.Second) // start-up is not idle
 				ev0, cpu0, t0 := s.Stats().Events, cpuTime(b), time.Now()
 				time.Sleep(d)
 				elapsed, cpu, events := time.Since(t0), cpuTime(b)-cpu0, s.Stats().Events-ev0
-				cancel()
-				if err := <-done; err != nil {
-					b.Fatal(err)
-				}
-				close(out)
+				stop()
 				b.ReportMetric(100*cpu.Seconds()/elapsed.Seconds(), "cpu_%core")
 				b.ReportMetric(float64(events)/elapsed.Seconds(), "events/s")
 			}
@@ -84,22 +70,7 @@ func BenchmarkUDPSend(b *testing.B) {
 		b.Run(sensor, func(b *testing.B) {
 			if sensor == ModeEBPF {
 				s := New(Options{Reconcile: time.Hour})
-				ctx, cancel := context.WithCancel(context.Background())
-				out := make(chan ecs.Event, 1024)
-				done := make(chan error, 1)
-				go func() { done <- s.Run(ctx, out) }()
-				go func() {
-					for range out {
-					}
-				}()
-				defer func() {
-					cancel()
-					<-done
-					close(out)
-				}()
-				for m, _ := s.Mode(); m == ""; m, _ = s.Mode() {
-					time.Sleep(10 * time.Millisecond)
-				}
+				defer runBench(b, s)()
 				if m, reason := s.Mode(); m != ModeEBPF || strings.Contains(reason, "in part or not at all") {
 					b.Skipf("mode %s (%s): no UDP programs", m, reason)
 				}
@@ -134,5 +105,28 @@ func BenchmarkUDPSend(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// runBench runs s, its events discarded, until it has chosen its mode,
+// and returns the function that stops it.
+func runBench(b *testing.B, s *Sensor) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	out := make(chan ecs.Event, 1024)
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx, out) }()
+	go func() {
+		for range out {
+		}
+	}()
+	for m, _ := s.Mode(); m == ""; m, _ = s.Mode() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Error(err)
+		}
+		close(out)
 	}
 }
