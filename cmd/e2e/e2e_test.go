@@ -69,23 +69,8 @@ func TestEnrollDetectIncident(t *testing.T) {
 		t.Fatalf("finding: %+v", f)
 	}
 
-	var inc incidentJSON
-	eventually(t, 30*time.Second, "an incident holding finding "+f.ID, func() error {
-		var incs []incidentJSON
-		out, err := c.ctl("incidents", "--json")
-		if err != nil {
-			return err
-		}
-		if err := jsonUnmarshal(out, &incs); err != nil {
-			return err
-		}
-		for _, i := range incs {
-			if slices.Contains(i.FindingIDs, f.ID) {
-				inc = i
-				return nil
-			}
-		}
-		return fmt.Errorf("not in %s", out)
+	inc := c.waitIncident(t, "an incident holding finding "+f.ID, func(i incidentJSON) bool {
+		return slices.Contains(i.FindingIDs, f.ID)
 	})
 	if inc.Status != "new" || !slices.Contains(inc.AffectedHosts, id) || inc.Priority == "" || inc.Drill {
 		t.Fatalf("incident: %+v", inc)

@@ -192,8 +192,17 @@ func (c *collector) drillIncident(t testing.TB, agentID string) incidentJSON {
 	if out, err := c.ctl("drill", agentID, "--wait"); err != nil {
 		t.Fatalf("drill: %v\n%s", err, out)
 	}
+	return c.waitIncident(t, "the drill incident", func(i incidentJSON) bool {
+		return i.Drill && slices.Contains(i.AffectedHosts, agentID)
+	})
+}
+
+// waitIncident waits up to 30s for an incident that match accepts and
+// returns it.
+func (c *collector) waitIncident(t testing.TB, what string, match func(incidentJSON) bool) incidentJSON {
+	t.Helper()
 	var inc incidentJSON
-	eventually(t, 30*time.Second, "the drill incident", func() error {
+	eventually(t, 30*time.Second, what, func() error {
 		var incs []incidentJSON
 		out, err := c.ctl("incidents", "--json")
 		if err != nil {
@@ -203,7 +212,7 @@ func (c *collector) drillIncident(t testing.TB, agentID string) incidentJSON {
 			return err
 		}
 		for _, i := range incs {
-			if i.Drill && slices.Contains(i.AffectedHosts, agentID) {
+			if match(i) {
 				inc = i
 				return nil
 			}
