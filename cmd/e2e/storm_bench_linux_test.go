@@ -6,14 +6,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sync/errgroup"
+	"github.com/cordon-edr/cordon/agent/sensor/bench"
 )
 
 // stormEvent is what the exec storm benchmark reads of an event.
@@ -29,39 +26,6 @@ type stormEvent struct {
 			CommandLine string `json:"command_line"`
 		} `json:"parent"`
 	} `json:"process"`
-}
-
-// spawnStorm runs two shells spawning /bin/true with a unique marker in
-// argv for d, and returns how many they spawned.
-func spawnStorm(tag string, d time.Duration) (int, error) {
-	var mu sync.Mutex
-	total := 0
-	var g errgroup.Group
-	for w := 0; w < 2; w++ {
-		script := fmt.Sprintf(`i=0; trap 'echo $i; exit 0' TERM; while :; do /bin/true %s-%d-$i; i=$((i+1)); done`, tag, w)
-		cmd := exec.Command("/bin/sh", "-c", script)
-		var out strings.Builder
-		cmd.Stdout = &out
-		if err := cmd.Start(); err != nil {
-			return 0, err
-		}
-		g.Go(func() error {
-			time.Sleep(d)
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			if err := cmd.Wait(); err != nil {
-				return fmt.Errorf("storm worker: %w", err)
-			}
-			n, err := strconv.Atoi(strings.TrimSpace(out.String()))
-			if err != nil {
-				return fmt.Errorf("storm worker printed %q", out.String())
-			}
-			mu.Lock()
-			total += n
-			mu.Unlock()
-			return nil
-		})
-	}
-	return total, g.Wait()
 }
 
 // BenchmarkAgentExecStorm runs the real cordon-agent, enrolled to a local
@@ -152,9 +116,13 @@ func BenchmarkAgentExecStorm(b *testing.B) {
 			b.Fatal(err)
 		}
 		t0 := time.Now()
-		spawned, err := spawnStorm(tag, d)
+		counts, err := bench.Storm(tag, d)
 		if err != nil {
 			b.Fatal(err)
+		}
+		spawned := 0
+		for _, n := range counts {
+			spawned += n
 		}
 		elapsed := time.Since(t0)
 		time.Sleep(time.Second) // the last events, the history's last write

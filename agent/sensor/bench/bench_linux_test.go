@@ -5,12 +5,10 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -40,39 +38,6 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// storm runs two shells spawning /bin/true with a unique marker in argv
-// for d, and returns how many each spawned.
-func storm(tag string, d time.Duration) ([]int, error) {
-	var mu sync.Mutex
-	var counts []int
-	var g errgroup.Group
-	for w := 0; w < 2; w++ {
-		script := fmt.Sprintf(`i=0; trap 'echo $i; exit 0' TERM; while :; do /bin/true %s-%d-$i; i=$((i+1)); done`, tag, w)
-		cmd := exec.Command("/bin/sh", "-c", script)
-		var out strings.Builder
-		cmd.Stdout = &out
-		if err := cmd.Start(); err != nil {
-			return nil, err
-		}
-		g.Go(func() error {
-			time.Sleep(d)
-			_ = cmd.Process.Signal(syscall.SIGTERM)
-			if err := cmd.Wait(); err != nil {
-				return fmt.Errorf("storm worker: %w", err)
-			}
-			n, err := strconv.Atoi(strings.TrimSpace(out.String()))
-			if err != nil {
-				return fmt.Errorf("storm worker printed %q", out.String())
-			}
-			mu.Lock()
-			counts = append(counts, n)
-			mu.Unlock()
-			return nil
-		})
-	}
-	return counts, g.Wait()
 }
 
 // stormResult is what one sensor saw of one storm.
@@ -130,7 +95,7 @@ func runStorm(b *testing.B, p *sensor.Process, wantMode string, d time.Duration)
 	}()
 	ev0 := p.Stats().Events
 	cpu0, t0 := cpuTime(), time.Now()
-	counts, err := storm(tag, d)
+	counts, err := Storm(tag, d)
 	if err != nil {
 		b.Fatal(err)
 	}
