@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cordon-edr/cordon/protocol/binenc"
 	"github.com/cordon-edr/cordon/protocol/ecs"
 )
 
@@ -173,14 +174,6 @@ type blockEvent struct {
 
 var errBlock = errors.New("malformed history block")
 
-func uvarint(b []byte) (uint64, []byte, error) {
-	v, n := binary.Uvarint(b)
-	if n <= 0 {
-		return 0, nil, errBlock
-	}
-	return v, b[n:], nil
-}
-
 // parseBlock decodes a block value; its slices point into v. wantEvents
 // false skips the events' section.
 func parseBlock(v []byte, wantEvents bool) (block, error) {
@@ -188,24 +181,20 @@ func parseBlock(v []byte, wantEvents bool) (block, error) {
 	if !bytes.HasPrefix(v, blockMagic) {
 		return b, fmt.Errorf("%w: unknown version", errBlock)
 	}
-	v = v[len(blockMagic):]
-	// Each index entry takes at least two bytes (its lengths).
-	n, v, err := uvarint(v)
-	if err != nil || n > uint64(len(v))/2 {
-		return b, fmt.Errorf("%w: index of %d entries in %d bytes", errBlock, n, len(v))
-	}
+	d := binenc.NewDecoder(v[len(blockMagic):], errBlock)
+	d.Part("index")
+	n := d.Count(2) // each entry takes at least its two lengths
 	b.index = make([]struct {
 		prefix []byte
 		size   int
 	}, 0, n)
 	for i := range n {
-		var l, size uint64
-		if l, v, err = uvarint(v); err != nil || l > uint64(len(v)) {
-			return b, fmt.Errorf("%w: index entry %d: prefix length past the end", errBlock, i)
+		p, size := d.Bytes(), d.Uvarint()
+		if size > 1<<30 {
+			d.Fail("entry %d: size %d", i, size)
 		}
-		p := v[:l]
-		if size, v, err = uvarint(v[l:]); err != nil || size > 1<<30 {
-			return b, fmt.Errorf("%w: index entry %d: bad size", errBlock, i)
+		if err := d.Err(); err != nil {
+			return b, err
 		}
 		b.index = append(b.index, struct {
 			prefix []byte
@@ -213,41 +202,35 @@ func parseBlock(v []byte, wantEvents bool) (block, error) {
 		}{p, int(size)})
 	}
 	if !wantEvents {
-		return b, nil
+		return b, d.Err()
 	}
-	m, v, err := uvarint(v)
-	if err != nil || m > uint64(len(v))/9 {
-		return b, fmt.Errorf("%w: %d events in %d bytes", errBlock, m, len(v))
-	}
+	d.Part("events")
+	m := d.Count(9) // each event takes at least its time and length
 	b.events = make([]blockEvent, 0, m)
-	for i := range m {
-		if len(v) < 8 {
-			return b, fmt.Errorf("%w: event %d: truncated time", errBlock, i)
+	for range m {
+		t, data := int64(d.Uint64()), d.Bytes()
+		if err := d.Err(); err != nil {
+			return b, err
 		}
-		t := int64(binary.BigEndian.Uint64(v))
-		l, rest, err := uvarint(v[8:])
-		if err != nil || l > uint64(len(rest)) {
-			return b, fmt.Errorf("%w: event %d: length past the end", errBlock, i)
-		}
-		b.events = append(b.events, blockEvent{time: t, data: rest[:l]})
-		v = rest[l:]
+		b.events = append(b.events, blockEvent{time: t, data: data})
 	}
-	if len(v) != 0 {
-		return b, fmt.Errorf("%w: %d trailing bytes", errBlock, len(v))
-	}
-	return b, nil
+	return b, d.Finish()
 }
 
 // parsePositions decodes an index entry's value.
 func parsePositions(v []byte) ([]int, error) {
 	var out []int
-	for len(v) > 0 {
-		p, rest, err := uvarint(v)
-		if err != nil || p > blockEvents*16 {
-			return nil, errBlock
+	d := binenc.NewDecoder(v, errBlock)
+	d.Part("positions")
+	for d.Len() > 0 {
+		p := d.Uvarint()
+		if p > blockEvents*16 {
+			d.Fail("position %d", p)
+		}
+		if err := d.Err(); err != nil {
+			return nil, err
 		}
 		out = append(out, int(p))
-		v = rest
 	}
 	return out, nil
 }

@@ -159,6 +159,17 @@ func (d *Decoder) badVarint(n int) {
 	}
 }
 
+// Uint64 reads eight bytes as a big-endian unsigned integer.
+func (d *Decoder) Uint64() uint64 {
+	if len(d.b) < 8 {
+		d.Fail("truncated: %d of 8 bytes", len(d.b))
+		return 0
+	}
+	v := binary.BigEndian.Uint64(d.b)
+	d.b = d.b[8:]
+	return v
+}
+
 // Int reads a signed varint as an int.
 func (d *Decoder) Int() int { return int(d.Varint()) }
 

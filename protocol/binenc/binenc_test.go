@@ -119,6 +119,7 @@ func TestDecoderErrors(t *testing.T) {
 		{"bytes past the end", "0102ff", func(d *Decoder) { d.Byte(); d.Bytes() }, "length 2 with 1 bytes left at byte 2"},
 		{"count past the end", "03aabb", func(d *Decoder) { d.Count(1) }, "list of 3 elements with 2 bytes left at byte 1"},
 		{"count of large elements", "020000000000", func(d *Decoder) { d.Count(5) }, "list of 2 elements with 5 bytes left at byte 1"},
+		{"truncated uint64", "01020304", func(d *Decoder) { d.Uint64() }, "truncated: 4 of 8 bytes at byte 0"},
 		{"time kind", "07", func(d *Decoder) { d.Time() }, "time kind 7 at byte 1"},
 		{"truncated time", "01", func(d *Decoder) { d.Time() }, "truncated number at byte 1"},
 		{"zone offset", "02a0fe0a00", func(d *Decoder) { d.Time() }, "zone offset of 90000 seconds at byte 4"},
@@ -154,8 +155,18 @@ func TestDecoderZeroAfterError(t *testing.T) {
 	if d.Err() == nil {
 		t.Fatal("time kind 7 decoded")
 	}
-	if d.Len() != 0 || d.Byte() != 0 || d.Uvarint() != 0 || d.Varint() != 0 || d.Int() != 0 ||
+	if d.Len() != 0 || d.Byte() != 0 || d.Uvarint() != 0 || d.Uint64() != 0 || d.Varint() != 0 || d.Int() != 0 ||
 		d.Bytes() != nil || d.Str() != "" || d.Count(1) != 0 || !d.Time().IsZero() || !d.UTC().IsZero() {
 		t.Error("a read after the first error returned a value")
+	}
+}
+
+func TestDecoderUint64(t *testing.T) {
+	d := NewDecoder([]byte{0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09}, errTest)
+	if v := d.Uint64(); v != 0x0102030405060708 {
+		t.Errorf("Uint64 = %#x, want 0x0102030405060708", v)
+	}
+	if c := d.Byte(); c != 0x09 || d.Finish() != nil {
+		t.Errorf("after Uint64: byte %#x, error %v", c, d.Finish())
 	}
 }
