@@ -217,13 +217,12 @@ type liveResult struct {
 
 // belongs reports whether a finding was raised for the test's run: one
 // of its evidence events is by a process descending from the run's root
-// process (by pid, within the run's time), or, for file changes, happened
-// while the test ran. A file change names its writer by pid alone,
-// without the ancestry that would tie it to the run, so it is counted by
-// time.
+// process (by pid, within the run's time), or, for an event whose process
+// comes without lineage (a file change whose writer the agent could not
+// trace, or one with no writer at all), happened while the test ran.
 func (r *liveResult) belongs(f *liveFinding) bool {
 	for _, ev := range f.Evidence {
-		if p := ev.Process; p != nil && ev.File == nil {
+		if p := ev.Process; p != nil && (p.Parent != nil || len(p.Ancestry) > 0) {
 			if ev.Timestamp.Before(r.start.Add(-2*time.Second)) || ev.Timestamp.After(r.end.Add(2*time.Second)) {
 				continue
 			}
@@ -551,8 +550,9 @@ file (T1098.004 rewrites it only when it exists).
 Attribution: a finding counts for a test when one of its evidence events is
 by a process descending from the test's run (its ancestry, as the agent
 reports it, holds the pid of the process that started the run, within the
-run's time). File changes are counted by time, not by the process they
-name, so a finding on a file change counts for the test running when it
+run's time); file changes carry their writer's ancestry too. An event
+without ancestry (a file change whose writer the agent could not trace)
+is counted by time: it counts for the test running when it
 happened (up to %s after the test ended, before its cleanup starts). Findings raised by
 cleanups are not counted.
 
