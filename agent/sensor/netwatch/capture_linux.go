@@ -11,8 +11,8 @@ import (
 )
 
 // ebpfCapture runs the eBPF program at sock:inet_sock_set_state and,
-// where the kernel allows, the UDP one at sock:sock_send_length, both
-// writing to one ring buffer.
+// where the kernel allows, the UDP ones at sock:sock_send_length and at
+// the cgroup sendmsg hooks, all writing to one ring buffer.
 type ebpfCapture struct {
 	*bpfmap.Capture
 	// udpErr says why UDP flows are not all reported as they start; nil
@@ -23,7 +23,8 @@ type ebpfCapture struct {
 // openCapture loads and attaches the eBPF programs. It fails where the
 // kernel refuses eBPF (no privilege, no BTF, no BTF tracepoints); the
 // UDP programs only degrade the capture when they cannot load or attach
-// (a kernel before 6.3 has no sock:sock_send_length).
+// (a kernel before 6.3 has no sock:sock_send_length, a host without
+// cgroup v2 no sendmsg hooks).
 func openCapture() (capture, error) {
 	objs := new(connStateObjects)
 	if err := bpfmap.Load("connection", func() error { return loadConnStateObjects(objs, nil) }); err != nil {
@@ -40,11 +41,21 @@ func openCapture() (capture, error) {
 	} else {
 		closers = append(closers, udp)
 		attach = append(attach, bpfmap.Optional(bpfmap.Tracing("sock_send_length", udp.OnSend)))
-		// The cgroup sendmsg hooks (udp.OnSendmsg4/6) are not attached:
-		// with several agents attaching and detaching them on one host,
-		// other processes' UDP sends were seen failing with EPERM, which
-		// a sensor must never cause. Unconnected sockets are left to the
-		// dump.
+		mounts, err := os.ReadFile("/proc/self/mounts")
+		if err != nil {
+			err = fmt.Errorf("finding the cgroup v2 hierarchy: %w", err)
+		}
+		var root string
+		if err == nil {
+			root, err = bpfmap.CgroupRoot(mounts)
+		}
+		if err != nil {
+			udpErrs = append(udpErrs, fmt.Errorf("unconnected UDP sockets: %w", err))
+		} else {
+			attach = append(attach,
+				bpfmap.Optional(bpfmap.Cgroup("sendmsg4", root, ebpf.AttachCGroupUDP4Sendmsg, udp.OnSendmsg4)),
+				bpfmap.Optional(bpfmap.Cgroup("sendmsg6", root, ebpf.AttachCGroupUDP6Sendmsg, udp.OnSendmsg6)))
+		}
 	}
 	c, err := bpfmap.Start("connection", closers, objs.Events, objs.Lost, attach...)
 	if err != nil {

@@ -57,7 +57,7 @@ func (s *Sensor) runEBPF(ctx context.Context, impl osImpl, c capture, out chan<-
 		s.log.Warn("network sensor: some UDP flows only from the periodic socket table dump", logError, err)
 		s.setMode(ModeEBPF, fmt.Sprintf("TCP connections and listeners from eBPF at sock:inet_sock_set_state; UDP flows from eBPF in part or not at all (%v); netlink sock_diag every %s for UDP and anything missed", err, s.opts.Reconcile))
 	} else {
-		s.setMode(ModeEBPF, fmt.Sprintf("TCP connections and listeners from eBPF at sock:inet_sock_set_state, connected UDP sockets at sock:sock_send_length; netlink sock_diag every %s for unconnected and bound UDP sockets and anything missed", s.opts.Reconcile))
+		s.setMode(ModeEBPF, fmt.Sprintf("TCP connections and listeners from eBPF at sock:inet_sock_set_state, UDP flows at sock:sock_send_length and the cgroup sendmsg hooks; netlink sock_diag every %s for bound UDP sockets and anything missed", s.opts.Reconcile))
 	}
 
 	// Owners of listening ports, for accepted connections: they complete

@@ -255,9 +255,7 @@ func loopback(t *testing.T, s *Sensor, network, host string) {
 	}
 	sendFlow := matchEv(ecs.TypeConnection, ActionConnected, "udp", port(us.LocalAddr()), uport)
 	m, reason := s.Mode()
-	// Unconnected sends come from eBPF only where the mode says the
-	// cgroup sendmsg hooks report them (they are not attached now).
-	udpFromEBPF := m == ModeEBPF && strings.Contains(reason, "sendmsg")
+	udpFromEBPF := m == ModeEBPF && !strings.Contains(reason, "UDP flows from eBPF in part or not at all")
 	if udpFromEBPF {
 		checkOwner(t, c.wait("UDP datagram from an unconnected socket", sendFlow))
 	}

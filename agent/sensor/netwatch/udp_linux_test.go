@@ -79,8 +79,8 @@ func TestEBPFShortUDP(t *testing.T) {
 	}{
 		{"udp4", "127.0.0.1:0", false},
 		{"udp6", "[::1]:0", false},
-		// Unconnected sends (sendto) are left to the dump: the cgroup
-		// sendmsg hooks that reported them are not attached.
+		{"udp4", "127.0.0.1:0", true},
+		{"udp6", "[::1]:0", true},
 	} {
 		name := tc.network + "/connected"
 		if tc.sendto {
