@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -253,8 +254,8 @@ func bootID(hostID string) string {
 }
 
 // dialEnroll connects to the collector for enrollment. A handshake that
-// times out (packets lost, or a collector too busy to answer in time) is
-// tried again until ctx is done: nothing was sent yet, so the token is
+// fails in a way worth another try (retryable) is tried again until ctx
+// is done: the token is sent only once the connection stands, so it is
 // not spent.
 func dialEnroll(ctx context.Context, addr string, tlsConf *tls.Config) (*quic.Conn, error) {
 	for {
@@ -262,8 +263,7 @@ func dialEnroll(ctx context.Context, addr string, tlsConf *tls.Config) (*quic.Co
 		if err == nil {
 			return conn, nil
 		}
-		var ne net.Error
-		if !errors.As(err, &ne) || !ne.Timeout() || ctx.Err() != nil {
+		if !retryable(err) || ctx.Err() != nil {
 			return nil, err
 		}
 		select {
@@ -272,4 +272,18 @@ func dialEnroll(ctx context.Context, addr string, tlsConf *tls.Config) (*quic.Co
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// retryable reports whether a failed enrollment handshake is worth
+// another try with a new socket: a timeout (packets lost, or a collector
+// too busy to answer in time), or EPERM from sendmsg, which Linux
+// returns when a packet is dropped on its way out (a firewall, or
+// connection tracking refusing a new flow under load, most often for a
+// new socket's first datagrams).
+func retryable(err error) bool {
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return true
+	}
+	return errors.Is(err, syscall.EPERM)
 }

@@ -211,7 +211,7 @@ func (c *collector) enroll(t testing.TB, extra ...string) (state, id string) {
 	state = t.TempDir()
 	out, err := exec.Command(bin("cordon-agent"), append(c.enrollArgs(t, state), extra...)...).CombinedOutput()
 	if err != nil {
-		t.Fatalf("enroll: %v\n%s", err, out)
+		t.Fatalf("enroll: %v\n%s\n%s", err, out, netDiagnostics(""))
 	}
 	var ident struct {
 		AgentID string `json:"agent_id"`
@@ -221,6 +221,33 @@ func (c *collector) enroll(t testing.TB, extra ...string) (state, id string) {
 		t.Fatalf("no agent id in the state folder after enrollment (%v)", err)
 	}
 	return state, ident.AgentID
+}
+
+// netDiagnostics describes the host's packet path, for a test that
+// could not reach its collector: the kernel's last messages (a full
+// connection tracking table says so there), connection tracking counts
+// and the firewall rules of network namespace ns ("" for the host's).
+// What cannot be read is left out.
+func netDiagnostics(ns string) string {
+	var b strings.Builder
+	run := func(name string, args ...string) {
+		if ns != "" {
+			args = append([]string{"netns", "exec", ns, name}, args...)
+			name = "ip"
+		}
+		out, err := exec.Command(name, args...).CombinedOutput()
+		if err == nil {
+			fmt.Fprintf(&b, "$ %s %s\n%s", name, strings.Join(args, " "), out)
+		}
+	}
+	if out, err := exec.Command("dmesg").Output(); err == nil {
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		fmt.Fprintf(&b, "kernel messages, the last %d:\n%s\n", min(20, len(lines)), strings.Join(lines[max(0, len(lines)-20):], "\n"))
+	}
+	run("cat", "/proc/sys/net/netfilter/nf_conntrack_count", "/proc/sys/net/netfilter/nf_conntrack_max")
+	run("nft", "list", "ruleset")
+	run("ip", "route")
+	return b.String()
 }
 
 type agentJSON struct {

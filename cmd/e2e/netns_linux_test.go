@@ -197,7 +197,7 @@ func (c *collector) enrollIn(t testing.TB, ns string) (state, id, config string)
 	state = t.TempDir()
 	args := append([]string{"netns", "exec", ns, bin("cordon-agent")}, c.enrollArgs(t, state)...)
 	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		t.Fatalf("enroll in %s: %v\n%s", ns, err, out)
+		t.Fatalf("enroll in %s: %v\n%s\n%s", ns, err, out, netDiagnostics(ns))
 	}
 	id = agentID(t, state)
 	config = filepath.Join(t.TempDir(), "agent.yaml")
