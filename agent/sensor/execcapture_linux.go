@@ -11,15 +11,17 @@ import (
 	"github.com/cordon-edr/cordon/protocol/ecs"
 )
 
-// captureTick is how long records may wait in the ring before the reader
-// takes them. The eBPF program wakes the reader only when the ring holds
-// a batch worth reading; otherwise the reader reads on this timer, so
-// that a burst of execs costs one wakeup per batch rather than one per
-// record, and an idle host a few wakeups a second.
+// captureTick is how long the reader pauses between passes over the ring
+// while records keep coming, so that a burst of execs costs one wakeup
+// per pass rather than one per record. The eBPF program wakes the reader
+// when a record lands in an empty ring (or the ring fills up); with no
+// records the reader waits without a timer, so an idle host costs no
+// wakeups at all.
 const captureTick = 25 * time.Millisecond
 
-// lostCheckEvery is how often the count of records the ring had no room
-// for is read (a system call).
+// lostCheckEvery is how often, while records come, the count of records
+// the ring had no room for is read (a system call); it is read too
+// whenever the reader goes back to waiting.
 const lostCheckEvery = time.Second
 
 // execCapture runs the eBPF programs at sched_process_fork, exec and
@@ -70,18 +72,33 @@ func (p *Process) runCapture(ctx context.Context, c *execCapture, out chan<- ecs
 	var r kernelRecord
 	var lostSeen uint64
 	var lastCheck, lastResync time.Time
-	for {
-		c.SetDeadline(time.Now().Add(captureTick))
+	pause := time.NewTimer(captureTick)
+	pause.Stop()
+	// pass takes the records in the ring, waiting for the first when
+	// wait is set. It returns how many it took; stop is set when the
+	// sensor is to stop.
+	pass := func(wait bool) (n int, stop bool, err error) {
+		if wait {
+			c.SetDeadline(time.Time{})
+		} else {
+			c.SetDeadline(time.Unix(0, 1))
+		}
 		for {
 			b, err := c.Read()
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				break
+				return n, false, nil
 			}
 			if err != nil {
 				if ctx.Err() != nil {
-					return nil
+					return n, true, nil
 				}
-				return fmt.Errorf("read the process event ring buffer: %w", err)
+				return n, true, fmt.Errorf("read the process event ring buffer: %w", err)
+			}
+			n++
+			if wait {
+				// The first record is in: take the rest without waiting.
+				c.SetDeadline(time.Unix(0, 1))
+				wait = false
 			}
 			if err := parseRecord(b, &r); err != nil {
 				p.log.Debug("process sensor: bad eBPF record", logError, err)
@@ -95,28 +112,42 @@ func (p *Process) runCapture(ctx context.Context, c *execCapture, out chan<- ecs
 			case out <- e:
 				p.events.Add(1)
 			case <-ctx.Done():
-				return nil
+				return n, true, nil
 			}
 		}
-		if ctx.Err() != nil {
-			return nil
+	}
+	for wait := true; ; {
+		n, stop, err := pass(wait)
+		if stop {
+			return err
 		}
-		if now := time.Now(); now.Sub(lastCheck) >= lostCheckEvery {
+		// Before waiting, so that the count is right while nothing comes.
+		if now := time.Now(); n == 0 || now.Sub(lastCheck) >= lostCheckEvery {
 			lastCheck = now
-			n, err := c.Lost()
-			if err != nil {
+			if lost, err := c.Lost(); err != nil {
 				p.log.Debug("process sensor: lost record count unreadable", logError, err)
-				continue
-			}
-			if n > lostSeen {
-				p.lost.Add(n - lostSeen)
-				lostSeen = n
+			} else if lost > lostSeen {
+				p.lost.Add(lost - lostSeen)
+				lostSeen = lost
 				if now.Sub(lastResync) >= resyncEvery {
 					p.log.Warn("process sensor: the eBPF ring buffer was full, records were dropped; rescanning /proc", logLost, p.lost.Load())
 					p.seed()
 					lastResync = now
 				}
 			}
+		}
+		// Records came: let more gather before the next pass. A pass that
+		// finds none goes back to waiting for the program's wakeup.
+		wait = n == 0
+		if wait {
+			continue
+		}
+		pause.Reset(captureTick)
+		select {
+		case <-ctx.Done():
+			pause.Stop()
+			return nil
+		case <-pause.C:
 		}
 	}
 }

@@ -147,16 +147,20 @@ struct {
 	__uint(max_entries, 2 << 20);
 } events SEC(".maps");
 
-// Bytes in the ring that wake the reader. Set before loading.
+// Bytes in the ring that wake the reader early. Set before loading.
 volatile const __u64 wake_bytes = 256 << 10;
 
-// emit_batched puts a record on the ring, waking the reader only once
-// the ring holds wake_bytes.
+// emit_batched puts a record on the ring. It wakes the reader when the
+// ring was empty, since a reader that has taken every record may be
+// waiting for the next (on an idle host it waits without a timer), and
+// when the ring holds wake_bytes. Records that land while the reader is
+// busy, or pausing to let a burst gather, wake no one.
 static __always_inline void emit_batched(void *rec, __u64 len)
 {
+	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
 	__u64 flags = BPF_RB_NO_WAKEUP;
 
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + len >= wake_bytes)
+	if (avail == 0 || avail + len >= wake_bytes)
 		flags = BPF_RB_FORCE_WAKEUP;
 	emit(&events, rec, len, flags);
 }
