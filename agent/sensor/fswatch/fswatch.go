@@ -671,8 +671,9 @@ func (s *Sensor) readFanotify(ctx context.Context, changes chan<- change) error 
 }
 
 // attributionWait is how long after it was read a change whose writer
-// is still unknown waits for the process sensor, which reads the
-// kernel's exec records in batches every 25 ms, to catch up with it.
+// is still unknown waits for the process sensor to catch up with it: the
+// sensor reads the kernel's exec records as they come, but every 25 ms
+// during a burst, and then has a queue to work through.
 // The wait runs from the read, so a burst of such changes waits once.
 const attributionWait = 75 * time.Millisecond
 
