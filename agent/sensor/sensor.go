@@ -190,14 +190,21 @@ func (p *Process) Ancestry(pid int) []ecs.Parent {
 // those that exited within the last 30 seconds, so that a file change or
 // connection made by a process that is gone, or whose shell is, still has
 // its chain; a parent the sensor does not know is named by its pid alone.
-// ok is false when the sensor does not know pid at all (the caller may
-// ask again once the sensor has read its fork); a process without a
-// parent, such as pid 1, has no lineage but ok is true. A child known
-// only from its fork has its parent's lineage, which is its own.
+// A live process the sensor has not read yet (one that connected or
+// wrote right after its fork or exec, before the sensor's next pass) has
+// its parent read from procfs, and the chain from there. ok is false
+// when neither the sensor nor procfs knows pid (the caller may ask again
+// once the sensor has read its fork); a process without a parent, such
+// as pid 1, has no lineage but ok is true. A child known only from its
+// fork has its parent's lineage, which is its own.
 func (p *Process) Lineage(pid int) (lineage []ecs.Parent, ok bool) {
 	pr, ok := p.exitedOrLive(pid)
 	if !ok {
-		return nil, false
+		st, err := p.fs.stat(pid)
+		if err != nil || st.ppid <= 0 {
+			return nil, false
+		}
+		pr = proc{pid: pid, ppid: st.ppid, startTicks: st.startTicks}
 	}
 	lineage = p.cache.ancestry(pr.ppid, pr.startTicks, maxAncestors)
 	if len(lineage) == 0 && pr.ppid > 0 {

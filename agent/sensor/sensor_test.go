@@ -3,8 +3,10 @@ package sensor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -474,7 +476,8 @@ func TestCacheRemembersExited(t *testing.T) {
 // falls back to the exited records, and a live process that took an
 // ancestor's pid after the child started does not stand in for it.
 func TestLineageThroughExited(t *testing.T) {
-	p := NewProcess(Options{})
+	// An empty procfs: what the cache holds is all there is.
+	p := NewProcess(Options{ProcRoot: t.TempDir()})
 	c := p.cache
 	now := time.Unix(1_700_000_000, 0)
 	c.now = func() time.Time { return now }
@@ -522,6 +525,42 @@ func TestLineageThroughExited(t *testing.T) {
 	now = now.Add(exitedKeep + time.Second)
 	if got, ok := p.Lineage(400); ok || got != nil {
 		t.Errorf("Lineage after %v = %+v, %v; want nil, false", exitedKeep, got, ok)
+	}
+}
+
+// A process the sensor has not read yet has its parent read from
+// procfs, and the chain from the parent on from the cache.
+func TestLineageOfUnreadProcess(t *testing.T) {
+	root := t.TempDir()
+	p := NewProcess(Options{ProcRoot: root})
+	c := p.cache
+	c.put(&proc{pid: 1, exe: "/sbin/init", startTicks: 1, image: true})
+	c.put(&proc{pid: 200, ppid: 1, exe: "/usr/sbin/sshd", startTicks: 100, image: true})
+	c.put(&proc{pid: 300, ppid: 200, exe: "/bin/bash", startTicks: 110, image: true})
+	writeStat := func(pid, ppid int, start uint64) {
+		dir := filepath.Join(root, strconv.Itoa(pid))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		stat := fmt.Sprintf("%d (curl) S %d %d %d 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 %d 0 0\n", pid, ppid, pid, pid, start)
+		if err := os.WriteFile(filepath.Join(dir, "stat"), []byte(stat), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeStat(400, 300, 120)
+	got, ok := p.Lineage(400)
+	if want := []string{"/bin/bash", "/usr/sbin/sshd", "/sbin/init"}; !ok || !sameExes(got, want) {
+		t.Errorf("Lineage(unread curl) = %+v, %v; want %v", got, ok, want)
+	}
+	// A parent started after the child is another process with a reused
+	// pid: the child is named with its parent's pid alone.
+	writeStat(500, 300, 90)
+	if got, ok := p.Lineage(500); !ok || len(got) != 1 || got[0].PID != 300 || got[0].Executable != "" {
+		t.Errorf("Lineage(child older than its parent's record) = %+v, %v; want pid 300 alone", got, ok)
+	}
+	// Neither the cache nor procfs knows it.
+	if got, ok := p.Lineage(600); ok || got != nil {
+		t.Errorf("Lineage(unknown) = %+v, %v; want nil, false", got, ok)
 	}
 }
 
