@@ -589,14 +589,20 @@ func TestLookupExitedPidReused(t *testing.T) {
 		{"start time unknown", 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p.cache.put(&proc{pid: 100, startTicks: tc.start, exe: "/usr/bin/touch", image: true})
+			p.cache.put(&proc{pid: 100, ppid: 4242, startTicks: tc.start, exe: "/usr/bin/touch", image: true})
 			p.cache.remove(100)
 			ref, ok := p.Lookup(100)
 			if ok != tc.want || (ok && ref.Executable != "/usr/bin/touch") {
 				t.Errorf("Lookup(100) = %+v, %v; want found %v", ref, ok, tc.want)
 			}
-			if _, ok := p.Lineage(100); ok != tc.want {
-				t.Errorf("Lineage(100) found %v, want %v", ok, tc.want)
+			// The exited record's parent, or else the live process's,
+			// which procfs names (bash, child of pid 1).
+			wantParent := 4242
+			if !tc.want {
+				wantParent = 1
+			}
+			if l, ok := p.Lineage(100); !ok || len(l) == 0 || l[0].PID != wantParent {
+				t.Errorf("Lineage(100) = %+v, %v; want the chain from pid %d", l, ok, wantParent)
 			}
 		})
 	}
