@@ -258,17 +258,24 @@ func bootID(hostID string) string {
 // is done: the token is sent only once the connection stands, so it is
 // not spent.
 func dialEnroll(ctx context.Context, addr string, tlsConf *tls.Config) (*quic.Conn, error) {
-	for {
+	var last error
+	for n := 1; ; n++ {
 		conn, err := quic.DialAddr(ctx, addr, tlsConf, &quic.Config{HandshakeIdleTimeout: 10 * time.Second})
 		if err == nil {
 			return conn, nil
 		}
+		if ctx.Err() != nil && last != nil {
+			// The deadline cut this try short: what failed before says
+			// more than the deadline does.
+			return nil, fmt.Errorf("%w after %d tries (try %d: %w)", err, n, n-1, last)
+		}
 		if !retryable(err) || ctx.Err() != nil {
 			return nil, err
 		}
+		last = err
 		select {
 		case <-ctx.Done():
-			return nil, err
+			return nil, fmt.Errorf("%w after %d tries (the last: %w)", ctx.Err(), n, err)
 		case <-time.After(time.Second):
 		}
 	}

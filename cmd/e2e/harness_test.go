@@ -223,30 +223,40 @@ func (c *collector) enroll(t testing.TB, extra ...string) (state, id string) {
 	return state, ident.AgentID
 }
 
-// netDiagnostics describes the host's packet path, for a test that
-// could not reach its collector: the kernel's last messages (a full
-// connection tracking table says so there), connection tracking counts
-// and the firewall rules of network namespace ns ("" for the host's).
-// What cannot be read is left out.
+// netDiagnostics describes the packet path, for a test that could not
+// reach its collector: the kernel's last messages (a full connection
+// tracking table says so there), and for the host's network namespace
+// and ns (if not ""), connection tracking counts, firewall rules,
+// routes, neighbours, interfaces with their packet and drop counters,
+// and UDP sockets with their queues. What cannot be read is left out.
 func netDiagnostics(ns string) string {
 	var b strings.Builder
-	run := func(name string, args ...string) {
-		if ns != "" {
-			args = append([]string{"netns", "exec", ns, name}, args...)
-			name = "ip"
-		}
-		out, err := exec.Command(name, args...).CombinedOutput()
-		if err == nil {
-			fmt.Fprintf(&b, "$ %s %s\n%s", name, strings.Join(args, " "), out)
-		}
-	}
 	if out, err := exec.Command("dmesg").Output(); err == nil {
 		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 		fmt.Fprintf(&b, "kernel messages, the last %d:\n%s\n", min(20, len(lines)), strings.Join(lines[max(0, len(lines)-20):], "\n"))
 	}
-	run("cat", "/proc/sys/net/netfilter/nf_conntrack_count", "/proc/sys/net/netfilter/nf_conntrack_max")
-	run("nft", "list", "ruleset")
-	run("ip", "route")
+	places := []string{""}
+	if ns != "" {
+		places = append(places, ns)
+	}
+	for _, where := range places {
+		run := func(name string, args ...string) {
+			if where != "" {
+				args = append([]string{"netns", "exec", where, name}, args...)
+				name = "ip"
+			}
+			if out, err := exec.Command(name, args...).CombinedOutput(); err == nil {
+				fmt.Fprintf(&b, "$ %s %s\n%s", name, strings.Join(args, " "), out)
+			}
+		}
+		run("cat", "/proc/sys/net/netfilter/nf_conntrack_count", "/proc/sys/net/netfilter/nf_conntrack_max")
+		run("cat", "/proc/sys/net/ipv4/conf/all/rp_filter")
+		run("nft", "list", "ruleset")
+		run("ip", "route")
+		run("ip", "neigh")
+		run("ip", "-s", "-br", "link")
+		run("ss", "-uan")
+	}
 	return b.String()
 }
 
