@@ -195,20 +195,9 @@ func startIn(t testing.TB, ns, name string, args ...string) *proc {
 func (c *collector) enrollIn(t testing.TB, ns string) (state, id, config string) {
 	t.Helper()
 	state = t.TempDir()
-	args := append([]string{"netns", "exec", ns, bin("cordon-agent")}, c.enrollArgs(t, state)...)
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		// Seen a few times in full runs, never alone: no packet of the
-		// enrollment got through for its whole 30 s. What the packet
-		// path looked like is kept, and the enrollment tried once more
-		// with a new token, since isolation, not enrollment, is what
-		// these tests are about (enrollment has tests of its own).
-		first := fmt.Sprintf("%v\n%s\n%s", err, out, netDiagnostics(ns))
-		args := append([]string{"netns", "exec", ns, bin("cordon-agent")}, c.enrollArgs(t, state)...)
-		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-			t.Fatalf("enroll in %s: %v\n%s\n%s\nthe try before: %s", ns, err, out, netDiagnostics(ns), first)
-		}
-		t.Logf("enroll in %s: the first try failed, the second worked; the first: %s", ns, first)
-	}
+	runEnroll(t, ns, true, func() *exec.Cmd {
+		return exec.Command("ip", append([]string{"netns", "exec", ns, bin("cordon-agent")}, c.enrollArgs(t, state)...)...)
+	})
 	id = agentID(t, state)
 	config = filepath.Join(t.TempDir(), "agent.yaml")
 	// The process connector only speaks in the initial network
