@@ -37,9 +37,10 @@ type fanSource struct {
 	f   *os.File
 	raw syscall.RawConn
 
-	mu    sync.Mutex
-	dirs  map[string]string // fidKey → folder
-	paths map[string]string // folder → fidKey
+	mu      sync.Mutex
+	dirs    map[string]string          // fidKey → folder
+	paths   map[string]string          // folder → fidKey
+	handles map[string]unix.FileHandle // folder → its handle, to find it once moved
 }
 
 // newFanSource starts a fanotify group, or says why it cannot.
@@ -71,7 +72,8 @@ func newFanSource() (*fanSource, error) {
 		f.Close()
 		return nil, fmt.Errorf("fanotify descriptor: %w", err)
 	}
-	return &fanSource{f: f, raw: raw, dirs: make(map[string]string), paths: make(map[string]string)}, nil
+	return &fanSource{f: f, raw: raw, dirs: make(map[string]string), paths: make(map[string]string),
+		handles: make(map[string]unix.FileHandle)}, nil
 }
 
 // add marks the folder dir. It fails when the folder's filesystem cannot
@@ -112,25 +114,56 @@ func (n *fanSource) add(dir string) error {
 		delete(n.dirs, old)
 	}
 	n.dirs[key], n.paths[dir] = dir, key
+	n.handles[dir] = h
 	n.mu.Unlock()
 	return nil
 }
 
-// remove forgets the folder dir and removes its mark. A folder that was
-// removed lost its mark with it; one renamed away keeps its mark, and
-// its events, whose handle no longer names a watched folder, are
-// skipped.
+// remove forgets the folder dir and removes its mark. The folder is
+// reached by its handle, so that one renamed away (whose old path names
+// nothing, or another folder) loses its mark too; by its path where the
+// handle cannot be opened (a removed folder, whose mark went with it,
+// or a filesystem whose handles only identify).
 func (n *fanSource) remove(dir string) {
 	n.mu.Lock()
+	h, hasHandle := n.handles[dir]
 	if key, ok := n.paths[dir]; ok {
 		delete(n.dirs, key)
 		delete(n.paths, dir)
 	}
+	delete(n.handles, dir)
 	n.mu.Unlock()
 	_ = n.raw.Control(func(fd uintptr) {
+		if hasHandle {
+			if obj, err := openByHandleBelow(dir, h); err == nil {
+				err = unix.FanotifyMark(int(fd), unix.FAN_MARK_REMOVE|unix.FAN_MARK_ONLYDIR, fanMarkMask, obj, "")
+				unix.Close(obj)
+				if err == nil {
+					return
+				}
+			}
+		}
 		_ = unix.FanotifyMark(int(fd), unix.FAN_MARK_REMOVE|unix.FAN_MARK_ONLYDIR|unix.FAN_MARK_DONT_FOLLOW,
 			fanMarkMask, unix.AT_FDCWD, dir)
 	})
+}
+
+// openByHandleBelow opens the folder with handle h on the filesystem of
+// dir, reached through the nearest folder above dir that still exists
+// (dir itself may be gone or renamed). fanotify_mark does not take
+// path-only descriptors, so both are opened for reading.
+func openByHandleBelow(dir string, h unix.FileHandle) (int, error) {
+	for p := filepath.Dir(dir); ; p = filepath.Dir(p) {
+		mfd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err == nil {
+			fd, err := unix.OpenByHandleAt(mfd, h, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC)
+			unix.Close(mfd)
+			return fd, err
+		}
+		if p == filepath.Dir(p) {
+			return -1, err
+		}
+	}
 }
 
 // path returns the path a record names, or false when its folder is not

@@ -239,3 +239,101 @@ func TestFanotifyQueueFullCountsLoss(t *testing.T) {
 		t.Errorf("Run: %v", err)
 	}
 }
+
+// TestFanotifyMarksFollowTheirFolders checks the group's marks, as the
+// kernel lists them in the descriptor's fdinfo: a folder renamed away,
+// whose old path then names another watched folder, loses its own mark
+// when it is forgotten (not the other's), and a removed folder is
+// forgotten without error.
+func TestFanotifyMarksFollowTheirFolders(t *testing.T) {
+	if ok, _ := hasSysAdmin(); !ok {
+		t.Skip("fanotify needs CAP_SYS_ADMIN: run the tests as root to check its marks")
+	}
+	n, err := newFanSource()
+	if err != nil {
+		t.Skipf("no fanotify group here: %v", err)
+	}
+	defer n.close()
+	root := t.TempDir()
+	watched, elsewhere := filepath.Join(root, "watched"), filepath.Join(root, "elsewhere")
+	ino := map[string]uint64{}
+	for _, d := range []string{"a", "b", "c"} {
+		p := filepath.Join(watched, d)
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		var st unix.Stat_t
+		if err := unix.Stat(p, &st); err != nil {
+			t.Fatal(err)
+		}
+		ino[d] = st.Ino
+	}
+	if err := os.Mkdir(elsewhere, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"a", "b", "c"} {
+		if err := n.add(filepath.Join(watched, d)); err != nil {
+			t.Skipf("this filesystem cannot be marked: %v", err)
+		}
+	}
+	if got, want := marked(t, n), []uint64{ino["a"], ino["b"], ino["c"]}; !sameSet(got, want) {
+		t.Fatalf("marked inodes %v after marking three folders, want %v", got, want)
+	}
+	// a is renamed out of the watched tree, and c takes its old name.
+	if err := os.Rename(filepath.Join(watched, "a"), filepath.Join(elsewhere, "a")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(watched, "c"), filepath.Join(watched, "a")); err != nil {
+		t.Fatal(err)
+	}
+	n.remove(filepath.Join(watched, "a")) // the folder first marked there
+	if got, want := marked(t, n), []uint64{ino["b"], ino["c"]}; !sameSet(got, want) {
+		t.Errorf("marked inodes %v after forgetting the folder renamed away, want %v (b, and c under a's old name)", got, want)
+	}
+	// b is removed: its mark goes with it, and forgetting it is harmless.
+	if err := os.Remove(filepath.Join(watched, "b")); err != nil {
+		t.Fatal(err)
+	}
+	n.remove(filepath.Join(watched, "b"))
+	n.remove(filepath.Join(watched, "c")) // c, now at a's old name
+	if got := marked(t, n); len(got) != 0 {
+		t.Errorf("marked inodes %v after forgetting every folder, want none", got)
+	}
+}
+
+// marked returns the inodes n's group has marks on, from the kernel's
+// fdinfo of its descriptor ("fanotify ino:HEX ...").
+func marked(t *testing.T, n *fanSource) []uint64 {
+	t.Helper()
+	var b []byte
+	var err error
+	if cerr := n.raw.Control(func(fd uintptr) {
+		b, err = os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", fd))
+	}); cerr != nil {
+		t.Fatal(cerr)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []uint64
+	for _, line := range strings.Split(string(b), "\n") {
+		rest, ok := strings.CutPrefix(line, "fanotify ino:")
+		if !ok {
+			continue
+		}
+		hex, _, _ := strings.Cut(rest, " ")
+		v, err := strconv.ParseUint(hex, 16, 64)
+		if err != nil {
+			t.Fatalf("fdinfo line %q: %v", line, err)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+func sameSet(a, b []uint64) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
