@@ -13,11 +13,15 @@ import (
 
 // captureTick is how long the reader pauses between passes over the ring
 // while records keep coming, so that a burst of execs costs one wakeup
-// per pass rather than one per record. The eBPF program wakes the reader
-// when a record lands in an empty ring (or the ring fills up); with no
-// records the reader waits without a timer, so an idle host costs no
-// wakeups at all.
+// per pass rather than one per record. The kernel wakes the reader when
+// a record is committed and the reader had caught up with it (or the
+// ring fills up); with no records the reader waits for that, so an idle
+// host costs a wakeup per idleCheck at most.
 const captureTick = 25 * time.Millisecond
+
+// idleCheck bounds a wait for the kernel's wakeup: should one ever be
+// missed, the records in the ring are read this late, not never.
+const idleCheck = time.Second
 
 // lostCheckEvery is how often, while records come, the count of records
 // the ring had no room for is read (a system call); it is read too
@@ -74,12 +78,12 @@ func (p *Process) runCapture(ctx context.Context, c *execCapture, out chan<- ecs
 	var lastCheck, lastResync time.Time
 	pause := time.NewTimer(captureTick)
 	pause.Stop()
-	// pass takes the records in the ring, waiting for the first when
-	// wait is set. It returns how many it took; stop is set when the
-	// sensor is to stop.
+	// pass takes the records in the ring, waiting for the first (up to
+	// idleCheck) when wait is set. It returns how many it took; stop is
+	// set when the sensor is to stop.
 	pass := func(wait bool) (n int, stop bool, err error) {
 		if wait {
-			c.SetDeadline(time.Time{})
+			c.SetDeadline(time.Now().Add(idleCheck))
 		} else {
 			c.SetDeadline(time.Unix(0, 1))
 		}

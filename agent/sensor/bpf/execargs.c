@@ -150,17 +150,18 @@ struct {
 // Bytes in the ring that wake the reader early. Set before loading.
 volatile const __u64 wake_bytes = 256 << 10;
 
-// emit_batched puts a record on the ring. It wakes the reader when the
-// ring was empty, since a reader that has taken every record may be
-// waiting for the next (on an idle host it waits without a timer), and
-// when the ring holds wake_bytes. Records that land while the reader is
-// busy, or pausing to let a burst gather, wake no one.
+// emit_batched puts a record on the ring. Without flags the kernel wakes
+// the reader when, as the record is committed, the reader has caught up
+// with it: a reader that took every record and waits (on an idle host,
+// with no timer) is woken by the next one, without the race of deciding
+// from the ring's fill before writing. Records that land while the
+// reader is busy, or pausing to let a burst gather, wake no one, unless
+// the ring holds wake_bytes.
 static __always_inline void emit_batched(void *rec, __u64 len)
 {
-	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	__u64 flags = BPF_RB_NO_WAKEUP;
+	__u64 flags = 0;
 
-	if (avail == 0 || avail + len >= wake_bytes)
+	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + len >= wake_bytes)
 		flags = BPF_RB_FORCE_WAKEUP;
 	emit(&events, rec, len, flags);
 }
