@@ -127,11 +127,16 @@ func (n *fanSource) add(dir string) error {
 func (n *fanSource) remove(dir string) {
 	n.mu.Lock()
 	h, hasHandle := n.handles[dir]
-	if key, ok := n.paths[dir]; ok {
-		delete(n.dirs, key)
-		delete(n.paths, dir)
-	}
+	key, ok := n.paths[dir]
+	delete(n.paths, dir)
 	delete(n.handles, dir)
+	if ok && n.dirs[key] != dir {
+		// The same folder, renamed within the watched tree, is marked
+		// under its new path already: its mark and events stay.
+		n.mu.Unlock()
+		return
+	}
+	delete(n.dirs, key)
 	n.mu.Unlock()
 	_ = n.raw.Control(func(fd uintptr) {
 		if hasHandle {

@@ -299,6 +299,36 @@ func TestFanotifyMarksFollowTheirFolders(t *testing.T) {
 	if got := marked(t, n); len(got) != 0 {
 		t.Errorf("marked inodes %v after forgetting every folder, want none", got)
 	}
+
+	// A folder renamed within the watched tree and marked under its new
+	// path before its old one is forgotten keeps its mark and its path.
+	d, e := filepath.Join(watched, "d"), filepath.Join(watched, "e")
+	if err := os.Mkdir(d, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.add(d); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(d, e); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.add(e); err != nil {
+		t.Fatal(err)
+	}
+	n.remove(d)
+	var st unix.Stat_t
+	if err := unix.Stat(e, &st); err != nil {
+		t.Fatal(err)
+	}
+	if got := marked(t, n); !sameSet(got, []uint64{st.Ino}) {
+		t.Errorf("marked inodes %v after a rename within the tree, want %v", got, []uint64{st.Ino})
+	}
+	n.mu.Lock()
+	_, known := n.dirs[n.paths[e]]
+	n.mu.Unlock()
+	if !known {
+		t.Error("the renamed folder's events would be skipped: its handle no longer names it")
+	}
 }
 
 // marked returns the inodes n's group has marks on, from the kernel's
