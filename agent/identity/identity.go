@@ -292,5 +292,7 @@ func retryable(err error) bool {
 	if errors.As(err, &ne) && ne.Timeout() {
 		return true
 	}
-	return errors.Is(err, syscall.EPERM)
+	// quic-go reports a failed first send as a local INTERNAL_ERROR that
+	// carries the system call's error as text only.
+	return errors.Is(err, syscall.EPERM) || strings.Contains(err.Error(), "sendmsg: operation not permitted")
 }

@@ -27,6 +27,7 @@ func TestRetryable(t *testing.T) {
 		{"wrapped timeout", fmt.Errorf("enrolling: %w", timeoutErr{}), true},
 		{"sendmsg EPERM", eperm, true},
 		{"wrapped EPERM", fmt.Errorf("dialing: %w", eperm), true},
+		{"EPERM as quic-go reports it", errors.New("INTERNAL_ERROR (local): write udp [::]:54379->10.104.7.2:7443: sendmsg: operation not permitted"), true},
 		{"refused", &net.OpError{Op: "read", Net: "udp", Err: os.NewSyscallError("recvmsg", syscall.ECONNREFUSED)}, false},
 		{"certificate", errors.New("tls: bad certificate"), false},
 		{"cancelled", context.Canceled, false},
