@@ -19,14 +19,21 @@ func Storm(tag string, d time.Duration) ([]int, error) {
 	var mu sync.Mutex
 	var counts []int
 	var g errgroup.Group
+	var workers []*exec.Cmd
 	for w := 0; w < 2; w++ {
 		script := fmt.Sprintf(`i=0; trap 'echo $i; exit 0' TERM; while :; do /bin/true %s-%d-$i; i=$((i+1)); done`, tag, w)
 		cmd := exec.Command("/bin/sh", "-c", script)
 		var out strings.Builder
 		cmd.Stdout = &out
 		if err := cmd.Start(); err != nil {
-			return nil, err
+			// Stop the workers already spawning: each runs until told.
+			for _, started := range workers {
+				_ = started.Process.Kill()
+				_ = started.Wait()
+			}
+			return nil, fmt.Errorf("starting storm worker %d: %w", w, err)
 		}
+		workers = append(workers, cmd)
 		g.Go(func() error {
 			time.Sleep(d)
 			_ = cmd.Process.Signal(syscall.SIGTERM)
