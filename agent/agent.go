@@ -21,6 +21,7 @@ import (
 
 	"github.com/cordon-edr/cordon/actions"
 	"github.com/cordon-edr/cordon/actions/isolation"
+	"github.com/cordon-edr/cordon/agent/compact"
 	"github.com/cordon-edr/cordon/agent/executor"
 	"github.com/cordon-edr/cordon/agent/history"
 	"github.com/cordon-edr/cordon/agent/hunter"
@@ -113,6 +114,7 @@ type Agent struct {
 	log    *slog.Logger
 	id     *identity.Identity
 	spool  *spool.Queue
+	comp   *compact.Compactor // compacts the database the spool shares
 	sensor *sensor.Process
 	srcs   []*source
 	engine *detectors.Engine
@@ -163,7 +165,8 @@ func New(cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening agent state store: %w", err)
 	}
-	q, err := spool.Open(db, spool.Options{Logger: cfg.Logger, FreeSpace: spool.DiskFree(dbDir)})
+	comp := compact.New(db, compact.Options{Name: "agent database", FreeSpace: spool.DiskFree(dbDir), Reserve: spool.DefaultHardReserve, Logger: cfg.Logger})
+	q, err := spool.Open(db, spool.Options{Logger: cfg.Logger, FreeSpace: spool.DiskFree(dbDir), Compactor: comp})
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("opening spool: %w", err)
@@ -173,6 +176,7 @@ func New(cfg Config) (*Agent, error) {
 		log:    cfg.Logger.With("agent", id.AgentID),
 		id:     id,
 		spool:  q,
+		comp:   comp,
 		sensor: sensor.NewProcess(sensor.Options{ForcePoll: cfg.ForcePoll, NoEBPF: cfg.NoEBPF, Logger: cfg.Logger}),
 		engine: detectors.NewEngine(append(append(detectors.Builtin(), stateful.All(time.Now)...), detectors.NewSelfTamper(cfg.OwnFiles))...),
 		rules:  ruleSets,
@@ -319,6 +323,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	g.Go(func() error { return a.detect(ctx, events) })
 	g.Go(func() error { return a.dog.Run(ctx) })
+	g.Go(func() error { return a.comp.Run(ctx) })
 	g.Go(func() error { return a.runRetros(ctx) })
 	g.Go(func() error { return a.guardIsolation(ctx) })
 	if a.hist != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/cordon-edr/cordon/agent/compact"
 	"github.com/cordon-edr/cordon/protocol"
 )
 
@@ -96,6 +97,10 @@ type Options struct {
 	// Logger receives drop and corruption reports; nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// Compactor, when set, is kicked after each write and serializes the
+	// queue's reclaim with its compactions. A database opened by OpenDB
+	// needs one running.
+	Compactor *compact.Compactor
 }
 
 // Stats is a snapshot of a Queue.
@@ -130,6 +135,7 @@ type Queue struct {
 	free   FreeSpace
 	soft   uint64
 	hard   uint64
+	comp   *compact.Compactor
 
 	mu           sync.Mutex // serializes writes and guards the fields below
 	pending      int
@@ -159,6 +165,7 @@ func Open(db *badger.DB, opts Options) (*Queue, error) {
 		free:   opts.FreeSpace,
 		soft:   opts.Reserve,
 		hard:   opts.HardReserve,
+		comp:   opts.Compactor,
 	}
 	if q.hard == 0 {
 		q.hard = DefaultHardReserve
@@ -287,6 +294,7 @@ func (q *Queue) Put(f *protocol.Finding) error {
 	if added {
 		q.pending++
 	}
+	q.comp.Kick()
 	select {
 	case q.notify <- struct{}{}:
 	default:
@@ -546,6 +554,7 @@ func (q *Queue) remove(keys [][]byte) error {
 	if err := q.sync(); err != nil {
 		return err
 	}
+	q.comp.Kick()
 	q.reclaimLocked()
 	return nil
 }
@@ -573,7 +582,7 @@ func (q *Queue) reclaimLocked() {
 		q.log.Error("spool: reclaiming the space of delivered findings", "err", err)
 		return
 	}
-	if err := q.db.DropPrefix([]byte(reclaimKey)); err != nil {
+	if err := q.comp.Exclusive(func() error { return q.db.DropPrefix([]byte(reclaimKey)) }); err != nil {
 		q.log.Error("spool: reclaiming the space of delivered findings", "err", err)
 		return
 	}
@@ -650,7 +659,8 @@ func findingKey(id string) ([]byte, error) {
 
 // OpenDB opens (creating if needed) a badger database in dir with options
 // sized for an agent: small memtables, value log files and caches, every
-// write synced to disk, and no badger logging.
+// write synced to disk, no badger logging, and no badger compactors: run
+// a compact.Compactor beside it.
 //
 // The memtable is kept at 1 MiB so the disk reserves stay small (a flush
 // writes at most about that much, and the memtable logs are that large);
@@ -675,7 +685,7 @@ func OpenDB(dir string) (*badger.DB, error) {
 		WithCompression(options.None).
 		WithBlockCacheSize(0).
 		WithIndexCacheSize(0).
-		WithNumCompactors(2).
+		WithNumCompactors(0).
 		// Level 0 compacted on a clean stop, so that a restart finds
 		// nothing to compact. Badger writes its tables through memory
 		// maps, and a compaction on a disk that something else has
