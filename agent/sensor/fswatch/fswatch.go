@@ -142,7 +142,9 @@ type Sensor struct {
 	fanRefusal error
 	watched    map[string]bool
 	missing    map[string]error // spec pattern → why it is not watched
-	capped     bool
+	// walks counts the trees walked (read by tests).
+	walks  atomic.Uint64
+	capped bool
 	// degraded is what the last log said was degraded.
 	degraded string
 }
@@ -244,7 +246,7 @@ func (s *Sensor) Run(ctx context.Context, out chan<- ecs.Event) error {
 		}
 	}
 	for _, sp := range s.specs {
-		s.addSpec(sp, nil)
+		s.addSpec(sp, nil, false)
 	}
 	s.updateMode()
 
@@ -282,25 +284,25 @@ func (s *Sensor) Run(ctx context.Context, out chan<- ecs.Event) error {
 				}
 				s.log.Warn("file sensor: watcher error", logError, err)
 			case <-retry.C:
-				if len(s.missing) > 0 || hasGlobs(s.specs) {
-					for _, sp := range s.specs {
-						s.addSpec(sp, nil)
-					}
-					s.updateMode()
+				for _, sp := range s.specs {
+					s.addSpec(sp, nil, true)
 				}
+				s.updateMode()
 			}
 		}
 	})
 	return g.Wait()
 }
 
-func hasGlobs(specs []spec) bool {
-	return slices.ContainsFunc(specs, func(sp spec) bool { return hasGlob(sp.pattern) })
-}
-
 // addSpec watches what sp names now. Newly found entries are reported
 // through found, when not nil.
-func (s *Sensor) addSpec(sp spec, found func(path string, d fs.DirEntry)) {
+//
+// With onlyNew, roots already watched are left alone rather than walked
+// again: the retry timer looks for paths that appeared (a missing path,
+// a new glob match, a root that was removed and made again), and the
+// folders below a watched root come as events. Walking /etc every
+// retry cost more than the rest of an idle agent's file sensor.
+func (s *Sensor) addSpec(sp spec, found func(path string, d fs.DirEntry), onlyNew bool) {
 	roots := []string{sp.pattern}
 	if hasGlob(sp.pattern) {
 		m, err := filepath.Glob(sp.pattern)
@@ -312,6 +314,9 @@ func (s *Sensor) addSpec(sp spec, found func(path string, d fs.DirEntry)) {
 	}
 	var errs []error
 	for _, r := range roots {
+		if onlyNew && s.watched[r] {
+			continue
+		}
 		if err := s.addTree(r, sp.recursive, found); err != nil {
 			errs = append(errs, err)
 		}
@@ -344,6 +349,7 @@ func (s *Sensor) addTree(root string, recursive bool, found func(path string, d 
 	if !recursive && found == nil {
 		return nil
 	}
+	s.walks.Add(1)
 	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if p == root {
 			return nil

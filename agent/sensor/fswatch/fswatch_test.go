@@ -363,3 +363,70 @@ func TestCompleteProcessLineage(t *testing.T) {
 		t.Errorf("a known lineage was asked again (%d times)", asked)
 	}
 }
+
+// A watched root that is removed and made again is watched again by the
+// retry, though it is neither missing at start nor a glob.
+func TestRemovedRootIsWatchedAgain(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "bin")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	_, out := run(t, Options{Paths: []string{root + "/..."}, Retry: 20 * time.Millisecond})
+	if err := os.Remove(root); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, out, "root removed", is(root, ecs.TypeDeletion, ActionDeleted))
+	if err := os.Mkdir(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The new folder is watched by the next retry; until then a write in
+	// it goes unseen, so write until one is seen.
+	f := filepath.Join(root, "dropper")
+	deadline := time.Now().Add(5 * time.Second)
+	for i := 0; ; i++ {
+		if err := os.WriteFile(f, []byte{byte(i)}, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case ev := <-out:
+			if ev.File != nil && ev.File.Path == f {
+				return
+			}
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no event from the root made again")
+		}
+	}
+}
+
+// The retry does not walk the trees it already watches again: their new
+// folders come as events.
+func TestRetryLeavesWatchedTreesAlone(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{"etc/a/b", "home/alice/.ssh"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, _ := run(t, Options{Paths: []string{dir + "/etc/...", dir + "/home/*/.ssh/..."}, Retry: 10 * time.Millisecond})
+	before := s.walks.Load()
+	if before < 2 {
+		t.Fatalf("%d trees walked at start, want 2", before)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := s.walks.Load(); n != before {
+		t.Errorf("%d trees walked again in 30 retries of watched trees", n-before)
+	}
+	// A new glob match is still walked.
+	if err := os.MkdirAll(filepath.Join(dir, "home/bob/.ssh/x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.walks.Load() == before {
+		if time.Now().After(deadline) {
+			t.Fatal("the new glob match was never walked")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
