@@ -272,14 +272,19 @@ func (s *Store) Stats() Stats {
 // Run writes queued events and sweeps expired ones until ctx ends, then
 // writes what is still queued.
 func (s *Store) Run(ctx context.Context) error {
-	flush := time.NewTicker(flushEvery)
-	defer flush.Stop()
+	// The flush timer runs only while events wait, so that an idle
+	// store does not wake at all between sweeps.
+	flush := time.NewTimer(flushEvery)
+	flush.Stop()
+	var flushC <-chan time.Time
 	sweep := time.NewTicker(sweepEvery)
 	defer sweep.Stop()
 	gc := time.NewTicker(10 * time.Minute)
 	defer gc.Stop()
 	var pending []ecs.Event
 	write := func() {
+		flush.Stop()
+		flushC = nil
 		if len(pending) == 0 {
 			return
 		}
@@ -310,8 +315,11 @@ func (s *Store) Run(ctx context.Context) error {
 			pending = append(pending, ev)
 			if len(pending) >= flushMax {
 				write()
+			} else if flushC == nil {
+				flush.Reset(flushEvery)
+				flushC = flush.C
 			}
-		case <-flush.C:
+		case <-flushC:
 			write()
 		case <-sweep.C:
 			write()
