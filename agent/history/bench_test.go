@@ -2,8 +2,11 @@ package history
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -141,6 +144,64 @@ func benchAdd(b *testing.B, batch int, event func(int) ecs.Event) {
 	if err := s.Flush(); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// BenchmarkAddFull is the writer's cost per event once the history is at
+// its size bound, as on a host that has run for days: each write is
+// followed by a sweep of the oldest events, as in Run. The store is
+// filled to fullBytes first (not timed). It also reports the bytes the
+// process wrote to disk per event (Linux; the I/O accounting of the
+// whole process, so it runs alone).
+func BenchmarkAddFull(b *testing.B) {
+	const fullBytes = 32 << 20
+	s, err := Open(b.TempDir(), Options{MaxAge: 1 << 62, MaxBytes: fullBytes, Queue: 2 * flushMax})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	i, full := 0, false
+	add := func() {
+		s.Add(syntheticEvent(i))
+		i++
+		if i%flushMax == 0 {
+			if err := s.Flush(); err != nil {
+				b.Fatal(err)
+			}
+			if s.over() {
+				full = true
+				s.sweepNow()
+			}
+		}
+	}
+	for !full {
+		add()
+	}
+	w0, werr := diskWrites()
+	b.ResetTimer()
+	for range b.N {
+		add()
+	}
+	if err := s.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	if w1, err := diskWrites(); err == nil && werr == nil {
+		b.ReportMetric(float64(w1-w0)/float64(b.N), "disk-B/op")
+	}
+}
+
+// diskWrites is the bytes this process caused to be written to storage.
+func diskWrites() (int64, error) {
+	b, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return 0, err
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "write_bytes: "); ok {
+			return strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return 0, errors.New("no write_bytes in /proc/self/io")
 }
 
 func TestMain(m *testing.M) {
