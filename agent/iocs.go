@@ -240,10 +240,11 @@ func (a *Agent) retroHunt(ctx context.Context, job retroJob) {
 // process and addresses.
 func eventKey(ev *ecs.Event) string {
 	var b strings.Builder
-	if ev.File != nil && ev.Process == nil {
+	if ev.File != nil && (ev.Process == nil || ev.Event.Category == ecs.CategoryFile) {
 		// A file event: one write often reports both a creation and a
-		// change of the same content. The file at its path with its
-		// hash is what the responder needs to hear about, once.
+		// change of the same content, each naming the writer when
+		// fanotify runs. The file at its path with its hash is what the
+		// responder needs to hear about, once.
 		b.WriteString("f" + ev.File.Path)
 		if h := ev.File.Hash; h != nil {
 			b.WriteString("|" + h.SHA256)

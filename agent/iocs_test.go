@@ -194,6 +194,12 @@ func TestEventKey(t *testing.T) {
 		return &ecs.Event{Timestamp: at, Event: ecs.Meta{Action: action},
 			File: &ecs.File{Path: path, Hash: &ecs.Hash{SHA256: sum}}}
 	}
+	// As the file sensor reports a write when fanotify names the writer.
+	written := func(ev *ecs.Event) *ecs.Event {
+		ev.Event.Category = ecs.CategoryFile
+		ev.Process = &ecs.Process{PID: 42, Executable: "/tmp/dropper"}
+		return ev
+	}
 	proc := func(at time.Time, pid int) *ecs.Event {
 		return &ecs.Event{Timestamp: at, Process: &ecs.Process{PID: pid, Executable: "/tmp/x"}}
 	}
@@ -205,6 +211,8 @@ func TestEventKey(t *testing.T) {
 		{"a write's creation and change", file(t0, "creation", "/tmp/a", "aa"), file(t0.Add(time.Millisecond), "change", "/tmp/a", "aa"), true},
 		{"new content at the same path", file(t0, "change", "/tmp/a", "aa"), file(t0.Add(time.Second), "change", "/tmp/a", "bb"), false},
 		{"the same content at another path", file(t0, "creation", "/tmp/a", "aa"), file(t0, "creation", "/tmp/b", "aa"), false},
+		{"a write's creation and change, naming the writer", written(file(t0, "creation", "/tmp/a", "aa")), written(file(t0.Add(time.Millisecond), "change", "/tmp/a", "aa")), true},
+		{"new content by the same writer", written(file(t0, "change", "/tmp/a", "aa")), written(file(t0.Add(time.Second), "change", "/tmp/a", "bb")), false},
 		{"two runs of one executable", proc(t0, 10), proc(t0.Add(time.Second), 11), false},
 		{"one run found by two queries", proc(t0, 10), proc(t0, 10), true},
 	} {
