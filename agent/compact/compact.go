@@ -1,15 +1,17 @@
-// Package compact compacts the agent's badger databases on demand, in
-// place of badger's own compactors.
+// Package compact compacts a badger database on demand, in place of
+// badger's own compactors.
 //
 // Badger's compactors each wake every 50 ms to look for work, whether or
 // not anything was written, and badger has no setting for it: on an
-// idle host that polling was most of the agent's CPU. The agent opens its
-// databases without compactors and runs a Compactor beside each, woken
-// by the database's writers (Kick) and by a slow check; when level 0 has
-// gathered tables, it merges the tree into a single level with badger's
-// Flatten. The agent's keys are written in time order and deleted oldest
-// first, so a merge meets mostly the newest and the oldest tables, and
-// the deletes meet what they delete.
+// idle host that polling was most of the agent's CPU. The agent opens
+// the database of its spool and command journal without compactors and
+// runs a Compactor beside it, woken by the spool's writes (Kick) and by
+// a slow check; when level 0 has gathered tables, it merges the tree
+// into a single level with badger's Flatten. That database is small, its
+// keys are written in time order and deleted oldest first, so a merge
+// meets mostly the newest and the oldest tables, and the deletes meet
+// what they delete. (The event history is not compacted this way: its
+// index keys sort by value, so every merge would meet the whole index.)
 package compact
 
 import (
@@ -44,7 +46,7 @@ type Compactor struct {
 	log     *slog.Logger
 	kick    chan struct{}
 
-	// mu serializes the compactions, the Queue's reclaim included.
+	// mu serializes the compactions and what runs through Exclusive.
 	mu sync.Mutex
 
 	runs    atomic.Uint64
@@ -59,7 +61,7 @@ const DefaultReserve = 4 << 20
 
 // Options configure a Compactor. The zero value is valid.
 type Options struct {
-	// Name names the database in logs ("spool", "history").
+	// Name names the database in logs ("agent database").
 	Name string
 	// FreeSpace, when set, reports the free bytes of the database's
 	// filesystem; it is read before each compaction.

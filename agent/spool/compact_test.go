@@ -99,4 +99,3 @@ func TestCompactorKeepsWritesGoing(t *testing.T) {
 		t.Fatalf("after compaction the queue holds %d findings, want the last 250 of %d", len(got), len(ids))
 	}
 }
-
