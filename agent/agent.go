@@ -441,6 +441,7 @@ func SocketPath(stateDir string) string { return filepath.Join(stateDir, localap
 func (a *Agent) Status() localapi.Status {
 	up := a.uplink.Status()
 	sp := a.spool.Stats()
+	cs := a.comp.Stats()
 	rulesVersion, _, rulesError := a.rules.state()
 	iocsVersion, indicators, iocsError, retro := a.iocs.state()
 	return localapi.Status{
@@ -454,6 +455,7 @@ func (a *Agent) Status() localapi.Status {
 		Spool: localapi.Spool{
 			Pending: int64(sp.Pending), Dropped: int64(sp.Dropped), DroppedBySeverity: sp.DroppedBySeverity,
 			Full: sp.Full, FreeBytes: sp.FreeBytes,
+			Compactions: cs.Runs, CompactionWaiting: cs.Waiting,
 		},
 		Sensors:       a.sensorStatus(),
 		Rules:         len(a.engine.Rules()),

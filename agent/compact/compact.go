@@ -51,6 +51,7 @@ type Compactor struct {
 
 	runs    atomic.Uint64
 	skipped atomic.Uint64
+	waiting atomic.Bool
 	// held says a compaction is being skipped for lack of space (logged
 	// once per episode); guarded by mu.
 	held bool
@@ -122,11 +123,13 @@ type Stats struct {
 	// Runs counts compactions, Skipped the looks that found work but
 	// too little free space to do it.
 	Runs, Skipped uint64
+	// Waiting says the last look found work and too little free space.
+	Waiting bool
 }
 
 // Stats returns the counters.
 func (c *Compactor) Stats() Stats {
-	return Stats{Runs: c.runs.Load(), Skipped: c.skipped.Load()}
+	return Stats{Runs: c.runs.Load(), Skipped: c.skipped.Load(), Waiting: c.waiting.Load()}
 }
 
 // Compact merges the tree into one level when level 0 holds more than
@@ -158,12 +161,14 @@ func (c *Compactor) Compact() error {
 		}
 		if need := c.reserve + 2*uint64(upper); free < need {
 			c.skipped.Add(1)
+			c.waiting.Store(true)
 			if !c.held {
 				c.held = true
 				c.log.Warn(c.name+": compaction waits for disk space", "free_bytes", free, "needed_bytes", need, "level0_tables", levels[0].NumTables)
 			}
 			return nil
 		}
+		c.waiting.Store(false)
 		if c.held {
 			c.held = false
 			c.log.Info(c.name+": compacting again", "free_bytes", free)

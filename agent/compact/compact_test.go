@@ -91,11 +91,14 @@ func TestWaitsForSpace(t *testing.T) {
 		c.Kick()
 		time.Sleep(20 * time.Millisecond)
 	}
-	if st := c.Stats(); st.Runs != 0 {
-		t.Fatalf("compacted %d times with 1 MiB free", st.Runs)
+	if st := c.Stats(); st.Runs != 0 || !st.Waiting {
+		t.Fatalf("with 1 MiB free: %+v, want no compaction and waiting", st)
 	}
 	free.Store(1 << 30)
 	waitLevel0(t, c, db, 2, "with room back")
+	if st := c.Stats(); st.Waiting {
+		t.Errorf("still waiting with room back: %+v", st)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if n := strings.Count(logs.String(), "test db: compaction waits for disk space"); n != 1 {

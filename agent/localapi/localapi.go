@@ -112,6 +112,11 @@ type Spool struct {
 	// FreeBytes is the free space of the state folder's filesystem, 0
 	// when not known.
 	FreeBytes uint64 `json:"free_bytes,omitempty"`
+	// Compactions counts the compactions of the spool's database since
+	// the agent started; CompactionWaiting says the last one is waiting
+	// for free disk space (reads slow down meanwhile; nothing is lost).
+	Compactions       uint64 `json:"compactions"`
+	CompactionWaiting bool   `json:"compaction_waiting,omitempty"`
 }
 
 // Sensor is one sensor's part of the status.

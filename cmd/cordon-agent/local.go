@@ -198,6 +198,9 @@ func spoolLine(sp localapi.Spool) string {
 	default:
 		line += "; FULL: " + sp.Full
 	}
+	if sp.CompactionWaiting {
+		line += "; compaction waiting for disk space"
+	}
 	return line
 }
 

@@ -21,6 +21,10 @@ func TestSpoolLine(t *testing.T) {
 			"10 pending, 9 dropped (since start: low 8, high 1); FULL: disk (2.0MiB free), every finding dropped",
 		},
 		{localapi.Spool{Pending: 100000, Dropped: 1, Full: "count"}, "100000 pending, 1 dropped; FULL: count bound reached, less severe findings evicted"},
+		{
+			localapi.Spool{Pending: 2, Full: "disk", FreeBytes: 3 << 20, Compactions: 4, CompactionWaiting: true},
+			"2 pending, 0 dropped; FULL: disk (3.0MiB free), every finding dropped; compaction waiting for disk space",
+		},
 	} {
 		if got := spoolLine(tc.sp); got != tc.want {
 			t.Errorf("spoolLine(%+v)\n got %q\nwant %q", tc.sp, got, tc.want)
