@@ -51,10 +51,9 @@ type Compactor struct {
 
 	runs    atomic.Uint64
 	skipped atomic.Uint64
+	// waiting says the last look found work and too little free space;
+	// its changes are logged, so a wait is logged once.
 	waiting atomic.Bool
-	// held says a compaction is being skipped for lack of space (logged
-	// once per episode); guarded by mu.
-	held bool
 }
 
 // DefaultReserve is Options.Reserve when zero.
@@ -161,16 +160,12 @@ func (c *Compactor) Compact() error {
 		}
 		if need := c.reserve + 2*uint64(upper); free < need {
 			c.skipped.Add(1)
-			c.waiting.Store(true)
-			if !c.held {
-				c.held = true
+			if !c.waiting.Swap(true) {
 				c.log.Warn(c.name+": compaction waits for disk space", "free_bytes", free, "needed_bytes", need, "level0_tables", levels[0].NumTables)
 			}
 			return nil
 		}
-		c.waiting.Store(false)
-		if c.held {
-			c.held = false
+		if c.waiting.Swap(false) {
 			c.log.Info(c.name+": compacting again", "free_bytes", free)
 		}
 	}
