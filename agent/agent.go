@@ -190,12 +190,15 @@ func New(cfg Config) (*Agent, error) {
 		isolator: isolator,
 	}
 	if !cfg.History.Disabled {
-		// The history has its own database: it is written without syncs
-		// and may grow to its size bound, and neither its load nor its
-		// loss may ever touch the spool's and the journal's.
-		h, err := history.Open(filepath.Join(cfg.StateDir, "history"), history.Options{
+		// The history has its own files: they are written without syncs
+		// and may grow to their size bound, and neither their load nor
+		// their loss may ever touch the spool's and the journal's
+		// database. Agents before them kept it in a badger database in
+		// "history", read until it ages out.
+		h, err := history.Open(filepath.Join(cfg.StateDir, "eventlog"), history.Options{
 			MaxAge: cfg.History.MaxAge, MaxBytes: cfg.History.MaxBytes, Logger: cfg.Logger,
-			FreeSpace: spool.DiskFree(filepath.Join(cfg.StateDir, "history")),
+			FreeSpace: spool.DiskFree(filepath.Join(cfg.StateDir, "eventlog")),
+			LegacyDir: filepath.Join(cfg.StateDir, "history"),
 		})
 		if err != nil {
 			a.Close()
@@ -493,7 +496,7 @@ func (a *Agent) historyStatus() *localapi.History {
 	}
 	st := a.hist.Stats()
 	return &localapi.History{
-		Events: st.Events, Bytes: st.Bytes, DiskBytes: st.DiskBytes,
+		Events: st.Events, Bytes: st.Bytes, DiskBytes: st.DiskBytes, Segments: st.Segments,
 		Oldest: st.Oldest, Newest: st.Newest, Dropped: st.Dropped,
 		SkippedDiskFull: st.SkippedDiskFull, FreeBytes: st.FreeBytes, DiskLow: st.DiskLow,
 		MaxAge: st.MaxAge.String(), MaxBytes: st.MaxBytes,

@@ -13,72 +13,28 @@ import (
 
 // Events are stored in blocks: the events of one write that fall within
 // blockSpan of the block's first, up to blockEvents of them and about
-// blockBytes, in one badger entry. Badger's cost is per entry as much as
-// per byte (its skip list, its log, table building and compaction), and
-// one event per entry with an index entry per indexed value cost about
-// as much as the sensors that produced the events.
-//
-// Block key: "b/" first time(8) seq(4) last time(8) events(4), so that
-// the store is counted and bounded from its keys alone. Block value:
+// blockBytes. A block is one record of a segment (segment.go); the older
+// badger history held one per entry (legacy.go). Block value:
 //
 //	"cb" 1                                          magic and version
 //	uvarint n, n × (uvarint len, index key prefix,  the block's index
-//	               uvarint len of that entry's value) entries, for the sweeper
+//	               uvarint len of that entry's value) entries (only in the
+//	                                                badger history, for its
+//	                                                sweeper; n is 0 in
+//	                                                segments)
 //	uvarint m, m × (time(8), uvarint len, event)    the events, in time order
 //	                                                (codec.go)
-//
-// Index entry: "y/" code(1) value 0x00 + the block key's 24 bytes, its
-// value the uvarint positions in the block of the events with that value.
-//
-// The layout before blocks ("e/" time seq → one event's JSON, "x/" index
-// entries with empty values) is still read, counted and swept, so that a
-// history written by an older agent stays searchable until it ages out.
-var (
-	blockPrefix      = []byte("b/")
-	blockIndexPrefix = []byte("y/")
-	blockMagic       = []byte{'c', 'b', 1}
-)
+var blockMagic = []byte{'c', 'b', 1}
 
 const (
 	blockSpan   = time.Second
 	blockEvents = 512
 	blockBytes  = 256 << 10
-	// blockKeyLen is the length of a block key after its prefix.
-	blockKeyLen = 24
 )
-
-// blockKey is the key of a block of n events from first to last.
-func blockKey(first, last time.Time, seq uint32, n int) []byte {
-	k := make([]byte, 0, len(blockPrefix)+blockKeyLen)
-	k = append(k, blockPrefix...)
-	k = binary.BigEndian.AppendUint64(k, uint64(first.UnixNano()))
-	k = binary.BigEndian.AppendUint32(k, seq)
-	k = binary.BigEndian.AppendUint64(k, uint64(last.UnixNano()))
-	return binary.BigEndian.AppendUint32(k, uint32(n))
-}
-
-// blockInfo is what a block key says: its first and last event's times
-// and how many events it holds.
-type blockInfo struct {
-	first, last time.Time
-	events      int
-}
-
-func parseBlockKey(k []byte) (blockInfo, bool) {
-	if len(k) != len(blockPrefix)+blockKeyLen || !bytes.HasPrefix(k, blockPrefix) {
-		return blockInfo{}, false
-	}
-	k = k[len(blockPrefix):]
-	return blockInfo{
-		first:  time.Unix(0, int64(binary.BigEndian.Uint64(k))).UTC(),
-		last:   time.Unix(0, int64(binary.BigEndian.Uint64(k[12:]))).UTC(),
-		events: int(binary.BigEndian.Uint32(k[20:])),
-	}, true
-}
 
 // blockIndex is one index entry of a block being built.
 type blockIndex struct {
-	prefix []byte // "y/" code value 0x00
+	prefix []byte // the index key: [prefix] code value 0x00
 	pos    []byte // uvarint positions
 }
 
@@ -91,6 +47,10 @@ type blockWriter struct {
 	n       int
 	index   []blockIndex
 	byValue map[string]int // index prefix → position in index
+	// keyPrefix starts each index key; withIndex writes the index
+	// section into the value (both for the badger history only).
+	keyPrefix []byte
+	withIndex bool
 }
 
 func newBlockWriter() *blockWriter {
@@ -122,7 +82,7 @@ func (w *blockWriter) add(ev *ecs.Event) {
 		w.first = ev.Timestamp
 	}
 	forIndexed(ev, func(field, v string) {
-		w.key = appendIndexKeyPrefix(w.key[:0], blockIndexPrefix, field, v)
+		w.key = appendIndexKeyPrefix(w.key[:0], w.keyPrefix, field, v)
 		i, ok := w.byValue[string(w.key)]
 		if !ok {
 			i = len(w.index)
@@ -136,14 +96,14 @@ func (w *blockWriter) add(ev *ecs.Event) {
 	w.n++
 }
 
-// value is the block's value.
-func (w *blockWriter) value() []byte {
-	size := len(blockMagic) + 2*binary.MaxVarintLen64 + w.events.Len()
-	for _, x := range w.index {
-		size += len(x.prefix) + 2*binary.MaxVarintLen64
-	}
-	v := make([]byte, 0, size)
+// value appends the block's value to v.
+func (w *blockWriter) value(v []byte) []byte {
 	v = append(v, blockMagic...)
+	if !w.withIndex {
+		v = binary.AppendUvarint(v, 0)
+		v = binary.AppendUvarint(v, uint64(w.n))
+		return append(v, w.events.Bytes()...)
+	}
 	v = binary.AppendUvarint(v, uint64(len(w.index)))
 	for _, x := range w.index {
 		v = binary.AppendUvarint(v, uint64(len(x.prefix)))

@@ -2,18 +2,16 @@ package history
 
 import (
 	"context"
-	"encoding/binary"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/dgraph-io/badger/v4"
 
 	"github.com/cordon-edr/cordon/protocol/ecs"
 )
@@ -24,9 +22,9 @@ const (
 	DefaultMaxBytes = 512 << 20
 	DefaultQueue    = 8192
 	// DefaultReserve is the free space under which the history stops
-	// writing: room for the rest of its current memtable log and the
-	// table a flush of it writes (8 MiB each), above the spool's 8 MiB
-	// reserve, so the history stops before findings are refused.
+	// writing: room for a whole segment (8 MiB at most) above the
+	// spool's 8 MiB reserve, so the history stops before findings are
+	// refused.
 	DefaultReserve = 24 << 20
 )
 
@@ -35,20 +33,21 @@ const (
 	// memory before they are written.
 	flushEvery = 250 * time.Millisecond
 	flushMax   = 2000
-	// sweepEvery is how often expired and excess events are deleted.
+	// sweepEvery is how often expired and excess segments are deleted;
+	// a sweep only looks at the segments' times and sizes in memory.
 	sweepEvery = 30 * time.Second
-	// ttlSlack keeps badger's own expiry behind the sweeper's, so a
-	// running store counts every deletion itself.
-	ttlSlack = 15 * time.Minute
-	// sweepBatch bounds the deletions of one write batch.
-	sweepBatch = 5000
-)
-
-// Key layout: "e/" time(8) seq(4) holds the event's JSON; an index entry
-// "x/" code(1) value 0x00 time(8) seq(4) points at it (empty value).
-var (
-	eventPrefix = []byte("e/")
-	indexPrefix = []byte("x/")
+	// A segment holds at most 1/segParts of the size bound (and segMax),
+	// so a full store keeps at least (segParts-1)/segParts of it; it
+	// spans at most 1/ageParts of the age bound (within spanMin and
+	// spanMax), so events go at most that long after they expire.
+	segParts = 32
+	ageParts = 48
+	segMin   = 64 << 10
+	segMax   = 8 << 20
+	spanMin  = time.Second
+	spanMax  = 2 * time.Hour
+	dirPerm  = 0o700
+	filePerm = 0o600
 )
 
 // Indexed fields and their one-byte codes in index keys.
@@ -64,29 +63,35 @@ var indexCodes = map[string]byte{
 type Options struct {
 	// MaxAge is how long events are kept; DefaultMaxAge when zero.
 	MaxAge time.Duration
-	// MaxBytes bounds the events and their index entries (as stored
-	// logically, before badger's own overhead); DefaultMaxBytes when zero.
+	// MaxBytes bounds the segment files (and an older agent's database,
+	// see LegacyDir); DefaultMaxBytes when zero.
 	MaxBytes int64
 	// Queue is how many events may wait for the writer; DefaultQueue when
 	// zero.
 	Queue int
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
-	// FreeSpace, when set, reports the free bytes of the database's
+	// FreeSpace, when set, reports the free bytes of the store's
 	// filesystem; it is read before each write, and under Reserve
 	// (DefaultReserve when zero) the events are skipped and counted
 	// instead of written.
 	FreeSpace func() (uint64, error)
 	Reserve   uint64
+	// LegacyDir is where agents before segment files kept the history,
+	// in a badger database. When one is there it is counted and searched
+	// with the rest, never written, and deleted whole when its newest
+	// event is past MaxAge or, as the oldest part, when the store is over
+	// MaxBytes (legacy.go).
+	LegacyDir string
 	Logger    *slog.Logger
 }
 
 // Stats is a snapshot of a Store.
 type Stats struct {
 	Events int64 `json:"events"`
-	// Bytes is the logical size of the events and their index entries.
+	// Bytes is what the store counts against its size bound.
 	Bytes int64 `json:"bytes"`
-	// DiskBytes is what the database takes on disk (LSM and value log).
+	// DiskBytes is what the store takes on disk.
 	DiskBytes int64     `json:"disk_bytes"`
 	Oldest    time.Time `json:"oldest,omitzero"`
 	Newest    time.Time `json:"newest,omitzero"`
@@ -101,16 +106,17 @@ type Stats struct {
 	FreeBytes       uint64        `json:"free_bytes"`
 	MaxAge          time.Duration `json:"max_age"`
 	MaxBytes        int64         `json:"max_bytes"`
+	// Segments counts the segment files.
+	Segments int `json:"segments"`
 }
 
-// Store is the history. Add is safe for concurrent use; Run owns the
-// writer and sweeper.
+// Store is the history. Add, Search and Stats are safe for concurrent
+// use; Run owns the writer and sweeper.
 type Store struct {
-	db   *badger.DB
+	dir  string
 	opts Options
 	log  *slog.Logger
 	in   chan ecs.Event
-	seq  atomic.Uint32
 
 	dropped atomic.Uint64
 	skipped atomic.Uint64
@@ -119,18 +125,27 @@ type Store struct {
 	freeBytes atomic.Uint64
 	freeErr   string
 
-	// bw builds the writer's blocks.
-	bw *blockWriter
+	// The writer's: its block builder and record buffer, and when it
+	// cuts a segment.
+	bw         *blockWriter
+	val, rec   []byte
+	segBytes   int64
+	segSpan    int64
+	sweepEvery time.Duration
 
-	mu     sync.Mutex
-	events int64
-	bytes  int64
-	oldest time.Time
-	newest time.Time
+	// mu guards the segment list and the segment being written's counts
+	// and index; the writer alone changes them, and does its file I/O
+	// outside mu.
+	mu      sync.RWMutex
+	segs    []*segment // in sequence order
+	active  *segment   // the last of segs while it is written, or nil
+	nextSeq uint64
+	legacy  *legacy
 }
 
-// Open opens (creating it if needed) the history database in dir and
-// counts what it holds. Close releases it.
+// Open opens (creating it if needed) the history in dir: it reads each
+// segment's trailer, and seals a segment the writer left without one.
+// Close releases it.
 func Open(dir string, opts Options) (*Store, error) {
 	if opts.MaxAge <= 0 {
 		opts.MaxAge = DefaultMaxAge
@@ -150,96 +165,53 @@ func Open(dir string, opts Options) (*Store, error) {
 	if opts.Reserve == 0 {
 		opts.Reserve = DefaultReserve
 	}
-	// The history is a cache of what the sensors saw: losing the last
-	// moments in a crash is acceptable, so writes are not synced, unlike
-	// the spool's.
-	//
-	// Sized for a small resident footprint: a memtable is resident twice
-	// once written through (its arena and its mapped log file), so 2 MiB
-	// memtables cost at most 8 MiB where 8 MiB ones cost 32; hunts are
-	// rare and read few blocks, so the caches are small too.
-	bopts := badger.DefaultOptions(dir).
-		WithLogger(nil).
-		WithSyncWrites(false).
-		WithMemTableSize(2 << 20).
-		// Under the small memtable's batch limit; events are far smaller.
-		WithValueThreshold(64 << 10).
-		WithNumMemtables(2).
-		WithNumLevelZeroTables(2).
-		WithNumLevelZeroTablesStall(8).
-		WithValueLogFileSize(16 << 20).
-		// The block cache must stay with compression on (events are
-		// JSON, and compress several times over); table indexes are
-		// read in place from the mapped tables, without an index cache
-		// of their own (a ristretto cache, about 0.35 MiB of heap).
-		WithBlockCacheSize(1 << 20).
-		WithIndexCacheSize(0).
-		WithBaseTableSize(1 << 20).
-		WithNumCompactors(2).
-		WithCompactL0OnClose(true).
-		WithMetricsEnabled(false)
-	db, err := badger.Open(bopts)
-	if err != nil {
-		return nil, fmt.Errorf("history: opening database %s: %w", dir, err)
+	if err := os.MkdirAll(dir, dirPerm); err != nil {
+		return nil, fmt.Errorf("history: making its folder: %w", err)
 	}
-	s := &Store{db: db, opts: opts, log: opts.Logger, in: make(chan ecs.Event, opts.Queue)}
-	if err := s.count(); err != nil {
-		db.Close()
-		return nil, err
+	s := &Store{
+		dir: dir, opts: opts, log: opts.Logger, in: make(chan ecs.Event, opts.Queue),
+		segBytes: min(max(opts.MaxBytes/segParts, segMin), segMax),
+		segSpan:  int64(min(max(opts.MaxAge/ageParts, spanMin), spanMax)),
+
+		sweepEvery: sweepEvery,
+	}
+	seqs, err := listSegments(dir)
+	if err != nil {
+		return nil, fmt.Errorf("history: %w", err)
+	}
+	for _, seq := range seqs {
+		s.nextSeq = seq + 1
+		g, err := openSegment(dir, seq)
+		if err != nil {
+			// The agent runs on without it; the file stays for a look.
+			s.log.Error("history: skipping a segment it cannot read", "segment", segName(seq), "err", err)
+			continue
+		}
+		if g != nil {
+			s.segs = append(s.segs, g)
+		}
+	}
+	if opts.LegacyDir != "" {
+		l, err := openLegacy(opts.LegacyDir, s.log)
+		if err != nil {
+			s.log.Error("history: the history of an older agent cannot be read; it is left as it is", "err", err)
+		}
+		s.legacy = l
 	}
 	return s, nil
 }
 
-// Close closes the database; call it after Run returned.
-func (s *Store) Close() error { return s.db.Close() }
-
-func (s *Store) count() error {
-	return s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: eventPrefix})
-		defer it.Close()
-		first := true
-		for it.Rewind(); it.Valid(); it.Next() {
-			item := it.Item()
-			t, ok := keyTime(item.Key())
-			if !ok {
-				continue
-			}
-			if first {
-				s.oldest, first = t, false
-			}
-			s.newest = t
-			s.events++
-			s.bytes += int64(len(item.Key())) + item.ValueSize()
-		}
-		xit := txn.NewIterator(badger.IteratorOptions{Prefix: indexPrefix})
-		defer xit.Close()
-		for xit.Rewind(); xit.Valid(); xit.Next() {
-			s.bytes += int64(len(xit.Item().Key()))
-		}
-		bit := txn.NewIterator(badger.IteratorOptions{Prefix: blockPrefix})
-		defer bit.Close()
-		for bit.Rewind(); bit.Valid(); bit.Next() {
-			item := bit.Item()
-			b, ok := parseBlockKey(item.Key())
-			if !ok {
-				continue
-			}
-			if first {
-				s.oldest, first = b.first, false
-			}
-			if b.last.After(s.newest) {
-				s.newest = b.last
-			}
-			s.events += int64(b.events)
-			s.bytes += int64(len(item.Key())) + item.ValueSize()
-		}
-		yit := txn.NewIterator(badger.IteratorOptions{Prefix: blockIndexPrefix})
-		defer yit.Close()
-		for yit.Rewind(); yit.Valid(); yit.Next() {
-			s.bytes += int64(len(yit.Item().Key())) + yit.Item().ValueSize()
-		}
-		return nil
-	})
+// Close seals the segment being written and closes an older agent's
+// database; call it after Run returned.
+func (s *Store) Close() error {
+	err := s.sealActive()
+	s.mu.Lock()
+	l := s.legacy
+	s.mu.Unlock()
+	if l != nil {
+		err = errors.Join(err, l.close())
+	}
+	return err
 }
 
 // Add queues ev for the history without waiting: when the queue is full
@@ -258,29 +230,57 @@ func (s *Store) Add(ev ecs.Event) bool {
 
 // Stats returns the store's counters.
 func (s *Store) Stats() Stats {
-	lsm, vlog := s.db.Size()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return Stats{
-		Events: s.events, Bytes: s.bytes, DiskBytes: lsm + vlog,
-		Oldest: s.oldest, Newest: s.newest, Dropped: s.dropped.Load(),
-		SkippedDiskFull: s.skipped.Load(), DiskLow: s.diskLow.Load(), FreeBytes: s.freeBytes.Load(),
+	st := Stats{
+		Dropped: s.dropped.Load(), SkippedDiskFull: s.skipped.Load(),
+		DiskLow: s.diskLow.Load(), FreeBytes: s.freeBytes.Load(),
 		MaxAge: s.opts.MaxAge, MaxBytes: s.opts.MaxBytes,
 	}
+	s.mu.RLock()
+	var oldest, newest int64
+	see := func(events, first, last int64) {
+		if events == 0 {
+			return
+		}
+		if st.Events == 0 || first < oldest {
+			oldest = first
+		}
+		if st.Events == 0 || last > newest {
+			newest = last
+		}
+		st.Events += events
+	}
+	l := s.legacy
+	if l != nil {
+		see(l.events, l.oldest, l.newest)
+		st.Bytes += l.bytes
+	}
+	for _, g := range s.segs {
+		see(int64(g.events), g.first, g.last)
+		st.Bytes += g.size
+	}
+	st.Segments = len(s.segs)
+	s.mu.RUnlock()
+	st.DiskBytes = st.Bytes
+	if l != nil {
+		st.DiskBytes += l.diskSize() - l.bytes
+	}
+	if st.Events > 0 {
+		st.Oldest, st.Newest = time.Unix(0, oldest).UTC(), time.Unix(0, newest).UTC()
+	}
+	return st
 }
 
 // Run writes queued events and sweeps expired ones until ctx ends, then
 // writes what is still queued.
 func (s *Store) Run(ctx context.Context) error {
 	// The flush timer runs only while events wait, so that an idle
-	// store does not wake at all between sweeps.
+	// store wakes only to sweep.
 	flush := time.NewTimer(flushEvery)
 	flush.Stop()
 	var flushC <-chan time.Time
-	sweep := time.NewTicker(sweepEvery)
+	sweep := time.NewTicker(s.sweepEvery)
 	defer sweep.Stop()
-	gc := time.NewTicker(10 * time.Minute)
-	defer gc.Stop()
+	s.sweepNow()
 	var pending []ecs.Event
 	write := func() {
 		flush.Stop()
@@ -289,7 +289,6 @@ func (s *Store) Run(ctx context.Context) error {
 			return
 		}
 		if err := s.write(pending); err != nil {
-			s.dropped.Add(uint64(len(pending)))
 			s.log.Warn("writing history", "events", len(pending), "err", err)
 		}
 		pending = pending[:0]
@@ -324,26 +323,29 @@ func (s *Store) Run(ctx context.Context) error {
 		case <-sweep.C:
 			write()
 			s.sweepNow()
-		case <-gc.C:
-			for s.room() && s.db.RunValueLogGC(0.5) == nil {
-			}
 		}
 	}
 }
 
+// over reports whether the store is over its size bound.
 func (s *Store) over() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.bytes > s.opts.MaxBytes
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.sizeLocked() > s.opts.MaxBytes
+}
+
+func (s *Store) sizeLocked() int64 {
+	var n int64
+	if s.legacy != nil {
+		n += s.legacy.bytes
+	}
+	for _, g := range s.segs {
+		n += g.size
+	}
+	return n
 }
 
 func (s *Store) sweepNow() {
-	// Deleting writes too (the deletes themselves), and what it frees
-	// comes back only after a compaction; under the reserve the events
-	// expire through their TTL instead.
-	if !s.room() {
-		return
-	}
 	n, err := s.Sweep()
 	if err != nil {
 		s.log.Warn("sweeping history", "err", err)
@@ -369,20 +371,6 @@ func (s *Store) Flush() error {
 	return s.write(evs)
 }
 
-func eventKey(t time.Time, seq uint32) []byte {
-	k := make([]byte, 0, len(eventPrefix)+12)
-	k = append(k, eventPrefix...)
-	k = binary.BigEndian.AppendUint64(k, uint64(t.UnixNano()))
-	return binary.BigEndian.AppendUint32(k, seq)
-}
-
-func keyTime(k []byte) (time.Time, bool) {
-	if len(k) < len(eventPrefix)+12 {
-		return time.Time{}, false
-	}
-	return time.Unix(0, int64(binary.BigEndian.Uint64(k[len(eventPrefix):]))).UTC(), true
-}
-
 // indexValue normalizes a value for an index key: addresses lose their
 // IPv4-in-IPv6 mapping so both spellings find the same entries.
 func indexValue(field, v string) string {
@@ -392,14 +380,6 @@ func indexValue(field, v string) string {
 		}
 	}
 	return v
-}
-
-func indexKeyPrefix(field, value string) []byte {
-	return indexKeyPrefixWith(indexPrefix, field, value)
-}
-
-func indexKeyPrefixWith(prefix []byte, field, value string) []byte {
-	return appendIndexKeyPrefix(make([]byte, 0, len(prefix)+len(value)+2+blockKeyLen), prefix, field, value)
 }
 
 func appendIndexKeyPrefix(k, prefix []byte, field, value string) []byte {
@@ -434,16 +414,6 @@ func forIndexed(ev *ecs.Event, fn func(field, v string)) {
 	}
 }
 
-// indexKeys returns the index entries of an event stored under ek in the
-// layout before blocks.
-func indexKeys(ev *ecs.Event, ek []byte) [][]byte {
-	var out [][]byte
-	forIndexed(ev, func(field, v string) {
-		out = append(out, append(indexKeyPrefix(field, v), ek[len(eventPrefix):]...))
-	})
-	return out
-}
-
 // room reads the free space and reports whether the history may write,
 // logging when it stops and when it resumes. Without a reading it writes.
 func (s *Store) room() bool {
@@ -471,6 +441,9 @@ func (s *Store) room() bool {
 	return !low
 }
 
+// write writes evs in blocks to the segment being written, cutting a
+// new one when it is full or spans segSpan. Events not written are
+// counted as dropped.
 func (s *Store) write(evs []ecs.Event) error {
 	if len(evs) == 0 {
 		return nil
@@ -479,13 +452,6 @@ func (s *Store) write(evs []ecs.Event) error {
 		s.skipped.Add(uint64(len(evs)))
 		return nil
 	}
-	ttl := s.opts.MaxAge + ttlSlack
-	wb := s.db.NewWriteBatch()
-	defer wb.Cancel()
-	var (
-		n, size        int64
-		oldest, newest time.Time
-	)
 	now := s.opts.Now()
 	for i := range evs {
 		if evs[i].Timestamp.IsZero() {
@@ -498,276 +464,177 @@ func (s *Store) write(evs []ecs.Event) error {
 	}
 	w := s.bw
 	w.reset()
+	written := 0
 	var last time.Time
 	emit := func() error {
 		if w.n == 0 {
 			return nil
 		}
-		bk := blockKey(w.first, last, s.seq.Add(1), w.n)
-		val := w.value()
-		if err := wb.SetEntry(badger.NewEntry(bk, val).WithTTL(ttl)); err != nil {
-			return fmt.Errorf("writing events: %w", err)
-		}
-		size += int64(len(bk) + len(val))
-		for _, x := range w.index {
-			xk := append(x.prefix, bk[len(blockPrefix):]...)
-			if err := wb.SetEntry(badger.NewEntry(xk, x.pos).WithTTL(ttl)); err != nil {
-				return fmt.Errorf("writing index entry: %w", err)
-			}
-			size += int64(len(xk) + len(x.pos))
-		}
-		n += int64(w.n)
-		if oldest.IsZero() || w.first.Before(oldest) {
-			oldest = w.first
-		}
-		if last.After(newest) {
-			newest = last
-		}
+		n := w.n
+		err := s.writeBlock(w, last)
 		w.reset()
+		if err != nil {
+			return err
+		}
+		written += n
 		return nil
 	}
+	var err error
 	for i := range evs {
 		ev := &evs[i]
 		if w.full(ev.Timestamp) {
-			if err := emit(); err != nil {
-				return err
+			if err = emit(); err != nil {
+				break
 			}
 		}
 		w.add(ev)
 		last = ev.Timestamp
 	}
-	if err := emit(); err != nil {
-		return err
+	if err == nil {
+		err = emit()
 	}
-	oldest, newest = oldest.UTC(), newest.UTC()
-	if err := wb.Flush(); err != nil {
-		return fmt.Errorf("committing events: %w", err)
-	}
-	if n == 0 {
-		return nil
-	}
-	s.mu.Lock()
-	s.events += n
-	s.bytes += size
-	if s.oldest.IsZero() || oldest.Before(s.oldest) {
-		s.oldest = oldest
-	}
-	if newest.After(s.newest) {
-		s.newest = newest
-	}
-	s.mu.Unlock()
-	return nil
-}
-
-// Sweep deletes the events older than the age bound, then the oldest
-// events while the store is over its size bound, and returns how many it
-// deleted.
-func (s *Store) Sweep() (int, error) {
-	cutoff := s.opts.Now().Add(-s.opts.MaxAge)
-	total := 0
-	for {
-		n, more, err := s.sweepBatch(cutoff)
-		total += n
-		if err != nil || !more {
-			return total, err
-		}
-	}
-}
-
-// sweepBatch deletes up to sweepBatch events, those of the layout before
-// blocks first (they are older); more reports whether it stopped at that
-// bound with work left.
-func (s *Store) sweepBatch(cutoff time.Time) (n int, more bool, err error) {
-	n, more, next, err := s.sweepOld(cutoff)
-	switch {
-	case err != nil || more || !next.IsZero():
-		return n, more, err
-	case n > 0:
-		return n, true, nil // the blocks in the next round
-	}
-	return s.sweepBlocks(cutoff)
-}
-
-// sweepBlocks deletes whole blocks: those whose last event is before
-// cutoff, then the oldest while the store is over its size bound.
-func (s *Store) sweepBlocks(cutoff time.Time) (n int, more bool, err error) {
-	var victims []swept
-	s.mu.Lock()
-	excess := s.bytes - s.opts.MaxBytes
-	s.mu.Unlock()
-	var next time.Time
-	err = s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: blockPrefix, PrefetchValues: false})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			item := it.Item()
-			b, ok := parseBlockKey(item.Key())
-			if !ok {
-				continue
-			}
-			if !b.last.Before(cutoff) && excess <= 0 {
-				next = b.first
-				return nil
-			}
-			if n >= sweepBatch {
-				more = true
-				return nil
-			}
-			v := swept{key: item.KeyCopy(nil), events: b.events}
-			err := item.Value(func(val []byte) error {
-				v.size = int64(len(v.key) + len(val))
-				blk, err := parseBlock(val, false)
-				if err != nil {
-					s.log.Debug("sweeping a malformed history block", "key", fmt.Sprintf("%x", v.key), "err", err)
-					return nil
-				}
-				for _, x := range blk.index {
-					k := append(slices.Clone(x.prefix), v.key[len(blockPrefix):]...)
-					v.keys = append(v.keys, k)
-					v.size += int64(len(k) + x.size)
-				}
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			excess -= v.size
-			n += v.events
-			victims = append(victims, v)
-		}
-		return nil
-	})
 	if err != nil {
-		return 0, false, err
+		s.dropped.Add(uint64(len(evs) - written))
 	}
-	if len(victims) == 0 {
-		s.mu.Lock()
-		if s.events == 0 {
-			s.oldest, s.newest = time.Time{}, time.Time{}
-		} else if !next.IsZero() {
-			s.oldest = next
-		}
-		s.mu.Unlock()
-		return 0, false, nil
-	}
-	var last time.Time
-	if b, ok := parseBlockKey(victims[len(victims)-1].key); ok {
-		last = b.last
-	}
-	if err := s.deleteSwept(victims, next, last); err != nil {
-		return 0, false, err
-	}
-	return n, more, nil
+	return err
 }
 
-// swept is a block, or an event of the layout before blocks, that a sweep
-// deletes: its key, its index entries, how many events it holds and how
-// many bytes the store counted for it.
-type swept struct {
-	key    []byte
-	keys   [][]byte
-	events int
-	size   int64
-}
-
-// deleteSwept deletes victims with their index entries in one batch and
-// takes them off the store's counts. The oldest event kept is next, or,
-// when the sweep reached the end, last (the time of the last victim).
-func (s *Store) deleteSwept(victims []swept, next, last time.Time) error {
-	wb := s.db.NewWriteBatch()
-	defer wb.Cancel()
-	var size, events int64
-	for _, v := range victims {
-		if err := wb.Delete(v.key); err != nil {
-			return fmt.Errorf("deleting events: %w", err)
+// writeBlock writes w's block, whose last event is at last, as a record
+// of the segment being written.
+func (s *Store) writeBlock(w *blockWriter, last time.Time) error {
+	first, lastN := w.first.UnixNano(), last.UnixNano()
+	s.val = w.value(s.val[:0])
+	s.rec = appendRecord(s.rec[:0], first, lastN, w.n, s.val)
+	if g := s.active; g != nil && g.events > 0 &&
+		(g.blocksEnd+int64(len(s.rec)) > s.segBytes || first-g.first >= s.segSpan || len(g.index) >= segIndexMax) {
+		if err := s.sealActive(); err != nil {
+			s.log.Warn("history: a segment is kept without its index and will be scanned", "err", err)
 		}
-		for _, k := range v.keys {
-			if err := wb.Delete(k); err != nil {
-				return fmt.Errorf("deleting index entry: %w", err)
-			}
+	}
+	if s.active == nil {
+		if err := s.newSegment(); err != nil {
+			return err
 		}
-		size += v.size
-		events += int64(v.events)
 	}
-	if err := wb.Flush(); err != nil {
-		return fmt.Errorf("committing deletions: %w", err)
+	g := s.active
+	if _, err := g.f.WriteAt(s.rec, g.blocksEnd); err != nil {
+		g.f.Truncate(g.blocksEnd)
+		return fmt.Errorf("writing history segment %s: %w", g.path, err)
 	}
+	h := recHeader{size: len(s.rec) - recHeaderLen, first: first, last: lastN, events: w.n}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.events -= events
-	s.bytes -= size
-	switch {
-	case s.events <= 0:
-		s.events, s.bytes = 0, max(s.bytes, 0)
-		s.oldest, s.newest = time.Time{}, time.Time{}
-	case !next.IsZero():
-		s.oldest = next
-	case !last.IsZero():
-		s.oldest = last
-	}
+	g.note(g.blocksEnd, h, w.index)
+	g.blocksEnd += int64(len(s.rec))
+	g.size = g.blocksEnd
+	s.mu.Unlock()
 	return nil
 }
 
-// sweepOld is sweepBatch over the layout before blocks; next is the time
-// of the first event it kept, zero when it reached the end.
-func (s *Store) sweepOld(cutoff time.Time) (n int, more bool, next time.Time, err error) {
-	var victims []swept
+// newSegment creates the next segment file and makes it the one written.
+func (s *Store) newSegment() error {
+	seq := s.nextSeq
+	g := &segment{seq: seq, path: s.dir + string(os.PathSeparator) + segName(seq), index: map[string][]byte{}}
+	f, err := os.OpenFile(g.path, os.O_RDWR|os.O_CREATE|os.O_EXCL, filePerm)
+	if err != nil {
+		return fmt.Errorf("creating history segment: %w", err)
+	}
+	if _, err := f.Write(segMagic); err != nil {
+		f.Close()
+		os.Remove(g.path)
+		return fmt.Errorf("creating history segment %s: %w", g.path, err)
+	}
+	s.nextSeq++
+	g.f, g.blocksEnd, g.size = f, int64(len(segMagic)), int64(len(segMagic))
 	s.mu.Lock()
-	excess := s.bytes - s.opts.MaxBytes
+	s.segs = append(s.segs, g)
+	s.active = g
 	s.mu.Unlock()
-	err = s.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: eventPrefix, PrefetchValues: false})
-		defer it.Close()
-		for it.Rewind(); it.Valid(); it.Next() {
-			item := it.Item()
-			t, ok := keyTime(item.Key())
-			if !ok {
-				continue
-			}
-			if !t.Before(cutoff) && excess <= 0 {
-				next = t
-				return nil
-			}
-			if len(victims) == sweepBatch {
-				more = true
-				return nil
-			}
-			v := swept{key: item.KeyCopy(nil), events: 1}
-			err := item.Value(func(val []byte) error {
-				var ev ecs.Event
-				if json.Unmarshal(val, &ev) == nil {
-					v.keys = indexKeys(&ev, v.key)
-				}
-				v.size = int64(len(v.key) + len(val))
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			for _, k := range v.keys {
-				v.size += int64(len(k))
-			}
-			excess -= v.size
-			victims = append(victims, v)
-		}
+	return nil
+}
+
+// sealActive writes the footer of the segment being written, if any,
+// and closes it. A segment whose footer could not be written stays,
+// without an index; searches scan it.
+func (s *Store) sealActive() error {
+	g := s.active
+	if g == nil {
 		return nil
-	})
-	if err != nil || len(victims) == 0 {
-		if err == nil {
-			s.mu.Lock()
-			if s.events == 0 {
-				s.oldest, s.newest = time.Time{}, time.Time{}
-			}
-			s.mu.Unlock()
+	}
+	size, dirStart, err := writeFooter(g.f, g)
+	if cerr := g.f.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("closing history segment %s: %w", g.path, cerr)
+	}
+	s.mu.Lock()
+	if err == nil {
+		g.size, g.dirStart = size, dirStart
+	}
+	g.f, g.index = nil, nil
+	s.active = nil
+	s.mu.Unlock()
+	return err
+}
+
+// Sweep deletes the segments whose events are all older than the age
+// bound, then the oldest while the store is over its size bound, and
+// returns how many events it deleted. An older agent's database counts
+// as the oldest segment. It changes what the writer writes to, so it
+// must not be called while Run runs (Run sweeps itself).
+func (s *Store) Sweep() (int, error) {
+	cutoff := s.opts.Now().Add(-s.opts.MaxAge).UnixNano()
+	var (
+		victims []*segment
+		oldDB   *legacy
+		n       int
+	)
+	s.mu.Lock()
+	size := s.sizeLocked()
+	// A hunt reading the older database holds it; the sweep then leaves
+	// it for the next round rather than wait.
+	if l := s.legacy; l != nil && (l.events == 0 || l.newest < cutoff || size > s.opts.MaxBytes) && l.mu.TryLock() {
+		oldDB, s.legacy = l, nil
+		size -= l.bytes
+		n += int(l.events)
+	}
+	keep := make([]*segment, 0, len(s.segs))
+	for _, g := range s.segs {
+		if g.last < cutoff || g.events == 0 && g != s.active {
+			victims = append(victims, g)
+			size -= g.size
+			n += g.events
+			continue
 		}
-		return 0, false, next, err
+		keep = append(keep, g)
 	}
-	var last time.Time
-	if t, ok := keyTime(victims[len(victims)-1].key); ok {
-		last = t
+	for len(keep) > 0 && size > s.opts.MaxBytes {
+		g := keep[0]
+		keep = keep[1:]
+		victims = append(victims, g)
+		size -= g.size
+		n += g.events
 	}
-	if err := s.deleteSwept(victims, next, last); err != nil {
-		return 0, false, next, err
+	s.segs = keep
+	var f *os.File
+	for _, g := range victims {
+		if g == s.active {
+			f, s.active = g.f, nil
+		}
 	}
-	return len(victims), more, next, nil
+	s.mu.Unlock()
+	var errs []error
+	if f != nil {
+		f.Close()
+	}
+	for _, g := range victims {
+		if err := os.Remove(g.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("deleting history segment: %w", err))
+		}
+	}
+	if oldDB != nil {
+		if err := oldDB.removeLocked(); err != nil {
+			errs = append(errs, err)
+		} else {
+			s.log.Info("history: deleted the history of an older agent", "events", oldDB.events)
+		}
+	}
+	return n, errors.Join(errs...)
 }

@@ -3,6 +3,7 @@ package history
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -111,6 +112,7 @@ func TestSearchStopsAtBudget(t *testing.T) {
 func TestSweepByAgeAndSize(t *testing.T) {
 	now := t0.Add(100 * time.Second)
 	s := openTest(t, Options{MaxAge: 60 * time.Second, Now: func() time.Time { return now }})
+	s.segSpan = int64(10 * time.Second) // segments of 10 events, deleted whole
 	for i := range 100 {
 		s.Add(procEvent(i, "/usr/bin/cat"))
 	}
@@ -135,7 +137,7 @@ func TestSweepByAgeAndSize(t *testing.T) {
 		t.Fatal(err)
 	}
 	st2 := s.Stats()
-	if st2.Bytes > s.opts.MaxBytes || st2.Events < 25 || st2.Events > 31 || !st2.Newest.Equal(t0.Add(99*time.Second)) {
+	if st2.Bytes > s.opts.MaxBytes || st2.Events != 30 || st2.Segments != 3 || !st2.Newest.Equal(t0.Add(99*time.Second)) {
 		t.Fatalf("after the size sweep: %+v (bound %d)", st2, s.opts.MaxBytes)
 	}
 	got, _ = search(t, s, `process.name == "cat"`, time.Time{})
@@ -162,9 +164,30 @@ func TestReopenCounts(t *testing.T) {
 	}
 	defer s.Close()
 	got := s.Stats()
-	if got.Events != want.Events || got.Bytes != want.Bytes || !got.Oldest.Equal(want.Oldest) {
+	if got.Events != want.Events || !got.Oldest.Equal(want.Oldest) || !got.Newest.Equal(want.Newest) {
 		t.Fatalf("reopened: %+v, want %+v", got, want)
 	}
+	// Closing sealed the segment: its size now counts its index.
+	if got.Bytes <= want.Bytes || got.Bytes != dirSize(t, dir) {
+		t.Fatalf("reopened with %d bytes, %d before, %d on disk", got.Bytes, want.Bytes, dirSize(t, dir))
+	}
+}
+
+func dirSize(t *testing.T, dir string) int64 {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, e := range ents {
+		fi, err := e.Info()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += fi.Size()
+	}
+	return n
 }
 
 func TestAddNeverBlocks(t *testing.T) {

@@ -1,16 +1,14 @@
 package history
 
 import (
-	"bytes"
+	"cmp"
 	"context"
-	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"slices"
 	"time"
-
-	"github.com/dgraph-io/badger/v4"
 
 	"github.com/cordon-edr/cordon/protocol/ecs"
 	"github.com/cordon-edr/cordon/protocol/query"
@@ -33,7 +31,8 @@ type SearchStats struct {
 // matches, until fn returns false or ctx ends (then it returns ctx's
 // error with what it found so far). When q pins an indexed field to
 // values (query.Query.Equalities), only the events with those values are
-// read; otherwise every event since since is.
+// read; otherwise every event since since is. Events come oldest segment
+// first, and in time order within one.
 func (s *Store) Search(ctx context.Context, q *query.Query, since time.Time, fn func(ev ecs.Event) bool) (SearchStats, error) {
 	var st SearchStats
 	eq := q.Equalities()
@@ -43,153 +42,205 @@ func (s *Store) Search(ctx context.Context, q *query.Query, since time.Time, fn 
 			break
 		}
 	}
-	err := s.db.View(func(txn *badger.Txn) error {
-		if st.Index == "" {
-			more, err := s.scanTime(ctx, txn, q, since, &st, fn)
-			if err != nil || !more {
-				return err
+	var vals, keys []string
+	if st.Index != "" {
+		vals = slices.Clone(eq[st.Index])
+		slices.Sort(vals)
+		vals = slices.Compact(vals)
+		for _, v := range vals {
+			keys = append(keys, string(appendIndexKeyPrefix(nil, nil, st.Index, v)))
+		}
+	}
+	s.mu.RLock()
+	l := s.legacy
+	s.mu.RUnlock()
+	if l != nil {
+		more, err := l.search(ctx, q, since, st.Index, vals, &st, fn)
+		if err != nil || !more {
+			return st, err
+		}
+	}
+	sinceN := int64(0)
+	if !since.IsZero() {
+		sinceN = since.UnixNano()
+	}
+	for _, v := range s.views(sinceN, keys) {
+		more, err := s.searchSegment(ctx, v, q, since, keys, &st, fn)
+		if err != nil || !more {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+// segView is what a search reads of a segment: its state when the
+// search began and, for the segment being written, the refs of the keys
+// looked up.
+type segView struct {
+	segment
+	active bool
+	refs   [][]byte
+}
+
+// views returns the segments with events at or after since.
+func (s *Store) views(since int64, keys []string) []segView {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]segView, 0, len(s.segs))
+	for _, g := range s.segs {
+		if g.events == 0 || g.last < since {
+			continue
+		}
+		v := segView{segment: segment{
+			seq: g.seq, path: g.path, first: g.first, last: g.last, events: g.events,
+			size: g.size, blocksEnd: g.blocksEnd, dirStart: g.dirStart,
+		}, active: g == s.active}
+		if v.active {
+			for _, k := range keys {
+				if r := g.index[k]; len(r) > 0 {
+					v.refs = append(v.refs, slices.Clone(r))
+				}
 			}
-			_, err = s.scanBlocks(ctx, txn, q, since, &st, fn)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// errStop ends a scan of records early.
+var errStop = errors.New("stop")
+
+// searchSegment searches one segment: through its index when keys are
+// given and it has one, otherwise by reading all its records.
+func (s *Store) searchSegment(ctx context.Context, v segView, q *query.Query, since time.Time, keys []string, st *SearchStats, fn func(ecs.Event) bool) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	f, err := os.Open(v.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return true, nil // swept since the search began
+	}
+	if err != nil {
+		return false, fmt.Errorf("searching history: %w", err)
+	}
+	defer f.Close()
+	sinceN := since.UnixNano()
+	if len(keys) > 0 && (v.active || v.dirStart > 0) {
+		refs, err := s.lookup(f, &v, keys)
+		if err == nil {
+			return s.readRefs(ctx, f, &v, refs, q, since, st, fn)
+		}
+		s.log.Debug("history: scanning a segment whose index cannot be read", "segment", v.path, "err", err)
+	}
+	more := true
+	_, err = scanRecords(f, v.blocksEnd, func(off int64, h recHeader, val []byte) error {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
-		vals := slices.Clone(eq[st.Index])
-		slices.Sort(vals)
-		for _, v := range slices.Compact(vals) {
-			more, err := s.scanIndex(ctx, txn, q, st.Index, v, since, &st, fn)
-			if err != nil || !more {
-				return err
+		if !since.IsZero() && h.last < sinceN {
+			return nil
+		}
+		blk, err := parseBlock(val, true)
+		if err != nil {
+			s.log.Debug("skipping a malformed history block", "segment", v.path, "offset", off, "err", err)
+			return nil
+		}
+		for i := range blk.events {
+			if i%256 == 255 && ctx.Err() != nil {
+				return ctx.Err()
 			}
-			more, err = s.scanBlockIndex(ctx, txn, q, st.Index, v, since, &st, fn)
-			if err != nil || !more {
-				return err
+			if more = testEvent(s.log, blk.events[i], q, since, st, fn); !more {
+				return errStop
 			}
 		}
 		return nil
 	})
-	return st, err
-}
-
-func sinceKey(prefix []byte, since time.Time) []byte {
-	k := slices.Clone(prefix)
-	if since.IsZero() || since.UnixNano() < 0 {
-		return k
-	}
-	return binary.BigEndian.AppendUint64(k, uint64(since.UnixNano()))
-}
-
-// scanTime scans the events of the layout before blocks.
-func (s *Store) scanTime(ctx context.Context, txn *badger.Txn, q *query.Query, since time.Time, st *SearchStats, fn func(ecs.Event) bool) (bool, error) {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: eventPrefix, PrefetchValues: true, PrefetchSize: 64})
-	defer it.Close()
-	for it.Seek(sinceKey(eventPrefix, since)); it.Valid(); it.Next() {
-		if st.Scanned%256 == 0 && ctx.Err() != nil {
-			return false, ctx.Err()
-		}
-		more, err := s.test(it.Item(), q, st, fn)
-		if err != nil || !more {
-			return more, err
-		}
+	switch {
+	case errors.Is(err, errStop):
+		return false, nil
+	case ctx.Err() != nil:
+		return false, ctx.Err()
+	case errors.Is(err, errSegment):
+		s.log.Debug("history: a segment's records end early", "segment", v.path, "err", err)
+	case err != nil:
+		return false, err
 	}
 	return true, nil
 }
 
-// blockSince is where a search from since starts among block keys: a
-// block starts at most blockSpan before its last event.
-func blockSince(prefix []byte, since time.Time) []byte {
-	if since.IsZero() {
-		return sinceKey(prefix, since)
-	}
-	return sinceKey(prefix, since.Add(-blockSpan))
-}
-
-// scanBlocks scans the events stored in blocks.
-func (s *Store) scanBlocks(ctx context.Context, txn *badger.Txn, q *query.Query, since time.Time, st *SearchStats, fn func(ecs.Event) bool) (bool, error) {
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: blockPrefix, PrefetchValues: true, PrefetchSize: 4})
-	defer it.Close()
-	for it.Seek(blockSince(blockPrefix, since)); it.Valid(); it.Next() {
-		if ctx.Err() != nil {
-			return false, ctx.Err()
+// lookup returns the events of a segment with any of keys, in the
+// segment's order.
+func (s *Store) lookup(f *os.File, v *segView, keys []string) ([]ref, error) {
+	var out []ref
+	var err error
+	if v.active {
+		for _, r := range v.refs {
+			if out, err = appendRefs(out, r); err != nil {
+				return nil, err
+			}
 		}
-		item := it.Item()
-		if b, ok := parseBlockKey(item.Key()); !ok || b.last.Before(since) {
-			continue
+	} else {
+		dir, err := readDir(f, &v.segment)
+		if err != nil {
+			return nil, err
 		}
-		more := true
-		err := item.Value(func(val []byte) error {
-			blk, err := parseBlock(val, true)
+		for _, k := range keys {
+			r, err := dir.lookup(f, k)
 			if err != nil {
-				s.log.Debug("skipping a malformed history block", "key", fmt.Sprintf("%x", item.Key()), "err", err)
-				return nil
+				return nil, err
 			}
-			for i := range blk.events {
-				if i%256 == 255 && ctx.Err() != nil {
-					return ctx.Err()
-				}
-				if more = s.testEvent(blk.events[i], q, since, st, fn); !more {
-					return nil
-				}
+			if out, err = appendRefs(out, r); err != nil {
+				return nil, err
 			}
-			return nil
-		})
-		if err != nil || !more {
-			return more, err
 		}
 	}
-	return true, nil
+	slices.SortFunc(out, func(a, b ref) int {
+		if a.off != b.off {
+			return cmp.Compare(a.off, b.off)
+		}
+		return cmp.Compare(a.pos, b.pos)
+	})
+	return slices.Compact(out), nil
 }
 
-// scanBlockIndex reads the events stored in blocks whose field has value.
-func (s *Store) scanBlockIndex(ctx context.Context, txn *badger.Txn, q *query.Query, field, value string, since time.Time, st *SearchStats, fn func(ecs.Event) bool) (bool, error) {
-	prefix := indexKeyPrefixWith(blockIndexPrefix, field, value)
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
-	defer it.Close()
-	for it.Seek(blockSince(prefix, since)); it.Valid(); it.Next() {
-		if ctx.Err() != nil {
-			return false, ctx.Err()
+// readRefs reads and tests the events at refs.
+func (s *Store) readRefs(ctx context.Context, f *os.File, v *segView, refs []ref, q *query.Query, since time.Time, st *SearchStats, fn func(ecs.Event) bool) (bool, error) {
+	var buf []byte
+	for i := 0; i < len(refs); {
+		if err := ctx.Err(); err != nil {
+			return false, err
 		}
-		k := it.Item().Key()
-		if !bytes.HasPrefix(k, prefix) || len(k) != len(prefix)+blockKeyLen {
-			continue
+		off := refs[i].off
+		j := i
+		for j < len(refs) && refs[j].off == off {
+			j++
 		}
-		bk := append(slices.Clone(blockPrefix), k[len(prefix):]...)
-		if b, ok := parseBlockKey(bk); !ok || b.last.Before(since) {
-			continue
-		}
-		pv, err := it.Item().ValueCopy(nil)
+		h, val, b, err := readRecord(f, off, v.blocksEnd, buf)
+		buf = b
+		group := refs[i:j]
+		i = j
 		if err != nil {
-			return false, fmt.Errorf("reading an index entry: %w", err)
-		}
-		pos, err := parsePositions(pv)
-		if err != nil {
-			s.log.Debug("skipping a malformed history index entry", "key", fmt.Sprintf("%x", k), "err", err)
-			continue
-		}
-		item, err := txn.Get(bk)
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			continue // swept between the index entry and the block
-		}
-		if err != nil {
-			return false, fmt.Errorf("reading history block %x: %w", bk, err)
-		}
-		more := true
-		err = item.Value(func(val []byte) error {
-			blk, err := parseBlock(val, true)
-			if err != nil {
-				s.log.Debug("skipping a malformed history block", "key", fmt.Sprintf("%x", bk), "err", err)
-				return nil
+			if errors.Is(err, errSegment) {
+				s.log.Debug("skipping a history record an index points at", "segment", v.path, "offset", off, "err", err)
+				continue
 			}
-			for _, p := range pos {
-				if p >= len(blk.events) {
-					continue
-				}
-				if more = s.testEvent(blk.events[p], q, since, st, fn); !more {
-					return nil
-				}
+			return false, err
+		}
+		if !since.IsZero() && h.last < since.UnixNano() {
+			continue
+		}
+		blk, err := parseBlock(val, true)
+		if err != nil {
+			s.log.Debug("skipping a malformed history block", "segment", v.path, "offset", off, "err", err)
+			continue
+		}
+		for _, r := range group {
+			if r.pos >= len(blk.events) {
+				continue
 			}
-			return nil
-		})
-		if err != nil || !more {
-			return more, err
+			if !testEvent(s.log, blk.events[r.pos], q, since, st, fn) {
+				return false, nil
+			}
 		}
 	}
 	return true, nil
@@ -197,57 +248,18 @@ func (s *Store) scanBlockIndex(ctx context.Context, txn *badger.Txn, q *query.Qu
 
 // testEvent decodes and tests one event of a block, unless it is before
 // since.
-func (s *Store) testEvent(be blockEvent, q *query.Query, since time.Time, st *SearchStats, fn func(ecs.Event) bool) bool {
+func testEvent(log *slog.Logger, be blockEvent, q *query.Query, since time.Time, st *SearchStats, fn func(ecs.Event) bool) bool {
 	if !since.IsZero() && be.time < since.UnixNano() {
 		return true
 	}
 	st.Scanned++
 	ev, err := decodeEvent(be.data)
 	if err != nil {
-		s.log.Debug("skipping an undecodable history event", "err", err)
+		log.Debug("skipping an undecodable history event", "err", err)
 		return true
 	}
 	if !q.Match(&ev) {
 		return true
 	}
 	return fn(ev)
-}
-
-func (s *Store) scanIndex(ctx context.Context, txn *badger.Txn, q *query.Query, field, value string, since time.Time, st *SearchStats, fn func(ecs.Event) bool) (bool, error) {
-	prefix := indexKeyPrefix(field, value)
-	it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix})
-	defer it.Close()
-	for it.Seek(sinceKey(prefix, since)); it.Valid(); it.Next() {
-		if st.Scanned%256 == 0 && ctx.Err() != nil {
-			return false, ctx.Err()
-		}
-		k := it.Item().Key()
-		if !bytes.HasPrefix(k, prefix) || len(k) != len(prefix)+12 {
-			continue
-		}
-		ek := append(slices.Clone(eventPrefix), k[len(prefix):]...)
-		item, err := txn.Get(ek)
-		if err != nil {
-			continue // swept between the index entry and the event
-		}
-		more, err := s.test(item, q, st, fn)
-		if err != nil || !more {
-			return more, err
-		}
-	}
-	return true, nil
-}
-
-func (s *Store) test(item *badger.Item, q *query.Query, st *SearchStats, fn func(ecs.Event) bool) (bool, error) {
-	st.Scanned++
-	var ev ecs.Event
-	err := item.Value(func(val []byte) error { return json.Unmarshal(val, &ev) })
-	if err != nil {
-		s.log.Debug("skipping an undecodable history entry", "key", fmt.Sprintf("%x", item.Key()), "err", err)
-		return true, nil
-	}
-	if !q.Match(&ev) {
-		return true, nil
-	}
-	return fn(ev), nil
 }

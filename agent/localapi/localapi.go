@@ -80,10 +80,12 @@ type Self struct {
 // History is the event history's part of the status.
 type History struct {
 	Events int64 `json:"events"`
-	// Bytes is the logical size held, the figure bounded by MaxBytes;
-	// DiskBytes what the database takes on disk.
+	// Bytes is the size held, the figure bounded by MaxBytes; DiskBytes
+	// what the history takes on disk (they differ only while an older
+	// agent's badger history is kept); Segments counts its files.
 	Bytes     int64     `json:"bytes"`
 	DiskBytes int64     `json:"disk_bytes"`
+	Segments  int       `json:"segments"`
 	Oldest    time.Time `json:"oldest,omitzero"`
 	Newest    time.Time `json:"newest,omitzero"`
 	// Dropped counts events not written because the writer fell behind.

@@ -791,6 +791,7 @@ func TestAgentDiskFullHistoryAndJournal(t *testing.T) {
 	exe := copyExec(t, "/bin/true", shmDir(t))
 	type historyStatus struct {
 		Events          int64  `json:"events"`
+		Segments        int    `json:"segments"`
 		SkippedDiskFull uint64 `json:"skipped_disk_full"`
 		DiskLow         bool   `json:"disk_low"`
 		FreeBytes       uint64 `json:"free_bytes"`
@@ -859,7 +860,7 @@ func TestAgentDiskFullHistoryAndJournal(t *testing.T) {
 		if err := json.Unmarshal([]byte(agentStatus(t, state)), &st); err != nil {
 			return err
 		}
-		if st.History.DiskLow || st.History.Events <= hs.Events {
+		if st.History.DiskLow || st.History.Events <= hs.Events || st.History.Segments == 0 {
 			return fmt.Errorf("history %+v", st.History)
 		}
 		return nil
