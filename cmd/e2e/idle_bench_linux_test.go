@@ -46,10 +46,10 @@ func idleDuration() time.Duration {
 	return 60 * time.Second
 }
 
-// idleAgentBin is the cordon-agent the idle benchmarks run and measure:
+// benchAgentBin is the cordon-agent the idle and storm benchmarks run:
 // CORDON_BENCH_AGENT when set (to compare two builds in one session),
 // else the one built for the tests.
-func idleAgentBin() string {
+func benchAgentBin() string {
 	if p := os.Getenv("CORDON_BENCH_AGENT"); p != "" {
 		return p
 	}
@@ -143,8 +143,8 @@ func BenchmarkAgentIdle(b *testing.B) {
 	for b.Loop() {
 		state, id := c.enroll(b)
 		bareState, bareID := c.enroll(b)
-		agent := startCmd(b, "cordon-agent", exec.Command(idleAgentBin(), "run", "--state", state))
-		baseline := startCmd(b, "cordon-agent", exec.Command(idleAgentBin(), "run", "--state", bareState, "--config", bare))
+		agent := startCmd(b, "cordon-agent", exec.Command(benchAgentBin(), "run", "--state", state))
+		baseline := startCmd(b, "cordon-agent", exec.Command(benchAgentBin(), "run", "--state", bareState, "--config", bare))
 		c.agentOnline(b, id)
 		c.agentOnline(b, bareID)
 		time.Sleep(15 * time.Second) // start-up is not idle
@@ -236,7 +236,7 @@ exec "./$agent" run --state /tmp/state "$@"
 // process is the agent itself.
 func startFenced(b *testing.B, ns, state string, args ...string) *proc {
 	b.Helper()
-	agent := idleAgentBin()
+	agent := benchAgentBin()
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, "unshare", "--mount", "--propagation", "private",
 		"sh", "-c", fencedScript, "sh", filepath.Dir(agent), filepath.Base(agent), state}, args...)...)
 	p := startCmd(b, "cordon-agent", cmd)

@@ -53,7 +53,7 @@ func BenchmarkAgentExecStorm(b *testing.B) {
 		if p := os.Getenv("CORDON_BENCH_CPUPROFILE"); p != "" {
 			args = append(args, "--cpuprofile", p)
 		}
-		agent := start(b, "cordon-agent", args...)
+		agent := startCmd(b, "cordon-agent", exec.Command(benchAgentBin(), args...))
 		c.agentOnline(b, id)
 		time.Sleep(5 * time.Second) // start-up (the sensors' first scans) is not the storm
 
