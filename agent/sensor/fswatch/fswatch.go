@@ -527,8 +527,7 @@ func (s *Sensor) handle(ctx context.Context, path string, ops fsnotify.Op, from 
 				continue
 			}
 			if fi.IsDir() {
-				out(fileEvent(now, ecs.TypeCreation, ActionCreated, path, fi))
-				s.newFolder(path, hq, emit)
+				s.newFolder(path, hq, emit, func() { out(fileEvent(now, ecs.TypeCreation, ActionCreated, path, fi)) })
 				continue
 			}
 			s.changed(hq, emit, from, now, ecs.TypeCreation, ActionCreated, path, fi)
@@ -567,8 +566,18 @@ func (s *Sensor) changed(hq *hashQueue, emit func(ecs.Event), from origin, now t
 
 // newFolder watches a folder created below a watched one when a spec
 // covers it, and reports what was created in it before the watch was
-// set.
-func (s *Sensor) newFolder(path string, hq *hashQueue, emit func(ecs.Event)) {
+// set. It calls announce, which reports the folder's creation, once the
+// folder is watched and before what is found in it: whoever sees the
+// folder's event may write in it and be seen.
+func (s *Sensor) newFolder(path string, hq *hashQueue, emit func(ecs.Event), announce func()) {
+	announced := false
+	once := func() {
+		if !announced {
+			announced = true
+			announce()
+		}
+	}
+	defer once()
 	now := time.Now()
 	for _, sp := range s.specs {
 		if !sp.matches(path) && !(sp.recursive && sp.covers(path)) {
@@ -576,6 +585,7 @@ func (s *Sensor) newFolder(path string, hq *hashQueue, emit func(ecs.Event)) {
 		}
 		before := len(s.watched)
 		_ = s.addTree(path, sp.recursive, func(p string, d fs.DirEntry) {
+			once()
 			fi, err := d.Info()
 			if err != nil {
 				return
@@ -588,6 +598,7 @@ func (s *Sensor) newFolder(path string, hq *hashQueue, emit func(ecs.Event)) {
 			}
 			s.changed(hq, emit, origin{module: ModuleFsnotify}, now, ecs.TypeCreation, ActionCreated, p, fi)
 		})
+		once()
 		if len(s.watched) != before {
 			delete(s.missing, sp.pattern)
 			s.updateMode()
