@@ -125,6 +125,10 @@ type Store struct {
 	freeBytes atomic.Uint64
 	freeErr   string
 
+	// wmu is held by whoever writes or sweeps (Run, or Flush and Sweep
+	// called beside it): it guards the block builder, the record
+	// buffers and the segment being written.
+	wmu sync.Mutex
 	// The writer's: its block builder and record buffer, and when it
 	// cuts a segment.
 	bw         *blockWriter
@@ -204,7 +208,9 @@ func Open(dir string, opts Options) (*Store, error) {
 // Close seals the segment being written and closes an older agent's
 // database; call it after Run returned.
 func (s *Store) Close() error {
+	s.wmu.Lock()
 	err := s.sealActive()
+	s.wmu.Unlock()
 	s.mu.Lock()
 	l := s.legacy
 	s.mu.Unlock()
@@ -354,9 +360,8 @@ func (s *Store) sweepNow() {
 	}
 }
 
-// Flush writes the queued events at once (for tests and benchmarks). It
-// uses the same block writer as Run, so it must not be called while Run
-// runs.
+// Flush writes the queued events at once (for tests and benchmarks); it
+// may be called while Run runs.
 func (s *Store) Flush() error {
 	var evs []ecs.Event
 	for {
@@ -448,6 +453,8 @@ func (s *Store) write(evs []ecs.Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	if !s.room() {
 		s.skipped.Add(uint64(len(evs)))
 		return nil
@@ -577,9 +584,11 @@ func (s *Store) sealActive() error {
 // Sweep deletes the segments whose events are all older than the age
 // bound, then the oldest while the store is over its size bound, and
 // returns how many events it deleted. An older agent's database counts
-// as the oldest segment. It changes what the writer writes to, so it
-// must not be called while Run runs (Run sweeps itself).
+// as the oldest segment. Run sweeps on its own; Sweep may also be called
+// beside it.
 func (s *Store) Sweep() (int, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	cutoff := s.opts.Now().Add(-s.opts.MaxAge).UnixNano()
 	var (
 		victims []*segment

@@ -443,7 +443,7 @@ func openSegment(dir string, seq uint64) (*segment, error) {
 	end, err := scanRecords(f, g.size, func(off int64, h recHeader, val []byte) error {
 		blk, err := parseBlock(val, true)
 		if err != nil {
-			return err
+			return nil // whole but unreadable: skipped, as searches do
 		}
 		g.note(off, h, indexEvents(blk.events))
 		return nil
