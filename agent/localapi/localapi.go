@@ -267,10 +267,10 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			if err := enc.Encode(&ev); err != nil {
 				return
 			}
-			// What else has come is written with it, in one write: a
-			// write a event cost the agent a tenth of its CPU in an
-			// exec storm. A reader still gets each event as soon as
-			// the stream is idle.
+			// What else has come is written with it, in one write: one
+			// write per event cost the agent a tenth of its CPU in an
+			// exec storm. A reader still gets each event at once when
+			// none wait.
 			for n := 1; n < followBatch; n++ {
 				select {
 				case ev = <-ch:
