@@ -34,7 +34,7 @@ const (
 
 // blockIndex is one index entry of a block being built.
 type blockIndex struct {
-	prefix []byte // the index key: [prefix] code value 0x00
+	prefix []byte // the index key: code value 0x00
 	pos    []byte // uvarint positions
 }
 
@@ -46,11 +46,7 @@ type blockWriter struct {
 	first   time.Time
 	n       int
 	index   []blockIndex
-	byValue map[string]int // index prefix → position in index
-	// keyPrefix starts each index key; withIndex writes the index
-	// section into the value (both for the badger history only).
-	keyPrefix []byte
-	withIndex bool
+	byValue map[string]int // index key → position in index
 }
 
 func newBlockWriter() *blockWriter {
@@ -82,12 +78,11 @@ func (w *blockWriter) add(ev *ecs.Event) {
 		w.first = ev.Timestamp
 	}
 	forIndexed(ev, func(field, v string) {
-		w.key = appendIndexKeyPrefix(w.key[:0], w.keyPrefix, field, v)
+		w.key = appendIndexKeyPrefix(w.key[:0], nil, field, v)
 		i, ok := w.byValue[string(w.key)]
 		if !ok {
 			i = len(w.index)
-			p := make([]byte, len(w.key), len(w.key)+blockKeyLen)
-			copy(p, w.key)
+			p := bytes.Clone(w.key)
 			w.byValue[string(p)] = i
 			w.index = append(w.index, blockIndex{prefix: p})
 		}
@@ -96,20 +91,11 @@ func (w *blockWriter) add(ev *ecs.Event) {
 	w.n++
 }
 
-// value appends the block's value to v.
+// value appends the block's value, without an index section (the
+// segment's index holds w.index), to v.
 func (w *blockWriter) value(v []byte) []byte {
 	v = append(v, blockMagic...)
-	if !w.withIndex {
-		v = binary.AppendUvarint(v, 0)
-		v = binary.AppendUvarint(v, uint64(w.n))
-		return append(v, w.events.Bytes()...)
-	}
-	v = binary.AppendUvarint(v, uint64(len(w.index)))
-	for _, x := range w.index {
-		v = binary.AppendUvarint(v, uint64(len(x.prefix)))
-		v = append(v, x.prefix...)
-		v = binary.AppendUvarint(v, uint64(len(x.pos)))
-	}
+	v = binary.AppendUvarint(v, 0)
 	v = binary.AppendUvarint(v, uint64(w.n))
 	return append(v, w.events.Bytes()...)
 }

@@ -78,17 +78,15 @@ func TestBlockRoundTrip(t *testing.T) {
 	// The badger history's blocks carry their index section; segments'
 	// do not.
 	w := newBlockWriter()
-	w.keyPrefix, w.withIndex = blockIndexPrefix, true
 	evs := []ecs.Event{procEvent(1, "/usr/bin/cat"), procEvent(2, "/tmp/xmrig"), procEvent(3, "/usr/bin/cat")}
 	for i := range evs {
 		w.add(&evs[i])
 	}
-	v := w.value(nil)
+	v := legacyValue(w)
 	b, err := parseBlock(v, true)
 	if err != nil || len(b.events) != 3 || len(b.index) != 2 {
 		t.Fatalf("parsed %+v, %v", b, err)
 	}
-	w.withIndex = false
 	if b, err := parseBlock(w.value(nil), true); err != nil || len(b.events) != 3 || len(b.index) != 0 {
 		t.Fatalf("parsed without an index: %+v, %v", b, err)
 	}

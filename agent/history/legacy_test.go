@@ -1,9 +1,11 @@
 package history
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -41,7 +43,6 @@ func writeLegacy(t *testing.T, dir string, evs, blocks []ecs.Event) {
 		}
 	}
 	w := newBlockWriter()
-	w.keyPrefix, w.withIndex = blockIndexPrefix, true
 	var last time.Time
 	emit := func() {
 		if w.n == 0 {
@@ -49,11 +50,12 @@ func writeLegacy(t *testing.T, dir string, evs, blocks []ecs.Event) {
 		}
 		seq++
 		bk := blockKey(w.first, last, seq, w.n)
-		if err := wb.Set(bk, w.value(nil)); err != nil {
+		if err := wb.Set(bk, legacyValue(w)); err != nil {
 			t.Fatal(err)
 		}
 		for _, x := range w.index {
-			if err := wb.Set(append(x.prefix, bk[len(blockPrefix):]...), x.pos); err != nil {
+			k := append(append(slices.Clone(blockIndexPrefix), x.prefix...), bk[len(blockPrefix):]...)
+			if err := wb.Set(k, x.pos); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -73,6 +75,21 @@ func writeLegacy(t *testing.T, dir string, evs, blocks []ecs.Event) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// legacyValue is w's block as the badger history stored it: with an
+// index section naming each of its index entries ("y/" keys) and the
+// length of their values, for its sweeper.
+func legacyValue(w *blockWriter) []byte {
+	v := append([]byte(nil), blockMagic...)
+	v = binary.AppendUvarint(v, uint64(len(w.index)))
+	for _, x := range w.index {
+		v = binary.AppendUvarint(v, uint64(len(blockIndexPrefix)+len(x.prefix)))
+		v = append(append(v, blockIndexPrefix...), x.prefix...)
+		v = binary.AppendUvarint(v, uint64(len(x.pos)))
+	}
+	v = binary.AppendUvarint(v, uint64(w.n))
+	return append(v, w.events.Bytes()...)
 }
 
 func procEvents(from, to int) []ecs.Event {

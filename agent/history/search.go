@@ -91,10 +91,9 @@ func (s *Store) views(since int64, keys []string) []segView {
 		if g.events == 0 || g.last < since {
 			continue
 		}
-		v := segView{segment: segment{
-			seq: g.seq, path: g.path, first: g.first, last: g.last, events: g.events,
-			size: g.size, blocksEnd: g.blocksEnd, dirStart: g.dirStart,
-		}, active: g == s.active}
+		v := segView{segment: *g, active: g == s.active}
+		// The writer's file and index are not the search's to use.
+		v.f, v.index = nil, nil
 		if v.active {
 			for _, k := range keys {
 				if r := g.index[k]; len(r) > 0 {
