@@ -10,8 +10,8 @@
 // into a single level with badger's Flatten. That database is small, its
 // keys are written in time order and deleted oldest first, so a merge
 // meets mostly the newest and the oldest tables, and the deletes meet
-// what they delete. (The event history is not compacted this way: its
-// index keys sort by value, so every merge would meet the whole index.)
+// what they delete. (The event history is not a badger database: it is
+// written in segment files that need no compaction, see agent/history.)
 package compact
 
 import (
