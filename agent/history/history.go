@@ -22,9 +22,9 @@ const (
 	DefaultMaxBytes = 512 << 20
 	DefaultQueue    = 8192
 	// DefaultReserve is the free space under which the history stops
-	// writing: room for a whole segment (8 MiB at most) above the
-	// spool's 8 MiB reserve, so the history stops before findings are
-	// refused.
+	// writing: the spool's 8 MiB reserve plus 16 MiB, twice the largest
+	// segment (8 MiB) with its index, so the history stops well before
+	// findings are refused.
 	DefaultReserve = 24 << 20
 )
 
