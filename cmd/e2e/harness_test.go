@@ -225,9 +225,9 @@ func (c *collector) enroll(t testing.TB, extra ...string) (state, id string) {
 // runEnroll runs the enrollment command mk makes (with a new token each
 // time) and fails t when it fails, printing the packet path of the host
 // and of ns. One that crosses a veth pair between network namespaces
-// (veth) is tried up to three times more first: seen a few times in full
-// runs, never alone, no packet of such an enrollment got through for a
-// minute and more (EPERM on the host's sends),
+// (veth) is tried again for up to six minutes first: seen in full runs,
+// never alone, no packet of such an enrollment got through for up to
+// about five minutes (EPERM on the host's sends, or timeouts),
 // and the tests that enroll across a veth are about isolation and cut
 // links, not enrollment, which has tests of its own.
 func runEnroll(t testing.TB, ns string, veth bool, mk func() *exec.Cmd) {
@@ -240,15 +240,18 @@ func runEnroll(t testing.TB, ns string, veth bool, mk func() *exec.Cmd) {
 	if !veth {
 		t.Fatalf("enroll: %s", first)
 	}
-	// The window has lasted over a minute: up to three more tries.
+	// The window has lasted over four minutes, from right after
+	// TestAgentKilledMidBatch over the next two tests, in full runs
+	// only: more tries, for up to six minutes.
+	deadline := time.Now().Add(6 * time.Minute)
 	for try := 2; ; try++ {
 		out, err := mk().CombinedOutput()
 		if err == nil {
 			t.Logf("enroll: try %d worked; the first failed: %s", try, first)
 			return
 		}
-		if try == 4 {
-			t.Fatalf("enroll, tried %d times: %v\n%s\n%s\nthe first try: %s", try, err, out, netDiagnostics(ns), first)
+		if time.Now().After(deadline) {
+			t.Fatalf("enroll, tried %d times over 6 minutes: %v\n%s\n%s\nthe first try: %s", try, err, out, netDiagnostics(ns), first)
 		}
 		time.Sleep(5 * time.Second)
 	}
