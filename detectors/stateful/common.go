@@ -105,6 +105,24 @@ func (l *lru[V]) get(key string) V {
 	return e.v
 }
 
+// peek returns the value for key without creating it or counting it as
+// touched.
+func (l *lru[V]) peek(key string) (V, bool) {
+	if e, ok := l.m[key]; ok {
+		return e.v, true
+	}
+	var zero V
+	return zero, false
+}
+
+// remove forgets key.
+func (l *lru[V]) remove(key string) {
+	if e, ok := l.m[key]; ok {
+		l.unlink(e)
+		delete(l.m, key)
+	}
+}
+
 func (l *lru[V]) len() int { return len(l.m) }
 
 func (l *lru[V]) unlink(e *lruEntry[V]) {

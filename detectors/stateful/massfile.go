@@ -19,6 +19,13 @@ type MassFileChangeConfig struct {
 	Window time.Duration
 	// MaxProcesses bounds the processes tracked (default 4096).
 	MaxProcesses int
+	// Fresh is how long a file counts as new after the sensor saw it
+	// created (default 10m); changing, renaming or deleting a new file
+	// destroys no data that was there before, so it does not count.
+	// MaxFresh bounds the new files remembered (default 8192, the
+	// oldest forgotten first).
+	Fresh    time.Duration
+	MaxFresh int
 	// Now is the clock for events without a timestamp.
 	Now func() time.Time
 }
@@ -26,10 +33,22 @@ type MassFileChangeConfig struct {
 // MassFileChange flags a process that changes, renames or deletes many
 // distinct files in a short window, as ransomware encrypting a disk does.
 // It fires once per process per window.
+//
+// Files created in the last Fresh period do not count, whoever created
+// them: a compiler's or a package manager's work folder, or a test
+// suite's temporary files, churn through hundreds of files a second
+// that they made themselves, which ransomware does not need to do to
+// the files it holds to ransom. Those files were there before: they are
+// rewritten in place (a change), renamed (file.path is the old name) or
+// deleted once their encrypted copy is written (the copy is a creation,
+// which never counts).
 type MassFileChange struct {
-	cfg   MassFileChangeConfig
-	procs *lru[*burst]
+	cfg     MassFileChangeConfig
+	procs   *lru[*burst]
+	created *lru[*createdAt] // path → when the sensor saw it created
 }
+
+type createdAt struct{ t time.Time }
 
 // NewMassFileChange returns the detector.
 func NewMassFileChange(cfg MassFileChangeConfig) *MassFileChange {
@@ -42,7 +61,17 @@ func NewMassFileChange(cfg MassFileChangeConfig) *MassFileChange {
 	if cfg.MaxProcesses <= 0 {
 		cfg.MaxProcesses = 4096
 	}
-	return &MassFileChange{cfg: cfg, procs: newLRU(cfg.MaxProcesses, newBurst)}
+	if cfg.Fresh <= 0 {
+		cfg.Fresh = 10 * time.Minute
+	}
+	if cfg.MaxFresh <= 0 {
+		cfg.MaxFresh = 8192
+	}
+	return &MassFileChange{
+		cfg:     cfg,
+		procs:   newLRU(cfg.MaxProcesses, newBurst),
+		created: newLRU(cfg.MaxFresh, func() *createdAt { return new(createdAt) }),
+	}
 }
 
 func (d *MassFileChange) Rule() detectors.Rule {
@@ -58,14 +87,28 @@ func (d *MassFileChange) Detect(ev *ecs.Event) (detectors.Finding, bool) {
 	if ev.Event.Category != ecs.CategoryFile || ev.File == nil || ev.File.Path == "" {
 		return detectors.Finding{}, false
 	}
+	t := clock(d.cfg.Now).at(ev)
+	if ev.Event.Type == ecs.TypeCreation {
+		d.created.get(ev.File.Path).t = t
+		return detectors.Finding{}, false
+	}
 	if ev.Event.Type != ecs.TypeChange && ev.Event.Type != ecs.TypeDeletion && ev.Event.Action != "rename" {
 		return detectors.Finding{}, false
+	}
+	if c, ok := d.created.peek(ev.File.Path); ok {
+		if t.Sub(c.t) <= d.cfg.Fresh {
+			if ev.Event.Type == ecs.TypeDeletion || ev.Event.Action == "renamed" {
+				// The path is gone; made again, it is new again.
+				d.created.remove(ev.File.Path)
+			}
+			return detectors.Finding{}, false
+		}
+		d.created.remove(ev.File.Path)
 	}
 	key := processKey(ev)
 	if key == "" {
 		return detectors.Finding{}, false
 	}
-	t := clock(d.cfg.Now).at(ev)
 	b := d.procs.get(key)
 	n := b.add(ev.File.Path, t, d.cfg.Window, 2*d.cfg.Files)
 	if n < d.cfg.Files || t.Before(b.quietTo) {

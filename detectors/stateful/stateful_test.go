@@ -2,6 +2,7 @@ package stateful
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -93,6 +94,74 @@ func TestMassFileChange(t *testing.T) {
 	}
 	if f := run(NewMassFileChange(cfg), twice); len(f) != 2 {
 		t.Errorf("two bursts 30s apart fired %v, want twice", f)
+	}
+}
+
+// Files a process (or another) created moments before are work files,
+// not data held to ransom: a build's or a test suite's temporary folder.
+func TestMassFileChangeSparesNewFiles(t *testing.T) {
+	cfg := MassFileChangeConfig{Files: 50, Window: 10 * time.Second, Fresh: time.Minute}
+	renamed := func(ev *ecs.Event) *ecs.Event { ev.Event.Action = "renamed"; return ev }
+	var churn, build, lockCopy, renameNew, renameOld, stale []*ecs.Event
+	for i := 0; i < 200; i++ {
+		at := time.Duration(i) * time.Millisecond
+		path := fmt.Sprintf("/tmp/work/f%d", i)
+		// One process writes and deletes its own temporary files.
+		churn = append(churn,
+			fileEv(at, "p1", path, ecs.TypeCreation),
+			fileEv(at, "p1", path, ecs.TypeChange),
+			fileEv(at+time.Millisecond, "p1", path, ecs.TypeDeletion))
+		// A compiler writes them, the build tool removes its folder.
+		build = append(build, fileEv(at, "compile", path, ecs.TypeCreation), fileEv(at, "compile", path, ecs.TypeChange))
+		// Ransomware writes an encrypted copy, then deletes the original.
+		lockCopy = append(lockCopy,
+			fileEv(at, "p1", fmt.Sprintf("/home/a/doc%d.txt.locked", i), ecs.TypeCreation),
+			fileEv(at, "p1", fmt.Sprintf("/home/a/doc%d.txt.locked", i), ecs.TypeChange),
+			fileEv(at, "p1", fmt.Sprintf("/home/a/doc%d.txt", i), ecs.TypeDeletion))
+		// Saving through a new file renamed into place renames a new file;
+		// renaming files that were there before counts.
+		renameNew = append(renameNew, fileEv(at, "p1", path+".tmp", ecs.TypeCreation), renamed(fileEv(at, "p1", path+".tmp", ecs.TypeChange)))
+		renameOld = append(renameOld, renamed(fileEv(at, "p1", fmt.Sprintf("/home/a/doc%d.txt", i), ecs.TypeChange)))
+		// Files made long ago count again.
+		stale = append(stale, fileEv(at, "c", path, ecs.TypeCreation))
+	}
+	for i := 0; i < 200; i++ {
+		build = append(build, fileEv(time.Second+time.Duration(i)*time.Millisecond, "go", fmt.Sprintf("/tmp/work/f%d", i), ecs.TypeDeletion))
+		stale = append(stale, fileEv(2*time.Minute+time.Duration(i)*time.Millisecond, "p1", fmt.Sprintf("/tmp/work/f%d", i), ecs.TypeDeletion))
+	}
+	for _, tc := range []struct {
+		name string
+		evs  []*ecs.Event
+		want []int
+	}{
+		{"own temporary files", churn, nil},
+		{"a build's work folder", build, nil},
+		{"encrypted copies, originals deleted", lockCopy, []int{3*49 + 2}},
+		{"new files renamed into place", renameNew, nil},
+		{"files renamed", renameOld, []int{49}},
+		{"files created before the fresh period", stale, []int{200 + 49}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if f := run(NewMassFileChange(cfg), tc.evs); !slices.Equal(f, tc.want) {
+				t.Errorf("fired at %v, want %v", f, tc.want)
+			}
+		})
+	}
+	// A path deleted and made again is new again.
+	d := NewMassFileChange(cfg)
+	for i := 0; i < 100; i++ {
+		at := time.Duration(i) * 10 * time.Millisecond
+		for _, ev := range []*ecs.Event{
+			fileEv(at, "c", "/tmp/x", ecs.TypeCreation),
+			fileEv(at, "c", "/tmp/x", ecs.TypeDeletion),
+		} {
+			if _, ok := d.Detect(ev); ok {
+				t.Fatal("one path made and deleted again and again fired")
+			}
+		}
+	}
+	if n := d.created.len(); n != 0 {
+		t.Errorf("%d deleted paths still remembered as new", n)
 	}
 }
 
@@ -230,6 +299,13 @@ func TestBoundedState(t *testing.T) {
 	}
 	if n := m.procs.len(); n != 10 {
 		t.Errorf("%d processes tracked, want the bound 10", n)
+	}
+	m = NewMassFileChange(MassFileChangeConfig{MaxFresh: 10})
+	for i := 0; i < 1000; i++ {
+		m.Detect(fileEv(0, "p", fmt.Sprintf("/f%d", i), ecs.TypeCreation))
+	}
+	if n := m.created.len(); n != 10 {
+		t.Errorf("%d new files remembered, want the bound 10", n)
 	}
 	b := newBurst()
 	for i := 0; i < 10000; i++ {
