@@ -237,7 +237,7 @@ func TestAgentKilledMidBatch(t *testing.T) {
 // agent port and API on addresses of that namespace.
 func startCollectorIn(t *testing.T, ns, data, listen, api string) *collector {
 	t.Helper()
-	p := startIn(t, ns, "cordon-collector", "run", "--data", data, "--listen", listen, "--api", api)
+	p := startIn(t, ns, "cordon-collector", "run", "--config", collectorConfig(t, ""), "--data", data, "--listen", listen, "--api", api)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("log of the collector in %s:\n%s", ns, p.Log())

@@ -89,15 +89,6 @@ func (h *hookReceiver) got() []map[string]any {
 	return append([]map[string]any(nil), h.events...)
 }
 
-// startCollectorWith starts a collector with a configuration file.
-func startCollectorWith(t *testing.T, config, data, listen, api string) *collector {
-	t.Helper()
-	p := start(t, "cordon-collector", "run", "--config", config, "--data", data, "--listen", listen, "--api", api)
-	c := &collector{proc: p, data: data, listen: listen, api: api}
-	c.waitReady(t)
-	return c
-}
-
 type sinkJSON struct {
 	Name           string `json:"name"`
 	Queued         int    `json:"queued"`
@@ -179,7 +170,7 @@ func TestExportsSurviveRestart(t *testing.T) {
   - { name: splunk, type: splunk_hec, url: "%s", token: hec-token, include_drills: true, format: ecs }
   - { name: hive, type: thehive, url: "%s", token: hive-key, include_drills: true }
 `, soc.srv.URL, flaky.srv.URL, quiet.srv.URL, filepath.Join(dir, "exports", "cordon.jsonl"), hec.URL, hive.URL)
-	if err := os.WriteFile(config, []byte(conf), 0o600); err != nil {
+	if err := os.WriteFile(config, []byte(noPlaybookActions+conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	data := t.TempDir()

@@ -130,10 +130,37 @@ type collector struct {
 
 func startCollector(t testing.TB, data, listen, api string) *collector {
 	t.Helper()
-	p := start(t, "cordon-collector", "run", "--data", data, "--listen", listen, "--api", api)
+	return startCollectorWith(t, collectorConfig(t, ""), data, listen, api)
+}
+
+// startCollectorWith starts a collector with a configuration file.
+func startCollectorWith(t testing.TB, config, data, listen, api string) *collector {
+	t.Helper()
+	p := start(t, "cordon-collector", "run", "--config", config, "--data", data, "--listen", listen, "--api", api)
 	c := &collector{proc: p, data: data, listen: listen, api: api}
 	c.waitReady(t)
 	return c
+}
+
+// noPlaybookActions keeps the playbooks' automatic actions on the
+// incident's timeline instead of sending them. The tests' agents watch
+// the whole machine the suite runs on, its builds and other tests
+// included, and an automatic isolation of an agent in the machine's own
+// network namespace would cut that machine off: the next tests could not
+// reach a collector across a veth until an agent removed the leftover
+// table. TestRansomwarePlaybookIsolates runs the actions, with its agent
+// in a namespace of its own.
+const noPlaybookActions = "incidents:\n  playbook_dry_run: true\n"
+
+// collectorConfig writes a collector configuration of noPlaybookActions
+// and body and returns its path.
+func collectorConfig(t testing.TB, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "collector.yml")
+	if err := os.WriteFile(path, []byte(noPlaybookActions+body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // waitReady waits for the collector's admin key and API and keeps the key.
@@ -209,7 +236,7 @@ func (c *collector) enrollArgs(t testing.TB, state string, tokenArgs ...string) 
 func (c *collector) enroll(t testing.TB, extra ...string) (state, id string) {
 	t.Helper()
 	state = t.TempDir()
-	runEnroll(t, c.ns, c.ns != "", func() *exec.Cmd {
+	runEnroll(t, c.ns, func() *exec.Cmd {
 		return exec.Command(bin("cordon-agent"), append(c.enrollArgs(t, state), extra...)...)
 	})
 	var ident struct {
@@ -222,38 +249,12 @@ func (c *collector) enroll(t testing.TB, extra ...string) (state, id string) {
 	return state, ident.AgentID
 }
 
-// runEnroll runs the enrollment command mk makes (with a new token each
-// time) and fails t when it fails, printing the packet path of the host
-// and of ns. One that crosses a veth pair between network namespaces
-// (veth) is tried again for up to six minutes first: seen in full runs,
-// never alone, no packet of such an enrollment got through for up to
-// about five minutes (EPERM on the host's sends, or timeouts),
-// and the tests that enroll across a veth are about isolation and cut
-// links, not enrollment, which has tests of its own.
-func runEnroll(t testing.TB, ns string, veth bool, mk func() *exec.Cmd) {
+// runEnroll runs the enrollment command mk makes and fails t when it
+// fails, printing the packet path of the host and of ns.
+func runEnroll(t testing.TB, ns string, mk func() *exec.Cmd) {
 	t.Helper()
-	out, err := mk().CombinedOutput()
-	if err == nil {
-		return
-	}
-	first := fmt.Sprintf("%v\n%s\n%s", err, out, netDiagnostics(ns))
-	if !veth {
-		t.Fatalf("enroll: %s", first)
-	}
-	// The window has lasted over four minutes, from right after
-	// TestAgentKilledMidBatch over the next two tests, in full runs
-	// only: more tries, for up to six minutes.
-	deadline := time.Now().Add(6 * time.Minute)
-	for try := 2; ; try++ {
-		out, err := mk().CombinedOutput()
-		if err == nil {
-			t.Logf("enroll: try %d worked; the first failed: %s", try, first)
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("enroll, tried %d times over 6 minutes: %v\n%s\n%s\nthe first try: %s", try, err, out, netDiagnostics(ns), first)
-		}
-		time.Sleep(5 * time.Second)
+	if out, err := mk().CombinedOutput(); err != nil {
+		t.Fatalf("enroll: %v\n%s\n%s", err, out, netDiagnostics(ns))
 	}
 }
 

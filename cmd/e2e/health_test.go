@@ -15,11 +15,7 @@ import (
 // second and are reported after grace of silence.
 func startHealthCollector(t *testing.T, grace time.Duration) *collector {
 	t.Helper()
-	conf := filepath.Join(t.TempDir(), "collector.yml")
-	body := fmt.Sprintf("health:\n  heartbeat: 1s\n  silence_grace: %s\n", grace)
-	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	conf := collectorConfig(t, fmt.Sprintf("health:\n  heartbeat: 1s\n  silence_grace: %s\n", grace))
 	data := t.TempDir()
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t, "udp"))
 	api := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))

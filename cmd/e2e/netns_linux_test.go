@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -195,7 +197,7 @@ func startIn(t testing.TB, ns, name string, args ...string) *proc {
 func (c *collector) enrollIn(t testing.TB, ns string) (state, id, config string) {
 	t.Helper()
 	state = t.TempDir()
-	runEnroll(t, ns, true, func() *exec.Cmd {
+	runEnroll(t, ns, func() *exec.Cmd {
 		return exec.Command("ip", append([]string{"netns", "exec", ns, bin("cordon-agent")}, c.enrollArgs(t, state)...)...)
 	})
 	id = agentID(t, state)
@@ -379,6 +381,110 @@ func agentStatus(t testing.TB, state string) string {
 		t.Fatalf("cordon-agent status: %v\n%s", err, out)
 	}
 	return string(out)
+}
+
+// Ransomware on a host below high criticality: as soon as the incident
+// opens, the default ransomware playbook isolates the host, with no
+// responder involved, and the incident's timeline says so. The files it
+// renames were there before the agent started, as a victim's are.
+func TestRansomwarePlaybookIsolates(t *testing.T) {
+	l := newNetnsLab(t)
+	// The playbooks act for real here, on an agent in a namespace of its
+	// own (see noPlaybookActions).
+	conf := filepath.Join(t.TempDir(), "collector.yml")
+	if err := os.WriteFile(conf, []byte("incidents:\n  playbook_dry_run: false\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := startCollectorWith(t, conf, t.TempDir(),
+		fmt.Sprintf("%s:%d", l.hostIP, freePort(t, "udp")),
+		fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp")))
+	state, id, config := c.enrollIn(t, l.agent)
+	victims := t.TempDir() // below /tmp, which the agent watches
+	const files = 250      // the rule fires at 200 in 10 s
+	for i := range files {
+		if err := os.WriteFile(filepath.Join(victims, fmt.Sprintf("doc%03d.txt", i)), []byte("quarterly figures\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	startIn(t, l.agent, "cordon-agent", "run", "--config", config)
+	c.agentOnline(t, id)
+	echo(t, l.third, net.JoinHostPort(l.thirdIP, "7007"))
+	echo(t, l.agent, net.JoinHostPort(l.agentSideIP, "7008"))
+	l.wantIsolated(t, false, "before the attack")
+	waitFileSensor(t, state, victims)
+
+	start := time.Now()
+	for i := range files {
+		old := filepath.Join(victims, fmt.Sprintf("doc%03d.txt", i))
+		if err := os.Rename(old, old+".locked"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inc := c.waitIncident(t, "a ransomware incident on "+id, func(i incidentJSON) bool {
+		return i.Type == "ransomware" && slices.Contains(i.AffectedHosts, id)
+	})
+	eventually(t, 30*time.Second, "the ransomware playbook to isolate the agent", func() error {
+		if !c.agent(t, id).Isolated {
+			return errors.New("not isolated")
+		}
+		return nil
+	})
+	t.Logf("from the first rename to the host isolated by the playbook: %s", time.Since(start).Round(time.Millisecond))
+	l.wantIsolated(t, true, "after the ransomware playbook")
+	if !l.hasTable(t) {
+		t.Fatal("no table inet cordon in the agent's namespace after the playbook's isolation")
+	}
+	var shown handledIncident
+	c.ctlJSON(t, &shown, "incident", "show", inc.ID, "--json")
+	sent := false
+	for _, e := range shown.Timeline {
+		sent = sent || (e.Action == "playbook_action" && strings.Contains(e.Detail, "isolate on "+id+" sent as command"))
+	}
+	if !sent {
+		t.Errorf("the incident's timeline does not say the playbook isolated %s: %+v", id, shown.Timeline)
+	}
+}
+
+// waitFileSensor waits until the agent with state reports a file written
+// in dir, so that what the test does there next is seen.
+func waitFileSensor(t *testing.T, state, dir string) {
+	t.Helper()
+	follow := exec.Command(bin("cordon-agent"), "events", "--state", state, "--json", "--follow")
+	out, err := follow.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { follow.Process.Kill(); follow.Wait() }()
+	probe := filepath.Join(dir, "probe")
+	seen := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), probe) {
+				close(seen)
+				break
+			}
+		}
+		io.Copy(io.Discard, out)
+	}()
+	eventually(t, 30*time.Second, "the file sensor to report "+probe, func() error {
+		if err := os.WriteFile(probe, []byte("probe\n"), 0o600); err != nil {
+			return err
+		}
+		select {
+		case <-seen:
+			return nil
+		case <-time.After(time.Second):
+			return errors.New("not reported")
+		}
+	})
+	if err := os.Remove(probe); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // An isolation whose proof fails is rolled back and reported as failed:
