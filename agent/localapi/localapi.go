@@ -246,10 +246,27 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	recent, ch, cancel := s.hub.Subscribe(follow)
 	defer cancel()
 	w.Header().Set("Content-Type", "application/x-ndjson")
-	enc := json.NewEncoder(w)
+	var buf []byte
+	// add appends ev's line to buf; an event encoding/json could not
+	// write either (a time past the year 9999) ends the stream.
+	add := func(ev *ecs.Event) bool {
+		var err error
+		if buf, err = ev.AppendJSON(buf); err != nil {
+			s.log.Error("writing an event to a local reader", "err", err)
+			return false
+		}
+		buf = append(buf, '\n')
+		return true
+	}
 	for i := range recent {
-		if err := enc.Encode(&recent[i]); err != nil {
+		if !add(&recent[i]) {
 			return
+		}
+		if len(buf) >= 64<<10 || i == len(recent)-1 {
+			if _, err := w.Write(buf); err != nil {
+				return
+			}
+			buf = buf[:0]
 		}
 	}
 	if !follow {
@@ -264,24 +281,27 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		case ev := <-ch:
-			if err := enc.Encode(&ev); err != nil {
-				return
-			}
 			// What else has come is written with it, in one write: one
 			// write per event cost the agent a tenth of its CPU in an
 			// exec storm. A reader still gets each event at once when
 			// none wait.
-			for n := 1; n < followBatch; n++ {
+			ok := add(&ev)
+			for n := 1; ok && n < followBatch; n++ {
 				select {
 				case ev = <-ch:
-					if err := enc.Encode(&ev); err != nil {
-						return
-					}
+					ok = add(&ev)
 					continue
 				default:
 				}
 				break
 			}
+			if !ok {
+				return
+			}
+			if _, err := w.Write(buf); err != nil {
+				return
+			}
+			buf = buf[:0]
 			if flusher != nil {
 				flusher.Flush()
 			}
