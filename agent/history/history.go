@@ -116,7 +116,7 @@ type Store struct {
 	dir  string
 	opts Options
 	log  *slog.Logger
-	in   chan ecs.Event
+	in   queue
 
 	dropped atomic.Uint64
 	skipped atomic.Uint64
@@ -173,7 +173,7 @@ func Open(dir string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("history: making its folder: %w", err)
 	}
 	s := &Store{
-		dir: dir, opts: opts, log: opts.Logger, in: make(chan ecs.Event, opts.Queue),
+		dir: dir, opts: opts, log: opts.Logger, in: queue{max: opts.Queue, kick: make(chan struct{}, 1)},
 		segBytes: min(max(opts.MaxBytes/segParts, segMin), segMax),
 		segSpan:  int64(min(max(opts.MaxAge/ageParts, spanMin), spanMax)),
 
@@ -223,15 +223,59 @@ func (s *Store) Close() error {
 // Add queues ev for the history without waiting: when the queue is full
 // the event is dropped and counted. It reports whether ev was queued.
 func (s *Store) Add(ev ecs.Event) bool {
-	select {
-	case s.in <- ev:
+	if s.in.add(ev) {
 		return true
-	default:
-		if s.dropped.Add(1) == 1 {
-			s.log.Warn("history events dropped: the writer falls behind")
-		}
+	}
+	if s.dropped.Add(1) == 1 {
+		s.log.Warn("history events dropped: the writer falls behind")
+	}
+	return false
+}
+
+// queue holds the events waiting for the writer, at most max. add wakes
+// the writer only when the queue was empty (to start its flush timer) or
+// reaches flushMax: a channel woke it once per event, and in an exec
+// storm each wakeup cost about as much as writing the event.
+type queue struct {
+	mu   sync.Mutex
+	evs  []ecs.Event
+	max  int
+	kick chan struct{} // capacity 1
+}
+
+func (q *queue) add(ev ecs.Event) bool {
+	q.mu.Lock()
+	if len(q.evs) >= q.max {
+		q.mu.Unlock()
 		return false
 	}
+	q.evs = append(q.evs, ev)
+	n := len(q.evs)
+	q.mu.Unlock()
+	if n == 1 || n == flushMax {
+		select {
+		case q.kick <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
+// take returns the waiting events and leaves spare, emptied, in their
+// place.
+func (q *queue) take(spare []ecs.Event) []ecs.Event {
+	clear(spare)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	evs := q.evs
+	q.evs = spare[:0]
+	return evs
+}
+
+func (q *queue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.evs)
 }
 
 // Stats returns the store's counters.
@@ -287,17 +331,18 @@ func (s *Store) Run(ctx context.Context) error {
 	sweep := time.NewTicker(s.sweepEvery)
 	defer sweep.Stop()
 	s.sweepNow()
-	var pending []ecs.Event
+	var spare []ecs.Event
 	write := func() {
 		flush.Stop()
 		flushC = nil
+		pending := s.in.take(spare)
+		spare = pending
 		if len(pending) == 0 {
 			return
 		}
 		if err := s.write(pending); err != nil {
 			s.log.Warn("writing history", "events", len(pending), "err", err)
 		}
-		pending = pending[:0]
 		if s.over() {
 			s.sweepNow()
 		}
@@ -305,20 +350,10 @@ func (s *Store) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			for {
-				select {
-				case ev := <-s.in:
-					pending = append(pending, ev)
-					continue
-				default:
-				}
-				break
-			}
 			write()
 			return nil
-		case ev := <-s.in:
-			pending = append(pending, ev)
-			if len(pending) >= flushMax {
+		case <-s.in.kick:
+			if s.in.len() >= flushMax {
 				write()
 			} else if flushC == nil {
 				flush.Reset(flushEvery)
@@ -363,17 +398,7 @@ func (s *Store) sweepNow() {
 // Flush writes the queued events at once (for tests and benchmarks); it
 // may be called while Run runs.
 func (s *Store) Flush() error {
-	var evs []ecs.Event
-	for {
-		select {
-		case ev := <-s.in:
-			evs = append(evs, ev)
-			continue
-		default:
-		}
-		break
-	}
-	return s.write(evs)
+	return s.write(s.in.take(nil))
 }
 
 // indexValue normalizes a value for an index key: addresses lose their
