@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -145,6 +146,9 @@ type Store struct {
 	active  *segment   // the last of segs while it is written, or nil
 	nextSeq uint64
 	legacy  *legacy
+	// unreadable lists the segments Open could not read, in sequence
+	// order; Sweep deletes each once it deletes a newer segment.
+	unreadable []uint64
 }
 
 // Open opens (creating it if needed) the history in dir: it reads each
@@ -179,16 +183,23 @@ func Open(dir string, opts Options) (*Store, error) {
 
 		sweepEvery: sweepEvery,
 	}
-	seqs, err := listSegments(dir)
+	seqs, odd, err := listSegments(dir)
 	if err != nil {
 		return nil, fmt.Errorf("history: %w", err)
 	}
 	for _, seq := range seqs {
 		s.nextSeq = seq + 1
-		g, err := openSegment(dir, seq)
+		var g *segment
+		if odd[seq] {
+			err = errors.New("not a regular file")
+		} else {
+			g, err = openSegment(dir, seq)
+		}
 		if err != nil {
-			// The agent runs on without it; the file stays for a look.
+			// The agent runs on without it; the file stays for a look
+			// until the history it keeps is all newer (Sweep).
 			s.log.Error("history: skipping a segment it cannot read", "segment", segName(seq), "err", err)
+			s.unreadable = append(s.unreadable, seq)
 			continue
 		}
 		if g != nil {
@@ -653,6 +664,21 @@ func (s *Store) Sweep() (int, error) {
 			f, s.active = g.f, nil
 		}
 	}
+	// A segment that could not be read goes once a newer one went: what
+	// it held was older still.
+	var unreadable []uint64
+	if len(victims) > 0 {
+		newest := victims[0].seq
+		for _, g := range victims {
+			newest = max(newest, g.seq)
+		}
+		i := 0
+		for i < len(s.unreadable) && s.unreadable[i] < newest {
+			i++
+		}
+		unreadable = slices.Clone(s.unreadable[:i])
+		s.unreadable = s.unreadable[i:]
+	}
 	s.mu.Unlock()
 	var errs []error
 	if f != nil {
@@ -661,6 +687,13 @@ func (s *Store) Sweep() (int, error) {
 	for _, g := range victims {
 		if err := os.Remove(g.path); err != nil && !errors.Is(err, os.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("deleting history segment: %w", err))
+		}
+	}
+	for _, seq := range unreadable {
+		if err := os.Remove(filepath.Join(s.dir, segName(seq))); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("deleting a history segment it could not read: %w", err))
+		} else {
+			s.log.Info("history: deleted a segment it could not read, older than the history it deleted", "segment", segName(seq))
 		}
 	}
 	if oldDB != nil {

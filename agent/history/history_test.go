@@ -2,8 +2,10 @@ package history
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -143,6 +145,46 @@ func TestSweepByAgeAndSize(t *testing.T) {
 	got, _ = search(t, s, `process.name == "cat"`, time.Time{})
 	if int64(len(got)) != st2.Events || !got[0].Timestamp.Equal(st2.Oldest) {
 		t.Fatalf("search sees %d events from %v, stats %+v", len(got), got[0].Timestamp, st2)
+	}
+}
+
+// A segment that cannot be read (here a folder where a file should be)
+// is left where it is, and deleted once the sweep deletes a newer one.
+func TestUnreadableSegmentSweptAfterNewerOnes(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, segName(0))
+	if err := os.Mkdir(bad, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	now := t0.Add(100 * time.Second)
+	s, err := Open(dir, Options{MaxAge: 60 * time.Second, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatalf("a segment it cannot read stopped the history: %v", err)
+	}
+	defer s.Close()
+	s.segSpan = int64(10 * time.Second)
+	for i := range 30 {
+		s.Add(procEvent(70+i, "/usr/bin/cat")) // all within the age bound
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Sweep(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(bad); err != nil {
+		t.Fatalf("deleted before any newer segment went: %v", err)
+	}
+	now = now.Add(40 * time.Second) // the first segment of events ages out
+	n, err := s.Sweep()
+	if err != nil || n != 10 {
+		t.Fatalf("sweep deleted %d events, err %v", n, err)
+	}
+	if _, err := os.Stat(bad); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the unreadable segment is still there once a newer one was deleted: %v", err)
+	}
+	if st := s.Stats(); st.Events != 20 {
+		t.Fatalf("after the sweep: %+v", st)
 	}
 }
 

@@ -391,19 +391,26 @@ func scanRecords(f io.ReaderAt, end int64, fn func(off int64, h recHeader, val [
 }
 
 // listSegments returns the segment files of dir in sequence order.
-func listSegments(dir string) ([]uint64, error) {
+func listSegments(dir string) (seqs []uint64, odd map[uint64]bool, err error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("listing history segments: %w", err)
+		return nil, nil, fmt.Errorf("listing history segments: %w", err)
 	}
-	var seqs []uint64
 	for _, e := range ents {
-		if seq, ok := parseSegName(e.Name()); ok && e.Type().IsRegular() {
-			seqs = append(seqs, seq)
+		seq, ok := parseSegName(e.Name())
+		if !ok {
+			continue
+		}
+		seqs = append(seqs, seq)
+		if !e.Type().IsRegular() {
+			if odd == nil {
+				odd = map[uint64]bool{}
+			}
+			odd[seq] = true
 		}
 	}
 	slices.Sort(seqs)
-	return seqs, nil
+	return seqs, odd, nil
 }
 
 // openSegment reads a segment's trailer, or recovers and seals a segment
