@@ -31,6 +31,18 @@ func main() {
 	}
 }
 
+// demoCollectorConfig is the demo collector's configuration: the
+// embedded defaults, but playbooks' automatic actions (the ransomware and
+// data breach playbooks isolate hosts) are only written on the incident's
+// timeline, since the demo's agent watches the machine the demo runs on.
+const demoCollectorConfig = `# Written by make demo on each run.
+incidents:
+  # true: playbook actions are written on the incident's timeline, not
+  # sent. The demo's agent watches this machine; set false to let the
+  # ransomware and data breach playbooks isolate it.
+  playbook_dry_run: true
+`
+
 type demo struct {
 	dir, listen, api string
 	env              []string
@@ -63,8 +75,14 @@ func run() error {
 	defer d.stopAll()
 
 	collectorData := filepath.Join(d.dir, "collector")
-	step("starting the collector (store in %s, agents on udp %s, API on http://%s)", collectorData, d.listen, d.api)
-	if err := d.start("collector", "bin/cordon-collector", "run", "--data", collectorData, "--listen", d.listen, "--api", d.api); err != nil {
+	// The demo's agent watches the machine the demo runs on: a playbook
+	// must not isolate it because of what its user does meanwhile.
+	collectorConfig := filepath.Join(d.dir, "collector.yml")
+	if err := os.WriteFile(collectorConfig, []byte(demoCollectorConfig), 0o600); err != nil {
+		return fmt.Errorf("writing the collector's configuration: %w", err)
+	}
+	step("starting the collector (store in %s, agents on udp %s, API on http://%s; playbook actions only written on incident timelines, see %s)", collectorData, d.listen, d.api, collectorConfig)
+	if err := d.start("collector", "bin/cordon-collector", "run", "--config", collectorConfig, "--data", collectorData, "--listen", d.listen, "--api", d.api); err != nil {
 		return err
 	}
 	token, err := waitFor(ctx, 30*time.Second, func() (string, error) {
