@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -247,6 +249,25 @@ func (c *collector) enroll(t testing.TB, extra ...string) (state, id string) {
 		t.Fatalf("no agent id in the state folder after enrollment (%v)", err)
 	}
 	return state, ident.AgentID
+}
+
+// followEvents starts `cordon-agent events --json --follow` for the agent
+// with state and returns its output and a stop function, which the test's
+// end also calls.
+func followEvents(t testing.TB, state string) (io.Reader, func()) {
+	t.Helper()
+	follow := exec.Command(bin("cordon-agent"), "events", "--state", state, "--json", "--follow")
+	out, err := follow.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	stop := func() { once.Do(func() { follow.Process.Kill(); follow.Wait() }) }
+	t.Cleanup(stop)
+	return out, stop
 }
 
 // runEnroll runs the enrollment command mk makes and fails t when it

@@ -449,15 +449,8 @@ func TestRansomwarePlaybookIsolates(t *testing.T) {
 // in dir, so that what the test does there next is seen.
 func waitFileSensor(t *testing.T, state, dir string) {
 	t.Helper()
-	follow := exec.Command(bin("cordon-agent"), "events", "--state", state, "--json", "--follow")
-	out, err := follow.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := follow.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { follow.Process.Kill(); follow.Wait() }()
+	out, stop := followEvents(t, state)
+	defer stop()
 	probe := filepath.Join(dir, "probe")
 	seen := make(chan struct{})
 	go func() {

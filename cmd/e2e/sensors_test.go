@@ -89,15 +89,7 @@ func TestFileAndNetworkSensors(t *testing.T) {
 		return nil
 	})
 
-	follow := exec.Command(bin("cordon-agent"), "events", "--state", state, "--json", "--follow")
-	out, err := follow.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := follow.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { follow.Process.Kill(); follow.Wait() })
+	out, _ := followEvents(t, state)
 	events := make(chan sensorEvent, 1024)
 	go func() {
 		sc := bufio.NewScanner(out)
@@ -244,15 +236,7 @@ func TestWatchdogShedsOverBudget(t *testing.T) {
 		t.Errorf("status does not say what was shed:\n%s", human)
 	}
 
-	follow := exec.Command(bin("cordon-agent"), "events", "--state", state, "--json", "--follow")
-	out, err := follow.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := follow.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { follow.Process.Kill(); follow.Wait() })
+	out, _ := followEvents(t, state)
 	time.Sleep(500 * time.Millisecond) // let the follower subscribe
 	path := filepath.Join(watched, "payload")
 	if err := os.WriteFile(path, []byte("#!/bin/sh\nid\n"), 0o755); err != nil {

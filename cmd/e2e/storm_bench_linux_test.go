@@ -57,14 +57,7 @@ func BenchmarkAgentExecStorm(b *testing.B) {
 		c.agentOnline(b, id)
 		time.Sleep(5 * time.Second) // start-up (the sensors' first scans) is not the storm
 
-		follow := exec.Command(bin("cordon-agent"), "events", "--state", state, "--json", "--follow")
-		out, err := follow.StdoutPipe()
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := follow.Start(); err != nil {
-			b.Fatal(err)
-		}
+		out, stopFollow := followEvents(b, state)
 		tag := fmt.Sprintf("cordon-agentstorm-%d", time.Now().UnixNano())
 		seen := map[string]bool{}
 		full := 0
@@ -132,8 +125,7 @@ func BenchmarkAgentExecStorm(b *testing.B) {
 			b.Fatal(err)
 		}
 		events := allSensorEvents(b, state) - ev0
-		follow.Process.Kill()
-		follow.Wait()
+		stopFollow()
 		<-read
 		agent.stop()
 
