@@ -225,6 +225,7 @@ func New(cfg Config) (*Agent, error) {
 			HashMaxBytes: cfg.FileHashMax,
 			Process:      a.sensor.Lookup,
 			Lineage:      a.sensor.Lineage,
+			Busy:         a.sensor.Busy,
 			Logger:       cfg.Logger,
 		})
 		if err != nil {

@@ -122,6 +122,7 @@ func (p *Process) runCapture(ctx context.Context, c *execCapture, out chan<- ecs
 	}
 	for wait := true; ; {
 		n, stop, err := pass(wait)
+		p.busy.Store(n > 0 && !stop)
 		if stop {
 			return err
 		}

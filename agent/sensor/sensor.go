@@ -67,6 +67,8 @@ type Process struct {
 	openCapture func() (*execCapture, error)
 
 	events, lost atomic.Uint64
+	// busy is set while the eBPF reader works through a burst.
+	busy atomic.Bool
 
 	mu           sync.Mutex
 	mode, reason string
@@ -212,6 +214,12 @@ func (p *Process) Lineage(pid int) (lineage []ecs.Parent, ok bool) {
 	}
 	return lineage, true
 }
+
+// Busy reports whether the sensor is working through a burst of the
+// kernel's records: its last pass over the eBPF ring found some, and it
+// reads the ring again within captureTick. A caller that did not find a
+// process it expects can ask again while it is. False in the other modes.
+func (p *Process) Busy() bool { return p.busy.Load() }
 
 // Lookup returns what the sensor's cache knows of the process pid, live
 // or exited within the last 30 seconds: its entity id, executable, name

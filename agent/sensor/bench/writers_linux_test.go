@@ -76,7 +76,7 @@ func watchWriters(t *testing.T, dir string) <-chan ecs.Event {
 	ctx, cancel := context.WithCancel(context.Background())
 	out := make(chan ecs.Event, 4096)
 	p := sensor.NewProcess(sensor.Options{})
-	fs, err := fswatch.New(fswatch.Options{Paths: []string{dir}, Process: p.Lookup, Lineage: p.Lineage})
+	fs, err := fswatch.New(fswatch.Options{Paths: []string{dir}, Process: p.Lookup, Lineage: p.Lineage, Busy: p.Busy})
 	if err != nil {
 		cancel()
 		t.Fatal(err)

@@ -96,7 +96,12 @@ type Options struct {
 	// process sensor; they become the event's process.parent and
 	// process.ancestry. When nil, events carry neither.
 	Lineage func(pid int) ([]ecs.Parent, bool)
-	Logger  *slog.Logger
+	// Busy reports whether the process sensor is working through a burst
+	// of the kernel's records; a change whose writer it did not know
+	// after attributionWait waits for it while it is (see
+	// completeProcess). Optional.
+	Busy   func() bool
+	Logger *slog.Logger
 }
 
 // Stats counts what the sensor emitted and what it missed.
@@ -690,15 +695,22 @@ func (s *Sensor) readFanotify(ctx context.Context, changes chan<- change) error 
 // attributionWait is how long after it was read a change whose writer
 // is still unknown waits for the process sensor to catch up with it: the
 // sensor reads the kernel's exec records as they come, but every 25 ms
-// during a burst, and then has a queue to work through.
-// The wait runs from the read, so a burst of such changes waits once.
-const attributionWait = 75 * time.Millisecond
+// during a burst, and then has a queue to work through. While the
+// process sensor is still busy with a burst (Options.Busy) the change
+// asks again every attributionStep, up to attributionMax after its read:
+// on a loaded host the sensor can be further behind than attributionWait.
+// The waits run from the read, so a burst of such changes waits once.
+const (
+	attributionWait = 75 * time.Millisecond
+	attributionStep = 25 * time.Millisecond
+	attributionMax  = time.Second
+)
 
 // completeProcess asks the process sensor once more about a process
 // that was gone from procfs when its change was read, or whose fork the
 // sensor had not read yet: the sensor may have seen its exec by now, or
 // will have within attributionWait (it remembers processes for a while
-// after they exit).
+// after they exit), or once the burst it works through is behind it.
 func (s *Sensor) completeProcess(ctx context.Context, from origin) origin {
 	if from.proc == nil {
 		return from
@@ -708,35 +720,42 @@ func (s *Sensor) completeProcess(ctx context.Context, from origin) origin {
 	if !name && !lineage {
 		return from
 	}
-	if wait := time.Until(from.read.Add(attributionWait)); wait > 0 {
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-		}
-	}
-	p := *from.proc
-	if name {
-		if ref, ok := s.opts.Process(p.PID); ok && ref.Executable != "" {
-			p.Executable, p.Name, p.CommandLine = ref.Executable, ref.Name, ref.CommandLine
-			if ref.EntityID != "" {
-				p.EntityID = ref.EntityID
-			}
-			if p.Name == "" {
-				p.Name = filepath.Base(p.Executable)
+	for wait := time.Until(from.read.Add(attributionWait)); ; wait = attributionStep {
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
 			}
 		}
+		p := *from.proc
+		named := !name
+		if name {
+			if ref, ok := s.opts.Process(p.PID); ok && ref.Executable != "" {
+				p.Executable, p.Name, p.CommandLine = ref.Executable, ref.Name, ref.CommandLine
+				if ref.EntityID != "" {
+					p.EntityID = ref.EntityID
+				}
+				if p.Name == "" {
+					p.Name = filepath.Base(p.Executable)
+				}
+				named = true
+			}
+		}
+		known := !lineage || s.lineage(&p)
+		if named && known || s.opts.Busy == nil || !s.opts.Busy() ||
+			time.Since(from.read) >= attributionMax || ctx.Err() != nil {
+			from.lineage = from.lineage || lineage && known
+			from.proc = &p
+			return from
+		}
 	}
-	if lineage {
-		from.lineage = s.lineage(&p)
-	}
-	from.proc = &p
-	return from
 }
 
 // lineage fills in p's parent and ancestry from the process sensor and
-// reports whether the sensor knew p.
+// reports whether the sensor knew p and its parent: a parent named by its
+// pid alone is one the sensor has not read yet.
 func (s *Sensor) lineage(p *ecs.Process) bool {
 	if s.opts.Lineage == nil {
 		return false
@@ -749,7 +768,7 @@ func (s *Sensor) lineage(p *ecs.Process) bool {
 			p.Ancestry = l[1:]
 		}
 	}
-	return ok
+	return ok && (len(l) == 0 || l[0].EntityID != "" || l[0].Executable != "")
 }
 
 // process describes the process with the given pid, from the process

@@ -364,6 +364,56 @@ func TestCompleteProcessLineage(t *testing.T) {
 	}
 }
 
+// On a loaded host the process sensor can be further behind than
+// attributionWait: while it says it is busy with a burst, a change whose
+// writer it does not know yet asks again, up to attributionMax; once it
+// is idle, or without Busy, the change asks once.
+func TestCompleteProcessWaitsForABusySensor(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		busy      func() bool
+		knownAt   int  // the ask that finds the writer
+		pidOnly   bool // before that, the writer is known but its parent only by pid
+		wantKnown bool
+		wantAsks  int
+	}{
+		{"busy, then known", func() bool { return true }, 4, false, true, 4},
+		{"busy, the parent by pid, then known", func() bool { return true }, 3, true, true, 3},
+		{"idle: asked once", func() bool { return false }, 4, false, false, 1},
+		{"no Busy: asked once", nil, 4, false, false, 1},
+		{"busy, never known: gives up", func() bool { return true }, 1000, false, false, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			asked := 0
+			s, err := New(Options{Paths: []string{t.TempDir()}, Busy: tc.busy, Lineage: func(pid int) ([]ecs.Parent, bool) {
+				asked++
+				if asked < tc.knownAt && tc.pidOnly {
+					return []ecs.Parent{{PID: 20}}, true
+				}
+				if asked < tc.knownAt {
+					return nil, false
+				}
+				return []ecs.Parent{{PID: 20, Executable: "/bin/sh"}}, true
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			got := s.completeProcess(context.Background(), origin{module: ModuleFanotify, proc: &ecs.Process{PID: 30}, read: start})
+			took := time.Since(start)
+			if got.lineage != tc.wantKnown || (got.proc.Parent != nil && got.proc.Parent.Executable != "") != tc.wantKnown {
+				t.Errorf("lineage %v, parent %+v; want known %v", got.lineage, got.proc.Parent, tc.wantKnown)
+			}
+			if tc.wantAsks > 0 && asked != tc.wantAsks {
+				t.Errorf("asked %d times, want %d", asked, tc.wantAsks)
+			}
+			if tc.wantAsks == 0 && (took < attributionMax || took > 10*attributionMax) {
+				t.Errorf("gave up after %s, want about %s", took, attributionMax)
+			}
+		})
+	}
+}
+
 // A watched root that is removed and made again is watched again by the
 // retry, though it is neither missing at start nor a glob.
 func TestRemovedRootIsWatchedAgain(t *testing.T) {
