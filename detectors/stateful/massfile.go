@@ -45,10 +45,8 @@ type MassFileChangeConfig struct {
 type MassFileChange struct {
 	cfg     MassFileChangeConfig
 	procs   *lru[*burst]
-	created *lru[*createdAt] // path → when the sensor saw it created
+	created *lru[*time.Time] // path → when the sensor saw it created
 }
-
-type createdAt struct{ t time.Time }
 
 // NewMassFileChange returns the detector.
 func NewMassFileChange(cfg MassFileChangeConfig) *MassFileChange {
@@ -70,7 +68,7 @@ func NewMassFileChange(cfg MassFileChangeConfig) *MassFileChange {
 	return &MassFileChange{
 		cfg:     cfg,
 		procs:   newLRU(cfg.MaxProcesses, newBurst),
-		created: newLRU(cfg.MaxFresh, func() *createdAt { return new(createdAt) }),
+		created: newLRU(cfg.MaxFresh, func() *time.Time { return new(time.Time) }),
 	}
 }
 
@@ -89,15 +87,16 @@ func (d *MassFileChange) Detect(ev *ecs.Event) (detectors.Finding, bool) {
 	}
 	t := clock(d.cfg.Now).at(ev)
 	if ev.Event.Type == ecs.TypeCreation {
-		d.created.get(ev.File.Path).t = t
+		*d.created.get(ev.File.Path) = t
 		return detectors.Finding{}, false
 	}
-	if ev.Event.Type != ecs.TypeChange && ev.Event.Type != ecs.TypeDeletion && ev.Event.Action != "rename" {
+	// A rename is a change of its old name.
+	if ev.Event.Type != ecs.TypeChange && ev.Event.Type != ecs.TypeDeletion {
 		return detectors.Finding{}, false
 	}
 	if c, ok := d.created.peek(ev.File.Path); ok {
-		if t.Sub(c.t) <= d.cfg.Fresh {
-			if ev.Event.Type == ecs.TypeDeletion || ev.Event.Action == "renamed" {
+		if t.Sub(*c) <= d.cfg.Fresh {
+			if ev.Event.Type == ecs.TypeDeletion || ev.Event.Action == ecs.ActionRenamed {
 				// The path is gone; made again, it is new again.
 				d.created.remove(ev.File.Path)
 			}

@@ -101,7 +101,7 @@ func TestMassFileChange(t *testing.T) {
 // not data held to ransom: a build's or a test suite's temporary folder.
 func TestMassFileChangeSparesNewFiles(t *testing.T) {
 	cfg := MassFileChangeConfig{Files: 50, Window: 10 * time.Second, Fresh: time.Minute}
-	renamed := func(ev *ecs.Event) *ecs.Event { ev.Event.Action = "renamed"; return ev }
+	renamed := func(ev *ecs.Event) *ecs.Event { ev.Event.Action = ecs.ActionRenamed; return ev }
 	var churn, build, lockCopy, renameNew, renameOld, stale []*ecs.Event
 	for i := 0; i < 200; i++ {
 		at := time.Duration(i) * time.Millisecond

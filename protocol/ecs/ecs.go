@@ -24,6 +24,10 @@ const (
 	TypeConnection = "connection"
 )
 
+// ActionRenamed is the event.action of a file renamed away (event.type
+// change, file.path the old name); the new name arrives as a creation.
+const ActionRenamed = "renamed"
+
 // Network directions (network.direction).
 const (
 	DirectionIngress = "ingress"

@@ -39,7 +39,7 @@ const (
 	ActionCreated    = "created"
 	ActionUpdated    = "updated"
 	ActionDeleted    = "deleted"
-	ActionRenamed    = "renamed"
+	ActionRenamed    = ecs.ActionRenamed
 	ActionAttributes = "attributes_modified"
 )
 
