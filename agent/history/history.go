@@ -183,18 +183,13 @@ func Open(dir string, opts Options) (*Store, error) {
 
 		sweepEvery: sweepEvery,
 	}
-	seqs, odd, err := listSegments(dir)
+	seqs, err := listSegments(dir)
 	if err != nil {
 		return nil, fmt.Errorf("history: %w", err)
 	}
 	for _, seq := range seqs {
 		s.nextSeq = seq + 1
-		var g *segment
-		if odd[seq] {
-			err = errors.New("not a regular file")
-		} else {
-			g, err = openSegment(dir, seq)
-		}
+		g, err := openSegment(dir, seq)
 		if err != nil {
 			// The agent runs on without it; the file stays for a look
 			// until the history it keeps is all newer (Sweep).
@@ -690,10 +685,12 @@ func (s *Store) Sweep() (int, error) {
 		}
 	}
 	for _, seq := range unreadable {
-		if err := os.Remove(filepath.Join(s.dir, segName(seq))); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, fmt.Errorf("deleting a history segment it could not read: %w", err))
-		} else {
+		err := os.Remove(filepath.Join(s.dir, segName(seq)))
+		switch {
+		case err == nil:
 			s.log.Info("history: deleted a segment it could not read, older than the history it deleted", "segment", segName(seq))
+		case !errors.Is(err, os.ErrNotExist):
+			errs = append(errs, fmt.Errorf("deleting a history segment it could not read: %w", err))
 		}
 	}
 	if oldDB != nil {

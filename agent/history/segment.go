@@ -391,26 +391,21 @@ func scanRecords(f io.ReaderAt, end int64, fn func(off int64, h recHeader, val [
 }
 
 // listSegments returns the segment files of dir in sequence order.
-func listSegments(dir string) (seqs []uint64, odd map[uint64]bool, err error) {
+// Whatever has a segment's name is listed, so that the writer never
+// takes its number; openSegment refuses what is not a regular file.
+func listSegments(dir string) ([]uint64, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("listing history segments: %w", err)
+		return nil, fmt.Errorf("listing history segments: %w", err)
 	}
+	var seqs []uint64
 	for _, e := range ents {
-		seq, ok := parseSegName(e.Name())
-		if !ok {
-			continue
-		}
-		seqs = append(seqs, seq)
-		if !e.Type().IsRegular() {
-			if odd == nil {
-				odd = map[uint64]bool{}
-			}
-			odd[seq] = true
+		if seq, ok := parseSegName(e.Name()); ok {
+			seqs = append(seqs, seq)
 		}
 	}
 	slices.Sort(seqs)
-	return seqs, odd, nil
+	return seqs, nil
 }
 
 // openSegment reads a segment's trailer, or recovers and seals a segment
@@ -418,6 +413,11 @@ func listSegments(dir string) (seqs []uint64, odd map[uint64]bool, err error) {
 // removes its file).
 func openSegment(dir string, seq uint64) (*segment, error) {
 	g := &segment{seq: seq, path: filepath.Join(dir, segName(seq))}
+	if fi, err := os.Lstat(g.path); err != nil {
+		return nil, fmt.Errorf("opening history segment: %w", err)
+	} else if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("opening history segment %s: not a regular file (%s)", g.path, fi.Mode().Type())
+	}
 	f, err := os.OpenFile(g.path, os.O_RDWR, 0)
 	if err != nil {
 		return nil, fmt.Errorf("opening history segment: %w", err)
