@@ -142,8 +142,7 @@ func TestExportsSurviveRestart(t *testing.T) {
 	hec := keep("/services/collector/event", "Splunk hec-token", &hecEvents, `{"text":"Success","code":0}`)
 	hive := keep("/api/v1/alert", "Bearer hive-key", &hiveAlerts, `{"_id":"~1"}`)
 	dir := t.TempDir()
-	config := filepath.Join(dir, "collector.yaml")
-	conf := fmt.Sprintf(`exports:
+	config := collectorConfig(t, fmt.Sprintf(`exports:
   - name: soc
     type: webhook
     url: %s/hook
@@ -169,10 +168,7 @@ func TestExportsSurviveRestart(t *testing.T) {
     include_drills: true
   - { name: splunk, type: splunk_hec, url: "%s", token: hec-token, include_drills: true, format: ecs }
   - { name: hive, type: thehive, url: "%s", token: hive-key, include_drills: true }
-`, soc.srv.URL, flaky.srv.URL, quiet.srv.URL, filepath.Join(dir, "exports", "cordon.jsonl"), hec.URL, hive.URL)
-	if err := os.WriteFile(config, []byte(noPlaybookActions+conf), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`, soc.srv.URL, flaky.srv.URL, quiet.srv.URL, filepath.Join(dir, "exports", "cordon.jsonl"), hec.URL, hive.URL))
 	data := t.TempDir()
 	listen := fmt.Sprintf("127.0.0.1:%d", freePort(t, "udp"))
 	api := fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp"))

@@ -158,8 +158,15 @@ const noPlaybookActions = "incidents:\n  playbook_dry_run: true\n"
 // and body and returns its path.
 func collectorConfig(t testing.TB, body string) string {
 	t.Helper()
+	return writeCollectorConfig(t, noPlaybookActions+body)
+}
+
+// writeCollectorConfig writes body as a collector configuration and
+// returns its path.
+func writeCollectorConfig(t testing.TB, body string) string {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "collector.yml")
-	if err := os.WriteFile(path, []byte(noPlaybookActions+body), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path

@@ -391,10 +391,7 @@ func TestRansomwarePlaybookIsolates(t *testing.T) {
 	l := newNetnsLab(t)
 	// The playbooks act for real here, on an agent in a namespace of its
 	// own (see noPlaybookActions).
-	conf := filepath.Join(t.TempDir(), "collector.yml")
-	if err := os.WriteFile(conf, []byte("incidents:\n  playbook_dry_run: false\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	conf := writeCollectorConfig(t, "incidents:\n  playbook_dry_run: false\n")
 	c := startCollectorWith(t, conf, t.TempDir(),
 		fmt.Sprintf("%s:%d", l.hostIP, freePort(t, "udp")),
 		fmt.Sprintf("127.0.0.1:%d", freePort(t, "tcp")))
