@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -31,11 +32,12 @@ func main() {
 	}
 }
 
-// demoCollectorConfig is the demo collector's configuration: the
+// demoCollectorConfig is the demo collector's first configuration: the
 // embedded defaults, but playbooks' automatic actions (the ransomware and
 // data breach playbooks isolate hosts) are only written on the incident's
 // timeline, since the demo's agent watches the machine the demo runs on.
-const demoCollectorConfig = `# Written by make demo on each run.
+// A file already there is the user's and is left as it is.
+const demoCollectorConfig = `# Written by make demo when it was missing; your changes stay.
 incidents:
   # true: playbook actions are written on the incident's timeline, not
   # sent. The demo's agent watches this machine; set false to let the
@@ -78,10 +80,18 @@ func run() error {
 	// The demo's agent watches the machine the demo runs on: a playbook
 	// must not isolate it because of what its user does meanwhile.
 	collectorConfig := filepath.Join(d.dir, "collector.yml")
-	if err := os.WriteFile(collectorConfig, []byte(demoCollectorConfig), 0o600); err != nil {
-		return fmt.Errorf("writing the collector's configuration: %w", err)
+	if f, err := os.OpenFile(collectorConfig, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err == nil {
+		_, err = f.WriteString(demoCollectorConfig)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("writing the collector's configuration %s: %w", collectorConfig, err)
+		}
+	} else if !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("writing the collector's configuration %s: %w", collectorConfig, err)
 	}
-	step("starting the collector (store in %s, agents on udp %s, API on http://%s; playbook actions only written on incident timelines, see %s)", collectorData, d.listen, d.api, collectorConfig)
+	step("starting the collector (store in %s, agents on udp %s, API on http://%s, configuration in %s: playbook actions only written on incident timelines unless you changed it)", collectorData, d.listen, d.api, collectorConfig)
 	if err := d.start("collector", "bin/cordon-collector", "run", "--config", collectorConfig, "--data", collectorData, "--listen", d.listen, "--api", d.api); err != nil {
 		return err
 	}
