@@ -57,6 +57,17 @@ func event(flags uint16, s string, n int64, at int64) *Event {
 		e.File = &File{Hash: &Hash{}}
 		e.Source = &Endpoint{}
 	}
+	if on(11) {
+		// The fields the groups above leave empty.
+		e.Event.Module = s
+		e.Source = &Endpoint{IP: s, Port: int(n % 65536)}
+		e.Destination = &Endpoint{IP: s}
+		e.Network = &Network{Transport: s}
+		e.Host = &Host{Hostname: s, ID: s}
+		if e.Process != nil {
+			e.Process.User = User{ID: s, Name: s}
+		}
+	}
 	return e
 }
 
