@@ -22,7 +22,9 @@ const (
 	MaxLimit     = 1000
 )
 
-func (p Page) limit() int {
+// Size returns the page size Limit asks for: DefaultLimit below 1,
+// MaxLimit above it.
+func (p Page) Size() int {
 	switch {
 	case p.Limit < 1:
 		return DefaultLimit
@@ -54,7 +56,7 @@ func Newest[T any](txn *badger.Txn, prefix []byte, p Page, load func(key, val []
 	it := txn.NewIterator(opts)
 	defer it.Close()
 
-	limit := p.limit()
+	limit := p.Size()
 	var items []T
 	var last []byte
 	for it.Seek(start); it.Valid(); it.Next() {
