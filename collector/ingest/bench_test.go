@@ -80,6 +80,10 @@ func BenchmarkIngestOptions(b *testing.B) {
 		{"uncompressed", func(o badger.Options) badger.Options { return o.WithCompression(options.None) }},
 		{"memtable=32MiB", func(o badger.Options) badger.Options { return o.WithMemTableSize(32 << 20) }},
 		{"memtable=64MiB", func(o badger.Options) badger.Options { return o.WithMemTableSize(64 << 20) }},
+		{"memtables=4", func(o badger.Options) badger.Options { return o.WithNumMemtables(4) }},
+		{"memtables=4,level0=6", func(o badger.Options) badger.Options {
+			return o.WithNumMemtables(4).WithNumLevelZeroTables(6).WithNumLevelZeroTablesStall(12)
+		}},
 		{"level0=6", func(o badger.Options) badger.Options {
 			return o.WithNumLevelZeroTables(6).WithNumLevelZeroTablesStall(12)
 		}},
@@ -133,14 +137,18 @@ func BenchmarkIngestRawBadgerBulk(b *testing.B) {
 	var seq uint64
 	txn := db.NewTransaction(true)
 	defer func() { txn.Discard() }()
+	var w rawWrite
 	for i := range b.N {
 		for range benchBatch {
-			if err := setRaw(txn, seq, val); err != nil {
+			if err := w.add(txn, seq, val); err != nil {
 				b.Fatal(err)
 			}
 			seq++
 		}
 		if (i+1)%(benchBulk/benchBatch) == 0 || i == b.N-1 {
+			if err := w.finish(txn); err != nil {
+				b.Fatal(err)
+			}
 			if err := txn.Commit(); err != nil {
 				b.Fatal(err)
 			}
@@ -160,20 +168,41 @@ func rawValue(b *testing.B) []byte {
 	return encodeRecord(nil, f)
 }
 
-// setRaw writes the keys ingest writes for one finding of a fresh id.
-func setRaw(txn *badger.Txn, seq uint64, val []byte) error {
+var (
+	rawAgent    = agentIndex("agent-0")
+	rawSeverity = severityIndex("high")
+)
+
+// rawWrite writes the keys ingest writes for findings of fresh ids, in
+// the same blocks and postings, without reading anything.
+type rawWrite struct {
+	idx postings
+	blk blockBuilder
+}
+
+func (w *rawWrite) add(txn *badger.Txn, seq uint64, val []byte) error {
 	id := uuid.Must(uuid.NewV7()).String()
-	for _, kv := range [...][2][]byte{
-		{findingKey(id), refValue(seq)},
-		{logKey(seq), val},
-		{indexKey(agentIndex("agent-0"), seq), nil},
-		{indexKey(severityIndex("high"), seq), nil},
-	} {
-		if err := txn.Set(kv[0], kv[1]); err != nil {
+	w.blk.add(seq, val)
+	if err := txn.Set(findingKey(id), ref4(seq, w.blk.first, "")); err != nil {
+		return err
+	}
+	if w.blk.full() {
+		if err := w.blk.flush(txn); err != nil {
 			return err
 		}
 	}
+	w.idx.add(rawAgent, seq)
+	w.idx.add(rawSeverity, seq)
 	return nil
+}
+
+// finish writes the last block and the postings; w is then empty.
+func (w *rawWrite) finish(txn *badger.Txn) error {
+	defer func() { *w = rawWrite{} }()
+	if err := w.blk.flush(txn); err != nil {
+		return err
+	}
+	return w.idx.set(txn)
 }
 
 func benchRaw(b *testing.B, agents, size int) {
@@ -186,12 +215,13 @@ func benchRaw(b *testing.B, agents, size int) {
 		for pb.Next() {
 			start := seq.Add(uint64(size)) - uint64(size)
 			err := db.Update(func(txn *badger.Txn) error {
+				var w rawWrite
 				for i := range uint64(size) {
-					if err := setRaw(txn, start+i, val); err != nil {
+					if err := w.add(txn, start+i, val); err != nil {
 						return err
 					}
 				}
-				return nil
+				return w.finish(txn)
 			})
 			if err != nil {
 				b.Error(err)

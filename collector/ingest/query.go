@@ -52,26 +52,34 @@ func (s *Store) List(ctx context.Context, q Query) ([]*Finding, string, error) {
 		items []*Finding
 		next  string
 	)
+	match := func(f *Finding) bool {
+		return (q.Agent == "" || f.AgentID == q.Agent) &&
+			(q.Incident == "" || f.IncidentID == q.Incident) &&
+			(q.Severity == "" || f.Severity == q.Severity)
+	}
 	err := s.db.View(func(txn *badger.Txn) error {
 		var err error
-		items, next, err = store.Newest(txn, prefix, q.Page, func(key, val []byte) (*Finding, bool, error) {
-			seq, err := store.ParseU64(key[len(prefix):])
-			if err != nil {
-				return nil, false, fmt.Errorf("index entry %q: %w", key, err)
-			}
-			var f *Finding
-			if bytes.Equal(prefix, logPrefix) {
-				f, err = logValue(txn, seq, val)
-			} else {
-				f, err = loadSeq(txn, seq)
-			}
+		if bytes.Equal(prefix, logPrefix) {
+			items, next, err = newest(txn, prefix, q.Page, decodeLog, func(e logEntry) (*Finding, bool, error) {
+				f, err := logValue(txn, e.seq, e.val)
+				if err == nil {
+					err = withIncident(txn, f)
+				}
+				if err != nil {
+					return nil, false, err
+				}
+				return f, match(f), nil
+			})
+			return err
+		}
+		lr := newLogReader(txn)
+		defer lr.Close()
+		items, next, err = newest(txn, prefix, q.Page, expandPosting, func(e logEntry) (*Finding, bool, error) {
+			f, err := lr.finding(e.seq, 0, false)
 			if err != nil {
 				return nil, false, err
 			}
-			ok := (q.Agent == "" || f.AgentID == q.Agent) &&
-				(q.Incident == "" || f.IncidentID == q.Incident) &&
-				(q.Severity == "" || f.Severity == q.Severity)
-			return f, ok, nil
+			return f, match(f), nil
 		})
 		return err
 	})
@@ -84,28 +92,39 @@ func (s *Store) List(ctx context.Context, q Query) ([]*Finding, string, error) {
 // Attach records, inside txn, that a finding belongs to an incident. It
 // returns false, changing nothing, when the finding already belongs to
 // one or is not stored.
+//
+// Since format 4 the incident is recorded in the finding's key, and its
+// log entry (maybe a block of many) is left as it is: a finding appended
+// since is attached without reading its record. A format 1 finding,
+// whose log entry holds only its id and whose key held it whole, gets
+// its record written into its log entry.
 func (s *Store) Attach(txn *badger.Txn, findingID, incidentID string) (bool, error) {
-	r, err := loadByID(txn, findingID)
+	rf, err := loadRef(txn, findingID)
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	if r.IncidentID != "" {
-		return false, nil
-	}
-	r.IncidentID = incidentID
-	// Written in format 2 whatever it was stored in.
-	if err := txn.Set(logKey(r.Seq), encodeRecord(make([]byte, 0, recordSize(r.Finding)), r.Finding)); err != nil {
-		return false, fmt.Errorf("writing finding %s: %w", findingID, err)
-	}
-	if r.Format != format2 {
-		if err := txn.Set(findingKey(findingID), refValue(r.Seq)); err != nil {
-			return false, fmt.Errorf("writing finding %s: %w", findingID, err)
+	if rf.format != formatRef4 {
+		r, err := loadByID(txn, findingID)
+		if err != nil {
+			return false, err
+		}
+		rf = ref{seq: r.Seq, first: r.First, incidentID: r.IncidentID}
+		if r.IncidentID == "" && r.Format == 1 {
+			if err := txn.Set(logKey(r.Seq), encodeRecord(make([]byte, 0, recordSize(r.Finding)), r.Finding)); err != nil {
+				return false, fmt.Errorf("writing finding %s: %w", findingID, err)
+			}
 		}
 	}
-	if err := txn.Set(indexKey(incidentIndex(incidentID), r.Seq), nil); err != nil {
+	if rf.incidentID != "" {
+		return false, nil
+	}
+	if err := txn.Set(findingKey(findingID), ref4(rf.seq, rf.first, incidentID)); err != nil {
+		return false, fmt.Errorf("writing finding %s: %w", findingID, err)
+	}
+	if err := txn.Set(indexKey(incidentIndex(incidentID), rf.seq), nil); err != nil {
 		return false, fmt.Errorf("indexing finding %s under incident %s: %w", findingID, incidentID, err)
 	}
 	return true, nil

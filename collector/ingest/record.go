@@ -22,6 +22,11 @@ import (
 //	finding/<id>        2, then <seq>: the idempotency key, and lookup by id
 //	fidx/.../<seq>      empty: the log entry is found by the <seq> in the key
 //
+// Since format 3 the agent and severity indexes are postings, one entry
+// per index and commit group listing many log positions (posting.go);
+// the incident index, written one finding at a time, stays as above, and
+// entries written before are read as they are.
+//
 // Format 1, written before, kept the finding as JSON under its id and
 // pointed to it from the log and the indexes:
 //
@@ -38,14 +43,6 @@ const format2 = 2
 type recordV1 struct {
 	Finding
 	Seq uint64 `json:"seq"`
-}
-
-// refValue is the value of finding/<id> in format 2.
-func refValue(seq uint64) []byte {
-	b := make([]byte, 9)
-	b[0] = format2
-	binary.BigEndian.PutUint64(b[1:], seq)
-	return b
 }
 
 // encodeRecord appends the format 2 encoding of f to b: the format byte,
@@ -141,79 +138,69 @@ var (
 	recordTimes   = [...]string{"observed_at", "detected_at", "received_at"}
 )
 
-// stored is a finding read back, with its log position and the format it
-// was stored in.
+// stored is a finding read back, with its log position, the first
+// position of its block and the format of its key.
 type stored struct {
 	*Finding
-	Seq    uint64
-	Format int
+	Seq, First uint64
+	Format     int
 }
 
-// loadByID reads the finding stored under id, in either format. A
-// missing finding is store.ErrNotFound.
-func loadByID(txn *badger.Txn, id string) (stored, error) {
+// loadRef reads the key of finding id: where it is stored and the
+// incident recorded there (formats 2 and 4), or, for a format 1 finding,
+// only its format. A missing finding is store.ErrNotFound.
+func loadRef(txn *badger.Txn, id string) (ref, error) {
 	item, err := txn.Get(findingKey(id))
 	if errors.Is(err, badger.ErrKeyNotFound) {
-		return stored{}, store.ErrNotFound
+		return ref{}, store.ErrNotFound
 	}
 	if err != nil {
-		return stored{}, fmt.Errorf("reading finding %s: %w", id, err)
+		return ref{}, fmt.Errorf("reading finding %s: %w", id, err)
 	}
-	var (
-		r   stored
-		seq uint64
-	)
+	rf := ref{format: 1}
 	err = item.Value(func(val []byte) error {
-		if len(val) == 9 && val[0] == format2 {
-			seq = binary.BigEndian.Uint64(val[1:])
-			return nil
+		if r, ok := parseRef(val); ok {
+			rf = r
 		}
-		var v1 recordV1
-		if err := store.Decode(val, &v1); err != nil {
-			return err
-		}
-		r = stored{Finding: &v1.Finding, Seq: v1.Seq, Format: 1}
 		return nil
 	})
 	if err != nil {
-		return stored{}, fmt.Errorf("reading finding %s: %w", id, err)
+		return ref{}, fmt.Errorf("reading finding %s: %w", id, err)
 	}
-	if r.Finding != nil {
-		return r, nil
-	}
-	item, err = txn.Get(logKey(seq))
-	if err != nil {
-		return stored{}, fmt.Errorf("reading log entry %d of finding %s: %w", seq, id, err)
-	}
-	var f *Finding
-	err = item.Value(func(val []byte) error {
-		f, err = decodeRecord(val)
-		return err
-	})
-	if err != nil {
-		return stored{}, fmt.Errorf("log entry %d of finding %s: %w", seq, id, err)
-	}
-	return stored{Finding: f, Seq: seq, Format: format2}, nil
+	return rf, nil
 }
 
-// loadSeq reads the finding of log entry seq, in either format.
-func loadSeq(txn *badger.Txn, seq uint64) (*Finding, error) {
-	item, err := txn.Get(logKey(seq))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil, fmt.Errorf("log entry %d: %w", seq, store.ErrNotFound)
-	}
+// loadByID reads the finding stored under id, in any format. A missing
+// finding is store.ErrNotFound.
+func loadByID(txn *badger.Txn, id string) (stored, error) {
+	rf, err := loadRef(txn, id)
 	if err != nil {
-		return nil, fmt.Errorf("reading log entry %d: %w", seq, err)
+		return stored{}, err
 	}
-	var f *Finding
-	err = item.Value(func(val []byte) error {
-		f, err = logValue(txn, seq, val)
-		return err
-	})
-	return f, err
+	if rf.format == 1 {
+		var v1 recordV1
+		if err := store.Get(txn, findingKey(id), &v1); err != nil {
+			return stored{}, fmt.Errorf("reading finding %s: %w", id, err)
+		}
+		return stored{Finding: &v1.Finding, Seq: v1.Seq, First: v1.Seq, Format: 1}, nil
+	}
+	lr := newLogReader(txn)
+	defer lr.Close()
+	e, err := lr.entry(rf.seq, rf.first, true)
+	if err != nil {
+		return stored{}, fmt.Errorf("finding %s: %w", id, err)
+	}
+	f, err := decodeRecord(e.val)
+	if err != nil {
+		return stored{}, fmt.Errorf("log entry %d of finding %s: %w", rf.seq, id, err)
+	}
+	if rf.incidentID != "" {
+		f.IncidentID = rf.incidentID
+	}
+	return stored{Finding: f, Seq: rf.seq, First: rf.first, Format: rf.format}, nil
 }
 
-// logValue decodes the value of log entry seq: the finding itself
+// logValue decodes the value of log position seq: the finding itself
 // (format 2) or its id (format 1).
 func logValue(txn *badger.Txn, seq uint64, val []byte) (*Finding, error) {
 	if len(val) > 0 && val[0] == format2 {

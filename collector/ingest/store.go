@@ -82,9 +82,19 @@ func (s *Store) lastSeq() (uint64, error) {
 		if !it.Valid() {
 			return nil
 		}
-		var err error
-		last, err = store.ParseU64(it.Item().Key()[len(logPrefix):])
-		return err
+		item := it.Item()
+		first, err := store.ParseU64(item.Key()[len(logPrefix):])
+		if err != nil {
+			return err
+		}
+		return item.Value(func(val []byte) error {
+			es, err := decodeLog(nil, first, val)
+			if err != nil {
+				return fmt.Errorf("log entry %d: %w", first, err)
+			}
+			last = es[len(es)-1].seq
+			return nil
+		})
 	})
 	if err != nil {
 		return 0, fmt.Errorf("finding the end of the findings log: %w", err)
@@ -208,48 +218,17 @@ func pendingSize(p *pending) int {
 }
 
 // commitGroup writes the findings of group not yet stored, with their
-// log entries and index keys, in one transaction, and sets each chunk's
-// outcome. A group too big for one transaction is committed chunk by
-// chunk.
+// log entries and the group's postings (posting.go), in one transaction,
+// and sets each chunk's outcome. A group too big for one transaction is
+// committed chunk by chunk.
 func (s *Store) commitGroup(group []*pending) {
-	ctx := context.Background()
 	n := 0
 	for _, p := range group {
 		n += len(p.entries)
 	}
 	start := s.seqs.reserve(n)
 	defer s.seqs.release(start)
-	err := store.Update(ctx, s.db, func(txn *badger.Txn) error {
-		seq := start
-		for _, p := range group {
-			p.stored, p.duplicates = 0, 0
-			for _, e := range p.entries {
-				exists, err := store.Exists(txn, e.key)
-				if err != nil {
-					return err
-				}
-				if exists {
-					p.duplicates++
-					seq++
-					continue
-				}
-				sk := store.U64(seq)
-				for _, kv := range [...][2][]byte{
-					{e.key, refValue(seq)},
-					{logKey(seq), e.rec},
-					{append(e.agentIdx[:len(e.agentIdx):len(e.agentIdx)], sk...), nil},
-					{append(e.sevIdx[:len(e.sevIdx):len(e.sevIdx)], sk...), nil},
-				} {
-					if err := txn.Set(kv[0], kv[1]); err != nil {
-						return err
-					}
-				}
-				p.stored++
-				seq++
-			}
-		}
-		return nil
-	})
+	err := store.Update(context.Background(), s.db, func(txn *badger.Txn) error { return s.fill(txn, group, start) })
 	if errors.Is(err, badger.ErrTxnTooBig) && len(group) > 1 {
 		for _, p := range group {
 			s.commitGroup([]*pending{p})
@@ -261,6 +240,48 @@ func (s *Store) commitGroup(group []*pending) {
 			p.stored, p.duplicates, p.err = 0, 0, err
 		}
 	}
+}
+
+// fill writes into txn the findings of group not stored yet, at log
+// positions from start on, in blocks (block.go), with their keys and
+// postings, and counts each chunk's stored findings and duplicates.
+func (s *Store) fill(txn *badger.Txn, group []*pending, start uint64) error {
+	var (
+		idx postings
+		blk blockBuilder
+	)
+	seq := start
+	for _, p := range group {
+		p.stored, p.duplicates = 0, 0
+		for _, e := range p.entries {
+			exists, err := store.Exists(txn, e.key)
+			if err != nil {
+				return err
+			}
+			if exists {
+				p.duplicates++
+				seq++
+				continue
+			}
+			blk.add(seq, e.rec)
+			if err := txn.Set(e.key, ref4(seq, blk.first, "")); err != nil {
+				return err
+			}
+			if blk.full() {
+				if err := blk.flush(txn); err != nil {
+					return err
+				}
+			}
+			idx.add(e.agentIdx, seq)
+			idx.add(e.sevIdx, seq)
+			p.stored++
+			seq++
+		}
+	}
+	if err := blk.flush(txn); err != nil {
+		return err
+	}
+	return idx.set(txn)
 }
 
 // Notify implements Log.
@@ -289,31 +310,61 @@ func (s *Store) Read(ctx context.Context, from uint64, limit int) ([]Record, uin
 	var recs []Record
 	next := from
 	err := s.db.View(func(txn *badger.Txn) error {
+		// The log entry holding from (a block) starts at or before it.
+		start := logKey(from)
+		ropts := badger.DefaultIteratorOptions
+		ropts.Reverse = true
+		ropts.Prefix = logPrefix
+		ropts.PrefetchValues = false
+		rit := txn.NewIterator(ropts)
+		if rit.Seek(start); rit.Valid() {
+			start = rit.Item().KeyCopy(nil)
+		}
+		rit.Close()
+
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = logPrefix
 		it := txn.NewIterator(opts)
 		defer it.Close()
-		for it.Seek(logKey(from)); it.Valid() && len(recs) < limit; it.Next() {
+		var (
+			val     []byte
+			entries []logEntry
+		)
+		for it.Seek(start); it.Valid() && len(recs) < limit; it.Next() {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 			item := it.Item()
-			seq, err := store.ParseU64(item.Key()[len(logPrefix):])
+			first, err := store.ParseU64(item.Key()[len(logPrefix):])
 			if err != nil {
 				return err
 			}
-			if seq >= complete {
+			if first >= complete {
 				break
 			}
-			var f *Finding
-			if err := item.Value(func(val []byte) error {
-				f, err = logValue(txn, seq, val)
-				return err
-			}); err != nil {
-				return err
+			if val, err = item.ValueCopy(val[:0]); err != nil {
+				return fmt.Errorf("reading log entry %d: %w", first, err)
 			}
-			recs = append(recs, Record{Seq: seq, Finding: f})
-			next = seq + 1
+			if entries, err = decodeLog(entries[:0], first, val); err != nil {
+				return fmt.Errorf("log entry %d: %w", first, err)
+			}
+			for _, e := range entries {
+				if e.seq < from {
+					continue
+				}
+				if e.seq >= complete || len(recs) == limit {
+					return nil
+				}
+				f, err := logValue(txn, e.seq, e.val)
+				if err != nil {
+					return err
+				}
+				if err := withIncident(txn, f); err != nil {
+					return err
+				}
+				recs = append(recs, Record{Seq: e.seq, Finding: f})
+				next = e.seq + 1
+			}
 		}
 		return nil
 	})
