@@ -80,10 +80,6 @@ func BenchmarkIngestOptions(b *testing.B) {
 		{"uncompressed", func(o badger.Options) badger.Options { return o.WithCompression(options.None) }},
 		{"memtable=32MiB", func(o badger.Options) badger.Options { return o.WithMemTableSize(32 << 20) }},
 		{"memtable=64MiB", func(o badger.Options) badger.Options { return o.WithMemTableSize(64 << 20) }},
-		{"memtables=4", func(o badger.Options) badger.Options { return o.WithNumMemtables(4) }},
-		{"memtables=4,level0=6", func(o badger.Options) badger.Options {
-			return o.WithNumMemtables(4).WithNumLevelZeroTables(6).WithNumLevelZeroTablesStall(12)
-		}},
 		{"level0=6", func(o badger.Options) badger.Options {
 			return o.WithNumLevelZeroTables(6).WithNumLevelZeroTablesStall(12)
 		}},

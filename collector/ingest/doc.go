@@ -3,14 +3,16 @@
 //
 // Findings arrive in batches from the gateway. Store.Append validates
 // them, drops the ones already stored (the finding id, minted by the
-// agent, is the idempotency key end to end) and writes the rest, each
-// in its entry of the log (appended once; rewritten only when the
-// finding is attached to an incident), in synchronous badger
-// transactions: when Append returns, the batch is on disk and may be
-// acknowledged. Concurrent Appends share transactions (group commit), so
-// a fleet of agents each sending a few findings pays one disk sync per
-// group rather than one per batch. record.go describes the stored layout
-// and the older one still read.
+// agent, is the idempotency key end to end) and writes the rest into
+// the log, in synchronous badger transactions: when Append returns, the
+// batch is on disk and may be acknowledged. Concurrent Appends share
+// transactions (group commit), so a fleet of agents each sending a few
+// findings pays one disk sync per group rather than one per batch. A
+// group's findings are written in blocks of many, which badger keeps in
+// its value log, and indexed by postings, one key per index and group;
+// the log is append-only, an incident being recorded beside a finding,
+// not in it. record.go, block.go and posting.go describe the stored
+// layout and the older ones still read.
 //
 // Consumers (the incident engine) read the log from an offset through the
 // small Log interface, so a replicated log (NATS JetStream) can replace

@@ -16,16 +16,18 @@ import (
 // Stored layout.
 //
 // Since format 2, a finding is stored once, in its log entry, in a small
-// binary encoding:
+// binary encoding (encodeRecord), which format 4 keeps for each finding
+// of a block. Format 2 wrote one log entry per finding:
 //
 //	log/<seq>           2, then the finding (encodeRecord)
 //	finding/<id>        2, then <seq>: the idempotency key, and lookup by id
 //	fidx/.../<seq>      empty: the log entry is found by the <seq> in the key
 //
-// Since format 3 the agent and severity indexes are postings, one entry
-// per index and commit group listing many log positions (posting.go);
-// the incident index, written one finding at a time, stays as above, and
-// entries written before are read as they are.
+// Since format 4 (block.go) the log holds blocks of many findings and
+// the finding key names the block and the incident; since format 3
+// (posting.go) the agent and severity indexes are postings of many
+// positions. The incident index, written one finding at a time, stays as
+// above.
 //
 // Format 1, written before, kept the finding as JSON under its id and
 // pointed to it from the log and the indexes:
@@ -33,10 +35,12 @@ import (
 //	finding/<id>        JSON record (with "seq")
 //	log/<seq>, fidx/... the finding id
 //
-// Both are read. Nothing rewrites format 1 entries in bulk; Attach, the
-// only change ever made to a stored finding, writes it in format 2. The
-// first byte tells them apart: a format 1 log value is a UUID string and
-// a format 1 finding value a JSON object, neither of which starts with 2.
+// All are read; nothing is rewritten in bulk. Attach, the only change
+// ever made to a stored finding, writes its key in format 4 (and a
+// format 1 finding's record into its log entry). The first byte tells
+// the values apart: a format 1 log or index value is a UUID string and a
+// format 1 finding value a JSON object, neither of which starts with 2,
+// 3 or 4.
 const format2 = 2
 
 // recordV1 is a finding as format 1 stored it, with its log position.

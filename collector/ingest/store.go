@@ -217,8 +217,8 @@ func pendingSize(p *pending) int {
 	return n
 }
 
-// commitGroup writes the findings of group not yet stored, with their
-// log entries and the group's postings (posting.go), in one transaction,
+// commitGroup writes the findings of group not yet stored (fill), in one
+// transaction,
 // and sets each chunk's outcome. A group too big for one transaction is
 // committed chunk by chunk.
 func (s *Store) commitGroup(group []*pending) {
@@ -324,6 +324,7 @@ func (s *Store) Read(ctx context.Context, from uint64, limit int) ([]Record, uin
 
 		opts := badger.DefaultIteratorOptions
 		opts.Prefix = logPrefix
+		opts.PrefetchValues = false // blocks are read one at a time, up to limit
 		it := txn.NewIterator(opts)
 		defer it.Close()
 		var (
