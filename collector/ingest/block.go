@@ -231,11 +231,7 @@ func (lr *logReader) entry(seq, first uint64, firstKnown bool) (logEntry, error)
 		}
 	} else {
 		if lr.it == nil {
-			opts := badger.DefaultIteratorOptions
-			opts.Reverse = true
-			opts.Prefix = logPrefix
-			opts.PrefetchValues = false
-			lr.it = lr.txn.NewIterator(opts)
+			lr.it = store.ReverseIterator(lr.txn, logPrefix)
 		}
 		lr.it.Seek(logKey(seq))
 		if !lr.it.Valid() {

@@ -1,8 +1,6 @@
 package ingest
 
 import (
-	"bytes"
-	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -171,21 +169,18 @@ func newest(txn *badger.Txn, prefix []byte, p store.Page,
 	expand func(dst []logEntry, first uint64, val []byte) ([]logEntry, error),
 	visit func(e logEntry) (*Finding, bool, error),
 ) ([]*Finding, string, error) {
+	start, suffix, err := p.Start(prefix)
+	if err != nil {
+		return nil, "", err
+	}
 	below := uint64(math.MaxUint64)
-	start := append(bytes.Clone(prefix), 0xff)
-	if p.Cursor != "" {
-		suffix, err := base64.RawURLEncoding.DecodeString(p.Cursor)
-		if err != nil || len(suffix) != 8 {
+	if suffix != nil {
+		if len(suffix) != 8 {
 			return nil, "", store.Invalid("cursor", "not a cursor returned by this listing")
 		}
 		below = binary.BigEndian.Uint64(suffix)
-		start = append(bytes.Clone(prefix), suffix...)
 	}
-	opts := badger.DefaultIteratorOptions
-	opts.Reverse = true
-	opts.Prefix = prefix
-	opts.PrefetchValues = false
-	it := txn.NewIterator(opts)
+	it := store.ReverseIterator(txn, prefix)
 	defer it.Close()
 
 	limit := p.Size()
@@ -221,7 +216,7 @@ func newest(txn *badger.Txn, prefix []byte, p store.Page,
 				continue
 			}
 			if len(items) == limit {
-				return items, base64.RawURLEncoding.EncodeToString([]byte(store.U64(last))), nil
+				return items, store.EncodeCursor([]byte(store.U64(last))), nil
 			}
 			items = append(items, f)
 			last = e.seq

@@ -72,11 +72,7 @@ func New(cfg Config, log *slog.Logger) (*Store, error) {
 func (s *Store) lastSeq() (uint64, error) {
 	var last uint64
 	err := s.db.View(func(txn *badger.Txn) error {
-		opts := badger.DefaultIteratorOptions
-		opts.Reverse = true
-		opts.Prefix = logPrefix
-		opts.PrefetchValues = false
-		it := txn.NewIterator(opts)
+		it := store.ReverseIterator(txn, logPrefix)
 		defer it.Close()
 		it.Seek(append(logPrefix[:len(logPrefix):len(logPrefix)], 0xff))
 		if !it.Valid() {
@@ -312,11 +308,7 @@ func (s *Store) Read(ctx context.Context, from uint64, limit int) ([]Record, uin
 	err := s.db.View(func(txn *badger.Txn) error {
 		// The log entry holding from (a block) starts at or before it.
 		start := logKey(from)
-		ropts := badger.DefaultIteratorOptions
-		ropts.Reverse = true
-		ropts.Prefix = logPrefix
-		ropts.PrefetchValues = false
-		rit := txn.NewIterator(ropts)
+		rit := store.ReverseIterator(txn, logPrefix)
 		if rit.Seek(start); rit.Valid() {
 			start = rit.Item().KeyCopy(nil)
 		}

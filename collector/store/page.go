@@ -39,21 +39,11 @@ func (p Page) Size() int {
 // the listing (a filter). It returns at most p.Limit items and the cursor
 // of the next page, empty when no matching entry is left.
 func Newest[T any](txn *badger.Txn, prefix []byte, p Page, load func(key, val []byte) (T, bool, error)) ([]T, string, error) {
-	var start []byte
-	if p.Cursor != "" {
-		suffix, err := base64.RawURLEncoding.DecodeString(p.Cursor)
-		if err != nil || len(suffix) == 0 {
-			return nil, "", Invalid("cursor", "not a cursor returned by this listing")
-		}
-		start = append(bytes.Clone(prefix), suffix...)
-	} else {
-		start = append(bytes.Clone(prefix), 0xff)
+	start, _, err := p.Start(prefix)
+	if err != nil {
+		return nil, "", err
 	}
-	opts := badger.DefaultIteratorOptions
-	opts.Reverse = true
-	opts.Prefix = prefix
-	opts.PrefetchValues = false
-	it := txn.NewIterator(opts)
+	it := ReverseIterator(txn, prefix)
 	defer it.Close()
 
 	limit := p.Size()
@@ -81,10 +71,39 @@ func Newest[T any](txn *badger.Txn, prefix []byte, p Page, load func(key, val []
 			continue
 		}
 		if len(items) == limit {
-			return items, base64.RawURLEncoding.EncodeToString(last[len(prefix):]), nil
+			return items, EncodeCursor(last[len(prefix):]), nil
 		}
 		items = append(items, v)
 		last = item.KeyCopy(last)
 	}
 	return items, "", nil
+}
+
+// Start returns the key a listing of the keys under prefix, from the
+// greatest down, seeks to for this page, and the cursor's suffix of it
+// (nil on the first page). A cursor not made by EncodeCursor is a field
+// error.
+func (p Page) Start(prefix []byte) (start, suffix []byte, err error) {
+	if p.Cursor == "" {
+		return append(bytes.Clone(prefix), 0xff), nil, nil
+	}
+	suffix, err = base64.RawURLEncoding.DecodeString(p.Cursor)
+	if err != nil || len(suffix) == 0 {
+		return nil, nil, Invalid("cursor", "not a cursor returned by this listing")
+	}
+	return append(bytes.Clone(prefix), suffix...), suffix, nil
+}
+
+// EncodeCursor returns the cursor of a page whose last item is the key
+// prefix+suffix.
+func EncodeCursor(suffix []byte) string { return base64.RawURLEncoding.EncodeToString(suffix) }
+
+// ReverseIterator returns an iterator over the keys under prefix, from
+// the greatest down, that does not prefetch values.
+func ReverseIterator(txn *badger.Txn, prefix []byte) *badger.Iterator {
+	opts := badger.DefaultIteratorOptions
+	opts.Reverse = true
+	opts.Prefix = prefix
+	opts.PrefetchValues = false
+	return txn.NewIterator(opts)
 }
