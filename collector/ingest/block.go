@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -155,15 +156,7 @@ func decodeLog(dst []logEntry, first uint64, val []byte) ([]logEntry, error) {
 
 // findEntry returns the entry of seq in es, ascending.
 func findEntry(es []logEntry, seq uint64) (logEntry, bool) {
-	i, ok := slices.BinarySearchFunc(es, seq, func(e logEntry, seq uint64) int {
-		switch {
-		case e.seq < seq:
-			return -1
-		case e.seq > seq:
-			return 1
-		}
-		return 0
-	})
+	i, ok := slices.BinarySearchFunc(es, seq, func(e logEntry, seq uint64) int { return cmp.Compare(e.seq, seq) })
 	if !ok {
 		return logEntry{}, false
 	}
