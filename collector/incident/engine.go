@@ -230,11 +230,12 @@ func (e *Engine) apply(ctx context.Context, recs []ingest.Record, next uint64) e
 	var sends []dispatch
 	err := store.Update(ctx, e.db, func(txn *badger.Txn) error {
 		opened, sends = 0, nil
+		changed := newTouched()
 		for _, r := range recs {
 			if r.Finding == nil {
 				continue
 			}
-			created, ds, err := e.add(txn, r.Finding)
+			created, ds, err := e.add(txn, changed, r.Finding)
 			if err != nil {
 				return fmt.Errorf("finding %s: %w", r.Finding.ID, err)
 			}
@@ -242,6 +243,9 @@ func (e *Engine) apply(ctx context.Context, recs []ingest.Record, next uint64) e
 				opened++
 			}
 			sends = append(sends, ds...)
+		}
+		if err := changed.write(txn); err != nil {
+			return err
 		}
 		return store.Put(txn, offsetKey, next)
 	})
@@ -262,10 +266,55 @@ func (e *Engine) apply(ctx context.Context, recs []ingest.Record, next uint64) e
 	return err
 }
 
+// touched holds the incidents one transaction of apply read or changed,
+// each decoded once and, if changed, encoded and written once when the
+// transaction's findings are all added. An incident holds up to
+// MaxFindings finding ids and their timeline entries, so decoding and
+// encoding it again for every finding that joins it cost more than
+// everything else the collector does for the finding.
+type touched struct {
+	records map[string]*record
+	changed []string // ids, in the order first changed
+}
+
+func newTouched() *touched { return &touched{records: make(map[string]*record)} }
+
+// load returns incident id, as changed so far in this transaction.
+func (t *touched) load(txn *badger.Txn, id string) (*record, error) {
+	if r := t.records[id]; r != nil {
+		return r, nil
+	}
+	r := new(record)
+	if err := store.Get(txn, incidentKey(id), r); err != nil {
+		return nil, err
+	}
+	t.records[id] = r
+	return r, nil
+}
+
+// change notes that r was changed (or opened) and is to be written.
+func (t *touched) change(r *record) {
+	if !slices.Contains(t.changed, r.ID) {
+		t.changed = append(t.changed, r.ID)
+	}
+	t.records[r.ID] = r
+}
+
+// write stores every changed incident into txn.
+func (t *touched) write(txn *badger.Txn) error {
+	for _, id := range t.changed {
+		if err := store.Put(txn, incidentKey(id), t.records[id]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // add puts f into the open incident of its agent, or of another agent
 // that shares an indicator with it, or opens one. It reports whether it
-// opened one.
-func (e *Engine) add(txn *badger.Txn, f *ingest.Finding) (opened bool, sends []dispatch, err error) {
+// opened one. The incidents it reads and changes are kept in t, which
+// the caller writes once the transaction's findings are all added.
+func (e *Engine) add(txn *badger.Txn, t *touched, f *ingest.Finding) (opened bool, sends []dispatch, err error) {
 	ff := factsOf(f.Evidence)
 	inds := indicators(f, ff)
 	keys := [][]byte{corrKey(f.AgentID, f.Drill)}
@@ -282,12 +331,12 @@ func (e *Engine) add(txn *badger.Txn, f *ingest.Finding) (opened bool, sends []d
 		if err != nil {
 			return false, nil, err
 		}
-		var r record
-		if err := store.Get(txn, incidentKey(openID), &r); err != nil {
+		r, err := t.load(txn, openID)
+		if err != nil {
 			return false, nil, fmt.Errorf("incident %s: %w", openID, err)
 		}
-		if e.joins(&r, f) {
-			cur = &r
+		if e.joins(r, f) {
+			cur = r
 			break
 		}
 	}
@@ -326,9 +375,7 @@ func (e *Engine) add(txn *badger.Txn, f *ingest.Finding) (opened bool, sends []d
 		}
 	}
 	sends = e.runPlaybook(cur, f.ReceivedAt)
-	if err := store.Put(txn, incidentKey(id), cur); err != nil {
-		return false, nil, err
-	}
+	t.change(cur)
 	if e.hook != nil {
 		joined := *f
 		joined.IncidentID = id

@@ -33,7 +33,7 @@ type env struct {
 	clock    time.Time
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	db, err := store.Open(t.TempDir(), quiet)
 	if err != nil {
@@ -97,7 +97,7 @@ func (s spec) finding() *protocol.Finding {
 
 // add appends the findings of specs, one batch per spec, and returns
 // their ids.
-func (e *env) add(t *testing.T, specs ...spec) []string {
+func (e *env) add(t testing.TB, specs ...spec) []string {
 	t.Helper()
 	var ids []string
 	for _, s := range specs {
@@ -111,8 +111,11 @@ func (e *env) add(t *testing.T, specs ...spec) []string {
 }
 
 // process applies the log from the engine's stored offset to its end,
-// as Run does.
-func (e *env) process(t *testing.T) {
+// as Run does, three records per transaction.
+func (e *env) process(t *testing.T) { t.Helper(); e.processBy(t, 3) }
+
+// processBy is process with n records per transaction.
+func (e *env) processBy(t *testing.T, n int) {
 	t.Helper()
 	ctx := context.Background()
 	var offset uint64
@@ -126,7 +129,7 @@ func (e *env) process(t *testing.T) {
 		t.Fatal(err)
 	}
 	for {
-		recs, next, err := e.findings.Read(ctx, offset, 3)
+		recs, next, err := e.findings.Read(ctx, offset, n)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -230,6 +233,62 @@ func TestMaxFindings(t *testing.T) {
 	e.process(t)
 	if got := groups(e.incidents(t), ids); fmt.Sprint(got) != "[[0 1] [2]]" {
 		t.Errorf("groups %v, want [[0 1] [2]]", got)
+	}
+}
+
+// One transaction adding many findings, which reads and writes each
+// incident once, ends with the incidents that adding them one
+// transaction each does: joins, a shared indicator pulling in another
+// host, the MaxFindings cap reached in the middle, drills apart.
+func TestManyFindingsInOneTransaction(t *testing.T) {
+	var specs []spec
+	for i := range 14 {
+		specs = append(specs, spec{agent: "a1", minute: i, severity: []string{"low", "high", "medium"}[i%3]})
+		if i%4 == 0 {
+			specs = append(specs, spec{agent: "a2", minute: i, rule: "r-medium-a1"}, spec{agent: "a3", minute: i, drill: true})
+		}
+	}
+	var fs []*protocol.Finding
+	for _, s := range specs {
+		fs = append(fs, s.finding())
+	}
+	run := func(perTxn int) (*env, []*Incident) {
+		e := newEnv(t)
+		e.engine.max = 5
+		for i, f := range fs {
+			if _, _, err := e.findings.Append(context.Background(), specs[i].agent, []*protocol.Finding{f}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		e.processBy(t, perTxn)
+		return e, e.incidents(t)
+	}
+	_, one := run(1)
+	e, many := run(len(fs))
+	ids := make([]string, len(fs))
+	for i, f := range fs {
+		ids[i] = f.Id
+	}
+	if g1, g2 := fmt.Sprint(groups(one, ids)), fmt.Sprint(groups(many, ids)); g1 != g2 {
+		t.Fatalf("one per transaction groups %s, all in one %s", g1, g2)
+	}
+	if len(many) < 4 {
+		t.Fatalf("%d incidents: the cap was not reached", len(many))
+	}
+	for i := range one {
+		a, b := one[i], many[i]
+		if a.Title != b.Title || a.Severity != b.Severity || fmt.Sprint(a.AffectedHosts) != fmt.Sprint(b.AffectedHosts) ||
+			len(a.Timeline) != len(b.Timeline) || a.Priority != b.Priority || fmt.Sprint(a.Indicators) != fmt.Sprint(b.Indicators) {
+			t.Errorf("incident %d: one per transaction %q %s hosts %v, %d timeline entries; all in one %q %s hosts %v, %d entries",
+				i, a.Title, a.Severity, a.AffectedHosts, len(a.Timeline), b.Title, b.Severity, b.AffectedHosts, len(b.Timeline))
+		}
+	}
+	for _, inc := range many {
+		for _, fid := range inc.FindingIDs {
+			if f, err := e.findings.Get(context.Background(), fid); err != nil || f.IncidentID != inc.ID {
+				t.Errorf("finding %s: incident %v, %v; want %s", fid, f, err, inc.ID)
+			}
+		}
 	}
 }
 
