@@ -445,6 +445,7 @@ func TestMetrics(t *testing.T) {
 		"# TYPE cordon_findings_stored_total counter\ncordon_findings_stored_total 1\n",
 		"cordon_findings_duplicates_total 0\n",
 		"cordon_incidents_opened_total 1\n",
+		"# TYPE cordon_incident_engine_backlog gauge\ncordon_incident_engine_backlog 0\n",
 		"# TYPE cordon_agents_online gauge\ncordon_agents_online 0\n",
 		`cordon_api_requests_total{code="401"} 1` + "\n",
 		"# TYPE cordon_incidents_open gauge\ncordon_incidents_open 1\n",

@@ -25,7 +25,13 @@ func (s *server) metrics(w http.ResponseWriter, r *http.Request) error {
 	metric("cordon_findings_stored_total", "counter", "Findings stored since the collector started.", fs.Stored)
 	metric("cordon_findings_duplicates_total", "counter", "Findings received again, already stored, since the collector started.", fs.Duplicates)
 	metric("cordon_findings_rejected_total", "counter", "Invalid findings skipped since the collector started.", fs.Rejected)
-	metric("cordon_incidents_opened_total", "counter", "Incidents opened since the collector started.", s.Incidents.Stats().Opened)
+	is := s.Incidents.Stats()
+	metric("cordon_incidents_opened_total", "counter", "Incidents opened since the collector started.", is.Opened)
+	var backlog uint64
+	if end := s.Findings.End(); is.Offset > 0 && end > is.Offset {
+		backlog = end - is.Offset
+	}
+	metric("cordon_incident_engine_backlog", "gauge", "Findings log positions stored and not yet correlated into incidents (at most that many findings: duplicates leave positions empty).", backlog)
 	metric("cordon_agents_online", "gauge", "Agents connected with a recent heartbeat.", uint64(s.Agents.Online()))
 	if err := s.incidentMetrics(r.Context(), &b); err != nil {
 		return err

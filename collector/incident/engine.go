@@ -126,6 +126,7 @@ type Engine struct {
 	onChanged func()
 
 	opened atomic.Uint64
+	offset atomic.Uint64 // the next log position Run applies
 }
 
 // New returns an Engine; Run starts it.
@@ -152,11 +153,14 @@ func New(cfg Config, log *slog.Logger) *Engine {
 // Stats counts what the Engine did since it was created.
 type Stats struct {
 	Opened uint64
+	// Offset is the next position of the findings log to apply (0: Run
+	// has not started).
+	Offset uint64
 }
 
 // Stats returns the Engine's counters.
 func (e *Engine) Stats() Stats {
-	return Stats{Opened: e.opened.Load()}
+	return Stats{Opened: e.opened.Load(), Offset: e.offset.Load()}
 }
 
 var offsetKey = store.Key("meta", "incident-offset")
@@ -196,6 +200,8 @@ func (e *Engine) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading the incident engine's log offset: %w", err)
 	}
+	offset = max(offset, 1)
+	e.offset.Store(offset)
 	for {
 		wake := e.log.Notify()
 		recs, next, err := e.log.Read(ctx, offset, batchSize)
@@ -206,6 +212,10 @@ func (e *Engine) Run(ctx context.Context) error {
 			return fmt.Errorf("incident engine: %w", err)
 		}
 		if len(recs) == 0 {
+			// Only empty positions (duplicates') were left: step over
+			// them; the stored offset follows with the next batch.
+			offset = max(offset, next)
+			e.offset.Store(offset)
 			select {
 			case <-ctx.Done():
 				return nil
@@ -220,6 +230,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			return fmt.Errorf("incident engine: applying log records %d to %d: %w", recs[0].Seq, recs[len(recs)-1].Seq, err)
 		}
 		offset = next
+		e.offset.Store(offset)
 	}
 }
 

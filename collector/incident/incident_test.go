@@ -395,6 +395,30 @@ func TestRun(t *testing.T) {
 	if n := e2.Stats().Opened; n != 0 {
 		t.Errorf("second engine opened %d incidents, want 0", n)
 	}
+	if off, end := e2.Stats().Offset, e.findings.End(); off != end {
+		t.Errorf("engine offset %d after applying the whole log, want its end %d", off, end)
+	}
+
+	// Duplicates leave the log's last positions empty: the engine steps
+	// over them, so its backlog drains to nothing.
+	dup := spec{agent: "a3"}.finding()
+	for range 2 {
+		if _, _, err := e.findings.Append(context.Background(), "a3", []*protocol.Finding{dup, dup, dup}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel = context.WithCancel(context.Background())
+	go func() { done <- e2.Run(ctx) }()
+	for e2.Stats().Offset != e.findings.End() {
+		if time.Now().After(deadline) {
+			t.Fatalf("engine offset %d, log end %d", e2.Stats().Offset, e.findings.End())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
 }
 
 func TestTransitions(t *testing.T) {

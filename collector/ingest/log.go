@@ -12,8 +12,9 @@ type Log interface {
 	// id is already stored are counted as duplicates and left untouched.
 	Append(ctx context.Context, agentID string, findings []*protocol.Finding) (stored, duplicates int, err error)
 	// Read returns up to limit records from offset from on, oldest
-	// first, and the offset to read next. Offsets start at 1; 0 reads
-	// from the beginning.
+	// first, and the offset to read next, past the positions left empty
+	// (by duplicates) when it read to the end. Offsets start at 1; 0
+	// reads from the beginning.
 	Read(ctx context.Context, from uint64, limit int) (recs []Record, next uint64, err error)
 	// Notify returns a channel closed at the next successful Append that
 	// stored something. Take it before Read so that no append is missed.

@@ -364,8 +364,18 @@ func (s *Store) Read(ctx context.Context, from uint64, limit int) ([]Record, uin
 	if err != nil {
 		return nil, from, fmt.Errorf("reading the findings log from %d: %w", from, err)
 	}
+	if len(recs) < limit {
+		// Read to the end: every position below complete is stored or
+		// abandoned (a duplicate's, a failed transaction's), so the next
+		// read starts there, past any gap at the end.
+		next = max(next, complete)
+	}
 	return recs, next, nil
 }
+
+// End returns the log position after the last one written: every
+// position below it is stored or abandoned.
+func (s *Store) End() uint64 { return s.seqs.complete() }
 
 // Stats returns the counters of Append.
 func (s *Store) Stats() Stats {
