@@ -56,4 +56,3 @@ func BenchmarkEngineApply(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "findings/s")
 }
-
