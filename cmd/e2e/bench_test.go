@@ -51,27 +51,7 @@ const fleetAgents = 1000
 func BenchmarkFleet(b *testing.B) {
 	lg := loadgen(b)
 	for range b.N {
-		dir := b.TempDir()
-		listen, api := fmt.Sprintf("127.0.0.1:%d", freePortB(b, "udp")), fmt.Sprintf("127.0.0.1:%d", freePortB(b, "tcp"))
-		col := exec.Command(bin("cordon-collector"), "run", "--data", dir, "--listen", listen, "--api", api)
-		logf, err := os.Create(filepath.Join(dir, "collector.log"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		col.Stdout, col.Stderr = logf, logf
-		if err := col.Start(); err != nil {
-			b.Fatal(err)
-		}
-		token := ""
-		for deadline := time.Now().Add(30 * time.Second); token == ""; {
-			if t, err := os.ReadFile(filepath.Join(dir, "admin.token")); err == nil {
-				token = strings.TrimSpace(string(t))
-			} else if time.Now().After(deadline) {
-				b.Fatal("the collector wrote no admin key")
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		time.Sleep(500 * time.Millisecond) // the API listens right after
+		col, listen, api, token := startBenchCollector(b)
 		cmd := exec.Command(lg, "--collector", listen, "--api", "http://"+api,
 			"--agents", fmt.Sprint(fleetAgents), "--heartbeat", "30s", "--rate", "0.1", "--batch", "10",
 			"--duration", "20s", "--drain", "30s", "--commands", "20", "--incidents", "20",
@@ -80,9 +60,7 @@ func BenchmarkFleet(b *testing.B) {
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		runErr := cmd.Run()
-		col.Process.Signal(syscall.SIGTERM)
-		col.Wait()
-		logf.Close()
+		col.stop()
 		if runErr != nil {
 			b.Fatalf("cordon-loadgen: %v\n%s\n%s", runErr, stderr.String(), stdout.String())
 		}
@@ -103,6 +81,49 @@ func BenchmarkFleet(b *testing.B) {
 		b.ReportMetric(rep.CommandLatency.P50, "command-p50-ms")
 		b.ReportMetric(rep.CommandLatency.P99, "command-p99-ms")
 	}
+}
+
+// benchCollector is a cordon-collector a benchmark started.
+type benchCollector struct {
+	*exec.Cmd
+	logf *os.File
+}
+
+// stop ends the collector with SIGTERM and waits for it.
+func (c *benchCollector) stop() {
+	c.Process.Signal(syscall.SIGTERM)
+	c.Wait()
+	c.logf.Close()
+}
+
+// startBenchCollector starts a real collector on free loopback ports
+// with its store in a temporary folder, and returns it, its agent and
+// API addresses and its admin API key once it serves.
+func startBenchCollector(b *testing.B) (col *benchCollector, listen, api, token string) {
+	b.Helper()
+	dir := b.TempDir()
+	listen, api = fmt.Sprintf("127.0.0.1:%d", freePortB(b, "udp")), fmt.Sprintf("127.0.0.1:%d", freePortB(b, "tcp"))
+	cmd := exec.Command(bin("cordon-collector"), "run", "--data", dir, "--listen", listen, "--api", api)
+	logf, err := os.Create(filepath.Join(dir, "collector.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	col = &benchCollector{Cmd: cmd, logf: logf}
+	for deadline := time.Now().Add(30 * time.Second); token == ""; {
+		if t, err := os.ReadFile(filepath.Join(dir, "admin.token")); err == nil {
+			token = strings.TrimSpace(string(t))
+		} else if time.Now().After(deadline) {
+			col.stop()
+			b.Fatal("the collector wrote no admin key")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // the API listens right after
+	return col, listen, api, token
 }
 
 func freePortB(b *testing.B, network string) int {
