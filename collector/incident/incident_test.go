@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -591,5 +592,53 @@ func TestTypeOf(t *testing.T) {
 		if got := typeOf(tt.tactics, tt.techniques); got != tt.want {
 			t.Errorf("typeOf(%v, %v) = %s, want %s", tt.tactics, tt.techniques, got, tt.want)
 		}
+	}
+}
+
+// bulkyHook writes keys values small enough to stay in badger's tree
+// (under its value threshold), keys of them per change, filling the
+// transaction: larger values go to the value log and count in a
+// transaction's size as a pointer only.
+type bulkyHook struct{ keys int }
+
+func (h bulkyHook) IncidentChanged(txn *badger.Txn, change string, inc *Incident, cause *ingest.Finding) error {
+	if cause == nil {
+		return nil
+	}
+	for i := range h.keys {
+		if err := txn.Set(store.Key("test-bulk", cause.ID, strconv.Itoa(i)), make([]byte, 900)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// A transaction too big for badger is split, down to one finding, and
+// every finding still ends in its incident once, with the offset past
+// them all.
+func TestApplySplitsTooBigTransactions(t *testing.T) {
+	e := newEnv(t)
+	e.engine.hook = bulkyHook{keys: 600} // about 560 KiB a finding: four findings a transaction
+	var specs []spec
+	for i := range 24 {
+		specs = append(specs, spec{agent: []string{"a1", "a2", "a5"}[i%3], minute: i})
+	}
+	ids := e.add(t, specs...)
+	e.processBy(t, len(ids))
+	incs := e.incidents(t)
+	if got := fmt.Sprint(groups(incs, ids)); got != "[[0 3 6 9 12 15 18 21] [1 4 7 10 13 16 19 22] [2 5 8 11 14 17 20 23]]" {
+		t.Errorf("groups %s", got)
+	}
+	for _, inc := range incs {
+		if len(inc.FindingIDs) != 8 || len(inc.Timeline) < 8 {
+			t.Errorf("incident %s: %d findings, %d timeline entries", inc.ID, len(inc.FindingIDs), len(inc.Timeline))
+		}
+	}
+	var offset uint64
+	if err := e.db.View(func(txn *badger.Txn) error { return store.Get(txn, offsetKey, &offset) }); err != nil {
+		t.Fatal(err)
+	}
+	if end := e.findings.End(); offset != end {
+		t.Errorf("stored offset %d, want the log's end %d", offset, end)
 	}
 }
