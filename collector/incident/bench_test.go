@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/dgraph-io/badger/v4"
+
+	"github.com/cordon-edr/cordon/collector/store"
 	"github.com/cordon-edr/cordon/protocol"
 )
 
@@ -34,25 +37,14 @@ func BenchmarkEngineApply(b *testing.B) {
 		}
 	}
 	b.ResetTimer()
-	var offset uint64
-	applied := 0
-	for {
-		recs, next, err := e.findings.Read(ctx, offset, batchSize)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if len(recs) == 0 {
-			break
-		}
-		if err := e.engine.apply(ctx, recs, next); err != nil {
-			b.Fatal(err)
-		}
-		applied += len(recs)
-		offset = next
-	}
+	e.processBy(b, batchSize)
 	b.StopTimer()
-	if applied != b.N {
-		b.Fatalf("applied %d findings, want %d", applied, b.N)
+	var offset uint64
+	if err := e.db.View(func(txn *badger.Txn) error { return store.Get(txn, offsetKey, &offset) }); err != nil {
+		b.Fatal(err)
+	}
+	if end := e.findings.End(); offset != end {
+		b.Fatalf("applied up to %d, want the log's end %d", offset, end)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "findings/s")
 }

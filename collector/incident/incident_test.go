@@ -116,7 +116,7 @@ func (e *env) add(t testing.TB, specs ...spec) []string {
 func (e *env) process(t *testing.T) { t.Helper(); e.processBy(t, 3) }
 
 // processBy is process with n records per transaction.
-func (e *env) processBy(t *testing.T, n int) {
+func (e *env) processBy(t testing.TB, n int) {
 	t.Helper()
 	ctx := context.Background()
 	var offset uint64
