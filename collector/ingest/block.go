@@ -253,30 +253,21 @@ func (lr *logReader) finding(seq, first uint64, firstKnown bool) (*Finding, erro
 	if err != nil {
 		return nil, err
 	}
-	f, err := logValue(lr.txn, seq, e.val)
-	if err != nil {
-		return nil, err
-	}
-	return f, withIncident(lr.txn, f)
+	return logFinding(lr.txn, e)
 }
 
-// withIncident sets the incident of f from its key, where Attach records
-// it since format 4 (before, it rewrote the record).
-func withIncident(txn *badger.Txn, f *Finding) error {
-	if f.IncidentID != "" {
-		return nil
+// logFinding decodes the finding of log entry e (logValue) and sets the
+// incident it is attached to, which Attach records in the finding's key
+// since format 4 (before, it rewrote the record).
+func logFinding(txn *badger.Txn, e logEntry) (*Finding, error) {
+	f, err := logValue(txn, e.seq, e.val)
+	if err != nil || f.IncidentID != "" {
+		return f, err
 	}
-	item, err := txn.Get(findingKey(f.ID))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return fmt.Errorf("finding %s: %w", f.ID, store.ErrNotFound)
-	}
+	rf, err := loadRef(txn, f.ID)
 	if err != nil {
-		return fmt.Errorf("reading finding %s: %w", f.ID, err)
+		return nil, fmt.Errorf("finding %s of log entry %d: %w", f.ID, e.seq, err)
 	}
-	return item.Value(func(val []byte) error {
-		if r, ok := parseRef(val); ok {
-			f.IncidentID = r.incidentID
-		}
-		return nil
-	})
+	f.IncidentID = rf.incidentID
+	return f, nil
 }

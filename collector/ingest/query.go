@@ -61,10 +61,7 @@ func (s *Store) List(ctx context.Context, q Query) ([]*Finding, string, error) {
 		var err error
 		if bytes.Equal(prefix, logPrefix) {
 			items, next, err = newest(txn, prefix, q.Page, decodeLog, func(e logEntry) (*Finding, bool, error) {
-				f, err := logValue(txn, e.seq, e.val)
-				if err == nil {
-					err = withIncident(txn, f)
-				}
+				f, err := logFinding(txn, e)
 				if err != nil {
 					return nil, false, err
 				}

@@ -213,10 +213,9 @@ func pendingSize(p *pending) int {
 	return n
 }
 
-// commitGroup writes the findings of group not yet stored (fill), in one
-// transaction,
-// and sets each chunk's outcome. A group too big for one transaction is
-// committed chunk by chunk.
+// commitGroup writes the findings of group not yet stored (fill) in one
+// transaction and sets each chunk's outcome. A group too big for one
+// transaction is committed chunk by chunk.
 func (s *Store) commitGroup(group []*pending) {
 	n := 0
 	for _, p := range group {
@@ -348,11 +347,8 @@ func (s *Store) Read(ctx context.Context, from uint64, limit int) ([]Record, uin
 				if e.seq >= complete || len(recs) == limit {
 					return nil
 				}
-				f, err := logValue(txn, e.seq, e.val)
+				f, err := logFinding(txn, e)
 				if err != nil {
-					return err
-				}
-				if err := withIncident(txn, f); err != nil {
 					return err
 				}
 				recs = append(recs, Record{Seq: e.seq, Finding: f})
