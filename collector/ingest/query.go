@@ -3,8 +3,10 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/dgraph-io/badger/v4"
 
@@ -84,6 +86,72 @@ func (s *Store) List(ctx context.Context, q Query) ([]*Finding, string, error) {
 		return nil, "", fmt.Errorf("listing findings: %w", err)
 	}
 	return items, next, nil
+}
+
+// newest lists findings newest first, as store.Newest lists keys, with
+// the same cursors (the log position of the last finding of the page):
+// it walks the keys under prefix backwards, expands each value into the
+// positions it holds (ascending, with what it holds for each, valid until
+// the next key) and walks those backwards, and visit loads each and says
+// whether it belongs to the listing.
+func newest(txn *badger.Txn, prefix []byte, p store.Page,
+	expand func(dst []logEntry, first uint64, val []byte) ([]logEntry, error),
+	visit func(e logEntry) (*Finding, bool, error),
+) ([]*Finding, string, error) {
+	start, suffix, err := p.Start(prefix)
+	if err != nil {
+		return nil, "", err
+	}
+	below := uint64(math.MaxUint64)
+	if suffix != nil {
+		if len(suffix) != 8 {
+			return nil, "", store.Invalid("cursor", "not a cursor returned by this listing")
+		}
+		below = binary.BigEndian.Uint64(suffix)
+	}
+	it := store.ReverseIterator(txn, prefix)
+	defer it.Close()
+
+	limit := p.Size()
+	var (
+		items   []*Finding
+		last    uint64
+		val     []byte
+		entries []logEntry
+	)
+	for it.Seek(start); it.Valid(); it.Next() {
+		item := it.Item()
+		key := item.Key()
+		first, err := store.ParseU64(key[len(prefix):])
+		if err != nil {
+			return nil, "", fmt.Errorf("entry %q: %w", key, err)
+		}
+		if val, err = item.ValueCopy(val[:0]); err != nil {
+			return nil, "", fmt.Errorf("reading entry %q: %w", key, err)
+		}
+		if entries, err = expand(entries[:0], first, val); err != nil {
+			return nil, "", fmt.Errorf("entry %q: %w", key, err)
+		}
+		for i := len(entries) - 1; i >= 0; i-- {
+			e := entries[i]
+			if e.seq >= below {
+				continue
+			}
+			f, ok, err := visit(e)
+			if err != nil {
+				return nil, "", err
+			}
+			if !ok {
+				continue
+			}
+			if len(items) == limit {
+				return items, store.EncodeCursor([]byte(store.U64(last))), nil
+			}
+			items = append(items, f)
+			last = e.seq
+		}
+	}
+	return items, "", nil
 }
 
 // Attach records, inside txn, that a finding belongs to an incident. It
