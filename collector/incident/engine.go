@@ -248,12 +248,12 @@ func (e *Engine) apply(ctx context.Context, recs []ingest.Record, next uint64) e
 	var sends []dispatch
 	err := store.Update(ctx, e.db, func(txn *badger.Txn) error {
 		opened, sends = 0, nil
-		changed := newTouched()
+		incs := newTouched()
 		for _, r := range recs {
 			if r.Finding == nil {
 				continue
 			}
-			created, ds, err := e.add(txn, changed, r.Finding)
+			created, ds, err := e.add(txn, incs, r.Finding)
 			if err != nil {
 				return fmt.Errorf("finding %s: %w", r.Finding.ID, err)
 			}
@@ -262,7 +262,7 @@ func (e *Engine) apply(ctx context.Context, recs []ingest.Record, next uint64) e
 			}
 			sends = append(sends, ds...)
 		}
-		if err := changed.write(txn); err != nil {
+		if err := incs.write(txn); err != nil {
 			return err
 		}
 		return store.Put(txn, offsetKey, next)
