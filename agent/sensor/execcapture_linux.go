@@ -11,13 +11,24 @@ import (
 	"github.com/cordon-edr/cordon/protocol/ecs"
 )
 
-// captureTick is how long the reader pauses between passes over the ring
-// while records keep coming, so that a burst of execs costs one wakeup
-// per pass rather than one per record. The kernel wakes the reader when
-// a record is committed and the reader had caught up with it (or the
-// ring fills up); with no records the reader waits for that, so an idle
-// host costs a wakeup per idleCheck at most.
-const captureTick = 25 * time.Millisecond
+// While records keep coming, the reader pauses between passes over the
+// ring, so that a burst of execs costs one pass rather than a wakeup per
+// record. A pass costs the agent far more than its records alone (every
+// consumer of events wakes, and the Go runtime's monitor polls at its
+// shortest interval for a millisecond after), so the pause grows while a
+// burst lasts: from captureTick, doubling after each pass, up to
+// captureTickMax, but never longer than lets pauseBytes gather at the
+// rate the last pause saw. The kernel wakes the reader when a record is
+// committed and the reader had caught up with it (or the ring fills up);
+// with no records the reader waits for that, so an idle host costs a
+// wakeup per idleCheck at most, and a lone exec is read at once.
+const (
+	captureTick    = 25 * time.Millisecond
+	captureTickMax = 200 * time.Millisecond
+	// pauseBytes is an eighth of the ring (execargs.c): a burst eight
+	// times faster than the last pause's still fits in it.
+	pauseBytes = 256 << 10
+)
 
 // idleCheck bounds a wait for the kernel's wakeup: should one ever be
 // missed, the records in the ring are read this late, not never.
@@ -79,9 +90,11 @@ func (p *Process) runCapture(ctx context.Context, c *execCapture, out chan<- ecs
 	pause := time.NewTimer(captureTick)
 	pause.Stop()
 	// pass takes the records in the ring, waiting for the first (up to
-	// idleCheck) when wait is set. It returns how many it took; stop is
-	// set when the sensor is to stop.
+	// idleCheck) when wait is set. It returns how many it took and their
+	// bytes; stop is set when the sensor is to stop.
+	var bytes int
 	pass := func(wait bool) (n int, stop bool, err error) {
+		bytes = 0
 		if wait {
 			c.SetDeadline(time.Now().Add(idleCheck))
 		} else {
@@ -99,6 +112,7 @@ func (p *Process) runCapture(ctx context.Context, c *execCapture, out chan<- ecs
 				return n, true, fmt.Errorf("read the process event ring buffer: %w", err)
 			}
 			n++
+			bytes += len(b)
 			if wait {
 				// The first record is in: take the rest without waiting.
 				c.SetDeadline(time.Unix(0, 1))
@@ -120,6 +134,8 @@ func (p *Process) runCapture(ctx context.Context, c *execCapture, out chan<- ecs
 			}
 		}
 	}
+	var tick time.Duration // the last pause, 0 after a wait
+	var paused time.Time   // when it began
 	for wait := true; ; {
 		n, stop, err := pass(wait)
 		p.busy.Store(n > 0 && !stop)
@@ -145,9 +161,12 @@ func (p *Process) runCapture(ctx context.Context, c *execCapture, out chan<- ecs
 		// finds none goes back to waiting for the program's wakeup.
 		wait = n == 0
 		if wait {
+			tick = 0
 			continue
 		}
-		pause.Reset(captureTick)
+		tick = nextPause(tick, bytes, time.Since(paused))
+		paused = time.Now()
+		pause.Reset(tick)
 		select {
 		case <-ctx.Done():
 			pause.Stop()
@@ -155,4 +174,21 @@ func (p *Process) runCapture(ctx context.Context, c *execCapture, out chan<- ecs
 		case <-pause.C:
 		}
 	}
+}
+
+// nextPause is the pause after a pass that took bytes of records, which
+// gathered over since (the last pause, last, and the pass before it);
+// last is 0 when the pass followed a wait, whose length says nothing of
+// the rate.
+func nextPause(last time.Duration, bytes int, since time.Duration) time.Duration {
+	if last == 0 {
+		return captureTick
+	}
+	next := min(2*last, captureTickMax)
+	if bytes > 0 && since > 0 {
+		// The time pauseBytes take to gather at the rate just seen.
+		fill := time.Duration(float64(since) * pauseBytes / float64(bytes))
+		next = min(next, fill)
+	}
+	return max(next, captureTick)
 }

@@ -139,3 +139,26 @@ func TestCaptureLiveProcess(t *testing.T) {
 		t.Errorf("ancestry %+v, want this test first", a)
 	}
 }
+
+func TestNextPause(t *testing.T) {
+	ms := time.Millisecond
+	for _, tc := range []struct {
+		name  string
+		last  time.Duration
+		bytes int
+		since time.Duration
+		want  time.Duration
+	}{
+		{"after a wait, however slow the records came", 0, 100, 10 * time.Second, captureTick},
+		{"after a wait, however fast", 0, 4 << 20, ms, captureTick},
+		{"a slow burst doubles the pause", 25 * ms, 10 << 10, 30 * ms, 50 * ms},
+		{"up to the longest", 200 * ms, 10 << 10, 210 * ms, captureTickMax},
+		{"no longer than pauseBytes take to gather", 100 * ms, 200 << 10, 100 * ms, 128 * ms},
+		{"never shorter than the shortest", 100 * ms, 4 << 20, 100 * ms, captureTick},
+		{"a pass that took no bytes", 50 * ms, 0, 60 * ms, 100 * ms},
+	} {
+		if got := nextPause(tc.last, tc.bytes, tc.since); got != tc.want {
+			t.Errorf("%s: nextPause(%v, %d, %v) = %v, want %v", tc.name, tc.last, tc.bytes, tc.since, got, tc.want)
+		}
+	}
+}

@@ -217,7 +217,7 @@ func (p *Process) Lineage(pid int) (lineage []ecs.Parent, ok bool) {
 
 // Busy reports whether the sensor is working through a burst of the
 // kernel's records: its last pass over the eBPF ring found some, and it
-// reads the ring again within captureTick. A caller that did not find a
+// reads the ring again within captureTickMax. A caller that did not find a
 // process it expects can ask again while it is. False in the other modes.
 func (p *Process) Busy() bool { return p.busy.Load() }
 
