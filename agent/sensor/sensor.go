@@ -60,7 +60,9 @@ type Process struct {
 	log   *slog.Logger
 	fs    *procfs
 	cache *cache
-	users *users
+	// chains shares the lineages of a burst of siblings.
+	chains chainMemo
+	users  *users
 	// open opens the kernel's process event feed.
 	open func() (connector, error)
 	// openCapture loads the eBPF process capture.
@@ -318,7 +320,44 @@ func (p *Process) lineage(ppid int, fetch func(pid int) (*proc, error)) []ecs.Pa
 	if len(out) == 0 {
 		return nil
 	}
-	return slices.Clone(out)
+	return p.chains.share(ppid, out)
+}
+
+// chainMemoSize is how many lineages chainMemo keeps: the parents of
+// more bursts at once than a host runs.
+const chainMemoSize = 8
+
+// chainMemo keeps the lineages lineage returned last, so that the events
+// of a burst of children of one parent (an exec storm, a build, a shell
+// loop) share one copy of the chain instead of each allocating its own.
+// A kept chain is returned only when it equals, element by element, the
+// one just walked from the cache, so it is never stale. Events do not
+// change their parent or ancestry once built, so sharing is safe.
+type chainMemo struct {
+	mu    sync.Mutex
+	next  int
+	ppid  [chainMemoSize]int
+	chain [chainMemoSize][]ecs.Parent
+}
+
+// share returns a lineage equal to walked, which starts at ppid: a kept
+// one, or a copy of walked that it keeps.
+func (m *chainMemo) share(ppid int, walked []ecs.Parent) []ecs.Parent {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i, pid := range m.ppid {
+		// Strings that share their bytes compare without reading them:
+		// a chain walked from the same cache records costs little to check.
+		if pid == ppid && slices.Equal(m.chain[i], walked) {
+			return m.chain[i]
+		}
+	}
+	// Clipped: an append to the ancestry cannot write into another
+	// event's.
+	c := slices.Clip(slices.Clone(walked))
+	m.ppid[m.next], m.chain[m.next] = ppid, c
+	m.next = (m.next + 1) % chainMemoSize
+	return c
 }
 
 // processEvent builds an event about pr in the given mode.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -611,5 +612,43 @@ func TestLookupExitedPidReused(t *testing.T) {
 	p.cache.remove(5555)
 	if _, ok := p.Lookup(5555); !ok {
 		t.Error("Lookup of an exited pid procfs no longer has found nothing")
+	}
+}
+
+func TestChainMemo(t *testing.T) {
+	var m chainMemo
+	sh := []ecs.Parent{{PID: 10, EntityID: "e10", Executable: "/bin/sh", CommandLine: "sh -c loop"}, {PID: 1, Executable: "/sbin/init"}}
+	first := m.share(10, slices.Clone(sh))
+	if !slices.Equal(first, sh) {
+		t.Fatalf("share returned %v, want %v", first, sh)
+	}
+	if cap(first) != len(first) {
+		t.Errorf("a kept chain has room to grow (len %d, cap %d): an append would write into other events' ancestry", len(first), cap(first))
+	}
+	// A sibling's walk finds the same chain: it gets the same copy.
+	if again := m.share(10, slices.Clone(sh)); &again[0] != &first[0] {
+		t.Error("an equal chain from the same parent was copied again")
+	}
+	// The parent exec'd: its record changed, so the chain is a new one,
+	// and the first stays as it was for the events that hold it.
+	execd := slices.Clone(sh)
+	execd[0].Executable, execd[0].CommandLine = "/usr/bin/python3", "python3 x.py"
+	got := m.share(10, execd)
+	if &got[0] == &first[0] || got[0].Executable != "/usr/bin/python3" {
+		t.Errorf("a changed parent got the kept chain: %v", got)
+	}
+	if first[0].Executable != "/bin/sh" {
+		t.Errorf("a kept chain changed under the events holding it: %v", first)
+	}
+	// An equal chain under another parent pid is not taken for it.
+	if other := m.share(11, slices.Clone(sh)); &other[0] == &first[0] {
+		t.Error("a chain kept for pid 10 was returned for pid 11")
+	}
+	// More parents than the memo keeps: the oldest goes, nothing breaks.
+	for pid := 100; pid < 100+2*chainMemoSize; pid++ {
+		c := []ecs.Parent{{PID: pid, Executable: "/bin/sh"}}
+		if got := m.share(pid, c); !slices.Equal(got, c) {
+			t.Fatalf("pid %d: share returned %v", pid, got)
+		}
 	}
 }
