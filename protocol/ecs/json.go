@@ -182,6 +182,16 @@ func appendTime(b []byte, t time.Time) ([]byte, error) {
 
 const hexDigits = "0123456789abcdef"
 
+// plain marks the bytes appendString copies as they are: printable ASCII
+// but for ", \, <, > and &. One load per byte instead of six compares:
+// command lines are most of what the agent writes.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 // appendString appends s as a JSON string the way encoding/json does:
 // ", \ and control characters escaped (\b \f \n \r \t by name), <, > and &
 // as \u003c, \u003e and \u0026, U+2028 and U+2029 escaped, and each byte
@@ -191,11 +201,11 @@ func appendString(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
+		if plain[c] {
+			i++
+			continue
+		}
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
 			b = append(b, s[start:i]...)
 			switch c {
 			case '"', '\\':

@@ -123,22 +123,43 @@ func BenchmarkEventJSON(b *testing.B) {
 			Ancestry: []Parent{{PID: 1, EntityID: "8c1f-1-1", Executable: "/sbin/init", Name: "init"}}},
 		Host: &Host{Hostname: "vm", ID: "0123"},
 	}
-	b.Run("encoding-json", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			if _, err := json.Marshal(e); err != nil {
-				b.Fatal(err)
+	// An exec storm's event: a shell loop's child, five levels below
+	// init, the command lines of a test run above it.
+	storm := *e
+	sp := *e.Process
+	sp.Parent = &Parent{PID: 4000, EntityID: "8c1f-4000-12", Executable: "/usr/bin/dash", Name: "dash",
+		CommandLine: "/bin/sh -c i=0; trap 'echo $i; exit 0' TERM; while :; do /bin/true cordon-agentstorm-1764739200000000000-0-$i; i=$((i+1)); done"}
+	sp.Ancestry = []Parent{
+		{PID: 3990, EntityID: "8c1f-3990-11", Executable: "/tmp/go-build3141592653/b001/e2e.test", Name: "e2e.test",
+			CommandLine: "/tmp/go-build3141592653/b001/e2e.test -test.paniconexit0 -test.timeout=10m0s -test.run=^$ -test.bench=AgentExecStorm -test.count=1"},
+		{PID: 3900, EntityID: "8c1f-3900-10", Executable: "/usr/local/go/bin/go", Name: "go",
+			CommandLine: "go test -run ^$ -bench AgentExecStorm -count 1 ."},
+		{PID: 3000, EntityID: "8c1f-3000-9", Executable: "/usr/bin/bash", Name: "bash", CommandLine: "-bash"},
+		{PID: 2990, EntityID: "8c1f-2990-8", Executable: "/usr/sbin/sshd", Name: "sshd", CommandLine: "sshd: root@pts/0"},
+		{PID: 1, EntityID: "8c1f-1-1", Executable: "/usr/lib/systemd/systemd", Name: "systemd", CommandLine: "/sbin/init"},
+	}
+	storm.Process = &sp
+	for _, ev := range []struct {
+		name string
+		e    *Event
+	}{{"short", e}, {"storm", &storm}} {
+		b.Run(ev.name+"/encoding-json", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := json.Marshal(ev.e); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
-	b.Run("append", func(b *testing.B) {
-		b.ReportAllocs()
-		var buf []byte
-		for b.Loop() {
-			var err error
-			if buf, err = e.AppendJSON(buf[:0]); err != nil {
-				b.Fatal(err)
+		})
+		b.Run(ev.name+"/append", func(b *testing.B) {
+			b.ReportAllocs()
+			var buf []byte
+			for b.Loop() {
+				var err error
+				if buf, err = ev.e.AppendJSON(buf[:0]); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
+		})
+	}
 }
