@@ -152,8 +152,9 @@ func (l *lru[V]) push(e *lruEntry[V]) {
 
 // burst counts distinct items per key in a sliding window.
 type burst struct {
-	q       []stamped      // in time order
-	counts  map[string]int // item → occurrences in q
+	q       []stamped      // in time order; q[head:] are in the window
+	head    int            // the oldest occurrence still counted
+	counts  map[string]int // item → occurrences in q[head:]
 	quietTo time.Time      // no finding before this time
 }
 
@@ -170,16 +171,21 @@ func newBurst() *burst { return &burst{counts: map[string]int{}} }
 func (b *burst) add(item string, t time.Time, window time.Duration, limit int) int {
 	b.q = append(b.q, stamped{t, item})
 	b.counts[item]++
-	drop := 0
-	for drop < len(b.q) && (t.Sub(b.q[drop].t) > window || len(b.q)-drop > limit) {
-		old := b.q[drop].item
+	for b.head < len(b.q) && (t.Sub(b.q[b.head].t) > window || len(b.q)-b.head > limit) {
+		old := b.q[b.head].item
 		if b.counts[old]--; b.counts[old] <= 0 {
 			delete(b.counts, old)
 		}
-		drop++
+		b.q[b.head] = stamped{} // let the item go
+		b.head++
 	}
-	if drop > 0 {
-		b.q = append(b.q[:0], b.q[drop:]...)
+	// Forgotten occurrences are dropped from the front once they are
+	// half of q: a full window moved by one for every start (an exec
+	// storm keeps it full) cost a copy of all of it each time.
+	if b.head > 0 && b.head >= len(b.q)/2 {
+		b.q = append(b.q[:0], b.q[b.head:]...)
+		clear(b.q[len(b.q):cap(b.q)][:b.head]) // the copies beyond the new end
+		b.head = 0
 	}
 	return len(b.counts)
 }

@@ -311,8 +311,13 @@ func TestBoundedState(t *testing.T) {
 	for i := 0; i < 10000; i++ {
 		b.add(fmt.Sprint(i), t0, time.Hour, 50)
 	}
-	if len(b.q) != 50 || len(b.counts) != 50 {
-		t.Errorf("burst holds %d/%d, want 50", len(b.q), len(b.counts))
+	if len(b.q)-b.head != 50 || len(b.counts) != 50 {
+		t.Errorf("burst counts %d/%d, want 50", len(b.q)-b.head, len(b.counts))
+	}
+	// Forgotten occurrences wait to be dropped in bulk, never more of
+	// them than are counted.
+	if len(b.q) > 2*50 {
+		t.Errorf("burst holds %d occurrences, want at most 100", len(b.q))
 	}
 }
 
@@ -331,5 +336,24 @@ func TestRulesAreComplete(t *testing.T) {
 	fs := e.Process(startEv(time.Millisecond, 2, "/bin/x", "0"))
 	if len(fs) != 1 || !strings.Contains(fs[0].Summary, "/bin/x started 2 times") {
 		t.Errorf("findings %+v", fs)
+	}
+}
+
+// BenchmarkSpawnBurstStorm feeds SpawnBurst an exec storm: one program
+// started 1,000 times a second by one user, so its window stays full
+// and every start forgets the oldest.
+func BenchmarkSpawnBurstStorm(b *testing.B) {
+	d := NewSpawnBurst(SpawnBurstConfig{})
+	evs := make([]*ecs.Event, 4096)
+	for i := range evs {
+		evs[i] = startEv(0, 1000+i, "/usr/bin/true", "0")
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		ev := evs[i%len(evs)]
+		ev.Timestamp = t0.Add(time.Duration(i) * time.Millisecond)
+		d.Detect(ev)
+		i++
 	}
 }
