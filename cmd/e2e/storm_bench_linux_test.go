@@ -158,3 +158,85 @@ func allSensorEvents(b *testing.B, state string) uint64 {
 	}
 	return n
 }
+
+// BenchmarkExecsnoopStorm is BenchmarkAgentExecStorm's baseline on the
+// same machine: libbpf-tools' execsnoop (Debian's libbpf-tools package),
+// which does nothing but print each exec's command line from an eBPF
+// program, through the same storm. It reports execsnoop's own CPU time
+// per storm exec and the share of execs it printed with their marker, so
+// that the agent's cost per exec reads as a ratio to the cheapest
+// exec capture this kernel and machine allow.
+func BenchmarkExecsnoopStorm(b *testing.B) {
+	needRoot(b)
+	path, err := exec.LookPath("execsnoop")
+	if err != nil {
+		path = "/usr/sbin/execsnoop"
+		if _, err := os.Stat(path); err != nil {
+			b.Skip("skipping: execsnoop not found (Debian's libbpf-tools package)")
+		}
+	}
+	d := 10 * time.Second
+	if v, err := time.ParseDuration(os.Getenv("CORDON_BENCH_STORM")); err == nil && v > 0 {
+		d = v
+	}
+	for b.Loop() {
+		cmd := exec.Command(path)
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		tag := fmt.Sprintf("cordon-execsnoop-%d", time.Now().UnixNano())
+		seen := map[string]bool{}
+		read := make(chan struct{})
+		go func() {
+			defer close(read)
+			sc := bufio.NewScanner(out)
+			sc.Buffer(make([]byte, 1<<20), 1<<20)
+			for sc.Scan() {
+				// COMM PID PPID RET ARGS: the marker is /bin/true's first
+				// argument.
+				f := strings.Fields(sc.Text())
+				if len(f) >= 6 && strings.HasPrefix(f[5], tag) {
+					seen[f[5]] = true
+				}
+			}
+		}()
+		time.Sleep(3 * time.Second) // loading its program
+		pid := cmd.Process.Pid
+		cpu0, _, err := procUsage(pid)
+		if err != nil {
+			b.Fatalf("execsnoop did not start: %v: %s", err, stderr.String())
+		}
+		t0 := time.Now()
+		counts, err := bench.Storm(tag, d)
+		if err != nil {
+			b.Fatal(err)
+		}
+		elapsed := time.Since(t0)
+		time.Sleep(time.Second)
+		cpu1, _, err := procUsage(pid)
+		if err != nil {
+			b.Fatalf("execsnoop stopped during the storm: %v: %s", err, stderr.String())
+		}
+		// It prints what its output buffer still holds as it exits.
+		_ = cmd.Process.Signal(os.Interrupt)
+		<-read
+		_ = cmd.Wait()
+		spawned := 0
+		for _, n := range counts {
+			spawned += n
+		}
+		spawned = max(spawned, len(seen))
+		if spawned == 0 {
+			b.Fatal("the storm spawned nothing")
+		}
+		b.ReportMetric(float64(spawned)/elapsed.Seconds(), "execs/s")
+		b.ReportMetric(100*float64(len(seen))/float64(spawned), "seen_%")
+		b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(spawned), "execsnoop_cpu_µs/exec")
+	}
+}
