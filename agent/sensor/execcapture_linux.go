@@ -93,6 +93,8 @@ func (p *Process) runCapture(ctx context.Context, c *execCapture, out chan<- ecs
 	// idleCheck) when wait is set. It returns how many it took and their
 	// bytes; stop is set when the sensor is to stop.
 	var bytes int
+	var clock wallClock
+	wall := clock.wall
 	pass := func(wait bool) (n int, stop bool, err error) {
 		bytes = 0
 		if wait {
@@ -113,6 +115,10 @@ func (p *Process) runCapture(ctx context.Context, c *execCapture, out chan<- ecs
 			}
 			n++
 			bytes += len(b)
+			if n == 1 {
+				// The wall clock can be set while the reader waits.
+				clock.sync()
+			}
 			if wait {
 				// The first record is in: take the rest without waiting.
 				c.SetDeadline(time.Unix(0, 1))
@@ -122,7 +128,7 @@ func (p *Process) runCapture(ctx context.Context, c *execCapture, out chan<- ecs
 				p.log.Debug("process sensor: bad eBPF record", logError, err)
 				continue
 			}
-			e, ok := p.handleRecord(&r, monoToWall)
+			e, ok := p.handleRecord(&r, wall)
 			if !ok {
 				continue
 			}

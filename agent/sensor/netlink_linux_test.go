@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cordon-edr/cordon/protocol/ecs"
+	"golang.org/x/sys/unix"
 )
 
 // TestNetlinkShortLived needs root: it checks that the connector mode sees
@@ -148,5 +149,24 @@ func copyFile(t *testing.T, from, to string) {
 	}
 	if err := dst.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestWallClock(t *testing.T) {
+	var c wallClock
+	if got := c.wall(1); time.Since(got).Abs() > time.Second {
+		t.Errorf("before a sync, wall = %v, want the time now", got)
+	}
+	c.sync()
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		t.Fatal(err)
+	}
+	for _, ago := range []time.Duration{0, 5 * time.Second, time.Hour} {
+		ns := uint64(ts.Nano() - int64(ago))
+		got, want := c.wall(ns), monoToWall(ns)
+		if d := got.Sub(want).Abs(); d > 50*time.Millisecond {
+			t.Errorf("%v ago: wall = %v, monoToWall = %v (%v apart)", ago, got, want, d)
+		}
 	}
 }
