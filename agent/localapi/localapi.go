@@ -247,11 +247,12 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	var buf []byte
+	var enc ecs.Encoder
 	// add appends ev's line to buf; an event encoding/json could not
 	// write either (a time past the year 9999) ends the stream.
 	add := func(ev *ecs.Event) bool {
 		var err error
-		if buf, err = ev.AppendJSON(buf); err != nil {
+		if buf, err = enc.Append(buf, ev); err != nil {
 			s.log.Error("writing an event to a local reader", "err", err)
 			return false
 		}

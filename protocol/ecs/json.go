@@ -1,6 +1,7 @@
 package ecs
 
 import (
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -13,6 +14,80 @@ import (
 // was a seventh of the agent's CPU in an exec storm. It fails only where
 // encoding/json fails too: a time outside the years 0 to 9999.
 func (e *Event) AppendJSON(b []byte) ([]byte, error) {
+	return e.appendJSON(b, nil)
+}
+
+// Encoder appends events' JSON as AppendJSON does, and reuses the bytes
+// of a process's parent and ancestry it wrote for a recent event when
+// the next has an equal lineage: the events of a burst of siblings (an
+// exec storm, a build, a shell loop) share their parent and ancestors,
+// whose command lines are often the longest strings in them. The zero
+// Encoder is ready; one Encoder is for one goroutine.
+type Encoder struct {
+	next  int
+	memos [lineageMemos]lineageMemo
+}
+
+// lineageMemos is how many lineages an Encoder keeps: siblings of a few
+// parents interleave.
+const lineageMemos = 4
+
+type lineageMemo struct {
+	parent   *Parent // a copy: the event's may change after it is written
+	ancestry []Parent
+	json     []byte
+}
+
+// Append appends e's JSON to b, byte for byte what AppendJSON writes.
+func (enc *Encoder) Append(b []byte, e *Event) ([]byte, error) {
+	return e.appendJSON(b, enc)
+}
+
+// appendLineage appends p's parent and ancestry fields.
+func (enc *Encoder) appendLineage(b []byte, p *Process) []byte {
+	if enc == nil {
+		return appendLineage(b, p)
+	}
+	for i := range enc.memos {
+		m := &enc.memos[i]
+		if m.json != nil && (m.parent == nil) == (p.Parent == nil) &&
+			(p.Parent == nil || *m.parent == *p.Parent) && slices.Equal(m.ancestry, p.Ancestry) {
+			return append(b, m.json...)
+		}
+	}
+	start := len(b)
+	b = appendLineage(b, p)
+	m := &enc.memos[enc.next]
+	enc.next = (enc.next + 1) % lineageMemos
+	m.parent = nil
+	if p.Parent != nil {
+		parent := *p.Parent
+		m.parent = &parent
+	}
+	m.ancestry = append(m.ancestry[:0], p.Ancestry...)
+	m.json = append(m.json[:0], b[start:]...)
+	return b
+}
+
+func appendLineage(b []byte, p *Process) []byte {
+	if p.Parent != nil {
+		b = append(b, `,"parent":`...)
+		b = p.Parent.appendJSON(b)
+	}
+	if len(p.Ancestry) > 0 {
+		b = append(b, `,"ancestry":[`...)
+		for i := range p.Ancestry {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = p.Ancestry[i].appendJSON(b)
+		}
+		b = append(b, ']')
+	}
+	return b
+}
+
+func (e *Event) appendJSON(b []byte, enc *Encoder) ([]byte, error) {
 	var err error
 	b = append(b, `{"@timestamp":`...)
 	if b, err = appendTime(b, e.Timestamp); err != nil {
@@ -54,19 +129,8 @@ func (e *Event) AppendJSON(b []byte) ([]byte, error) {
 			b = appendFields(b, "id", p.User.ID, "name", p.User.Name)
 			b = append(b, '}')
 		}
-		if p.Parent != nil {
-			b = append(b, `,"parent":`...)
-			b = p.Parent.appendJSON(b)
-		}
-		if len(p.Ancestry) > 0 {
-			b = append(b, `,"ancestry":[`...)
-			for i := range p.Ancestry {
-				if i > 0 {
-					b = append(b, ',')
-				}
-				b = p.Ancestry[i].appendJSON(b)
-			}
-			b = append(b, ']')
+		if p.Parent != nil || len(p.Ancestry) > 0 {
+			b = enc.appendLineage(b, p)
 		}
 		if p.ExitCode != nil {
 			b = append(b, `,"exit_code":`...)

@@ -2,6 +2,7 @@ package ecs
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -100,6 +101,60 @@ func compare(t *testing.T, e *Event) {
 	if werr == nil && string(got) != string(want) {
 		t.Fatalf("AppendJSON:\n%s\nencoding/json:\n%s", got, want)
 	}
+	// An Encoder writes the same, the first time and again from its memo.
+	var enc Encoder
+	for i := 0; i < 2 && werr == nil; i++ {
+		if got, err := enc.Append(nil, e); err != nil || string(got) != string(want) {
+			t.Fatalf("Encoder.Append, time %d: %v\n%s\nencoding/json:\n%s", i+1, err, got, want)
+		}
+	}
+}
+
+func TestEncoderReusesLineage(t *testing.T) {
+	chain := func(n int) []Parent {
+		var out []Parent
+		for i := 0; i < n; i++ {
+			out = append(out, Parent{PID: 100 + i, EntityID: fmt.Sprintf("e-%d-%d", n, i), Executable: "/bin/sh",
+				Name: "sh", CommandLine: fmt.Sprintf("sh -c 'level %d of %d <&>'", i, n)})
+		}
+		return out
+	}
+	ev := func(parent *Parent, ancestry []Parent) *Event {
+		return &Event{Timestamp: time.Unix(1764709200, 0).UTC(), Event: Meta{Category: CategoryProcess, Type: TypeStart},
+			Process: &Process{PID: 7, Executable: "/bin/true", Parent: parent, Ancestry: ancestry}}
+	}
+	var enc Encoder
+	check := func(what string, e *Event) {
+		t.Helper()
+		want, err := json.Marshal(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := enc.Append(nil, e); err != nil || string(got) != string(want) {
+			t.Errorf("%s: %v\n%s\nwant\n%s", what, err, got, want)
+		}
+	}
+	shared := chain(4)
+	for i := 0; i < 3; i++ {
+		check("siblings sharing a lineage", ev(&shared[0], shared[1:]))
+	}
+	// The caller changes a lineage it had written: the memo kept its
+	// own copy, so the change is written.
+	shared[2].CommandLine = "changed in place"
+	check("an ancestor changed in place", ev(&shared[0], shared[1:]))
+	shared[0].Executable = "/usr/bin/python3"
+	check("the parent changed in place", ev(&shared[0], shared[1:]))
+	// More lineages interleaving than the Encoder keeps.
+	for round := 0; round < 2; round++ {
+		for n := 1; n <= lineageMemos+2; n++ {
+			c := chain(n)
+			check(fmt.Sprintf("lineage %d, round %d", n, round), ev(&c[0], c[1:]))
+		}
+	}
+	check("a parent without ancestry", ev(&shared[0], nil))
+	check("ancestry without a parent", ev(nil, shared[1:]))
+	check("neither", ev(nil, nil))
+	check("the shared lineage again", ev(&shared[0], shared[1:]))
 }
 
 func FuzzAppendJSON(f *testing.F) {
@@ -157,6 +212,18 @@ func BenchmarkEventJSON(b *testing.B) {
 			for b.Loop() {
 				var err error
 				if buf, err = ev.e.AppendJSON(buf[:0]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		// Siblings: each event's lineage is the last one's.
+		b.Run(ev.name+"/encoder", func(b *testing.B) {
+			b.ReportAllocs()
+			var buf []byte
+			var enc Encoder
+			for b.Loop() {
+				var err error
+				if buf, err = enc.Append(buf[:0], ev.e); err != nil {
 					b.Fatal(err)
 				}
 			}
