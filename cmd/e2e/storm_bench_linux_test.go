@@ -2,8 +2,10 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -42,10 +44,7 @@ type stormEvent struct {
 // profile of the run there.
 func BenchmarkAgentExecStorm(b *testing.B) {
 	needRoot(b)
-	d := 10 * time.Second
-	if v, err := time.ParseDuration(os.Getenv("CORDON_BENCH_STORM")); err == nil && v > 0 {
-		d = v
-	}
+	d := stormDuration()
 	c := newCollector(b)
 	for b.Loop() {
 		state, id := c.enroll(b)
@@ -61,30 +60,24 @@ func BenchmarkAgentExecStorm(b *testing.B) {
 		tag := fmt.Sprintf("cordon-agentstorm-%d", time.Now().UnixNano())
 		seen := map[string]bool{}
 		full := 0
-		read := make(chan struct{})
-		go func() {
-			defer close(read)
-			sc := bufio.NewScanner(out)
-			sc.Buffer(make([]byte, 1<<20), 1<<20)
-			for sc.Scan() {
-				if !strings.Contains(sc.Text(), tag) {
-					continue
-				}
-				var ev stormEvent
-				if json.Unmarshal(sc.Bytes(), &ev) != nil || ev.Event.Type != "start" {
-					continue
-				}
-				p := ev.Process
-				if p == nil || len(p.Args) < 2 || !strings.HasPrefix(p.Args[1], tag) || seen[p.Args[1]] {
-					continue
-				}
-				seen[p.Args[1]] = true
-				if (p.Executable == "/usr/bin/true" || p.Executable == "/bin/true") && p.Parent != nil &&
-					strings.HasSuffix(p.Parent.Executable, "sh") && strings.Contains(p.Parent.CommandLine, tag) {
-					full++
-				}
+		read := eachLine(out, func(line []byte) {
+			if !bytes.Contains(line, []byte(tag)) {
+				return
 			}
-		}()
+			var ev stormEvent
+			if json.Unmarshal(line, &ev) != nil || ev.Event.Type != "start" {
+				return
+			}
+			p := ev.Process
+			if p == nil || len(p.Args) < 2 || !strings.HasPrefix(p.Args[1], tag) || seen[p.Args[1]] {
+				return
+			}
+			seen[p.Args[1]] = true
+			if (p.Executable == "/usr/bin/true" || p.Executable == "/bin/true") && p.Parent != nil &&
+				strings.HasSuffix(p.Parent.Executable, "sh") && strings.Contains(p.Parent.CommandLine, tag) {
+				full++
+			}
+		})
 		time.Sleep(500 * time.Millisecond) // let the follower subscribe
 
 		// The host's own activity costs the agent CPU too, and on a busy
@@ -175,10 +168,7 @@ func BenchmarkExecsnoopStorm(b *testing.B) {
 			b.Skip("skipping: execsnoop not found (Debian's libbpf-tools package)")
 		}
 	}
-	d := 10 * time.Second
-	if v, err := time.ParseDuration(os.Getenv("CORDON_BENCH_STORM")); err == nil && v > 0 {
-		d = v
-	}
+	d := stormDuration()
 	for b.Loop() {
 		cmd := exec.Command(path)
 		out, err := cmd.StdoutPipe()
@@ -192,20 +182,14 @@ func BenchmarkExecsnoopStorm(b *testing.B) {
 		}
 		tag := fmt.Sprintf("cordon-execsnoop-%d", time.Now().UnixNano())
 		seen := map[string]bool{}
-		read := make(chan struct{})
-		go func() {
-			defer close(read)
-			sc := bufio.NewScanner(out)
-			sc.Buffer(make([]byte, 1<<20), 1<<20)
-			for sc.Scan() {
-				// COMM PID PPID RET ARGS: the marker is /bin/true's first
-				// argument.
-				f := strings.Fields(sc.Text())
-				if len(f) >= 6 && strings.HasPrefix(f[5], tag) {
-					seen[f[5]] = true
-				}
+		read := eachLine(out, func(line []byte) {
+			// COMM PID PPID RET ARGS: the marker is /bin/true's first
+			// argument.
+			f := strings.Fields(string(line))
+			if len(f) >= 6 && strings.HasPrefix(f[5], tag) {
+				seen[f[5]] = true
 			}
-		}()
+		})
 		time.Sleep(3 * time.Second) // loading its program
 		pid := cmd.Process.Pid
 		cpu0, _, err := procUsage(pid)
@@ -239,4 +223,28 @@ func BenchmarkExecsnoopStorm(b *testing.B) {
 		b.ReportMetric(100*float64(len(seen))/float64(spawned), "seen_%")
 		b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(spawned), "execsnoop_cpu_µs/exec")
 	}
+}
+
+// stormDuration is how long the storm benchmarks' storms last:
+// CORDON_BENCH_STORM, 10 s by default.
+func stormDuration() time.Duration {
+	if v, err := time.ParseDuration(os.Getenv("CORDON_BENCH_STORM")); err == nil && v > 0 {
+		return v
+	}
+	return 10 * time.Second
+}
+
+// eachLine calls fn with each line r gives, on a goroutine of its own,
+// until r ends; the channel it returns is closed then.
+func eachLine(r io.Reader, fn func(line []byte)) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(r)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			fn(sc.Bytes())
+		}
+	}()
+	return done
 }
