@@ -5,9 +5,6 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/dgraph-io/badger/v4"
-
-	"github.com/cordon-edr/cordon/collector/store"
 	"github.com/cordon-edr/cordon/protocol"
 )
 
@@ -39,11 +36,7 @@ func BenchmarkEngineApply(b *testing.B) {
 	b.ResetTimer()
 	e.processBy(b, batchSize)
 	b.StopTimer()
-	var offset uint64
-	if err := e.db.View(func(txn *badger.Txn) error { return store.Get(txn, offsetKey, &offset) }); err != nil {
-		b.Fatal(err)
-	}
-	if end := e.findings.End(); offset != end {
+	if offset, end := e.storedOffset(b), e.findings.End(); offset != end {
 		b.Fatalf("applied up to %d, want the log's end %d", offset, end)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "findings/s")

@@ -292,10 +292,13 @@ func (e *Engine) apply(ctx context.Context, recs []ingest.Record, next uint64) e
 // everything else the collector does for the finding.
 type touched struct {
 	records map[string]*record
-	changed []string // ids, in the order first changed
+	changed []string        // ids, in the order first changed
+	dirty   map[string]bool // the ids in changed
 }
 
-func newTouched() *touched { return &touched{records: make(map[string]*record)} }
+func newTouched() *touched {
+	return &touched{records: make(map[string]*record), dirty: make(map[string]bool)}
+}
 
 // load returns incident id, as changed so far in this transaction.
 func (t *touched) load(txn *badger.Txn, id string) (*record, error) {
@@ -312,7 +315,8 @@ func (t *touched) load(txn *badger.Txn, id string) (*record, error) {
 
 // change notes that r was changed (or opened) and is to be written.
 func (t *touched) change(r *record) {
-	if !slices.Contains(t.changed, r.ID) {
+	if !t.dirty[r.ID] {
+		t.dirty[r.ID] = true
 		t.changed = append(t.changed, r.ID)
 	}
 	t.records[r.ID] = r

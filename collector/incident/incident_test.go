@@ -115,10 +115,10 @@ func (e *env) add(t testing.TB, specs ...spec) []string {
 // as Run does, three records per transaction.
 func (e *env) process(t *testing.T) { t.Helper(); e.processBy(t, 3) }
 
-// processBy is process with n records per transaction.
-func (e *env) processBy(t testing.TB, n int) {
+// storedOffset is the log position the engine stored as applied up to,
+// 0 before any.
+func (e *env) storedOffset(t testing.TB) uint64 {
 	t.Helper()
-	ctx := context.Background()
 	var offset uint64
 	err := e.db.View(func(txn *badger.Txn) error {
 		if err := store.Get(txn, offsetKey, &offset); !errors.Is(err, store.ErrNotFound) {
@@ -129,6 +129,14 @@ func (e *env) processBy(t testing.TB, n int) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return offset
+}
+
+// processBy is process with n records per transaction.
+func (e *env) processBy(t testing.TB, n int) {
+	t.Helper()
+	ctx := context.Background()
+	offset := e.storedOffset(t)
 	for {
 		recs, next, err := e.findings.Read(ctx, offset, n)
 		if err != nil {
@@ -634,11 +642,7 @@ func TestApplySplitsTooBigTransactions(t *testing.T) {
 			t.Errorf("incident %s: %d findings, %d timeline entries", inc.ID, len(inc.FindingIDs), len(inc.Timeline))
 		}
 	}
-	var offset uint64
-	if err := e.db.View(func(txn *badger.Txn) error { return store.Get(txn, offsetKey, &offset) }); err != nil {
-		t.Fatal(err)
-	}
-	if end := e.findings.End(); offset != end {
+	if offset, end := e.storedOffset(t), e.findings.End(); offset != end {
 		t.Errorf("stored offset %d, want the log's end %d", offset, end)
 	}
 }
