@@ -92,11 +92,11 @@ func (p *Process) runCapture(ctx context.Context, c *execCapture, out chan<- ecs
 	// pass takes the records in the ring, waiting for the first (up to
 	// idleCheck) when wait is set. It returns how many it took and their
 	// bytes; stop is set when the sensor is to stop.
-	var bytes int
+	var passBytes int
 	var clock wallClock
 	wall := clock.wall
 	pass := func(wait bool) (n int, stop bool, err error) {
-		bytes = 0
+		passBytes = 0
 		if wait {
 			c.SetDeadline(time.Now().Add(idleCheck))
 		} else {
@@ -114,11 +114,7 @@ func (p *Process) runCapture(ctx context.Context, c *execCapture, out chan<- ecs
 				return n, true, fmt.Errorf("read the process event ring buffer: %w", err)
 			}
 			n++
-			bytes += len(b)
-			if n == 1 {
-				// The wall clock can be set while the reader waits.
-				clock.sync()
-			}
+			passBytes += len(b)
 			if wait {
 				// The first record is in: take the rest without waiting.
 				c.SetDeadline(time.Unix(0, 1))
@@ -170,7 +166,7 @@ func (p *Process) runCapture(ctx context.Context, c *execCapture, out chan<- ecs
 			tick = 0
 			continue
 		}
-		tick = nextPause(tick, bytes, time.Since(paused))
+		tick = nextPause(tick, passBytes, time.Since(paused))
 		paused = time.Now()
 		pause.Reset(tick)
 		select {

@@ -45,6 +45,8 @@ type netlinkConn struct {
 	closed    bool
 	closeOnce sync.Once
 	closeErr  error
+
+	clock wallClock
 }
 
 // openConnector opens the netlink process connector and subscribes to
@@ -220,47 +222,37 @@ func (c *netlinkConn) startReader() string {
 	return ", reader thread SCHED_FIFO"
 }
 
-func (c *netlinkConn) wallTime(ns uint64) time.Time { return monoToWall(ns) }
+// wallTime is called by the connector's one reader only.
+func (c *netlinkConn) wallTime(ns uint64) time.Time { return c.clock.wall(ns) }
 
 func (c *netlinkConn) bootTime() (time.Time, bool) { return bootTimeNow() }
 
-// monoToWall converts a kernel CLOCK_MONOTONIC time in nanoseconds to
-// wall-clock time.
-func monoToWall(ns uint64) time.Time {
-	var ts unix.Timespec
-	now := time.Now()
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		return now
-	}
-	return now.Add(-time.Duration(ts.Nano() - int64(ns)))
-}
-
 // wallClock converts kernel CLOCK_MONOTONIC times to wall-clock times
-// from one reading of both clocks (sync), so that the records of a pass
-// over the eBPF ring do not each cost a system call: x/sys's ClockGettime
-// does not go through the vDSO, and in an exec storm monoToWall's call
-// per record was a fifth of the process sensor's time.
+// from one reading of both clocks, taken again when it is a second old
+// (the wall clock can be set meanwhile), so that events do not each cost
+// a system call: x/sys's ClockGettime does not go through the vDSO, and
+// in an exec storm a clock reading per eBPF record was a fifth of the
+// process sensor's time. The zero wallClock is ready; one is for one
+// goroutine.
 type wallClock struct {
-	offset int64 // wall minus monotonic, in nanoseconds
-	ok     bool
+	offset int64     // wall minus monotonic, in nanoseconds
+	synced time.Time // when offset was read, zero when it could not be
 }
 
-// sync reads both clocks again.
-func (c *wallClock) sync() {
-	var ts unix.Timespec
-	now := time.Now()
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		c.ok = false
-		return
-	}
-	c.offset, c.ok = now.UnixNano()-ts.Nano(), true
-}
+// wallClockAge is how long a reading of the clocks serves.
+const wallClockAge = time.Second
 
-// wall converts ns as of the last sync; without one that worked, it is
-// the time now, as monoToWall's.
+// wall converts ns, reading the clocks first when the last reading is
+// too old; where CLOCK_MONOTONIC cannot be read, it is the time now.
 func (c *wallClock) wall(ns uint64) time.Time {
-	if !c.ok {
-		return time.Now()
+	if c.synced.IsZero() || time.Since(c.synced) >= wallClockAge {
+		var ts unix.Timespec
+		now := time.Now()
+		if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+			c.synced = time.Time{}
+			return now
+		}
+		c.offset, c.synced = now.UnixNano()-ts.Nano(), now
 	}
 	return time.Unix(0, c.offset+int64(ns))
 }

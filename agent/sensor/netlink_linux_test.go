@@ -153,20 +153,29 @@ func copyFile(t *testing.T, from, to string) {
 }
 
 func TestWallClock(t *testing.T) {
-	var c wallClock
-	if got := c.wall(1); time.Since(got).Abs() > time.Second {
-		t.Errorf("before a sync, wall = %v, want the time now", got)
-	}
-	c.sync()
-	var ts unix.Timespec
-	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
-		t.Fatal(err)
-	}
-	for _, ago := range []time.Duration{0, 5 * time.Second, time.Hour} {
-		ns := uint64(ts.Nano() - int64(ago))
-		got, want := c.wall(ns), monoToWall(ns)
-		if d := got.Sub(want).Abs(); d > 50*time.Millisecond {
-			t.Errorf("%v ago: wall = %v, monoToWall = %v (%v apart)", ago, got, want, d)
+	mono := func() uint64 {
+		var ts unix.Timespec
+		if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+			t.Fatal(err)
 		}
+		return uint64(ts.Nano())
+	}
+	var c wallClock
+	for _, ago := range []time.Duration{0, 5 * time.Second, time.Hour} {
+		got := c.wall(mono() - uint64(ago))
+		if d := time.Since(got.Add(ago)).Abs(); d > 50*time.Millisecond {
+			t.Errorf("%v ago: wall = %v, %v off", ago, got, d)
+		}
+	}
+	// A reading younger than wallClockAge serves without the clocks
+	// being read again...
+	c.offset -= int64(time.Hour)
+	if got := c.wall(mono()); time.Since(got) < 59*time.Minute {
+		t.Errorf("a fresh reading was not reused: wall = %v", got)
+	}
+	// ...and an older one is taken again, as after the wall clock was set.
+	c.synced = c.synced.Add(-wallClockAge)
+	if got := c.wall(mono()); time.Since(got).Abs() > 50*time.Millisecond {
+		t.Errorf("an old reading was reused: wall = %v", got)
 	}
 }
