@@ -31,9 +31,19 @@ import (
 // metrics returns the collector's /metrics as name{labels} → value.
 func (c *collector) metrics(t *testing.T) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + c.api + "/metrics")
+	m, err := readMetrics(c.api)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return m
+}
+
+// readMetrics reads the /metrics page of the collector whose API
+// listens on api, as name{labels} → value.
+func readMetrics(api string) (map[string]float64, error) {
+	resp, err := http.Get("http://" + api + "/metrics")
+	if err != nil {
+		return nil, err
 	}
 	defer resp.Body.Close()
 	m := map[string]float64{}
@@ -52,7 +62,10 @@ func (c *collector) metrics(t *testing.T) map[string]float64 {
 			m[name] = v
 		}
 	}
-	return m
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("reading http://%s/metrics: %w", api, err)
+	}
+	return m, nil
 }
 
 // apiStatus makes a request with the given key and returns its status.

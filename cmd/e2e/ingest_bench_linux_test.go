@@ -1,15 +1,11 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -85,7 +81,15 @@ func BenchmarkCollectorIngest(b *testing.B) {
 func waitBacklog(api string, timeout time.Duration) (uint64, error) {
 	deadline := time.Now().Add(timeout)
 	for {
-		v, err := metricValue("http://"+api+"/metrics", "cordon_incident_engine_backlog")
+		var v uint64
+		m, err := readMetrics(api)
+		if err == nil {
+			n, ok := m["cordon_incident_engine_backlog"]
+			if !ok {
+				err = fmt.Errorf("http://%s/metrics: no cordon_incident_engine_backlog", api)
+			}
+			v = uint64(n)
+		}
 		if err == nil && v == 0 {
 			return 0, nil
 		}
@@ -94,23 +98,4 @@ func waitBacklog(api string, timeout time.Duration) (uint64, error) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-}
-
-// metricValue reads one unlabelled metric from a Prometheus text page.
-func metricValue(url, name string) (uint64, error) {
-	resp, err := http.Get(url)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			return strconv.ParseUint(v, 10, 64)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return 0, err
-	}
-	return 0, fmt.Errorf("%s: no %s", url, name)
 }
