@@ -174,6 +174,10 @@ func testFanotifyWriter(t *testing.T, dir string) {
 		"new name":   is(moved, ecs.TypeCreation, ActionCreated),
 		"attributes": is(moved, ecs.TypeChange, ActionAttributes),
 		"deletion":   is(moved, ecs.TypeDeletion, ActionDeleted),
+		// The key's creation, named by its writer or found by reading
+		// the new folder (see below), so not checked: a write while it
+		// still waits for its hash is merged into it, not reported.
+		"key": is(filepath.Join(dir, "sub", "authorized_keys"), ecs.TypeCreation, ActionCreated),
 	}
 	timeout := time.After(10 * time.Second)
 	for len(want) > 0 {
@@ -181,7 +185,9 @@ func testFanotifyWriter(t *testing.T, dir string) {
 		case ev := <-out:
 			for what, match := range want {
 				if match(ev) {
-					check(what, ev)
+					if what != "key" {
+						check(what, ev)
+					}
 					delete(want, what)
 				}
 			}
