@@ -27,7 +27,7 @@ const (
 	captureTickMax = 200 * time.Millisecond
 	// pauseBytes is an eighth of the ring (execargs.c): a burst eight
 	// times faster than the last pause's still fits in it.
-	pauseBytes = 256 << 10
+	pauseBytes = 128 << 10
 )
 
 // idleCheck bounds a wait for the kernel's wakeup: should one ever be

@@ -144,11 +144,11 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 2 << 20);
+	__uint(max_entries, 1 << 20);
 } events SEC(".maps");
 
 // Bytes in the ring that wake the reader early. Set before loading.
-volatile const __u64 wake_bytes = 256 << 10;
+volatile const __u64 wake_bytes = 128 << 10;
 
 // emit_batched puts a record on the ring. Without flags the kernel wakes
 // the reader when, as the record is committed, the reader has caught up
