@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -43,6 +44,10 @@ const defaultState = config.DefaultState
 var version = buildinfo.Get().Version
 
 func main() {
+	// The agent offers no heap profile (runtime/pprof is linked for
+	// --cpuprofile, and with it the heap sampler): sampling would keep a
+	// table of allocation sites, about 0.4 MiB of the idle agent's memory.
+	runtime.MemProfileRate = 0
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
