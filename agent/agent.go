@@ -31,6 +31,7 @@ import (
 	"github.com/cordon-edr/cordon/agent/sensor/fswatch"
 	"github.com/cordon-edr/cordon/agent/sensor/netwatch"
 	"github.com/cordon-edr/cordon/agent/spool"
+	"github.com/cordon-edr/cordon/agent/trim"
 	"github.com/cordon-edr/cordon/agent/uplink"
 	"github.com/cordon-edr/cordon/agent/watchdog"
 	"github.com/cordon-edr/cordon/detectors"
@@ -330,6 +331,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	g.Go(func() error { return a.comp.Run(ctx) })
 	g.Go(func() error { return a.runRetros(ctx) })
 	g.Go(func() error { return a.guardIsolation(ctx) })
+	g.Go(func() error { return a.trimBinary(ctx) })
 	if a.hist != nil {
 		g.Go(func() error { return a.hist.Run(ctx) })
 	}
@@ -354,6 +356,35 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	return err
 }
+
+// trimAfter is when start-up is over: the rules are compiled, the eBPF
+// programs loaded, the first connection made (the uplink waits up to 5 s
+// for the sensors before it).
+const trimAfter = 10 * time.Second
+
+// trimBinary hands back the pages of the agent's binary that start-up
+// touched, once start-up is over (see package trim).
+func (a *Agent) trimBinary(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-time.After(trimAfter):
+	}
+	res, err := trim.Binary()
+	switch {
+	case errors.Is(err, trim.ErrUnsupported):
+		a.log.Info("the binary's start-up pages stay resident", "reason", err)
+	case err != nil:
+		a.log.Warn("handing back the binary's start-up pages", "err", err)
+	default:
+		a.log.Info("handed back the binary's start-up pages", "binary_mib", mib(res.Bytes),
+			"resident_before_mib", mib(res.Before), "resident_after_mib", mib(res.After))
+	}
+	return nil
+}
+
+// mib rounds n bytes to tenths of a MiB, for logs.
+func mib(n uint64) float64 { return float64(n*10>>20) / 10 }
 
 func (a *Agent) detect(ctx context.Context, events <-chan ecs.Event) error {
 	for {

@@ -143,8 +143,13 @@ func BenchmarkAgentIdle(b *testing.B) {
 	for b.Loop() {
 		state, id := c.enroll(b)
 		bareState, bareID := c.enroll(b)
-		agent := startCmd(b, "cordon-agent", exec.Command(benchAgentBin(), "run", "--state", state))
-		baseline := startCmd(b, "cordon-agent", exec.Command(benchAgentBin(), "run", "--state", bareState, "--config", bare))
+		// Each from its own copy of the binary, flushed to disk: the
+		// kernel leaves alone the pages of a file two processes map, so
+		// the agent could not hand back its start-up pages (package
+		// agent/trim) while the baseline maps the same file, as no second
+		// agent would on a real host.
+		agent := startCmd(b, "cordon-agent", exec.Command(diskCopy(b, benchAgentBin()), "run", "--state", state))
+		baseline := startCmd(b, "cordon-agent", exec.Command(diskCopy(b, benchAgentBin()), "run", "--state", bareState, "--config", bare))
 		c.agentOnline(b, id)
 		c.agentOnline(b, bareID)
 		time.Sleep(15 * time.Second) // start-up is not idle
