@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"runtime/debug"
 	"time"
 
 	"github.com/google/uuid"
@@ -363,13 +364,16 @@ func (a *Agent) Run(ctx context.Context) error {
 const trimAfter = 10 * time.Second
 
 // trimBinary hands back the pages of the agent's binary that start-up
-// touched, once start-up is over (see package trim).
+// touched, once start-up is over (see package trim), and with them the
+// heap that start-up left free (the rule compiler's and the eBPF
+// loader's work, the kernel's BTF).
 func (a *Agent) trimBinary(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 		return nil
 	case <-time.After(trimAfter):
 	}
+	debug.FreeOSMemory()
 	res, err := trim.Binary()
 	switch {
 	case errors.Is(err, trim.ErrUnsupported):
