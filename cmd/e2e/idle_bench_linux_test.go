@@ -37,6 +37,22 @@ func procUsage(pid int) (cpu time.Duration, rss int64, err error) {
 	return time.Duration(ut+st) * 10 * time.Millisecond, pages * int64(os.Getpagesize()), nil
 }
 
+// majorFaults is how many page faults of the process had to read from
+// disk (field 12 of /proc/PID/stat), 0 when unreadable: the pages of its
+// binary it touches again after handing them back count here.
+func majorFaults(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := bytes.Fields(b[bytes.LastIndexByte(b, ')')+1:])
+	if len(f) < 10 {
+		return 0
+	}
+	n, _ := strconv.ParseInt(string(f[12-3]), 10, 64)
+	return n
+}
+
 // idleDuration is how long the idle benchmarks watch the agents:
 // CORDON_BENCH_IDLE, 60 s by default.
 func idleDuration() time.Duration {
