@@ -11,10 +11,10 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
-	"runtime/debug"
 	"time"
 
 	"github.com/google/uuid"
@@ -387,7 +387,7 @@ func (a *Agent) trimBinary(ctx context.Context) error {
 	return nil
 }
 
-// mib rounds n bytes to tenths of a MiB, for logs.
+// mib is n bytes in MiB, rounded down to tenths, for logs.
 func mib(n uint64) float64 { return float64(n*10>>20) / 10 }
 
 func (a *Agent) detect(ctx context.Context, events <-chan ecs.Event) error {

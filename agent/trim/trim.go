@@ -4,16 +4,19 @@
 // Starting a Go program touches code and tables all over its binary: every
 // package's initialisation, the rule compiler, the eBPF loader, the first
 // TLS handshake. Each touch maps not one page but the 64 KiB around it
-// (the kernel's fault-around), so by the time the agent settles nearly
-// all of its binary, about 15 MiB, is resident, though an idle agent runs
-// a small part of it. Binary asks the kernel to reclaim those pages
-// (madvise MADV_PAGEOUT, Linux 5.4) and to stop reading and mapping
-// ahead on them (MADV_RANDOM), so that what the agent uses afterwards
-// comes back a page at a time and the rest stays on disk. The pages are
-// clean copies of the file: reclaiming them loses nothing, and one the
-// agent needs again is read back on its next touch. Pages another
-// process also maps (a second agent run from the same file) are left
-// alone by the kernel.
+// (the kernel's fault-around maps the neighbours the page cache holds,
+// and read-ahead fills the cache around a page read from disk), so by
+// the time the agent settles nearly all of its binary, about 18 MiB, is
+// resident, though an idle agent runs a small part of it. Binary asks
+// the kernel to reclaim those pages (madvise MADV_PAGEOUT, Linux 5.4),
+// which drops them from the page cache too, and not to read ahead on
+// them (MADV_RANDOM): a page the agent touches again is read alone, and
+// with its neighbours no longer cached it is mapped alone. So what the
+// agent uses afterwards comes back a page at a time, and the rest stays
+// on disk. The pages are clean copies of the file: reclaiming them loses
+// nothing, and one the agent needs again is read back on its next touch.
+// Pages another process also maps (a second agent run from the same
+// file) are left alone by the kernel.
 package trim
 
 import (

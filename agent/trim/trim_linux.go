@@ -10,7 +10,7 @@ import (
 )
 
 // Binary reclaims the resident pages of the running binary's code and
-// read-only data, and turns off read-ahead and fault-around on them. On a
+// read-only data, and turns off read-ahead on them. On a
 // kernel without MADV_PAGEOUT (before 5.4) it changes nothing and returns
 // an error wrapping ErrUnsupported.
 func Binary() (Result, error) {
@@ -29,8 +29,8 @@ func Binary() (Result, error) {
 	res := Result{Mappings: len(ro), Before: resident(before, ro)}
 	for _, m := range ro {
 		res.Bytes += m.end - m.start
-		// First, so that what runs between the two calls comes back a
-		// page at a time, not with the 64 KiB around it.
+		// First, so that what runs between the two calls is read back a
+		// page at a time, not with the pages around it.
 		if err := madvise(m, unix.MADV_RANDOM); err != nil {
 			return res, fmt.Errorf("advising random access to %s at %#x: %w", exe, m.start, err)
 		}
