@@ -2,10 +2,8 @@ package e2e
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"testing"
@@ -68,28 +66,21 @@ func diskCopy(t testing.TB, src string) string {
 			t.Skip("both the temporary folder and the test's own are in memory (tmpfs): no disk-backed file to run the agent from")
 		}
 	}
-	in, err := os.Open(src)
+	dst := copyExec(t, src, dir)
+	// Written pages are dirty until flushed, and the kernel does not
+	// hand back a dirty page on request.
+	f, err := os.Open(dst)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer in.Close()
-	dst := filepath.Join(dir, filepath.Base(src))
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Sync(); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
+	defer f.Close()
+	if err := f.Sync(); err != nil {
 		t.Fatal(err)
 	}
 	return dst
 }
 
+// inMemory reports whether dir is on tmpfs or ramfs.
 func inMemory(dir string) bool {
 	var fs unix.Statfs_t
 	return unix.Statfs(dir, &fs) == nil && (fs.Type == unix.TMPFS_MAGIC || fs.Type == unix.RAMFS_MAGIC)
