@@ -153,7 +153,7 @@ func TestNextPause(t *testing.T) {
 		{"after a wait, however fast", 0, 4 << 20, ms, captureTick},
 		{"a slow burst doubles the pause", 25 * ms, 10 << 10, 30 * ms, 50 * ms},
 		{"up to the longest", 200 * ms, 10 << 10, 210 * ms, captureTickMax},
-		{"no longer than pauseBytes take to gather", 100 * ms, 200 << 10, 100 * ms, 128 * ms},
+		{"no longer than pauseBytes take to gather", 100 * ms, 2 * pauseBytes, 100 * ms, 50 * ms},
 		{"never shorter than the shortest", 100 * ms, 4 << 20, 100 * ms, captureTick},
 		{"a pass that took no bytes", 50 * ms, 0, 60 * ms, 100 * ms},
 	} {
