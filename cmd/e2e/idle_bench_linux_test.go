@@ -13,20 +13,30 @@ import (
 	"time"
 )
 
-// procUsage reads a process's CPU time (user and system) and resident
-// memory from /proc/PID/stat.
-func procUsage(pid int) (cpu time.Duration, rss int64, err error) {
+// statFields reads /proc/PID/stat and returns its fields after the
+// command name: field n of proc(5) is f[n-3].
+func statFields(pid int) ([][]byte, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, 0, err
+		return nil, err
 	}
 	end := bytes.LastIndexByte(b, ')')
 	if end < 0 {
-		return 0, 0, fmt.Errorf("pid %d: stat without a command name", pid)
+		return nil, fmt.Errorf("pid %d: stat without a command name", pid)
 	}
 	f := bytes.Fields(b[end+1:])
 	if len(f) < 22 {
-		return 0, 0, fmt.Errorf("pid %d: %d stat fields", pid, len(f))
+		return nil, fmt.Errorf("pid %d: %d stat fields", pid, len(f))
+	}
+	return f, nil
+}
+
+// procUsage reads a process's CPU time (user and system) and resident
+// memory from /proc/PID/stat.
+func procUsage(pid int) (cpu time.Duration, rss int64, err error) {
+	f, err := statFields(pid)
+	if err != nil {
+		return 0, 0, err
 	}
 	ut, err1 := strconv.ParseInt(string(f[14-3]), 10, 64)
 	st, err2 := strconv.ParseInt(string(f[15-3]), 10, 64)
@@ -41,12 +51,8 @@ func procUsage(pid int) (cpu time.Duration, rss int64, err error) {
 // disk (field 12 of /proc/PID/stat), 0 when unreadable: the pages of its
 // binary it touches again after handing them back count here.
 func majorFaults(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	f, err := statFields(pid)
 	if err != nil {
-		return 0
-	}
-	f := bytes.Fields(b[bytes.LastIndexByte(b, ')')+1:])
-	if len(f) < 10 {
 		return 0
 	}
 	n, _ := strconv.ParseInt(string(f[12-3]), 10, 64)
