@@ -380,6 +380,10 @@ func (a *Agent) trimBinary(ctx context.Context) error {
 		a.log.Info("the binary's start-up pages stay resident", "reason", err)
 	case err != nil:
 		a.log.Warn("handing back the binary's start-up pages", "err", err)
+	case res.After*2 > res.Before:
+		// The kernel leaves alone pages another process maps too.
+		a.log.Info("the kernel kept most of the binary's start-up pages: another process maps the same file",
+			"resident_before_mib", mib(res.Before), "resident_after_mib", mib(res.After))
 	default:
 		a.log.Info("handed back the binary's start-up pages", "binary_mib", mib(res.Bytes),
 			"resident_before_mib", mib(res.Before), "resident_after_mib", mib(res.After))
