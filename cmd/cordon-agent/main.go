@@ -34,6 +34,7 @@ import (
 	"github.com/cordon-edr/cordon/agent"
 	"github.com/cordon-edr/cordon/agent/config"
 	"github.com/cordon-edr/cordon/agent/identity"
+	"github.com/cordon-edr/cordon/agent/slack"
 	"github.com/cordon-edr/cordon/cmd/internal/buildinfo"
 	"github.com/cordon-edr/cordon/packaging/service"
 )
@@ -222,6 +223,8 @@ func cmdRun(args []string, stderr io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	// First, as it may start the program again.
+	slackErr := slack.Apply(slack.Default)
 	cfg, err := loadConfig(*configPath)
 	if err != nil {
 		return err
@@ -243,6 +246,9 @@ func cmdRun(args []string, stderr io.Writer) error {
 	log, err := newLogger(stderr, cfg.LogLevel)
 	if err != nil {
 		return err
+	}
+	if slackErr != nil && !errors.Is(slackErr, slack.ErrUnsupported) {
+		log.Warn("timer slack left as it was: the agent spends more CPU under load", "err", slackErr)
 	}
 	a, err := agent.New(agent.Config{
 		StateDir:    cfg.State,
