@@ -11,7 +11,8 @@ import (
 )
 
 // Apply makes d the timer slack of every thread of the process. When the
-// process runs with d already, it returns nil. Otherwise it sets the
+// process runs with d or more already (a service manager may set more),
+// it returns nil. Otherwise it sets the
 // calling thread's slack and executes the running program again with
 // the same arguments and environment, in the same process, whose threads
 // then all start with d: on success it does not return. It returns an
@@ -30,7 +31,7 @@ func Apply(d time.Duration) error {
 	}
 	_, again := os.LookupEnv(execMarker)
 	os.Unsetenv(execMarker)
-	if time.Duration(cur) == d {
+	if time.Duration(cur) >= d {
 		return nil
 	}
 	if again {

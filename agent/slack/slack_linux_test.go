@@ -105,6 +105,28 @@ func TestApplyDoesNotLoop(t *testing.T) {
 	}
 }
 
+func TestApplyKeepsALargerSlack(t *testing.T) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	old, err := unix.PrctlRetInt(unix.PR_GET_TIMERSLACK, 0, 0, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const larger = 5 * time.Millisecond
+	if err := unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(larger), 0, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Prctl(unix.PR_SET_TIMERSLACK, uintptr(old), 0, 0, 0)
+	// Were Apply to execute the program again, this test binary would
+	// start over instead of returning here.
+	if err := Apply(time.Millisecond); err != nil {
+		t.Fatalf("Apply(1ms) with a 5 ms slack: %v", err)
+	}
+	if got, _ := unix.PrctlRetInt(unix.PR_GET_TIMERSLACK, 0, 0, 0, 0); got != int(larger) {
+		t.Errorf("slack %d ns after Apply(1ms), want the 5 ms set before", got)
+	}
+}
+
 func TestApplyRefusesNonPositive(t *testing.T) {
 	for _, d := range []time.Duration{0, -time.Millisecond} {
 		if err := Apply(d); err == nil || !strings.Contains(err.Error(), "must be positive") {
