@@ -83,10 +83,7 @@ func BenchmarkAgentExecStorm(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			spawned := 0
-			for _, n := range counts {
-				spawned += n
-			}
+			spawned := sum(counts)
 			if spawned == 0 {
 				b.Fatal("the first storm spawned nothing")
 			}
@@ -145,10 +142,7 @@ func BenchmarkAgentExecStorm(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		spawned := 0
-		for _, n := range counts {
-			spawned += n
-		}
+		spawned := sum(counts)
 		elapsed := time.Since(t0)
 		time.Sleep(time.Second) // the last events, the history's last write
 		window := time.Since(t0)
@@ -253,11 +247,7 @@ func BenchmarkExecsnoopStorm(b *testing.B) {
 		_ = cmd.Process.Signal(os.Interrupt)
 		<-read
 		_ = cmd.Wait()
-		spawned := 0
-		for _, n := range counts {
-			spawned += n
-		}
-		spawned = max(spawned, len(seen))
+		spawned := max(sum(counts), len(seen))
 		if spawned == 0 {
 			b.Fatal("the storm spawned nothing")
 		}
@@ -267,8 +257,15 @@ func BenchmarkExecsnoopStorm(b *testing.B) {
 	}
 }
 
-// stormDuration is how long the storm benchmarks' storms last:
-// CORDON_BENCH_STORM, 10 s by default.
+// sum is the total of counts.
+func sum(counts []int) int {
+	n := 0
+	for _, c := range counts {
+		n += c
+	}
+	return n
+}
+
 // stormWarmup is the length of the storm BenchmarkAgentExecStorm runs
 // before the one it measures: CORDON_BENCH_WARMUP (3 s; 0 for none).
 func stormWarmup() time.Duration {
@@ -278,6 +275,8 @@ func stormWarmup() time.Duration {
 	return 3 * time.Second
 }
 
+// stormDuration is how long the storm benchmarks' storms last:
+// CORDON_BENCH_STORM, 10 s by default.
 func stormDuration() time.Duration {
 	if v, err := time.ParseDuration(os.Getenv("CORDON_BENCH_STORM")); err == nil && v > 0 {
 		return v
