@@ -3,7 +3,9 @@
 // when the agent goes over budget it sheds work one step at a time, the
 // least valuable first, waiting a full window between steps so that each
 // step's effect shows before the next; when usage falls well under budget
-// again, it restores the steps in reverse order.
+// again, it restores the steps in reverse order. It also tells the agent
+// when it turns quiet and busy again, for what is worth doing only while
+// quiet.
 package watchdog
 
 import (
@@ -26,6 +28,9 @@ const (
 	DefaultRSS      = 200 << 20
 	DefaultWindow   = time.Minute
 	DefaultInterval = 5 * time.Second
+	// DefaultQuiet is the share of one core under which, over one
+	// interval, the agent counts as quiet.
+	DefaultQuiet = 0.01
 )
 
 // Usage is the agent's resource use at one moment.
@@ -59,6 +64,13 @@ type Options struct {
 	Interval time.Duration
 	// Steps are shed in order, the least valuable work first.
 	Steps []Step
+	// Quiet is the share of one core under which, over one interval,
+	// the agent counts as quiet (DefaultQuiet).
+	Quiet float64
+	// OnQuiet, when set, is told each time the agent turns quiet (true)
+	// or busy again (false), from the watchdog's goroutine; the agent
+	// starts busy.
+	OnQuiet func(quiet bool)
 	// Usage reads the process's usage; SelfUsage by default.
 	Usage func() (Usage, error)
 	// Now is the clock; time.Now by default.
@@ -107,6 +119,8 @@ type Watchdog struct {
 	// warned is set once the log said all steps are shed and usage is
 	// still over budget.
 	warned bool
+	// quiet is what OnQuiet was last told.
+	quiet bool
 }
 
 // New returns a watchdog configured by opts.
@@ -122,6 +136,9 @@ func New(opts Options) *Watchdog {
 	}
 	if opts.Interval <= 0 {
 		opts.Interval = DefaultInterval
+	}
+	if opts.Quiet <= 0 {
+		opts.Quiet = DefaultQuiet
 	}
 	if opts.Usage == nil {
 		opts.Usage = SelfUsage
@@ -183,6 +200,15 @@ func (w *Watchdog) Sample() {
 
 // observe records a sample and acts on it; w.mu is held.
 func (w *Watchdog) observe(now time.Time, u Usage) {
+	if n := len(w.samples); n > 0 && w.opts.OnQuiet != nil {
+		last := w.samples[n-1]
+		if d := now.Sub(last.at); d > 0 {
+			if quiet := float64(u.CPU-last.cpu)/float64(d) < w.opts.Quiet; quiet != w.quiet {
+				w.quiet = quiet
+				w.opts.OnQuiet(quiet)
+			}
+		}
+	}
 	w.samples = append(w.samples, sample{at: now, cpu: u.CPU})
 	// Keep the newest sample at least a window old as the base.
 	start := now.Add(-w.opts.Window)
@@ -248,7 +274,8 @@ func (w *Watchdog) observe(now time.Time, u Usage) {
 	}
 }
 
-// restoreAll restores every step in force.
+// restoreAll restores every step in force, and tells OnQuiet the agent
+// is busy again if it was told it was quiet.
 func (w *Watchdog) restoreAll() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -257,6 +284,10 @@ func (w *Watchdog) restoreAll() {
 		w.opts.Steps[w.level].Shed(false)
 	}
 	w.status.Shed = nil
+	if w.quiet {
+		w.quiet = false
+		w.opts.OnQuiet(false)
+	}
 }
 
 func pct(share float64) string { return fmt.Sprintf("%.2f", 100*share) }

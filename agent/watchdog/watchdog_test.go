@@ -225,3 +225,37 @@ func eventually(t *testing.T, what string, ok func() bool) {
 		}
 	}
 }
+
+func TestTellsWhenQuietAndBusyAgain(t *testing.T) {
+	f := &fake{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), u: Usage{RSS: 20 << 20}}
+	var told []bool
+	w := New(Options{
+		OnQuiet: func(quiet bool) { told = append(told, quiet) },
+		Usage:   func() (Usage, error) { return f.u, nil },
+		Now:     func() time.Time { return f.now },
+	})
+	w.Sample()
+	for _, tc := range []struct {
+		cpuShare float64
+		want     []bool
+	}{
+		{0.002, []bool{true}},                     // quiet
+		{0.003, []bool{true}},                     // still quiet: told once
+		{0.30, []bool{true, false}},               // a storm
+		{0.05, []bool{true, false}},               // still busy
+		{0.009, []bool{true, false, true}},        // under DefaultQuiet
+		{0.011, []bool{true, false, true, false}}, // over it
+		{0.0, []bool{true, false, true, false, true}},
+	} {
+		f.advance(DefaultInterval, tc.cpuShare)
+		w.Sample()
+		if !slices.Equal(told, tc.want) {
+			t.Fatalf("after an interval at %.1f %% of a core: told %v, want %v", 100*tc.cpuShare, told, tc.want)
+		}
+	}
+	// Stopping leaves the agent as it found it: busy.
+	w.restoreAll()
+	if want := []bool{true, false, true, false, true, false}; !slices.Equal(told, want) {
+		t.Errorf("after stopping: told %v, want %v", told, want)
+	}
+}
