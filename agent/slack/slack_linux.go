@@ -12,13 +12,13 @@ import (
 
 // Apply makes d the timer slack of every thread of the process. When the
 // process runs with d or more already (a service manager may set more),
-// it returns nil. Otherwise it sets the
-// calling thread's slack and executes the running program again with
-// the same arguments and environment, in the same process, whose threads
-// then all start with d: on success it does not return. It returns an
-// error when d is not positive, when the slack cannot be set, or when
-// the program, executed again, still runs without it; the caller goes
-// on without the slack then.
+// it returns nil. Otherwise it sets the calling thread's slack and
+// executes the running program again with the same arguments and
+// environment, in the same process, whose threads then all start with
+// d: on success it does not return. It returns an error when d is not
+// positive, when the slack cannot be set, or when the program, executed
+// again, still runs without it; the caller goes on without the slack
+// then.
 func Apply(d time.Duration) error {
 	if d <= 0 {
 		return fmt.Errorf("timer slack %v: must be positive", d)

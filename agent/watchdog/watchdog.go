@@ -4,8 +4,8 @@
 // least valuable first, waiting a full window between steps so that each
 // step's effect shows before the next; when usage falls well under budget
 // again, it restores the steps in reverse order. It also tells the agent
-// when it turns quiet and busy again, for what is worth doing only while
-// quiet.
+// when it turns quiet and when it is busy again, for work worth doing
+// only while it is quiet.
 package watchdog
 
 import (
