@@ -116,17 +116,23 @@ type Budget struct {
 const quietGCPercent = 50
 
 // gcWhenQuiet returns what the watchdog tells when the agent turns quiet
-// or busy: it sets the collector's target. It returns nil when GOGC is
-// set: the operator's choice stands.
+// or busy: it sets the collector's target to quietGCPercent, and back to
+// the one in force before. It returns nil when GOGC is set: the
+// operator's choice stands.
 func gcWhenQuiet() func(quiet bool) {
 	if _, set := os.LookupEnv("GOGC"); set {
 		return nil
 	}
+	var busy int // the target while busy, from the first quiet spell on
+	var known bool
 	return func(quiet bool) {
-		if quiet {
-			debug.SetGCPercent(quietGCPercent)
-		} else {
-			debug.SetGCPercent(100)
+		switch {
+		case quiet:
+			if prev := debug.SetGCPercent(quietGCPercent); !known {
+				busy, known = prev, true
+			}
+		case known:
+			debug.SetGCPercent(busy)
 		}
 	}
 }

@@ -28,9 +28,9 @@ const (
 	DefaultRSS      = 200 << 20
 	DefaultWindow   = time.Minute
 	DefaultInterval = 5 * time.Second
-	// DefaultQuiet is the share of one core under which, over one
-	// interval, the agent counts as quiet.
-	DefaultQuiet = 0.01
+	// Quiet is the share of one core under which, over one interval,
+	// the agent counts as quiet.
+	Quiet = 0.01
 )
 
 // Usage is the agent's resource use at one moment.
@@ -64,12 +64,9 @@ type Options struct {
 	Interval time.Duration
 	// Steps are shed in order, the least valuable work first.
 	Steps []Step
-	// Quiet is the share of one core under which, over one interval,
-	// the agent counts as quiet (DefaultQuiet).
-	Quiet float64
-	// OnQuiet, when set, is told each time the agent turns quiet (true)
-	// or busy again (false), from the watchdog's goroutine; the agent
-	// starts busy.
+	// OnQuiet, when set, is told each time the agent turns quiet (true:
+	// under Quiet over one interval) or busy again (false), from the
+	// watchdog's goroutine; the agent starts busy.
 	OnQuiet func(quiet bool)
 	// Usage reads the process's usage; SelfUsage by default.
 	Usage func() (Usage, error)
@@ -137,9 +134,6 @@ func New(opts Options) *Watchdog {
 	if opts.Interval <= 0 {
 		opts.Interval = DefaultInterval
 	}
-	if opts.Quiet <= 0 {
-		opts.Quiet = DefaultQuiet
-	}
 	if opts.Usage == nil {
 		opts.Usage = SelfUsage
 	}
@@ -203,7 +197,7 @@ func (w *Watchdog) observe(now time.Time, u Usage) {
 	if n := len(w.samples); n > 0 && w.opts.OnQuiet != nil {
 		last := w.samples[n-1]
 		if d := now.Sub(last.at); d > 0 {
-			if quiet := float64(u.CPU-last.cpu)/float64(d) < w.opts.Quiet; quiet != w.quiet {
+			if quiet := float64(u.CPU-last.cpu)/float64(d) < Quiet; quiet != w.quiet {
 				w.quiet = quiet
 				w.opts.OnQuiet(quiet)
 			}

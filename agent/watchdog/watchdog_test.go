@@ -243,7 +243,7 @@ func TestTellsWhenQuietAndBusyAgain(t *testing.T) {
 		{0.003, []bool{true}},                     // still quiet: told once
 		{0.30, []bool{true, false}},               // a storm
 		{0.05, []bool{true, false}},               // still busy
-		{0.009, []bool{true, false, true}},        // under DefaultQuiet
+		{0.009, []bool{true, false, true}},        // under Quiet
 		{0.011, []bool{true, false, true, false}}, // over it
 		{0.0, []bool{true, false, true, false, true}},
 	} {
