@@ -29,4 +29,15 @@ func TestAgentRunsWithTimerSlack(t *testing.T) {
 	if log := agent.Log(); strings.Contains(log, "timer slack left as it was") {
 		t.Errorf("the agent says it runs without its timer slack:\n%s", log)
 	}
+	// The slack of the main thread alone would read the same; the other
+	// threads' cannot be read. That the running image was executed again
+	// shows in the environment it started with, which holds the marker
+	// the agent sets for its second start (its children do not get it).
+	env, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains("\x00"+string(env), "\x00CORDON_TIMER_SLACK_EXEC=1\x00") {
+		t.Errorf("agent process %d was not started again with the slack: its environment lacks the marker", pid)
+	}
 }
